@@ -1,0 +1,28 @@
+//! `aptindex`: the APT repository metadata library that `apt-cacher` and
+//! `apt-mirror` stand on.
+//!
+//! It reads and checks the files an APT repository is made of:
+//! deb822 control files ([`deb822`]), `Release`/`InRelease` ([`release`]),
+//! the indices they list and the files those name ([`index`]), checksums
+//! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
+//! ([`path`]), and OpenPGP signatures ([`signature`]).
+//!
+//! Everything here is synchronous and does no network I/O; every parser takes
+//! untrusted bytes and returns a typed error instead of panicking.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod checksum;
+pub mod compress;
+pub mod deb822;
+pub mod index;
+pub mod path;
+pub mod release;
+pub mod signature;
+
+pub use checksum::{ChecksumError, Checksums, HashKind, Hasher};
+pub use compress::Compression;
+pub use index::{FileEntry, IndexKind};
+pub use path::PathKind;
+pub use release::Release;
