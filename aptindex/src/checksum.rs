@@ -4,6 +4,7 @@
 //! everywhere: the size must match, every hash both sides know must match,
 //! and at least the strongest hash the expectation has is always checked.
 
+use sha1::Digest;
 use std::fmt;
 
 /// A hash algorithm APT repositories use, weakest first.
@@ -25,17 +26,28 @@ impl HashKind {
 
     /// The directory name used under `by-hash/` (`MD5Sum`, `SHA1`, `SHA256`, `SHA512`).
     pub fn by_hash_name(self) -> &'static str {
-        todo!()
+        match self {
+            HashKind::Md5 => "MD5Sum",
+            HashKind::Sha1 => "SHA1",
+            HashKind::Sha256 => "SHA256",
+            HashKind::Sha512 => "SHA512",
+        }
     }
 
     /// Parses a `by-hash/` directory name (as [`HashKind::by_hash_name`] gives).
     pub fn from_by_hash_name(name: &str) -> Option<HashKind> {
-        todo!()
+        HashKind::ALL.into_iter().find(|k| k.by_hash_name() == name)
     }
 
     /// Length of the digest in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
-        todo!()
+        match self {
+            HashKind::Md5 => 16,
+            HashKind::Sha1 => 20,
+            HashKind::Sha256 => 32,
+            HashKind::Sha512 => 64,
+        }
     }
 }
 
@@ -57,46 +69,103 @@ pub struct Checksums {
 impl Checksums {
     /// The digest of `kind`, if known.
     pub fn get(&self, kind: HashKind) -> Option<&[u8]> {
-        todo!()
+        match kind {
+            HashKind::Md5 => self.md5.as_ref().map(|d| &d[..]),
+            HashKind::Sha1 => self.sha1.as_ref().map(|d| &d[..]),
+            HashKind::Sha256 => self.sha256.as_ref().map(|d| &d[..]),
+            HashKind::Sha512 => self.sha512.as_ref().map(|d| &d[..]),
+        }
     }
 
     /// Sets the digest of `kind` from a hex string; errors if it is not valid
     /// hex of the right length.
     pub fn set_hex(&mut self, kind: HashKind, hex: &str) -> Result<(), ChecksumError> {
-        todo!()
+        self.set_hex_bytes(kind, hex.as_bytes())
+    }
+
+    /// Like [`Checksums::set_hex`], from bytes (as found in an index).
+    pub fn set_hex_bytes(&mut self, kind: HashKind, hex: &[u8]) -> Result<(), ChecksumError> {
+        fn decode<const N: usize>(kind: HashKind, hex: &[u8]) -> Result<[u8; N], ChecksumError> {
+            let mut out = [0u8; N];
+            match ::hex::decode_to_slice(hex, &mut out) {
+                Ok(()) => Ok(out),
+                Err(_) => Err(ChecksumError::BadHex { kind, value: String::from_utf8_lossy(hex).into_owned() }),
+            }
+        }
+        match kind {
+            HashKind::Md5 => self.md5 = Some(decode(kind, hex)?),
+            HashKind::Sha1 => self.sha1 = Some(decode(kind, hex)?),
+            HashKind::Sha256 => self.sha256 = Some(decode(kind, hex)?),
+            HashKind::Sha512 => self.sha512 = Some(decode(kind, hex)?),
+        }
+        Ok(())
     }
 
     /// The digest of `kind` as lower-case hex, if known.
     pub fn hex(&self, kind: HashKind) -> Option<String> {
-        todo!()
+        self.get(kind).map(::hex::encode)
     }
 
     /// The strongest hash known, if any.
     pub fn strongest(&self) -> Option<HashKind> {
-        todo!()
+        HashKind::ALL.into_iter().rev().find(|&k| self.get(k).is_some())
     }
 
     /// Kinds known, weakest first.
     pub fn kinds(&self) -> Vec<HashKind> {
-        todo!()
+        HashKind::ALL.into_iter().filter(|&k| self.get(k).is_some()).collect()
+    }
+
+    /// Checks that `self` and `other` agree on the size and on every hash both know.
+    fn agree(&self, path: &str, other: &Checksums) -> Result<(), ChecksumError> {
+        if self.size != other.size {
+            return Err(ChecksumError::Size { path: path.to_string(), expected: self.size, actual: other.size });
+        }
+        for kind in HashKind::ALL {
+            if let (Some(e), Some(a)) = (self.get(kind), other.get(kind)) {
+                if e != a {
+                    return Err(ChecksumError::Hash {
+                        path: path.to_string(),
+                        kind,
+                        expected: ::hex::encode(e),
+                        actual: ::hex::encode(a),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Merges `other` (the same file described elsewhere) into `self`: sizes
     /// and every hash both know must agree, otherwise an error naming `path`.
     pub fn merge(&mut self, path: &str, other: &Checksums) -> Result<(), ChecksumError> {
-        todo!()
+        self.agree(path, other)?;
+        self.md5 = self.md5.or(other.md5);
+        self.sha1 = self.sha1.or(other.sha1);
+        self.sha256 = self.sha256.or(other.sha256);
+        self.sha512 = self.sha512.or(other.sha512);
+        Ok(())
     }
 
     /// Verifies `actual` (what was computed) against `self` (what was
     /// expected) for the file `path`: size equal, every hash both know equal,
-    /// and `actual` must know the strongest hash `self` has.
+    /// and `actual` must know the strongest hash `self` has. (An expectation
+    /// with no hash at all can only be checked for size; index parsers in
+    /// this crate never produce one.)
     pub fn verify(&self, path: &str, actual: &Checksums) -> Result<(), ChecksumError> {
-        todo!()
+        if let Some(kind) = self.strongest() {
+            if actual.get(kind).is_none() {
+                return Err(ChecksumError::NotComputed { path: path.to_string(), kind });
+            }
+        }
+        self.agree(path, actual)
     }
 
     /// Computes every hash of `data`.
     pub fn of_bytes(data: &[u8]) -> Checksums {
-        todo!()
+        let mut h = Hasher::all();
+        h.update(data);
+        h.finish()
     }
 }
 
@@ -145,38 +214,84 @@ pub enum ChecksumError {
 
 /// Computes, in one pass, the size and the chosen hashes of a byte stream.
 pub struct Hasher {
-    _private: (),
+    size: u64,
+    md5: Option<md5::Md5>,
+    sha1: Option<sha1::Sha1>,
+    sha256: Option<sha2::Sha256>,
+    sha512: Option<sha2::Sha512>,
 }
 
 impl Hasher {
     /// A hasher computing the given kinds.
     pub fn new(kinds: &[HashKind]) -> Hasher {
-        todo!()
+        let has = |k| kinds.contains(&k);
+        Hasher {
+            size: 0,
+            md5: has(HashKind::Md5).then(md5::Md5::new),
+            sha1: has(HashKind::Sha1).then(sha1::Sha1::new),
+            sha256: has(HashKind::Sha256).then(sha2::Sha256::new),
+            sha512: has(HashKind::Sha512).then(sha2::Sha512::new),
+        }
     }
 
-    /// A hasher computing exactly what is needed to [`Checksums::verify`] against `expected`.
+    /// A hasher computing exactly what is needed to [`Checksums::verify`] against `expected`:
+    /// every kind the expectation has.
     pub fn for_expected(expected: &Checksums) -> Hasher {
-        todo!()
+        Hasher::new(&expected.kinds())
     }
 
     /// A hasher computing every kind.
     pub fn all() -> Hasher {
-        todo!()
+        Hasher::new(&HashKind::ALL)
     }
 
     /// Feeds bytes.
     pub fn update(&mut self, data: &[u8]) {
-        todo!()
+        self.size += data.len() as u64;
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha1 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha512 {
+            h.update(data);
+        }
+    }
+
+    /// Feeds everything `reader` yields (in 256 KiB reads); returns the byte count read.
+    pub fn update_reader<R: std::io::Read>(&mut self, mut reader: R) -> std::io::Result<u64> {
+        let mut buf = vec![0u8; 256 << 10];
+        let mut total = 0u64;
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.update(&buf[..n]);
+            total += n as u64;
+        }
     }
 
     /// Bytes fed so far.
     pub fn size(&self) -> u64 {
-        todo!()
+        self.size
     }
 
     /// The result.
     pub fn finish(self) -> Checksums {
-        todo!()
+        Checksums {
+            size: self.size,
+            md5: self.md5.map(|h| h.finalize().into()),
+            sha1: self.sha1.map(|h| h.finalize().into()),
+            sha256: self.sha256.map(|h| h.finalize().into()),
+            sha512: self.sha512.map(|h| h.finalize().into()),
+        }
     }
 }
 
