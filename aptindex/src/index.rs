@@ -3,8 +3,11 @@
 //! `Checksums-*`), and the i18n `Index` (Translation files relative to its own
 //! directory). Compressed indices are read transparently, chosen by name.
 
-use crate::checksum::Checksums;
-use crate::compress::Compression;
+use crate::checksum::{Checksums, HashKind};
+use crate::compress::{classify_error, decoder, Compression, CompressionError};
+use crate::deb822::{is_blank, paragraphs, split_field_line, Deb822Error, Paragraph, ParagraphReader};
+use crate::path::is_safe_relative;
+use crate::release::{SumError, SumLists};
 use std::io::BufRead;
 
 /// A file that an index (or a Release) refers to.
@@ -31,7 +34,14 @@ impl IndexKind {
     /// The kind of the index at `path` (compression suffix ignored), or
     /// `None` when it names no files that this library extracts.
     pub fn from_path(path: &str) -> Option<IndexKind> {
-        todo!()
+        let path = Compression::from_path(path).strip(path);
+        let mut parts = path.rsplit('/');
+        match (parts.next(), parts.next()) {
+            (Some("Packages"), _) => Some(IndexKind::Packages),
+            (Some("Sources"), _) => Some(IndexKind::Sources),
+            (Some("Index"), Some("i18n")) => Some(IndexKind::I18nIndex),
+            _ => None,
+        }
     }
 }
 
@@ -54,40 +64,368 @@ pub enum IndexError {
     Compression(#[from] crate::compress::CompressionError),
 }
 
+/// Cap on one paragraph while streaming an index: 64 MiB.
+const PARAGRAPH_LIMIT: usize = 64 << 20;
+
 /// Files named by a `Packages` file's paragraphs (uncompressed bytes).
+///
+/// Every paragraph must have `Filename` (a safe relative path), `Size` and
+/// at least one of `MD5sum`, `SHA1`, `SHA256`, `SHA512`; other fields are
+/// skipped (checked for deb822 syntax, but not decoded as UTF-8).
 pub fn packages_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
-    todo!()
+    // A Debian paragraph is about 800 bytes on average.
+    let mut out = Vec::with_capacity(data.len() / 1024 + 1);
+    scan_packages(data, true, 0, &mut |e| out.push(e))?;
+    Ok(out)
+}
+
+/// The `Packages` fields that name a file, by slot index.
+const PKG_FILENAME: usize = 0;
+const PKG_SIZE: usize = 1;
+const PKG_FIELD_NAMES: [&str; 6] = ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"];
+const PKG_HASHES: [HashKind; 4] = [HashKind::Md5, HashKind::Sha1, HashKind::Sha256, HashKind::Sha512];
+
+/// The slot of a `Packages` field name we need, if it is one.
+#[inline]
+fn pkg_field_slot(name: &[u8]) -> Option<usize> {
+    let candidates: &[usize] = match name.len() {
+        4 => &[PKG_SIZE, 3],
+        6 => &[2, 4, 5],
+        8 => &[PKG_FILENAME],
+        _ => return None,
+    };
+    candidates.iter().copied().find(|&i| name.eq_ignore_ascii_case(PKG_FIELD_NAMES[i].as_bytes()))
+}
+
+/// Value spans (start, end, line) of the needed fields of one paragraph.
+#[derive(Default)]
+struct PkgParagraph {
+    slots: [Option<(usize, usize, usize)>; 6],
+    line: usize,
+}
+
+impl PkgParagraph {
+    fn entry(&self, data: &[u8]) -> Result<FileEntry, IndexError> {
+        let invalid = |line: usize, reason: String| IndexError::Invalid { line, reason };
+        let Some((fs, fe, fline)) = self.slots[PKG_FILENAME] else {
+            return Err(invalid(self.line, "paragraph has no Filename".to_string()));
+        };
+        let path = std::str::from_utf8(&data[fs..fe])
+            .map_err(|_| invalid(fline, "Filename is not valid UTF-8".to_string()))?;
+        if !is_safe_relative(path) {
+            return Err(invalid(fline, format!("unsafe Filename {path:?}")));
+        }
+        let Some((ss, se, sline)) = self.slots[PKG_SIZE] else {
+            return Err(invalid(self.line, format!("{path}: paragraph has no Size")));
+        };
+        let size = parse_size(&data[ss..se])
+            .ok_or_else(|| invalid(sline, format!("{path}: bad Size {:?}", String::from_utf8_lossy(&data[ss..se]))))?;
+        let mut checksums = Checksums { size, ..Checksums::default() };
+        let mut any = false;
+        for (i, kind) in PKG_HASHES.into_iter().enumerate() {
+            if let Some((hs, he, hline)) = self.slots[2 + i] {
+                checksums
+                    .set_hex_bytes(kind, &data[hs..he])
+                    .map_err(|e| invalid(hline, format!("{path}: {}: {e}", PKG_FIELD_NAMES[2 + i])))?;
+                any = true;
+            }
+        }
+        if !any {
+            return Err(invalid(self.line, format!("{path}: paragraph has no MD5sum/SHA1/SHA256/SHA512")));
+        }
+        Ok(FileEntry { path: path.to_string(), checksums })
+    }
+}
+
+/// A decimal size (digits only, no sign).
+fn parse_size(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |acc, &b| {
+        if b.is_ascii_digit() {
+            acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// The single-pass `Packages` scanner. Walks `data` line by line following
+/// the deb822 rules of [`crate::deb822`] (blank or white-space-only lines
+/// separate paragraphs, `#` lines are comments, continuation lines start
+/// with a space or tab, CRLF is tolerated), but only looks at the values of
+/// the fields it needs. Calls `f` for each complete paragraph.
+///
+/// Unless `eof`, a paragraph is complete only once its separating blank line
+/// has been seen; the scan stops before the first incomplete one. Returns
+/// (bytes consumed, line count reached), `line_base` being the number of
+/// lines before `data`.
+fn scan_packages(
+    data: &[u8],
+    eof: bool,
+    line_base: usize,
+    f: &mut dyn FnMut(FileEntry),
+) -> Result<(usize, usize), IndexError> {
+    let syntax = |line: usize, reason: &str| {
+        IndexError::Deb822(crate::deb822::Deb822Error::Syntax { line, reason: reason.to_string() })
+    };
+    let mut pos = 0;
+    let mut line = line_base;
+    let mut done = (0, line_base);
+    let mut par = PkgParagraph::default();
+    let mut in_par = false;
+    // Slot of the field whose lines are being read, if it is one we need.
+    let mut current: Option<usize> = None;
+    loop {
+        let (end, next, at_end) = match memchr::memchr(b'\n', &data[pos..]) {
+            Some(i) => (pos + i, pos + i + 1, false),
+            None if eof => (data.len(), data.len(), true),
+            None => break,
+        };
+        if pos == end && at_end {
+            // No more lines.
+            if in_par {
+                f(par.entry(data)?);
+            }
+            done = (data.len(), line);
+            break;
+        }
+        line += 1;
+        let start = pos;
+        pos = next;
+        let mut content_end = end;
+        if content_end > start && data[content_end - 1] == b'\r' {
+            content_end -= 1;
+        }
+        let l = &data[start..content_end];
+        let separator = match l.first() {
+            None => true,
+            Some(b' ' | b'\t') => {
+                if is_blank(l) {
+                    true
+                } else if !in_par {
+                    return Err(syntax(line, "continuation line outside a field"));
+                } else if let Some(slot) = current {
+                    return Err(syntax(line, &format!("field {} must be a single line", PKG_FIELD_NAMES[slot])));
+                } else {
+                    false
+                }
+            }
+            Some(b'#') => false,
+            Some(_) => {
+                let (name_end, value_start) = split_field_line(l).map_err(|r| syntax(line, r))?;
+                if !in_par {
+                    in_par = true;
+                    par.line = line;
+                }
+                current = pkg_field_slot(&l[..name_end]);
+                if let Some(slot) = current {
+                    if par.slots[slot].is_none() {
+                        let mut ve = content_end;
+                        while ve > start + value_start && matches!(data[ve - 1], b' ' | b'\t') {
+                            ve -= 1;
+                        }
+                        par.slots[slot] = Some((start + value_start, ve, line));
+                    }
+                }
+                false
+            }
+        };
+        if separator {
+            if in_par {
+                f(par.entry(data)?);
+                par = PkgParagraph::default();
+                in_par = false;
+                current = None;
+            }
+            done = (pos, line);
+        }
+        if at_end {
+            if in_par {
+                f(par.entry(data)?);
+            }
+            done = (data.len(), line);
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// The `Sources` fields holding checksum lists.
+const SOURCES_SUM_FIELDS: [(&str, HashKind); 4] = [
+    ("Files", HashKind::Md5),
+    ("Checksums-Sha1", HashKind::Sha1),
+    ("Checksums-Sha256", HashKind::Sha256),
+    ("Checksums-Sha512", HashKind::Sha512),
+];
+
+/// The i18n `Index` fields holding checksum lists.
+const I18N_SUM_FIELDS: [(&str, HashKind); 4] = [
+    ("MD5Sum", HashKind::Md5),
+    ("SHA1", HashKind::Sha1),
+    ("SHA256", HashKind::Sha256),
+    ("SHA512", HashKind::Sha512),
+];
+
+fn sum_error(e: SumError) -> IndexError {
+    match e {
+        SumError::Invalid { line, reason } => IndexError::Invalid { line, reason },
+        SumError::Conflict { line, source } => IndexError::Invalid { line, reason: source.to_string() },
+    }
+}
+
+/// The entries of one `Sources` paragraph: `Directory` joined with each file
+/// of `Files` / `Checksums-*`, merged per file.
+fn source_paragraph_entries(par: &Paragraph<'_>, f: &mut dyn FnMut(FileEntry)) -> Result<(), IndexError> {
+    let Some(dir) = par.get("Directory") else {
+        return Err(IndexError::Invalid { line: par.line, reason: "paragraph has no Directory".to_string() });
+    };
+    if !is_safe_relative(dir) {
+        return Err(IndexError::Invalid { line: par.line, reason: format!("unsafe Directory {dir:?}") });
+    }
+    let mut sums = SumLists::default();
+    sums.add_paragraph(par, &SOURCES_SUM_FIELDS, dir).map_err(sum_error)?;
+    if sums.entries.is_empty() {
+        return Err(IndexError::Invalid { line: par.line, reason: format!("{dir}: paragraph lists no Files") });
+    }
+    for (path, checksums) in sums.entries {
+        f(FileEntry { path, checksums });
+    }
+    Ok(())
 }
 
 /// Files named by a `Sources` file's paragraphs (uncompressed bytes).
+///
+/// Every paragraph must have `Directory` (a safe relative path) and list at
+/// least one file.
 pub fn sources_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
-    todo!()
+    let mut out = Vec::new();
+    for par in paragraphs(data) {
+        source_paragraph_entries(&par?, &mut |e| out.push(e))?;
+    }
+    Ok(out)
 }
 
 /// Files named by an i18n `Index` (uncompressed bytes) found in directory `dir`
 /// (e.g. `dists/bookworm/main/i18n`); paths are returned as `dir/name`.
 pub fn i18n_index_entries(dir: &str, data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
-    todo!()
+    let mut sums = SumLists::default();
+    for par in paragraphs(data) {
+        sums.add_paragraph(&par?, &I18N_SUM_FIELDS, dir).map_err(sum_error)?;
+    }
+    Ok(sums.entries.into_iter().map(|(path, checksums)| FileEntry { path, checksums }).collect())
+}
+
+/// The directory part of a `/`-separated path (`""` when there is none).
+fn parent_dir(path: &str) -> &str {
+    path.rfind('/').map_or("", |i| &path[..i])
 }
 
 /// Parses the (possibly compressed) index at repository path `path`, with
 /// bytes `data`, decompressing at most `limit` bytes. Returns the files it names.
 /// An index kind without file entries yields an empty list.
 pub fn entries_of(path: &str, data: &[u8], limit: u64) -> Result<Vec<FileEntry>, IndexError> {
-    todo!()
+    let Some(kind) = IndexKind::from_path(path) else {
+        return Ok(Vec::new());
+    };
+    let format = Compression::from_path(path);
+    let dir = parent_dir(path);
+    if format == Compression::None {
+        if data.len() as u64 > limit {
+            return Err(CompressionError::TooLarge { limit }.into());
+        }
+        return match kind {
+            IndexKind::Packages => packages_entries(data),
+            IndexKind::Sources => sources_entries(data),
+            IndexKind::I18nIndex => i18n_index_entries(dir, data),
+        };
+    }
+    let mut out = Vec::new();
+    let reader = std::io::BufReader::with_capacity(256 << 10, decoder(format, data, limit));
+    for_each_entry(kind, dir, reader, |e| out.push(e)).map_err(|e| match e {
+        IndexError::Deb822(Deb822Error::Io { source, .. }) => classify_error(format, source).into(),
+        e => e,
+    })?;
+    Ok(out)
+}
+
+/// Turns a read error into an [`IndexError`], keeping a decompression cap
+/// overrun recognisable as [`CompressionError::TooLarge`].
+fn read_error(line: usize, source: std::io::Error) -> IndexError {
+    match classify_error(Compression::None, source) {
+        CompressionError::Io { source, .. } => IndexError::Deb822(Deb822Error::Io { line, source }),
+        e => IndexError::Compression(e),
+    }
 }
 
 /// Streams the files named by an index of `kind` from `reader` (already
 /// decompressed), calling `f` for each, without holding the whole index.
 /// `dir` is the index's directory (used for [`IndexKind::I18nIndex`]).
+/// Read errors are reported as [`Deb822Error::Io`], except a decompression
+/// cap overrun, which is [`IndexError::Compression`].
 pub fn for_each_entry<R: BufRead>(
     kind: IndexKind,
     dir: &str,
-    reader: R,
-    f: impl FnMut(FileEntry),
+    mut reader: R,
+    mut f: impl FnMut(FileEntry),
 ) -> Result<(), IndexError> {
-    todo!()
+    match kind {
+        IndexKind::Packages => {
+            const CHUNK: usize = 1 << 20;
+            let mut buf: Vec<u8> = Vec::with_capacity(CHUNK + (64 << 10));
+            let mut lines = 0;
+            let mut scan_at = CHUNK;
+            loop {
+                let chunk = match reader.fill_buf() {
+                    Ok(c) => c,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(read_error(lines + 1, e)),
+                };
+                let eof = chunk.is_empty();
+                let n = chunk.len();
+                buf.extend_from_slice(chunk);
+                reader.consume(n);
+                if !eof && buf.len() < scan_at {
+                    continue;
+                }
+                let (consumed, at_line) = scan_packages(&buf, eof, lines, &mut f)?;
+                if eof {
+                    return Ok(());
+                }
+                buf.drain(..consumed);
+                lines = at_line;
+                if buf.len() > PARAGRAPH_LIMIT {
+                    return Err(IndexError::Deb822(Deb822Error::Syntax {
+                        line: lines + 1,
+                        reason: format!("paragraph larger than {PARAGRAPH_LIMIT} bytes"),
+                    }));
+                }
+                // Rescan a long unfinished paragraph only once it has doubled.
+                scan_at = CHUNK.max(2 * buf.len());
+            }
+        }
+        IndexKind::Sources | IndexKind::I18nIndex => {
+            let mut paragraphs = ParagraphReader::with_limit(reader, PARAGRAPH_LIMIT);
+            let mut sums = SumLists::default();
+            loop {
+                let owned = match paragraphs.next_paragraph() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    Err(Deb822Error::Io { line, source }) => return Err(read_error(line, source)),
+                    Err(e) => return Err(e.into()),
+                };
+                let par = owned.parse()?;
+                if kind == IndexKind::Sources {
+                    source_paragraph_entries(&par, &mut f)?;
+                } else {
+                    sums.add_paragraph(&par, &I18N_SUM_FIELDS, dir).map_err(sum_error)?;
+                }
+            }
+            for (path, checksums) in sums.entries {
+                f(FileEntry { path, checksums });
+            }
+            Ok(())
+        }
+    }
 }
-
-#[allow(dead_code)]
-fn _compression_is_used(_: Compression) {}

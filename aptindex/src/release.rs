@@ -4,7 +4,9 @@
 //! suite (`dists/<suite>` or, for a flat repository whose suite ends in `/`,
 //! the directory itself).
 
-use crate::checksum::Checksums;
+use crate::checksum::{ChecksumError, Checksums, HashKind};
+use crate::deb822::{is_blank, line_at, paragraphs, Paragraph};
+use crate::path::{is_safe_relative, join};
 use std::collections::BTreeMap;
 
 /// A parsed Release file.
@@ -65,53 +67,309 @@ pub enum ReleaseError {
     ClearSign(String),
 }
 
+/// Release fields holding checksum lists, and the hash each gives.
+const RELEASE_SUM_FIELDS: [(&str, HashKind); 4] = [
+    ("MD5Sum", HashKind::Md5),
+    ("SHA1", HashKind::Sha1),
+    ("SHA256", HashKind::Sha256),
+    ("SHA512", HashKind::Sha512),
+];
+
+/// What went wrong reading a checksum list (shared by Release, Sources and i18n `Index`).
+#[derive(Debug)]
+pub(crate) enum SumError {
+    /// Malformed line.
+    Invalid { line: usize, reason: String },
+    /// Two lines disagree about one file.
+    Conflict { line: usize, source: ChecksumError },
+}
+
+impl From<SumError> for ReleaseError {
+    fn from(e: SumError) -> Self {
+        match e {
+            SumError::Invalid { line, reason } => ReleaseError::Invalid { line, reason },
+            SumError::Conflict { line, source } => ReleaseError::Conflict { line, source },
+        }
+    }
+}
+
+/// Checksum lists (`<hex> <size> <name>` lines) merged into one entry per
+/// path, in first-seen order.
+#[derive(Debug, Default)]
+pub(crate) struct SumLists {
+    /// Entries: path and checksums.
+    pub entries: Vec<(String, Checksums)>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl SumLists {
+    /// Adds the lines of every field of `par` named in `fields` (any of them
+    /// may be missing); paths become `join(dir, name)` and must be safe
+    /// relative paths.
+    pub fn add_paragraph(
+        &mut self,
+        par: &Paragraph<'_>,
+        fields: &[(&str, HashKind)],
+        dir: &str,
+    ) -> Result<(), SumError> {
+        for field in &par.fields {
+            let Some(&(_, kind)) = fields.iter().find(|(n, _)| field.name.eq_ignore_ascii_case(n)) else {
+                continue;
+            };
+            for (line, text) in field.numbered_lines() {
+                if text.trim().is_empty() {
+                    continue;
+                }
+                self.add_line(field.name, kind, line, text, dir)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_line(&mut self, field: &str, kind: HashKind, line: usize, text: &str, dir: &str) -> Result<(), SumError> {
+        let invalid = |reason: String| SumError::Invalid { line, reason: format!("{field}: {reason}") };
+        let mut words = text.split_ascii_whitespace();
+        let (Some(hex), Some(size), Some(name), None) = (words.next(), words.next(), words.next(), words.next()) else {
+            return Err(invalid(format!("expected `<hash> <size> <path>`, got {text:?}")));
+        };
+        let size: u64 = size.parse().map_err(|_| invalid(format!("bad size {size:?}")))?;
+        let path = join(dir, name);
+        if !is_safe_relative(&path) {
+            return Err(invalid(format!("unsafe path {path:?}")));
+        }
+        let mut sums = Checksums { size, ..Checksums::default() };
+        sums.set_hex(kind, hex).map_err(|e| invalid(e.to_string()))?;
+        match self.index.get(&path) {
+            Some(&i) => {
+                let (p, old) = &mut self.entries[i];
+                old.merge(p, &sums).map_err(|source| SumError::Conflict { line, source })?;
+            }
+            None => {
+                self.index.insert(path.clone(), self.entries.len());
+                self.entries.push((path, sums));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Release {
     /// Parses a Release file (not clearsigned; see [`split_clearsigned`]).
+    /// Only the first paragraph is read, as apt does. Paths in the checksum
+    /// lists must be safe relative paths ([`crate::path::is_safe_relative`]).
     pub fn parse(data: &[u8]) -> Result<Release, ReleaseError> {
-        todo!()
+        let par = match paragraphs(data).next() {
+            Some(p) => p?,
+            None => {
+                return Err(ReleaseError::Invalid { line: 1, reason: "empty Release file".to_string() });
+            }
+        };
+        let text = |name: &str| par.get(name).map(str::to_string);
+        let list = |name: &str| {
+            par.get(name).map(|v| v.split_ascii_whitespace().map(str::to_string).collect()).unwrap_or_default()
+        };
+        let mut sums = SumLists::default();
+        sums.add_paragraph(&par, &RELEASE_SUM_FIELDS, "")?;
+        Ok(Release {
+            origin: text("Origin"),
+            label: text("Label"),
+            suite: text("Suite"),
+            codename: text("Codename"),
+            version: text("Version"),
+            date: text("Date"),
+            valid_until: text("Valid-Until"),
+            architectures: list("Architectures"),
+            components: list("Components"),
+            acquire_by_hash: par.get("Acquire-By-Hash").is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            no_support_for_architecture_all: par
+                .get("No-Support-for-Architecture-all")
+                .is_some_and(|v| v.eq_ignore_ascii_case("Packages")),
+            entries: sums.entries.into_iter().collect(),
+        })
     }
 
     /// Parses either a plain Release or a clearsigned InRelease (the
     /// signature is not checked here; see [`crate::signature`]).
     pub fn parse_any(data: &[u8]) -> Result<Release, ReleaseError> {
-        todo!()
+        if is_clearsigned(data) {
+            Release::parse(&split_clearsigned(data)?.text)
+        } else {
+            Release::parse(data)
+        }
     }
 
     /// `Date` as a time, if present and parseable.
     pub fn date_time(&self) -> Option<std::time::SystemTime> {
-        todo!()
+        self.date.as_deref().and_then(parse_date)
     }
 
     /// `Valid-Until` as a time, if present and parseable.
     pub fn valid_until_time(&self) -> Option<std::time::SystemTime> {
-        todo!()
+        self.valid_until.as_deref().and_then(parse_date)
     }
+}
+
+/// Parses a Release date: RFC 2822 style, e.g. `Sat, 10 Jun 2023 08:50:41 UTC`,
+/// with the zone as `UTC`, `GMT`, `UT`, `Z` or a numeric offset like `+0000`;
+/// the weekday is optional.
+pub fn parse_date(s: &str) -> Option<std::time::SystemTime> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc2822(s) {
+        return Some(t.into());
+    }
+    let (head, zone) = s.rsplit_once(' ')?;
+    let zone = match zone {
+        "UTC" | "GMT" | "UT" | "Z" => "+0000",
+        z => z,
+    };
+    let normalised = format!("{} {zone}", head.trim_end());
+    ["%a, %d %b %Y %H:%M:%S %z", "%d %b %Y %H:%M:%S %z", "%a, %d %b %Y %H:%M:%S%.f %z"]
+        .iter()
+        .find_map(|fmt| chrono::DateTime::parse_from_str(&normalised, fmt).ok())
+        .map(Into::into)
 }
 
 /// A clearsigned message split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClearSigned {
-    /// The signed text, dash-unescaped, as the signature covers it.
+    /// The signed text, dash-unescaped: the lines between the blank line
+    /// that ends the armour headers and the `-----BEGIN PGP SIGNATURE-----`
+    /// line, each with its original line end (LF or CRLF), except that the
+    /// line break just before the signature line is not part of the text
+    /// (RFC 4880 §7.1). A Release text thus usually lacks a final newline.
     pub text: Vec<u8>,
-    /// The ASCII-armoured signature block.
+    /// The ASCII-armoured signature block, from `-----BEGIN PGP SIGNATURE-----`
+    /// to `-----END PGP SIGNATURE-----` inclusive, with that line's line end if any.
     pub signature: Vec<u8>,
+}
+
+const BEGIN_SIGNED: &[u8] = b"-----BEGIN PGP SIGNED MESSAGE-----";
+const BEGIN_SIGNATURE: &[u8] = b"-----BEGIN PGP SIGNATURE-----";
+const END_SIGNATURE: &[u8] = b"-----END PGP SIGNATURE-----";
+
+/// `line` without trailing spaces and tabs.
+fn trim_end(line: &[u8]) -> &[u8] {
+    let mut end = line.len();
+    while end > 0 && matches!(line[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    &line[..end]
 }
 
 /// True when `data` starts (after white space) with a clearsign header.
 pub fn is_clearsigned(data: &[u8]) -> bool {
-    todo!()
+    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+    data[start..].starts_with(BEGIN_SIGNED)
 }
 
 /// Splits a clearsigned InRelease into text and armoured signature.
+///
+/// Only white space may come before the `-----BEGIN PGP SIGNED MESSAGE-----`
+/// line and after the `-----END PGP SIGNATURE-----` line; every text line
+/// starting with `-` must be dash-escaped (`- `); armour header lines must
+/// look like `Key: value`. Errors name the offending line.
 pub fn split_clearsigned(data: &[u8]) -> Result<ClearSigned, ReleaseError> {
-    todo!()
+    let fail = |line: usize, what: &str| ReleaseError::ClearSign(format!("line {line}: {what}"));
+    let mut pos = 0;
+    let mut line = 0;
+    // Leading blank lines.
+    loop {
+        if pos >= data.len() {
+            return Err(fail(line.max(1), "no `-----BEGIN PGP SIGNED MESSAGE-----` line"));
+        }
+        let (end, next) = line_at(data, pos);
+        line += 1;
+        let l = &data[pos..end];
+        pos = next;
+        if is_blank(l) {
+            continue;
+        }
+        if trim_end(l.trim_ascii_start()) != BEGIN_SIGNED {
+            return Err(fail(line, "expected `-----BEGIN PGP SIGNED MESSAGE-----`"));
+        }
+        break;
+    }
+    // Armour headers up to a blank line.
+    loop {
+        if pos >= data.len() {
+            return Err(fail(line, "no blank line after the armour headers"));
+        }
+        let (end, next) = line_at(data, pos);
+        line += 1;
+        let l = &data[pos..end];
+        pos = next;
+        if is_blank(l) {
+            break;
+        }
+        if memchr::memmem::find(l, b": ").is_none_or(|i| i == 0) {
+            return Err(fail(line, "malformed armour header (expected `Hash: ...`)"));
+        }
+    }
+    // Signed text up to the signature.
+    let mut text = Vec::with_capacity(data.len());
+    let sig_start = loop {
+        if pos >= data.len() {
+            return Err(fail(line, "no `-----BEGIN PGP SIGNATURE-----` line"));
+        }
+        let (end, next) = line_at(data, pos);
+        line += 1;
+        let l = &data[pos..end];
+        if l.first() == Some(&b'-') {
+            if l.starts_with(b"- ") {
+                text.extend_from_slice(&data[pos + 2..next]);
+            } else if trim_end(l) == BEGIN_SIGNATURE {
+                break pos;
+            } else {
+                return Err(fail(line, "line starting with `-` is not dash-escaped"));
+            }
+        } else {
+            text.extend_from_slice(&data[pos..next]);
+        }
+        pos = next;
+    };
+    if text.ends_with(b"\n") {
+        text.pop();
+        if text.ends_with(b"\r") {
+            text.pop();
+        }
+    }
+    // The armoured signature.
+    let sig_end = loop {
+        if pos >= data.len() {
+            return Err(fail(line, "no `-----END PGP SIGNATURE-----` line"));
+        }
+        let (end, next) = line_at(data, pos);
+        if pos != sig_start {
+            line += 1;
+        }
+        let l = &data[pos..end];
+        pos = next;
+        if trim_end(l) == END_SIGNATURE {
+            break next;
+        }
+    };
+    if !data[sig_end..].iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(fail(line + 1, "data after `-----END PGP SIGNATURE-----`"));
+    }
+    Ok(ClearSigned { text, signature: data[sig_start..sig_end].to_vec() })
 }
 
 /// The directory of a suite's Release, relative to the repository root:
 /// `dists/<suite>` normally; for a flat suite (ending in `/`) the suite
-/// itself without the slash (`"./"` and `"/"` → `""`).
+/// itself without the slash (`"./"` and `"/"` → `""`, `"./sub/"` → `"sub"`).
 pub fn suite_dir(suite: &str) -> String {
-    todo!()
+    if is_flat(suite) {
+        let mut s = suite.trim_matches('/');
+        while let Some(rest) = s.strip_prefix("./") {
+            s = rest.trim_start_matches('/');
+        }
+        if s == "." {
+            s = "";
+        }
+        s.to_string()
+    } else {
+        join("dists", suite)
+    }
 }
 
 /// True for a flat-repository suite (ends in `/`).
