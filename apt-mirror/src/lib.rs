@@ -1,1 +1,177 @@
-//! placeholder
+//! `apt-mirror`: verified, atomic, incremental mirrors of APT repositories,
+//! compatible with go-apt-mirror's configuration and directory layout.
+//!
+//! A run ([`run`]) reads the configuration ([`config`]), takes the lock of
+//! the mirror root ([`lock`]), and updates each selected mirror
+//! ([`mirror`]) concurrently: it plans what to fetch ([`plan`]), downloads
+//! through one shared client ([`fetch`]) while reporting [`progress`], builds
+//! and publishes a new snapshot ([`snapshot`]), then prints one line per
+//! mirror and writes a JSON run [`summary`].
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod fetch;
+pub mod lock;
+pub mod logging;
+pub mod mirror;
+pub mod plan;
+pub mod progress;
+pub mod snapshot;
+pub mod summary;
+
+use config::{Config, MirrorConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// Command-line arguments.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "apt-mirror", version, about = "Verified, atomic, incremental APT repository mirrors")]
+pub struct Args {
+    /// Configuration file.
+    #[arg(short = 'f', long = "config", value_name = "CONFIG", default_value = config::DEFAULT_PATH)]
+    pub config: PathBuf,
+    /// Validate the configuration (and read the keyrings), then exit.
+    #[arg(long)]
+    pub check_config: bool,
+    /// Mirrors to update (default: every mirror in the configuration).
+    #[arg(value_name = "MIRROR_ID")]
+    pub mirrors: Vec<String>,
+}
+
+/// Exit statuses.
+pub mod exit {
+    /// Every selected mirror is up to date.
+    pub const OK: u8 = 0;
+    /// At least one mirror failed to update (or the run was interrupted).
+    pub const FAILED: u8 = 1;
+    /// The configuration or the command line is invalid (nothing was touched).
+    pub const CONFIG: u8 = 2;
+    /// Another apt-mirror holds the lock of the mirror root (EX_TEMPFAIL).
+    pub const LOCKED: u8 = 75;
+}
+
+/// Sets up logging from the configuration's `[log]`, then [`run`]s.
+pub async fn main_with_logging(args: &Args, cancel: CancellationToken) -> u8 {
+    let log = Config::load(&args.config).map(|c| c.log).unwrap_or_default();
+    if let Err(e) = logging::init(&log) {
+        eprintln!("apt-mirror: log file: {e}");
+        return exit::CONFIG;
+    }
+    run(args, cancel).await
+}
+
+/// Cancels `cancel` on the first SIGINT or SIGTERM; exits at once on the second.
+pub fn install_signal_handlers(cancel: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::spawn(async move {
+        for n in 0.. {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if n > 0 {
+                eprintln!("apt-mirror: second signal, exiting now");
+                std::process::exit(130);
+            }
+            tracing::warn!("signal received: stopping; current snapshots are kept");
+            cancel.cancel();
+        }
+    });
+}
+
+/// Runs apt-mirror as the command line asks; returns the exit status
+/// (see [`exit`]). Logging is whatever the caller installed.
+pub async fn run(args: &Args, cancel: CancellationToken) -> u8 {
+    let config = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("apt-mirror: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let mut selected: Vec<&MirrorConfig> = Vec::new();
+    if args.mirrors.is_empty() {
+        selected.extend(config.mirrors.values());
+    } else {
+        for id in &args.mirrors {
+            match config.mirrors.get(id) {
+                Some(m) if !selected.iter().any(|s| s.id == *id) => selected.push(m),
+                Some(_) => {}
+                None => {
+                    eprintln!(
+                        "apt-mirror: unknown mirror ID {id:?}: {} defines {:?}",
+                        args.config.display(),
+                        config.mirrors.keys().collect::<Vec<_>>()
+                    );
+                    return exit::CONFIG;
+                }
+            }
+        }
+    }
+    if args.check_config {
+        for m in &selected {
+            if !m.keyring.is_empty() {
+                if let Err(e) = aptindex::signature::Keyring::from_files(&m.keyring) {
+                    eprintln!("apt-mirror: {}: mirror {:?}, key \"keyring\": {e}", args.config.display(), m.id);
+                    return exit::CONFIG;
+                }
+            }
+        }
+        println!("{}: OK ({} mirrors)", args.config.display(), config.mirrors.len());
+        return exit::OK;
+    }
+    for m in &selected {
+        if m.keyring.is_empty() {
+            tracing::warn!(mirror = %m.id, "no keyring configured: signatures are NOT checked");
+        }
+    }
+
+    let _lock = match lock::RunLock::acquire(&config.dir) {
+        Ok(l) => l,
+        Err(e @ lock::LockError::Busy { .. }) => {
+            eprintln!("apt-mirror: {e}");
+            return exit::LOCKED;
+        }
+        Err(e) => {
+            eprintln!("apt-mirror: {e}");
+            return exit::FAILED;
+        }
+    };
+    let fetcher = match fetch::Fetcher::new(config.http.clone(), config.max_conns, cancel.clone()) {
+        Ok(f) => Arc::new(f),
+        Err(e) => {
+            eprintln!("apt-mirror: {e}");
+            return exit::FAILED;
+        }
+    };
+    let ctx = mirror::Context {
+        root: config.dir.clone(),
+        fetcher,
+        parallel: if config.max_conns == 0 { 64 } else { config.max_conns },
+        progress_interval: config.progress_interval,
+        cancel,
+    };
+    let start = chrono::Utc::now();
+    let reports = futures_util::future::join_all(selected.iter().map(|m| mirror::update(&ctx, m))).await;
+    let end = chrono::Utc::now();
+    for r in &reports {
+        println!("{}", r.line());
+        if r.result == mirror::Outcome::Failed {
+            tracing::error!(mirror = %r.id, error = r.error.as_deref().unwrap_or(""), "mirror not updated");
+        }
+    }
+    if let Err(e) = summary::write(&config.dir, start, end, &reports) {
+        tracing::warn!(error = %e, "cannot write the run summary");
+    }
+    if reports.iter().all(|r| r.result != mirror::Outcome::Failed) {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}

@@ -1,0 +1,619 @@
+//! The configuration file, `mirror.toml`: the go-apt-mirror format unchanged
+//! (`dir`, `max_conns`, `[log]`, `[mirror.ID]` with `url`, `suites`,
+//! `sections`, `architectures`, `mirror_source`) plus optional keys
+//! (`keyring`, `languages`, `contents`, `keep` per mirror; an `[http]` table of
+//! timeouts and retries; `progress_interval`).
+//!
+//! Parsing is strict: unknown keys are errors, and every error names the file,
+//! the line, and where it applies the mirror and the key.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The default configuration file.
+pub const DEFAULT_PATH: &str = "/etc/apt/mirror.toml";
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The mirror root: `<dir>/.lock`, `<dir>/<ID>` symlinks, snapshots.
+    pub dir: PathBuf,
+    /// Maximum concurrent connections per upstream host; 0 = unlimited.
+    pub max_conns: usize,
+    /// `[log]`.
+    pub log: LogConfig,
+    /// `[http]`: timeouts and retries.
+    pub http: HttpConfig,
+    /// Interval between progress log lines when not on a terminal.
+    pub progress_interval: Duration,
+    /// The mirrors, by ID.
+    pub mirrors: BTreeMap<String, MirrorConfig>,
+}
+
+/// `[log]`, as go-apt-mirror (cybozu-go/well) has it.
+#[derive(Debug, Clone, Default)]
+pub struct LogConfig {
+    /// Log file; standard error when `None`.
+    pub filename: Option<PathBuf>,
+    /// `error`, `warning`, `info` (default) or `debug`.
+    pub level: Option<String>,
+    /// `plain` (default), `logfmt` or `json`.
+    pub format: Option<String>,
+}
+
+/// `[http]`: how upstreams are contacted.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// TCP/TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest wait for response headers or for the next body chunk.
+    pub read_timeout: Duration,
+    /// Overall cap for one file's download (one attempt).
+    pub download_timeout: Duration,
+    /// Retries after a network error, a timeout or a 5xx.
+    pub retries: u32,
+    /// First backoff delay; doubles at each retry.
+    pub retry_delay: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            connect_timeout: Duration::from_secs(30),
+            read_timeout: Duration::from_secs(60),
+            download_timeout: Duration::from_secs(3600),
+            retries: 3,
+            retry_delay: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One `[mirror.ID]`.
+#[derive(Debug, Clone)]
+pub struct MirrorConfig {
+    /// The ID (`^[a-z0-9_-]+$`).
+    pub id: String,
+    /// Upstream repository root.
+    pub url: reqwest::Url,
+    /// Suites; one ending in `/` is a flat repository (`/` is the root).
+    pub suites: Vec<String>,
+    /// Components (may contain `/`, e.g. `main/debian-installer`).
+    pub sections: Vec<String>,
+    /// Architectures, always including `all`.
+    pub architectures: Vec<String>,
+    /// Mirror source packages too.
+    pub mirror_source: bool,
+    /// Keyring files; empty = signatures not checked.
+    pub keyring: Vec<PathBuf>,
+    /// Translation languages to keep; `None` = all.
+    pub languages: Option<Vec<String>>,
+    /// Keep `Contents-*` indices.
+    pub contents: bool,
+    /// Previous snapshots kept on disk.
+    pub keep: usize,
+}
+
+impl MirrorConfig {
+    /// True when the mirror's suites are flat repositories.
+    pub fn is_flat(&self) -> bool {
+        self.suites.iter().any(|s| aptindex::release::is_flat(s))
+    }
+}
+
+/// A configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The content is invalid.
+    #[error("{path}:{line}: {}{message}", where_prefix(.mirror, .key))]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// The mirror the error is in, if any.
+        mirror: Option<String>,
+        /// The key the error is about, if known.
+        key: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn where_prefix(mirror: &Option<String>, key: &Option<String>) -> String {
+    match (mirror, key) {
+        (Some(m), Some(k)) => format!("mirror {m:?}, key {k:?}: "),
+        (Some(m), None) => format!("mirror {m:?}: "),
+        (None, Some(k)) => format!("key {k:?}: "),
+        (None, None) => String::new(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    dir: Option<Spanned<String>>,
+    max_conns: Option<Spanned<i64>>,
+    log: Option<RawLog>,
+    http: Option<RawHttp>,
+    progress_interval: Option<Spanned<f64>>,
+    #[serde(default)]
+    mirror: BTreeMap<Spanned<String>, Spanned<RawMirror>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    filename: Option<String>,
+    level: Option<Spanned<String>>,
+    format: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    connect_timeout: Option<Spanned<f64>>,
+    read_timeout: Option<Spanned<f64>>,
+    download_timeout: Option<Spanned<f64>>,
+    retries: Option<Spanned<i64>>,
+    retry_delay: Option<Spanned<f64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    url: Option<Spanned<String>>,
+    #[serde(default)]
+    suites: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    sections: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    architectures: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    mirror_source: bool,
+    keyring: Option<Spanned<OneOrMany>>,
+    languages: Option<Spanned<Vec<String>>>,
+    contents: Option<bool>,
+    keep: Option<Spanned<i64>>,
+}
+
+/// 1-based line of byte offset `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// The `[mirror.ID]` table that encloses line `line`, if any (for parse
+/// errors, which toml reports by position only).
+fn mirror_at_line(text: &str, line: usize) -> Option<String> {
+    let mut found = None;
+    for l in text.lines().take(line) {
+        let t = l.trim();
+        if let Some(rest) = t.strip_prefix('[') {
+            let name = rest.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            found = name
+                .strip_prefix("mirror.")
+                .map(|id| id.trim().trim_matches('"').to_string());
+        }
+    }
+    found
+}
+
+/// The key named in a serde message such as "unknown field `foo`, expected ...".
+fn key_in_message(msg: &str) -> Option<String> {
+    let start = msg.find('`')? + 1;
+    let len = msg.get(start..)?.find('`')?;
+    msg.get(start..start + len).map(str::to_string)
+}
+
+/// True when `id` matches `^[a-z0-9_-]+$`.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+impl Config {
+    /// Reads and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Parses and validates configuration `text`; `path` is used in errors
+    /// and to resolve relative keyring paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let invalid = |span: Option<std::ops::Range<usize>>,
+                       mirror: Option<&str>,
+                       key: Option<&str>,
+                       message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
+            mirror: mirror.map(str::to_string),
+            key: key.map(str::to_string),
+            message,
+        };
+
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
+            let mirror = if line > 0 { mirror_at_line(text, line) } else { None };
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line,
+                mirror,
+                key: key_in_message(e.message()),
+                message: e.message().trim().to_string(),
+            }
+        })?;
+
+        let dir = match raw.dir {
+            Some(d) if !d.get_ref().is_empty() => PathBuf::from(d.get_ref()),
+            Some(d) => return Err(invalid(Some(d.span()), None, Some("dir"), "is empty".into())),
+            None => return Err(invalid(None, None, Some("dir"), "is not set".into())),
+        };
+        let max_conns = match raw.max_conns {
+            None => 10,
+            Some(m) => usize::try_from(*m.get_ref()).map_err(|_| {
+                invalid(Some(m.span()), None, Some("max_conns"), "must be 0 (unlimited) or more".into())
+            })?,
+        };
+        let log = match raw.log {
+            None => LogConfig::default(),
+            Some(l) => {
+                if let Some(level) = &l.level {
+                    if !["critical", "error", "warning", "warn", "info", "debug"]
+                        .contains(&level.get_ref().as_str())
+                    {
+                        return Err(invalid(
+                            Some(level.span()),
+                            None,
+                            Some("log.level"),
+                            format!("unknown level {:?} (error, warning, info, debug)", level.get_ref()),
+                        ));
+                    }
+                }
+                if let Some(format) = &l.format {
+                    if !["plain", "logfmt", "json"].contains(&format.get_ref().as_str()) {
+                        return Err(invalid(
+                            Some(format.span()),
+                            None,
+                            Some("log.format"),
+                            format!("unknown format {:?} (plain, logfmt, json)", format.get_ref()),
+                        ));
+                    }
+                }
+                LogConfig {
+                    filename: l.filename.filter(|f| !f.is_empty()).map(PathBuf::from),
+                    level: l.level.map(Spanned::into_inner),
+                    format: l.format.map(Spanned::into_inner),
+                }
+            }
+        };
+
+        let secs = |v: &Option<Spanned<f64>>, key: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match v {
+                None => Ok(default),
+                Some(s) => {
+                    let x = *s.get_ref();
+                    if x.is_finite() && x > 0.0 && x < 1e9 {
+                        Ok(Duration::from_secs_f64(x))
+                    } else {
+                        Err(invalid(Some(s.span()), None, Some(key), "must be a positive number of seconds".into()))
+                    }
+                }
+            }
+        };
+        let mut http = HttpConfig::default();
+        if let Some(h) = &raw.http {
+            http.connect_timeout = secs(&h.connect_timeout, "http.connect_timeout", http.connect_timeout)?;
+            http.read_timeout = secs(&h.read_timeout, "http.read_timeout", http.read_timeout)?;
+            http.download_timeout = secs(&h.download_timeout, "http.download_timeout", http.download_timeout)?;
+            http.retry_delay = secs(&h.retry_delay, "http.retry_delay", http.retry_delay)?;
+            if let Some(r) = &h.retries {
+                http.retries = u32::try_from(*r.get_ref())
+                    .ok()
+                    .filter(|&r| r <= 100)
+                    .ok_or_else(|| invalid(Some(r.span()), None, Some("http.retries"), "must be 0..=100".into()))?;
+            }
+        }
+        let progress_interval = secs(&raw.progress_interval, "progress_interval", Duration::from_secs(60))?;
+
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let mut mirrors = BTreeMap::new();
+        for (id, m) in raw.mirror {
+            let id_span = id.span();
+            let id = id.into_inner();
+            let m_span = m.span();
+            let m = m.into_inner();
+            if !is_valid_id(&id) {
+                return Err(invalid(
+                    Some(id_span),
+                    Some(&id),
+                    None,
+                    "invalid mirror ID: it must match ^[a-z0-9_-]+$".into(),
+                ));
+            }
+            let err = |span: std::ops::Range<usize>, key: &str, msg: &str| {
+                invalid(Some(span), Some(&id), Some(key), msg.to_string())
+            };
+            let url = match &m.url {
+                None => return Err(err(m_span.clone(), "url", "is not set")),
+                Some(u) => {
+                    let parsed = reqwest::Url::parse(u.get_ref())
+                        .map_err(|e| err(u.span(), "url", &format!("invalid URL {:?}: {e}", u.get_ref())))?;
+                    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                        return Err(err(u.span(), "url", "only http:// and https:// URLs with a host are supported"));
+                    }
+                    if parsed.query().is_some() || parsed.fragment().is_some() {
+                        return Err(err(u.span(), "url", "must not have a query or fragment"));
+                    }
+                    parsed
+                }
+            };
+            let suites = match &m.suites {
+                Some(s) if !s.get_ref().is_empty() => s,
+                Some(s) => return Err(err(s.span(), "suites", "is empty")),
+                None => return Err(err(m_span.clone(), "suites", "is not set")),
+            };
+            let flat_count = suites.get_ref().iter().filter(|s| aptindex::release::is_flat(s)).count();
+            if flat_count != 0 && flat_count != suites.get_ref().len() {
+                return Err(err(suites.span(), "suites", "mixes flat (ending in '/') and normal suites"));
+            }
+            for s in suites.get_ref() {
+                let body = s.trim_end_matches('/');
+                let ok = if body.is_empty() {
+                    s == "/"
+                } else {
+                    aptindex::path::is_safe_relative(body)
+                };
+                if !ok || s.chars().any(char::is_whitespace) {
+                    return Err(err(suites.span(), "suites", &format!("invalid suite {s:?}")));
+                }
+            }
+            let flat = flat_count != 0;
+            let sections: Vec<String> = m.sections.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
+            let sections_span = m.sections.as_ref().map(|s| s.span()).unwrap_or(m_span.clone());
+            if flat && !sections.is_empty() {
+                return Err(err(sections_span, "sections", "must be empty for a flat repository"));
+            }
+            if !flat && sections.is_empty() {
+                return Err(err(sections_span, "sections", "is not set or empty"));
+            }
+            for s in &sections {
+                if !aptindex::path::is_safe_relative(s) || s.chars().any(char::is_whitespace) {
+                    return Err(err(sections_span.clone(), "sections", &format!("invalid section {s:?}")));
+                }
+            }
+            let mut architectures: Vec<String> =
+                m.architectures.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
+            if !flat && architectures.is_empty() {
+                return Err(err(
+                    m.architectures.as_ref().map(|a| a.span()).unwrap_or(m_span.clone()),
+                    "architectures",
+                    "is not set or empty",
+                ));
+            }
+            for a in &architectures {
+                if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                    return Err(err(
+                        m.architectures.as_ref().map(|a| a.span()).unwrap_or(m_span.clone()),
+                        "architectures",
+                        &format!("invalid architecture {a:?}"),
+                    ));
+                }
+            }
+            if !architectures.iter().any(|a| a == "all") {
+                architectures.push("all".to_string());
+            }
+            let keyring = match &m.keyring {
+                None => Vec::new(),
+                Some(k) => {
+                    let list = match k.get_ref() {
+                        OneOrMany::One(s) => vec![s.clone()],
+                        OneOrMany::Many(v) => v.clone(),
+                    };
+                    if list.is_empty() || list.iter().any(String::is_empty) {
+                        return Err(err(k.span(), "keyring", "must name one or more files"));
+                    }
+                    list.into_iter().map(|f| base_dir.join(f)).collect()
+                }
+            };
+            let keep = match &m.keep {
+                None => 1,
+                Some(k) => usize::try_from(*k.get_ref())
+                    .ok()
+                    .filter(|&k| k <= 1000)
+                    .ok_or_else(|| err(k.span(), "keep", "must be 0..=1000"))?,
+            };
+            mirrors.insert(
+                id.clone(),
+                MirrorConfig {
+                    id: id.clone(),
+                    url,
+                    suites: suites.get_ref().clone(),
+                    sections,
+                    architectures,
+                    mirror_source: m.mirror_source,
+                    keyring,
+                    languages: m.languages.map(Spanned::into_inner),
+                    contents: m.contents.unwrap_or(true),
+                    keep,
+                },
+            );
+        }
+
+        Ok(Config {
+            dir,
+            max_conns,
+            log,
+            http,
+            progress_interval,
+            mirrors,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// go-apt-mirror's sample mirror.toml, verbatim.
+    const GO_SAMPLE: &str = r#"# dir is the directory where mirrors are created.
+dir = "/var/spool/go-apt-mirror"
+
+# max_conns specifies the maximum concurrent connections to an
+# upstream host.  Zero means no limit.
+max_conns = 10
+
+# log specifies logging configurations.
+# Details at https://godoc.org/github.com/cybozu-go/well#LogConfig
+[log]
+#filename = "/path/to/file"
+level = "info"
+format = "plain"
+
+# mirror.<name> define a mirror.
+# <name> must match this regexp: ^[a-z0-9_]+$
+[mirror.ubuntu]
+url = "http://archive.ubuntu.com/ubuntu"
+suites = ["xenial", "xenial-updates"]
+sections = ["main", "restricted", "universe"]
+mirror_source = true
+architectures = ["amd64", "i386"]
+
+[mirror.security]
+url = "http://security.ubuntu.com/ubuntu"
+suites = ["xenial-security"]
+sections = ["main", "restricted", "universe"]
+mirror_source = true
+architectures = ["amd64", "i386"]
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/etc/apt/mirror.toml"), text)
+    }
+
+    fn err(text: &str) -> String {
+        match parse(text) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn go_apt_mirror_sample_parses_unchanged() {
+        let c = parse(GO_SAMPLE).unwrap();
+        assert_eq!(c.dir, PathBuf::from("/var/spool/go-apt-mirror"));
+        assert_eq!(c.max_conns, 10);
+        assert_eq!(c.log.level.as_deref(), Some("info"));
+        assert_eq!(c.mirrors.len(), 2);
+        let u = &c.mirrors["ubuntu"];
+        assert_eq!(u.url.as_str(), "http://archive.ubuntu.com/ubuntu");
+        assert_eq!(u.suites, ["xenial", "xenial-updates"]);
+        assert_eq!(u.sections, ["main", "restricted", "universe"]);
+        assert_eq!(u.architectures, ["amd64", "i386", "all"]);
+        assert!(u.mirror_source);
+        assert!(u.keyring.is_empty());
+        assert_eq!(u.languages, None);
+        assert!(u.contents);
+        assert_eq!(u.keep, 1);
+        assert!(!u.is_flat());
+    }
+
+    #[test]
+    fn new_keys_and_flat() {
+        let c = parse(
+            r#"dir = "/m"
+max_conns = 0
+[http]
+read_timeout = 0.5
+retries = 1
+[mirror.a-b_1]
+url = "https://example.org/repo/"
+suites = ["/"]
+keyring = "keys/a.gpg"
+languages = ["en"]
+contents = false
+keep = 3
+[mirror.c]
+url = "http://h/d"
+suites = ["s"]
+sections = ["main", "main/debian-installer"]
+architectures = ["all"]
+keyring = ["/k1.gpg", "/k2.asc"]
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.max_conns, 0);
+        assert_eq!(c.http.read_timeout, Duration::from_millis(500));
+        assert_eq!(c.http.retries, 1);
+        let a = &c.mirrors["a-b_1"];
+        assert!(a.is_flat());
+        assert_eq!(a.keyring, [PathBuf::from("/etc/apt/keys/a.gpg")]);
+        assert_eq!(a.languages.as_deref(), Some(&["en".to_string()][..]));
+        assert!(!a.contents);
+        assert_eq!(a.keep, 3);
+        let m = &c.mirrors["c"];
+        assert_eq!(m.architectures, ["all"]);
+        assert_eq!(m.keyring.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_names_mirror_key_and_line() {
+        let e = err("dir = \"/m\"\n[mirror.deb]\nurl = \"http://h/\"\nsuites = [\"s\"]\nsection = [\"main\"]\n");
+        assert!(e.contains("mirror.toml:5:"), "{e}");
+        assert!(e.contains("\"deb\""), "{e}");
+        assert!(e.contains("section"), "{e}");
+        let e = err("dir = \"/m\"\nmaxconns = 3\n");
+        assert!(e.contains(":2:") && e.contains("maxconns"), "{e}");
+    }
+
+    #[test]
+    fn validation_errors_name_mirror_key_and_line() {
+        let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"ftp://h/\"\nsuites=[\"s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n");
+        assert!(e.contains(":3:") && e.contains("\"x\"") && e.contains("\"url\""), "{e}");
+        let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\"]\narchitectures=[\"amd64\"]\n");
+        assert!(e.contains("\"sections\""), "{e}");
+        let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\", \"f/\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n");
+        assert!(e.contains(":4:") && e.contains("mixes"), "{e}");
+        let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"../s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n");
+        assert!(e.contains("invalid suite"), "{e}");
+        let e = err("dir = \"/m\"\n\n[mirror.Bad]\nurl = \"http://h/\"\n");
+        assert!(e.contains(":3:") && e.contains("ID"), "{e}");
+        let e = err("dir = \"/m\"\nmax_conns = -1\n");
+        assert!(e.contains(":2:") && e.contains("max_conns"), "{e}");
+        let e = err("max_conns = 1\n");
+        assert!(e.contains("\"dir\""), "{e}");
+        let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\nkeep = \"two\"\n");
+        assert!(e.contains(":7:"), "{e}");
+    }
+
+    #[test]
+    fn garbage_does_not_panic() {
+        for t in ["[", "dir = ", "\u{0}", "[mirror]\nx=1", "[mirror.a]\nkeyring = 3", "[[mirror.a]]"] {
+            let _ = parse(t);
+        }
+    }
+}

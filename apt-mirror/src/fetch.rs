@@ -1,0 +1,363 @@
+//! HTTP(S) downloads from upstream repositories.
+//!
+//! One [`Fetcher`] per run: a reqwest client (rustls with the system's roots,
+//! `SSL_CERT_FILE` honoured, proxies from the environment, no transparent
+//! decompression), at most `max_conns` requests in flight per upstream host,
+//! retries with exponential backoff after network errors, timeouts and 5xx,
+//! and three time limits: connect, idle read (headers and each body chunk),
+//! and an overall cap per attempt. A file is hashed while it streams to a
+//! temporary file next to its destination, verified, and only then renamed
+//! to its final name: a partial or unverified file never appears under it.
+
+use crate::config::HttpConfig;
+use crate::progress::Progress;
+use aptindex::checksum::{ChecksumError, Checksums, Hasher, HashingWriter};
+use reqwest::Url;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Downloads failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// The upstream answered with an error status.
+    #[error("{url}: HTTP status {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// Connection or transfer error.
+    #[error("{url}: {message}")]
+    Network {
+        /// The URL.
+        url: String,
+        /// What happened.
+        message: String,
+    },
+    /// No data for longer than the read timeout.
+    #[error("{url}: no data for {secs:.1} s (read timeout)")]
+    Stalled {
+        /// The URL.
+        url: String,
+        /// The timeout, in seconds.
+        secs: f64,
+    },
+    /// The overall download cap was reached.
+    #[error("{url}: download took longer than {secs:.0} s")]
+    TimedOut {
+        /// The URL.
+        url: String,
+        /// The cap, in seconds.
+        secs: f64,
+    },
+    /// The response is larger than allowed or expected.
+    #[error("{url}: response larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The content does not match the expected checksums.
+    #[error("{url}: verification failed: {source}")]
+    Verify {
+        /// The URL.
+        url: String,
+        /// The mismatch.
+        #[source]
+        source: ChecksumError,
+    },
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run was interrupted.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+impl FetchError {
+    /// Worth another attempt: network trouble, timeouts, 5xx, 408, 429.
+    fn retryable(&self) -> bool {
+        match self {
+            FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
+            FetchError::Network { .. } | FetchError::Stalled { .. } | FetchError::TimedOut { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// The shared HTTP client and per-host connection limits of a run.
+#[derive(Debug)]
+pub struct Fetcher {
+    client: reqwest::Client,
+    http: HttpConfig,
+    max_conns: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    cancel: tokio_util::sync::CancellationToken,
+}
+
+/// The URL of `path` (relative, `/`-separated) under repository `base`,
+/// each segment percent-encoded as needed.
+pub fn url_for(base: &Url, path: &str) -> Result<Url, FetchError> {
+    let mut s = base.as_str().trim_end_matches('/').to_string();
+    for seg in path.split('/') {
+        s.push('/');
+        for b in seg.bytes() {
+            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+                s.push(b as char);
+            } else {
+                s.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    Url::parse(&s).map_err(|e| FetchError::Network {
+        url: s.clone(),
+        message: format!("invalid URL: {e}"),
+    })
+}
+
+impl Fetcher {
+    /// A fetcher with the given timeouts and per-host limit (0 = unlimited).
+    pub fn new(
+        http: HttpConfig,
+        max_conns: usize,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Result<Fetcher, FetchError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(http.connect_timeout)
+            .user_agent(concat!("apt-mirror/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| FetchError::Network {
+                url: String::new(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Fetcher {
+            client,
+            http,
+            max_conns,
+            hosts: Mutex::new(HashMap::new()),
+            cancel,
+        })
+    }
+
+    fn host_limit(&self, url: &Url) -> Option<Arc<Semaphore>> {
+        if self.max_conns == 0 {
+            return None;
+        }
+        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        Some(
+            hosts
+                .entry(key)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max_conns)))
+                .clone(),
+        )
+    }
+
+    /// Runs `attempt` with the host limit, the overall cap and retries.
+    async fn with_retries<T, F, Fut>(&self, url: &Url, mut attempt: F) -> Result<T, FetchError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, FetchError>>,
+    {
+        let limit = self.host_limit(url);
+        let mut tries = 0u32;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(FetchError::Cancelled);
+            }
+            let result = {
+                let _permit = match &limit {
+                    Some(s) => Some(s.acquire().await.map_err(|_| FetchError::Cancelled)?),
+                    None => None,
+                };
+                tokio::select! {
+                    _ = self.cancel.cancelled() => Err(FetchError::Cancelled),
+                    r = tokio::time::timeout(self.http.download_timeout, attempt()) => match r {
+                        Ok(r) => r,
+                        Err(_) => Err(FetchError::TimedOut {
+                            url: url.to_string(),
+                            secs: self.http.download_timeout.as_secs_f64(),
+                        }),
+                    },
+                }
+            };
+            match result {
+                Err(e) if e.retryable() && tries < self.http.retries => {
+                    let delay = self.http.retry_delay.saturating_mul(1 << tries.min(6)).min(Duration::from_secs(30));
+                    tracing::warn!(url = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "retrying");
+                    tries += 1;
+                    tokio::select! {
+                        _ = self.cancel.cancelled() => return Err(FetchError::Cancelled),
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends a GET; `Ok(None)` for 404 and 410.
+    async fn send(&self, url: &Url) -> Result<Option<reqwest::Response>, FetchError> {
+        let req = self.client.get(url.clone()).send();
+        let resp = match tokio::time::timeout(self.http.read_timeout, req).await {
+            Err(_) => {
+                return Err(FetchError::Stalled {
+                    url: url.to_string(),
+                    secs: self.http.read_timeout.as_secs_f64(),
+                })
+            }
+            Ok(Err(e)) => return Err(network(url, &e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        if status == 404 || status == 410 {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(FetchError::Status {
+                url: url.to_string(),
+                status,
+            });
+        }
+        Ok(Some(resp))
+    }
+
+    /// The next body chunk, within the read timeout.
+    async fn chunk(&self, url: &Url, resp: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, FetchError> {
+        match tokio::time::timeout(self.http.read_timeout, resp.chunk()).await {
+            Err(_) => Err(FetchError::Stalled {
+                url: url.to_string(),
+                secs: self.http.read_timeout.as_secs_f64(),
+            }),
+            Ok(Err(e)) => Err(network(url, &e)),
+            Ok(Ok(c)) => Ok(c),
+        }
+    }
+
+    /// Fetches a small file into memory (at most `limit` bytes); `Ok(None)`
+    /// when the upstream does not have it (404/410).
+    pub async fn get(&self, url: &Url, limit: u64) -> Result<Option<Vec<u8>>, FetchError> {
+        self.with_retries(url, || async {
+            let Some(mut resp) = self.send(url).await? else {
+                return Ok(None);
+            };
+            let mut body = Vec::new();
+            while let Some(c) = self.chunk(url, &mut resp).await? {
+                if body.len() as u64 + c.len() as u64 > limit {
+                    return Err(FetchError::TooLarge {
+                        url: url.to_string(),
+                        limit,
+                    });
+                }
+                body.extend_from_slice(&c);
+            }
+            Ok(Some(body))
+        })
+        .await
+    }
+
+    /// Downloads `url` to `dest`, verifying it against `expected` while it
+    /// streams (the body may not exceed `expected.size`). The file appears
+    /// under `dest` only once verified. `Ok(None)` when the upstream does not
+    /// have it (404/410); otherwise the number of bytes written.
+    pub async fn download(
+        &self,
+        url: &Url,
+        dest: &Path,
+        expected: &Checksums,
+        progress: &Progress,
+    ) -> Result<Option<u64>, FetchError> {
+        let dir = dest.parent().unwrap_or(Path::new("."));
+        let io = |source| FetchError::Io {
+            path: dest.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(io)?;
+        self.with_retries(url, || async {
+            let Some(mut resp) = self.send(url).await? else {
+                return Ok(None);
+            };
+            if let Some(len) = resp.content_length() {
+                if len > expected.size {
+                    return Err(FetchError::TooLarge {
+                        url: url.to_string(),
+                        limit: expected.size,
+                    });
+                }
+            }
+            let tmp = tempfile::Builder::new()
+                .prefix(".part-")
+                .tempfile_in(dir)
+                .map_err(io)?;
+            let mut writer = HashingWriter::new(
+                std::io::BufWriter::with_capacity(256 * 1024, tmp),
+                Hasher::for_expected(expected),
+            );
+            let mut written = 0u64;
+            while let Some(c) = self.chunk(url, &mut resp).await? {
+                written += c.len() as u64;
+                if written > expected.size {
+                    return Err(FetchError::TooLarge {
+                        url: url.to_string(),
+                        limit: expected.size,
+                    });
+                }
+                writer.write_all(&c).map_err(io)?;
+                progress.add_bytes(c.len() as u64);
+            }
+            let (buf, actual) = writer.finish();
+            let tmp = buf.into_inner().map_err(|e| io(e.into_error()))?;
+            expected
+                .verify(url.as_str(), &actual)
+                .map_err(|source| FetchError::Verify {
+                    url: url.to_string(),
+                    source,
+                })?;
+            tmp.persist(dest).map_err(|e| io(e.error))?;
+            Ok(Some(written))
+        })
+        .await
+    }
+}
+
+fn network(url: &Url, e: &reqwest::Error) -> FetchError {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    FetchError::Network {
+        url: url.to_string(),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding() {
+        let base = Url::parse("http://h:8080/debian/").unwrap();
+        assert_eq!(
+            url_for(&base, "pool/main/g/g++/g++_1:2~3%4 x.deb").unwrap().as_str(),
+            "http://h:8080/debian/pool/main/g/g++/g++_1:2~3%254%20x.deb"
+        );
+        let base = Url::parse("http://h").unwrap();
+        assert_eq!(url_for(&base, "dists/s/Release").unwrap().as_str(), "http://h/dists/s/Release");
+    }
+}

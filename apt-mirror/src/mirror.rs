@@ -1,0 +1,712 @@
+//! The update of one mirror, from the upstream's Release files to a
+//! published snapshot:
+//!
+//! 1. fetch `InRelease`, `Release` and `Release.gpg` of every suite; if they
+//!    are byte-identical to the current snapshot's (and the configuration
+//!    did not change), stop: nothing else is downloaded;
+//! 2. verify signatures (when a keyring is configured) and check that
+//!    `Release` and `InRelease` agree;
+//! 3. fetch the selected indices (by-hash first), verified against Release;
+//! 4. read the pool files they name, hard-link those the current snapshot
+//!    already has, download the rest in parallel, each verified;
+//! 5. add `by-hash/` links, fetch the Release files again to make sure the
+//!    upstream did not change meanwhile, write `info.json`, and swap the
+//!    `<dir>/<ID>` symlink.
+//!
+//! Any failure leaves the current snapshot untouched and removes the
+//! unfinished one.
+
+use crate::config::MirrorConfig;
+use crate::fetch::{url_for, FetchError, Fetcher};
+use crate::plan::{self, IndexFile, PlanError, PoolSet};
+use crate::progress::{Progress, Reporter};
+use crate::snapshot::{FileInfo, Info, ReuseIndex, Snapshot, SnapshotError, Store};
+use aptindex::checksum::Checksums;
+use aptindex::release::Release;
+use aptindex::signature::{Keyring, SignatureError};
+use futures_util::{StreamExt, TryStreamExt};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest Release / InRelease / Release.gpg accepted.
+const RELEASE_LIMIT: u64 = 64 << 20;
+/// Largest decompressed index read.
+const INDEX_LIMIT: u64 = aptindex::compress::DEFAULT_LIMIT;
+/// The three Release files of a suite, in the order they are stored.
+const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
+
+/// Why a mirror was not updated.
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    /// A download failed.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A snapshot operation failed.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// A path or checksum from upstream was rejected.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The keyring could not be read.
+    #[error("keyring: {0}")]
+    Keyring(#[source] SignatureError),
+    /// A signature did not verify.
+    #[error("{url}: {source}")]
+    Signature {
+        /// The signed file.
+        url: String,
+        /// Why.
+        #[source]
+        source: SignatureError,
+    },
+    /// A Release file is unusable or inconsistent.
+    #[error("{url}: {message}")]
+    Release {
+        /// The file.
+        url: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An index could not be read.
+    #[error("{path}: {message}")]
+    Index {
+        /// The index.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A required file is missing upstream.
+    #[error("{url}: not found upstream (404)")]
+    Missing {
+        /// The URL.
+        url: String,
+    },
+    /// The upstream changed while the mirror was being updated.
+    #[error("{url}: changed upstream during the update; the current snapshot is kept, retry later")]
+    Changed {
+        /// The Release file that changed.
+        url: String,
+    },
+    /// A local file operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The run was interrupted.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+/// How a mirror's update ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A new snapshot was published.
+    Updated,
+    /// Upstream had not changed; nothing was downloaded.
+    Unchanged,
+    /// The update failed; the current snapshot is untouched.
+    Failed,
+}
+
+/// The result of one mirror's update.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MirrorReport {
+    /// The mirror ID.
+    pub id: String,
+    /// How it ended.
+    pub result: Outcome,
+    /// The error, when it failed.
+    pub error: Option<String>,
+    /// Files downloaded (the Release files, fetched every run, not counted).
+    pub files_downloaded: u64,
+    /// Files hard-linked from the previous snapshot.
+    pub files_reused: u64,
+    /// Bytes downloaded.
+    pub bytes_downloaded: u64,
+    /// Wall time, in seconds.
+    pub duration_secs: f64,
+    /// The published snapshot directory (current one when unchanged or failed).
+    pub snapshot: Option<String>,
+}
+
+impl MirrorReport {
+    /// One human-readable summary line.
+    pub fn line(&self) -> String {
+        let result = match (&self.result, &self.error) {
+            (Outcome::Failed, Some(e)) => format!("FAILED: {e}"),
+            (Outcome::Failed, None) => "FAILED".to_string(),
+            (Outcome::Updated, _) => "updated".to_string(),
+            (Outcome::Unchanged, _) => "unchanged".to_string(),
+        };
+        format!(
+            "mirror {}: {} files downloaded, {} reused, {} bytes, {:.2} s: {}",
+            self.id, self.files_downloaded, self.files_reused, self.bytes_downloaded, self.duration_secs, result
+        )
+    }
+}
+
+/// What a mirror update needs from the run.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The mirror root (`dir`).
+    pub root: PathBuf,
+    /// The shared HTTP client.
+    pub fetcher: Arc<Fetcher>,
+    /// Parallel downloads per mirror.
+    pub parallel: usize,
+    /// Progress log interval without a terminal.
+    pub progress_interval: Duration,
+    /// Cancelled on SIGINT/SIGTERM.
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    downloaded: AtomicU64,
+    reused: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// Updates mirror `cfg`; never panics, always reports.
+pub async fn update(ctx: &Context, cfg: &MirrorConfig) -> MirrorReport {
+    let start = Instant::now();
+    let counters = Counters::default();
+    let result = Update {
+        ctx,
+        cfg,
+        counters: &counters,
+        store: Store::new(&ctx.root, &cfg.id),
+    }
+    .run()
+    .await;
+    let (result, error, snapshot) = match result {
+        Ok((o, s)) => (o, None, s),
+        Err(e) => {
+            let current = Store::new(&ctx.root, &cfg.id).current().ok().flatten().map(|s| s.name);
+            (Outcome::Failed, Some(e.to_string()), current)
+        }
+    };
+    MirrorReport {
+        id: cfg.id.clone(),
+        result,
+        error,
+        files_downloaded: counters.downloaded.load(Ordering::Relaxed),
+        files_reused: counters.reused.load(Ordering::Relaxed),
+        bytes_downloaded: counters.bytes.load(Ordering::Relaxed),
+        duration_secs: start.elapsed().as_secs_f64(),
+        snapshot,
+    }
+}
+
+/// The Release files of one suite as fetched (`None` = 404).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SuiteReleases {
+    suite: String,
+    dir: String,
+    files: [Option<Vec<u8>>; 3],
+}
+
+/// A fingerprint of the configuration keys that shape a snapshot.
+fn config_fingerprint(cfg: &MirrorConfig) -> String {
+    serde_json::json!({
+        "url": cfg.url.as_str(),
+        "suites": cfg.suites,
+        "sections": cfg.sections,
+        "architectures": cfg.architectures,
+        "mirror_source": cfg.mirror_source,
+        "languages": cfg.languages,
+        "contents": cfg.contents,
+    })
+    .to_string()
+}
+
+struct Update<'a> {
+    ctx: &'a Context,
+    cfg: &'a MirrorConfig,
+    counters: &'a Counters,
+    store: Store,
+}
+
+impl Update<'_> {
+    async fn run(&self) -> Result<(Outcome, Option<String>), MirrorError> {
+        let keyring = if self.cfg.keyring.is_empty() {
+            None
+        } else {
+            Some(Keyring::from_files(&self.cfg.keyring).map_err(MirrorError::Keyring)?)
+        };
+        let current = self.store.current()?;
+        let current_info = current.as_ref().and_then(Snapshot::read_info);
+        let fingerprint = config_fingerprint(self.cfg);
+
+        let releases = self.fetch_releases().await?;
+        if let (Some(cur), Some(info)) = (&current, &current_info) {
+            if info.config == fingerprint && same_as_snapshot(cur, &releases) {
+                tracing::info!(mirror = %self.cfg.id, "upstream unchanged");
+                self.cleanup();
+                return Ok((Outcome::Unchanged, Some(cur.name.clone())));
+            }
+        }
+        let parsed = releases
+            .iter()
+            .map(|r| self.verify_release(keyring.as_ref(), r))
+            .collect::<Result<Vec<Release>, MirrorError>>()?;
+
+        let new = self.store.begin()?;
+        let result = self
+            .build(&new, &releases, &parsed, current.as_ref(), current_info.as_ref(), fingerprint)
+            .await;
+        match result {
+            Ok(info) => {
+                self.store.publish(&new, &info)?;
+                tracing::info!(mirror = %self.cfg.id, snapshot = %new.name, files = info.files.len(), "published");
+                self.cleanup();
+                Ok((Outcome::Updated, Some(new.name)))
+            }
+            Err(e) => {
+                self.store.discard(&new);
+                Err(e)
+            }
+        }
+    }
+
+    fn cleanup(&self) {
+        match self.store.cleanup(self.cfg.keep) {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(mirror = %self.cfg.id, removed = ?removed, "removed old snapshots and leftovers")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(mirror = %self.cfg.id, error = %e, "cleanup failed"),
+        }
+    }
+
+    fn url(&self, path: &str) -> Result<reqwest::Url, MirrorError> {
+        Ok(url_for(&self.cfg.url, path)?)
+    }
+
+    async fn fetch_releases(&self) -> Result<Vec<SuiteReleases>, MirrorError> {
+        let mut out = Vec::new();
+        for suite in &self.cfg.suites {
+            let dir = aptindex::release::suite_dir(suite);
+            let mut urls = Vec::new();
+            for name in RELEASE_FILES {
+                urls.push(self.url(&aptindex::path::join(&dir, name))?);
+            }
+            let fetcher = &self.ctx.fetcher;
+            let (a, b, c) = tokio::join!(
+                fetcher.get(&urls[0], RELEASE_LIMIT),
+                fetcher.get(&urls[1], RELEASE_LIMIT),
+                fetcher.get(&urls[2], RELEASE_LIMIT),
+            );
+            let files = [a?, b?, c?];
+            if files[0].is_none() && files[1].is_none() {
+                return Err(MirrorError::Missing {
+                    url: urls[0].to_string().replace("/InRelease", "/{InRelease,Release}"),
+                });
+            }
+            out.push(SuiteReleases {
+                suite: suite.clone(),
+                dir,
+                files,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Checks signatures and consistency; returns the parsed Release.
+    fn verify_release(&self, keyring: Option<&Keyring>, r: &SuiteReleases) -> Result<Release, MirrorError> {
+        let url_of = |name: &str| {
+            self.url(&aptindex::path::join(&r.dir, name))
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| name.to_string())
+        };
+        let [in_release, release, release_gpg] = &r.files;
+        let parse = |name: &str, text: &[u8]| {
+            Release::parse(text).map_err(|e| MirrorError::Release {
+                url: url_of(name),
+                message: e.to_string(),
+            })
+        };
+        // The signed text of InRelease.
+        let in_text = match in_release {
+            None => None,
+            Some(data) => Some(match keyring {
+                Some(k) => {
+                    let (text, signer) = k.verify_clearsigned(data).map_err(|source| MirrorError::Signature {
+                        url: url_of("InRelease"),
+                        source,
+                    })?;
+                    tracing::debug!(mirror = %self.cfg.id, suite = %r.suite, signer = %signer.fingerprint, "InRelease signature good");
+                    text
+                }
+                None => aptindex::release::split_clearsigned(data)
+                    .map_err(|e| MirrorError::Release {
+                        url: url_of("InRelease"),
+                        message: e.to_string(),
+                    })?
+                    .text,
+            }),
+        };
+        if let (Some(k), Some(data)) = (keyring, release) {
+            match release_gpg {
+                Some(sig) => {
+                    k.verify_detached(data, sig).map_err(|source| MirrorError::Signature {
+                        url: url_of("Release.gpg"),
+                        source,
+                    })?;
+                }
+                None if in_text.as_deref() == Some(data.as_slice()) => {}
+                None => {
+                    return Err(MirrorError::Release {
+                        url: url_of("Release"),
+                        message: "no Release.gpg, and Release differs from the signed InRelease".into(),
+                    })
+                }
+            }
+        }
+        let from_in = in_text.as_deref().map(|t| parse("InRelease", t)).transpose()?;
+        let from_plain = release.as_deref().map(|t| parse("Release", t)).transpose()?;
+        match (from_in, from_plain) {
+            (Some(a), Some(b)) => {
+                if a.entries != b.entries || a.acquire_by_hash != b.acquire_by_hash {
+                    return Err(MirrorError::Release {
+                        url: url_of("Release"),
+                        message: "Release and InRelease disagree (different files or checksums)".into(),
+                    });
+                }
+                Ok(a)
+            }
+            (Some(a), None) | (None, Some(a)) => Ok(a),
+            (None, None) => Err(MirrorError::Missing {
+                url: url_of("Release"),
+            }),
+        }
+    }
+
+    async fn build(
+        &self,
+        new: &Snapshot,
+        releases: &[SuiteReleases],
+        parsed: &[Release],
+        current: Option<&Snapshot>,
+        current_info: Option<&Info>,
+        fingerprint: String,
+    ) -> Result<Info, MirrorError> {
+        let reuse = match (current, current_info) {
+            (Some(c), Some(i)) => ReuseIndex::new(&c.tree, i),
+            _ => ReuseIndex::default(),
+        };
+        let files: Mutex<BTreeMap<String, FileInfo>> = Mutex::new(BTreeMap::new());
+        let record = |path: &str, sums: &Checksums| {
+            files
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path.to_string(), FileInfo::from_checksums(sums));
+        };
+
+        // Release files, as fetched.
+        for r in releases {
+            for (name, data) in RELEASE_FILES.iter().zip(&r.files) {
+                if let Some(data) = data {
+                    let path = aptindex::path::join(&r.dir, name);
+                    crate::snapshot::write_atomic(&new.tree.join(&path), data)?;
+                    record(&path, &Checksums::of_bytes(data));
+                }
+            }
+        }
+
+        // Indices.
+        let mut indices: Vec<IndexFile> = Vec::new();
+        for (r, rel) in releases.iter().zip(parsed) {
+            indices.extend(plan::select_indices(self.cfg, &r.suite, rel)?);
+        }
+        let progress = Progress::new();
+        let _reporter = Reporter::start(&self.cfg.id, progress.clone(), self.ctx.progress_interval);
+        let present: Vec<Option<IndexFile>> = futures_util::stream::iter(indices.iter())
+            .map(|idx| self.fetch_index(new, idx, &reuse, &progress))
+            .buffer_unordered(self.ctx.parallel)
+            .try_collect()
+            .await?;
+        let present: Vec<IndexFile> = present.into_iter().flatten().collect();
+        for idx in &present {
+            record(&idx.path, &idx.checksums);
+        }
+        // Every group needs one variant; Packages and Sources are required.
+        let have: HashSet<&str> = present.iter().map(|i| i.group.as_str()).collect();
+        for idx in &indices {
+            if !have.contains(idx.group.as_str()) {
+                let url = self.url(&idx.path)?.to_string();
+                if matches!(
+                    idx.kind,
+                    Some(aptindex::IndexKind::Packages | aptindex::IndexKind::Sources)
+                ) {
+                    return Err(MirrorError::Missing { url });
+                }
+                tracing::warn!(mirror = %self.cfg.id, url = %url, "index listed in Release but not found upstream");
+            }
+        }
+
+        // Pool files named by the indices.
+        let index_paths: HashSet<&str> = indices.iter().map(|i| i.path.as_str()).collect();
+        let pool = self.read_indices(new, &present).await?;
+        let mut jobs: Vec<(String, Checksums, Option<PathBuf>)> = Vec::new();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for (path, sums) in pool.files {
+            if index_paths.contains(path.as_str()) {
+                continue;
+            }
+            let old = reuse.find(&path, &sums);
+            if old.is_none() {
+                n += 1;
+                bytes += sums.size;
+            }
+            jobs.push((path, sums, old));
+        }
+        progress.add_planned(n, bytes);
+        tracing::info!(mirror = %self.cfg.id, files = jobs.len(), to_download = n, bytes_to_download = bytes, "pool files");
+        futures_util::stream::iter(jobs.iter())
+            .map(|(path, sums, old)| async {
+                self.place(new, path, sums, old.as_deref(), std::slice::from_ref(path), &progress)
+                    .await?
+                    .ok_or_else(|| MirrorError::Missing {
+                        url: self.url(path).map(|u| u.to_string()).unwrap_or_else(|_| path.clone()),
+                    })?;
+                record(path, sums);
+                Ok::<(), MirrorError>(())
+            })
+            .buffer_unordered(self.ctx.parallel)
+            .try_collect::<()>()
+            .await?;
+
+        // by-hash links: this snapshot's indices, plus the previous
+        // snapshot's so that clients that read the old InRelease still
+        // find its indices.
+        let mut by_hash = Vec::new();
+        for idx in present.iter().filter(|i| i.by_hash) {
+            for kind in idx.checksums.kinds() {
+                let Some(hex) = idx.checksums.hex(kind) else { continue };
+                let bh = aptindex::path::by_hash_path(&idx.path, kind, &hex);
+                link_file(&new.tree.join(&idx.path), &new.tree.join(&bh))?;
+                record(&bh, &idx.checksums);
+                by_hash.push(bh);
+            }
+        }
+        if let (Some(cur), Some(info)) = (current, current_info) {
+            for bh in &info.by_hash {
+                let dest = new.tree.join(bh);
+                if dest.exists() || plan::safe_path("info.json", bh).is_err() {
+                    continue;
+                }
+                if let Some(fi) = info.files.get(bh) {
+                    if link_file(&cur.tree.join(bh), &dest).is_ok() {
+                        record(bh, &fi.to_checksums());
+                    }
+                }
+            }
+        }
+
+        // The upstream must not have changed meanwhile.
+        let again = self.fetch_releases().await?;
+        for (a, b) in releases.iter().zip(&again) {
+            if a.files != b.files {
+                return Err(MirrorError::Changed {
+                    url: self.url(&aptindex::path::join(&a.dir, "InRelease"))?.to_string(),
+                });
+            }
+        }
+
+        Ok(Info {
+            format: 1,
+            id: self.cfg.id.clone(),
+            created: chrono::Utc::now().to_rfc3339(),
+            config: fingerprint,
+            files: files.into_inner().unwrap_or_else(|p| p.into_inner()),
+            by_hash,
+        })
+    }
+
+    /// Places one variant of an index; `None` if the upstream lacks it.
+    async fn fetch_index(
+        &self,
+        new: &Snapshot,
+        idx: &IndexFile,
+        reuse: &ReuseIndex,
+        progress: &Progress,
+    ) -> Result<Option<IndexFile>, MirrorError> {
+        let old = reuse.find(&idx.path, &idx.checksums);
+        let found = self
+            .place(new, &idx.path, &idx.checksums, old.as_deref(), &plan::candidates(idx), progress)
+            .await?;
+        Ok(found.map(|_| idx.clone()))
+    }
+
+    /// Puts `path` into the new tree: a hard link to `old` when given and
+    /// usable, otherwise a download from the first of `candidates` the
+    /// upstream has. `None` when none of them exists upstream.
+    async fn place(
+        &self,
+        new: &Snapshot,
+        path: &str,
+        sums: &Checksums,
+        old: Option<&Path>,
+        candidates: &[String],
+        progress: &Progress,
+    ) -> Result<Option<()>, MirrorError> {
+        if self.ctx.cancel.is_cancelled() {
+            return Err(MirrorError::Cancelled);
+        }
+        let dest = new.tree.join(path);
+        if let Some(old) = old {
+            if link_file(old, &dest).is_ok() && file_size(&dest) == Some(sums.size) {
+                self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(()));
+            }
+            let _ = std::fs::remove_file(&dest);
+        }
+        for candidate in candidates {
+            let url = self.url(candidate)?;
+            match self.ctx.fetcher.download(&url, &dest, sums, progress).await {
+                Ok(Some(n)) => {
+                    self.counters.downloaded.fetch_add(1, Ordering::Relaxed);
+                    self.counters.bytes.fetch_add(n, Ordering::Relaxed);
+                    progress.file_done();
+                    return Ok(Some(()));
+                }
+                Ok(None) => continue,
+                Err(FetchError::Cancelled) => return Err(MirrorError::Cancelled),
+                // A broken by-hash copy: fall back to the next candidate.
+                Err(FetchError::Verify { url, source }) if candidate != path => {
+                    tracing::warn!(url = %url, error = %source, "by-hash file failed verification; trying the next location");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads the downloaded indices (one variant per group) and collects the
+    /// files they name.
+    async fn read_indices(&self, new: &Snapshot, present: &[IndexFile]) -> Result<PoolSet, MirrorError> {
+        let mut chosen: HashMap<&str, &IndexFile> = HashMap::new();
+        for idx in present.iter().filter(|i| i.kind.is_some()) {
+            let better = match chosen.get(idx.group.as_str()) {
+                None => true,
+                // Prefer the cheapest to decompress: plain, then gzip, then others.
+                Some(prev) => rank(&idx.path) < rank(&prev.path),
+            };
+            if better {
+                chosen.insert(&idx.group, idx);
+            }
+        }
+        let mut work: Vec<(String, PathBuf, aptindex::IndexKind)> = chosen
+            .values()
+            .filter_map(|i| Some((i.path.clone(), new.tree.join(&i.path), i.kind?)))
+            .collect();
+        work.sort_by(|a, b| a.0.cmp(&b.0));
+        let cfg = self.cfg.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut pool = PoolSet::default();
+            for (path, file, kind) in work {
+                read_index(&cfg, &path, &file, kind, &mut pool)?;
+            }
+            Ok(pool)
+        })
+        .await
+        .map_err(|e| MirrorError::Index {
+            path: "indices".into(),
+            message: format!("reader task failed: {e}"),
+        })?
+    }
+}
+
+fn rank(path: &str) -> u8 {
+    match aptindex::Compression::from_path(path) {
+        aptindex::Compression::None => 0,
+        aptindex::Compression::Gzip => 1,
+        aptindex::Compression::Zstd => 2,
+        aptindex::Compression::Xz => 3,
+        _ => 4,
+    }
+}
+
+/// Streams one index from disk into `pool`.
+fn read_index(
+    cfg: &MirrorConfig,
+    path: &str,
+    file: &Path,
+    kind: aptindex::IndexKind,
+    pool: &mut PoolSet,
+) -> Result<(), MirrorError> {
+    let f = std::fs::File::open(file).map_err(|source| MirrorError::Io {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let reader = std::io::BufReader::with_capacity(256 * 1024, f);
+    let decoded = aptindex::compress::decoder(aptindex::Compression::from_path(path), reader, INDEX_LIMIT);
+    let decoded = std::io::BufReader::with_capacity(256 * 1024, decoded);
+    let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let mut first_error: Option<PlanError> = None;
+    aptindex::index::for_each_entry(kind, dir, decoded, |entry| {
+        if first_error.is_some() {
+            return;
+        }
+        if kind == aptindex::IndexKind::I18nIndex {
+            // Translation files listed by i18n/Index: filtered by language.
+            let name = entry.path.rsplit('/').next().unwrap_or("");
+            let lang = name
+                .strip_prefix("Translation-")
+                .map(|l| aptindex::Compression::from_path(l).strip(l));
+            if !lang.is_some_and(|l| plan::language_wanted(cfg, l)) {
+                return;
+            }
+        }
+        if let Err(e) = pool.add(path, &entry.path, entry.checksums) {
+            first_error = Some(e);
+        }
+    })
+    .map_err(|e| MirrorError::Index {
+        path: path.to_string(),
+        message: e.to_string(),
+    })?;
+    match first_error {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// True when every suite's Release files equal the snapshot's copies.
+fn same_as_snapshot(cur: &Snapshot, releases: &[SuiteReleases]) -> bool {
+    releases.iter().all(|r| {
+        RELEASE_FILES.iter().zip(&r.files).all(|(name, data)| {
+            let on_disk = std::fs::read(cur.tree.join(aptindex::path::join(&r.dir, name))).ok();
+            on_disk.as_ref() == data.as_ref()
+        })
+    })
+}
+
+fn file_size(path: &Path) -> Option<u64> {
+    std::fs::metadata(path).ok().map(|m| m.len())
+}
+
+/// Hard-links `from` to `to`, creating parent directories.
+fn link_file(from: &Path, to: &Path) -> Result<(), MirrorError> {
+    let io = |source| MirrorError::Io {
+        path: to.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    match std::fs::hard_link(from, to) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(io(e)),
+    }
+}

@@ -1,0 +1,526 @@
+//! Snapshots of one mirror on disk, in go-apt-mirror's layout:
+//!
+//! ```text
+//! <dir>/.lock
+//! <dir>/<ID>                          symlink -> .<ID>.<timestamp>/<ID>
+//! <dir>/.<ID>.<timestamp>/<ID>/...    the tree that clients see
+//! <dir>/.<ID>.<timestamp>/info.json   size and hashes of every file in it
+//! ```
+//!
+//! A new snapshot is built in a fresh `.<ID>.<timestamp>/` next to the
+//! current one, flushed to disk (`syncfs`), and published by replacing the
+//! `<ID>` symlink atomically (a temporary symlink renamed over it, then the
+//! directory fsynced). Clients therefore see either the old tree or the new
+//! one, never a mix. Clean-up keeps the `keep` newest previous complete
+//! snapshots and removes everything else whose name starts with `.<ID>.`
+//! (failed or killed runs), and nothing else in `<dir>`.
+
+use aptindex::checksum::{Checksums, HashKind};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Name of the checksum list inside a snapshot directory.
+pub const INFO_JSON: &str = "info.json";
+
+/// A snapshot operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `<dir>/<ID>` is not what apt-mirror creates; it is left alone.
+    #[error("{path}: {reason}; refusing to touch it")]
+    Foreign {
+        /// The path.
+        path: PathBuf,
+        /// What is unexpected.
+        reason: String,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
+    move |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Size and hashes of one file, as stored in `info.json` (hex digests).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Size in bytes.
+    pub size: u64,
+    /// MD5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<String>,
+    /// SHA-1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha1: Option<String>,
+    /// SHA-256.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// SHA-512.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha512: Option<String>,
+}
+
+fn decode<const N: usize>(hex_str: &Option<String>) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(hex_str.as_deref()?, &mut out).ok()?;
+    Some(out)
+}
+
+impl FileInfo {
+    /// From checksums.
+    pub fn from_checksums(c: &Checksums) -> FileInfo {
+        FileInfo {
+            size: c.size,
+            md5: c.md5.map(hex::encode),
+            sha1: c.sha1.map(hex::encode),
+            sha256: c.sha256.map(hex::encode),
+            sha512: c.sha512.map(hex::encode),
+        }
+    }
+
+    /// To checksums (a malformed digest is dropped).
+    pub fn to_checksums(&self) -> Checksums {
+        Checksums {
+            size: self.size,
+            md5: decode(&self.md5),
+            sha1: decode(&self.sha1),
+            sha256: decode(&self.sha256),
+            sha512: decode(&self.sha512),
+        }
+    }
+}
+
+/// `info.json`: what a snapshot holds.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Info {
+    /// Format version (1).
+    pub format: u32,
+    /// The mirror ID.
+    pub id: String,
+    /// When the snapshot was made (RFC 3339).
+    pub created: String,
+    /// Fingerprint of the configuration that shaped the snapshot.
+    #[serde(default)]
+    pub config: String,
+    /// Every regular file of the tree, by path relative to the tree.
+    pub files: BTreeMap<String, FileInfo>,
+    /// The `by-hash/` paths made for this snapshot's own Release files (the
+    /// next snapshot carries them over so clients mid-update find them).
+    #[serde(default)]
+    pub by_hash: Vec<String>,
+}
+
+/// One snapshot directory.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// `.<ID>.<timestamp>`.
+    pub name: String,
+    /// `<dir>/.<ID>.<timestamp>`.
+    pub dir: PathBuf,
+    /// `<dir>/.<ID>.<timestamp>/<ID>`: the tree clients see.
+    pub tree: PathBuf,
+}
+
+impl Snapshot {
+    /// Reads `info.json`; `None` if it is missing or unreadable (then
+    /// nothing is reused from this snapshot).
+    pub fn read_info(&self) -> Option<Info> {
+        let data = std::fs::read(self.dir.join(INFO_JSON)).ok()?;
+        match serde_json::from_slice::<Info>(&data) {
+            Ok(info) => Some(info),
+            Err(e) => {
+                tracing::warn!(path = %self.dir.join(INFO_JSON).display(), error = %e, "unreadable info.json; nothing will be reused from this snapshot");
+                None
+            }
+        }
+    }
+}
+
+/// The snapshots of mirror `id` under root `dir`.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    id: String,
+}
+
+impl Store {
+    /// The store of mirror `id` in `root`.
+    pub fn new(root: &Path, id: &str) -> Store {
+        Store {
+            root: root.to_path_buf(),
+            id: id.to_string(),
+        }
+    }
+
+    fn prefix(&self) -> String {
+        format!(".{}.", self.id)
+    }
+
+    fn snapshot(&self, name: &str) -> Snapshot {
+        let dir = self.root.join(name);
+        Snapshot {
+            name: name.to_string(),
+            tree: dir.join(&self.id),
+            dir,
+        }
+    }
+
+    /// The published `<dir>/<ID>` symlink path.
+    pub fn link_path(&self) -> PathBuf {
+        self.root.join(&self.id)
+    }
+
+    /// The snapshot `<dir>/<ID>` points to, if any.
+    pub fn current(&self) -> Result<Option<Snapshot>, SnapshotError> {
+        let link = self.link_path();
+        let meta = match std::fs::symlink_metadata(&link) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err(&link)(e)),
+            Ok(m) => m,
+        };
+        if !meta.file_type().is_symlink() {
+            return Err(SnapshotError::Foreign {
+                path: link,
+                reason: "exists and is not a symlink".into(),
+            });
+        }
+        let target = std::fs::read_link(&link).map_err(io_err(&link))?;
+        let target_str = target.to_string_lossy();
+        let mut parts = target_str.split('/');
+        let (Some(name), Some(leaf), None) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(SnapshotError::Foreign {
+                path: link,
+                reason: format!("points to {target_str:?}, not .{id}.<timestamp>/{id}", id = self.id),
+            });
+        };
+        if !name.starts_with(&self.prefix()) || name.len() == self.prefix().len() || leaf != self.id {
+            return Err(SnapshotError::Foreign {
+                path: link,
+                reason: format!("points to {target_str:?}, not .{id}.<timestamp>/{id}", id = self.id),
+            });
+        }
+        Ok(Some(self.snapshot(name)))
+    }
+
+    /// Creates a fresh, empty snapshot directory (with its tree directory).
+    pub fn begin(&self) -> Result<Snapshot, SnapshotError> {
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
+        let mut n = 0;
+        loop {
+            let name = if n == 0 {
+                format!("{}{stamp}", self.prefix())
+            } else {
+                format!("{}{stamp}-{n}", self.prefix())
+            };
+            let snap = self.snapshot(&name);
+            match std::fs::create_dir(&snap.dir) {
+                Ok(()) => {
+                    std::fs::create_dir(&snap.tree).map_err(io_err(&snap.tree))?;
+                    return Ok(snap);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
+                Err(e) => return Err(io_err(&snap.dir)(e)),
+            }
+        }
+    }
+
+    /// Writes `info`, flushes the whole new tree to disk, and swaps the
+    /// `<dir>/<ID>` symlink to `snap` atomically.
+    pub fn publish(&self, snap: &Snapshot, info: &Info) -> Result<(), SnapshotError> {
+        let info_path = snap.dir.join(INFO_JSON);
+        let data = serde_json::to_vec(info).map_err(|e| io_err(&info_path)(e.into()))?;
+        write_atomic(&info_path, &data)?;
+        sync_filesystem(&snap.dir)?;
+
+        let target = PathBuf::from(&snap.name).join(&self.id);
+        let tmp = self.root.join(format!("{}symlink-tmp", self.prefix()));
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io_err(&tmp)(e)),
+            _ => {}
+        }
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&tmp))?;
+        let link = self.link_path();
+        std::fs::rename(&tmp, &link).map_err(io_err(&link))?;
+        fsync_dir(&self.root)
+    }
+
+    /// Removes a snapshot that will not be published (best effort).
+    pub fn discard(&self, snap: &Snapshot) {
+        if let Err(e) = std::fs::remove_dir_all(&snap.dir) {
+            tracing::warn!(path = %snap.dir.display(), error = %e, "cannot remove unfinished snapshot");
+        }
+    }
+
+    /// Keeps the current snapshot and the `keep` newest complete ones
+    /// before it; removes every other `.<ID>.*` entry of the root. Returns
+    /// the names removed.
+    pub fn cleanup(&self, keep: usize) -> Result<Vec<String>, SnapshotError> {
+        let current = self.current()?.map(|s| s.name);
+        let prefix = self.prefix();
+        let mut names: Vec<String> = Vec::new();
+        for entry in std::fs::read_dir(&self.root).map_err(io_err(&self.root))? {
+            let entry = entry.map_err(io_err(&self.root))?;
+            if let Some(name) = entry.file_name().to_str() {
+                if name.starts_with(&prefix) && Some(name) != current.as_deref() {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        // Previous snapshots: complete ones older than the current.
+        let mut kept = 0;
+        let mut removed = Vec::new();
+        for name in names.iter().rev() {
+            let path = self.root.join(name);
+            let is_previous = current.as_deref().is_some_and(|c| name.as_str() < c)
+                && path.join(INFO_JSON).is_file()
+                && path.join(&self.id).is_dir();
+            if is_previous && kept < keep {
+                kept += 1;
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+            if meta.is_dir() {
+                std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            } else {
+                std::fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+            removed.push(name.clone());
+        }
+        Ok(removed)
+    }
+}
+
+/// Writes `data` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SnapshotError> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".part-")
+        .tempfile_in(dir)
+        .map_err(io_err(path))?;
+    tmp.write_all(data).map_err(io_err(path))?;
+    tmp.as_file().sync_all().map_err(io_err(path))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
+    Ok(())
+}
+
+/// Flushes every file and directory of the file system holding `path`.
+fn sync_filesystem(path: &Path) -> Result<(), SnapshotError> {
+    let dir = std::fs::File::open(path).map_err(io_err(path))?;
+    // SAFETY: syncfs on a descriptor we own; no memory is involved.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io_err(path)(std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
+    std::fs::File::open(path)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(path))
+}
+
+/// Finds files of an earlier snapshot that can be hard-linked instead of
+/// downloaded: same path or same content, with size and hashes matching.
+#[derive(Debug, Default)]
+pub struct ReuseIndex {
+    tree: PathBuf,
+    by_path: HashMap<String, Checksums>,
+    by_digest: HashMap<(HashKind, Vec<u8>), String>,
+}
+
+fn key_digest(c: &Checksums) -> Option<(HashKind, Vec<u8>)> {
+    if let Some(d) = c.sha256 {
+        Some((HashKind::Sha256, d.to_vec()))
+    } else if let Some(d) = c.sha1 {
+        Some((HashKind::Sha1, d.to_vec()))
+    } else {
+        c.md5.map(|d| (HashKind::Md5, d.to_vec()))
+    }
+}
+
+impl ReuseIndex {
+    /// An index of `info`'s files in the tree `tree`.
+    pub fn new(tree: &Path, info: &Info) -> ReuseIndex {
+        let mut idx = ReuseIndex {
+            tree: tree.to_path_buf(),
+            ..Default::default()
+        };
+        for (path, fi) in &info.files {
+            let c = fi.to_checksums();
+            if let Some(k) = key_digest(&c) {
+                idx.by_digest.entry(k).or_insert_with(|| path.clone());
+            }
+            idx.by_path.insert(path.clone(), c);
+        }
+        idx
+    }
+
+    /// Number of files known.
+    pub fn len(&self) -> usize {
+        self.by_path.len()
+    }
+
+    /// True when nothing is known.
+    pub fn is_empty(&self) -> bool {
+        self.by_path.is_empty()
+    }
+
+    /// A file of the earlier snapshot whose size and hashes match `expected`.
+    pub fn find(&self, path: &str, expected: &Checksums) -> Option<PathBuf> {
+        if let Some(old) = self.by_path.get(path) {
+            if matches(expected, old) {
+                return Some(self.tree.join(path));
+            }
+        }
+        let key = key_digest(expected)?;
+        let other = self.by_digest.get(&key)?;
+        let old = self.by_path.get(other)?;
+        matches(expected, old).then(|| self.tree.join(other))
+    }
+}
+
+/// Same size, and every hash both know equal, with at least one in common.
+fn matches(expected: &Checksums, old: &Checksums) -> bool {
+    if expected.size != old.size {
+        return false;
+    }
+    let mut common = 0;
+    macro_rules! cmp {
+        ($f:ident) => {
+            if let (Some(a), Some(b)) = (&expected.$f, &old.$f) {
+                if a != b {
+                    return false;
+                }
+                common += 1;
+            }
+        };
+    }
+    cmp!(md5);
+    cmp!(sha1);
+    cmp!(sha256);
+    cmp!(sha512);
+    // The strongest hash the expectation has must be known to the old file.
+    let strongest_known = if expected.sha512.is_some() {
+        old.sha512.is_some()
+    } else if expected.sha256.is_some() {
+        old.sha256.is_some()
+    } else if expected.sha1.is_some() {
+        old.sha1.is_some()
+    } else {
+        true
+    };
+    common > 0 && strongest_known
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums(size: u64, b: u8) -> Checksums {
+        Checksums {
+            size,
+            md5: Some([b; 16]),
+            sha256: Some([b; 32]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn publish_swaps_symlink_and_cleanup_keeps_previous() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::write(root.path().join("unrelated"), b"x").unwrap();
+        std::fs::create_dir(root.path().join(".other.2020")).unwrap();
+        let store = Store::new(root.path(), "deb");
+        assert!(store.current().unwrap().is_none());
+
+        let mut names = Vec::new();
+        for i in 0..4u8 {
+            let s = store.begin().unwrap();
+            std::fs::write(s.tree.join("f"), [i]).unwrap();
+            let mut info = Info {
+                format: 1,
+                id: "deb".into(),
+                ..Default::default()
+            };
+            info.files.insert("f".into(), FileInfo::from_checksums(&sums(1, i)));
+            store.publish(&s, &info).unwrap();
+            assert_eq!(std::fs::read(root.path().join("deb/f")).unwrap(), [i]);
+            assert_eq!(store.current().unwrap().unwrap().name, s.name);
+            let back = s.read_info().unwrap();
+            assert_eq!(back.files["f"].to_checksums(), sums(1, i));
+            names.push(s.name);
+        }
+        let link = std::fs::read_link(root.path().join("deb")).unwrap();
+        assert_eq!(link, PathBuf::from(&names[3]).join("deb"));
+
+        // A failed run's leftovers: an unfinished snapshot, a stray temp symlink.
+        let failed = store.begin().unwrap();
+        std::fs::write(failed.tree.join(".part-x"), b"partial").unwrap();
+        std::os::unix::fs::symlink("nowhere", root.path().join(".deb.symlink-tmp")).unwrap();
+
+        let removed = store.cleanup(1).unwrap();
+        assert_eq!(removed.len(), 4, "{removed:?}");
+        assert!(root.path().join(&names[3]).is_dir());
+        assert!(root.path().join(&names[2]).is_dir());
+        assert!(!root.path().join(&names[1]).exists());
+        assert!(!root.path().join(&names[0]).exists());
+        assert!(!failed.dir.exists());
+        assert!(root.path().join("unrelated").exists());
+        assert!(root.path().join(".other.2020").exists());
+
+        assert_eq!(store.cleanup(0).unwrap(), vec![names[2].clone()]);
+        assert!(root.path().join("deb/f").exists());
+    }
+
+    #[test]
+    fn foreign_link_is_left_alone() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("deb")).unwrap();
+        let store = Store::new(root.path(), "deb");
+        assert!(matches!(store.current(), Err(SnapshotError::Foreign { .. })));
+        std::fs::remove_dir(root.path().join("deb")).unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("deb")).unwrap();
+        assert!(matches!(store.current(), Err(SnapshotError::Foreign { .. })));
+        assert!(matches!(store.cleanup(1), Err(SnapshotError::Foreign { .. })));
+    }
+
+    #[test]
+    fn reuse_by_path_and_by_content() {
+        let mut info = Info::default();
+        info.files.insert("pool/a.deb".into(), FileInfo::from_checksums(&sums(10, 1)));
+        let idx = ReuseIndex::new(Path::new("/t"), &info);
+        assert_eq!(idx.find("pool/a.deb", &sums(10, 1)), Some(PathBuf::from("/t/pool/a.deb")));
+        assert_eq!(idx.find("pool/b.deb", &sums(10, 1)), Some(PathBuf::from("/t/pool/a.deb")));
+        assert_eq!(idx.find("pool/a.deb", &sums(10, 2)), None);
+        assert_eq!(idx.find("pool/a.deb", &sums(11, 1)), None);
+        let mut only_md5 = sums(10, 1);
+        only_md5.sha256 = None;
+        assert!(idx.find("pool/a.deb", &only_md5).is_some());
+        let mut with_512 = sums(10, 1);
+        with_512.sha512 = Some([1; 64]);
+        assert!(idx.find("pool/a.deb", &with_512).is_none());
+        let mut sha1_only = Checksums {
+            size: 10,
+            sha1: Some([1; 20]),
+            ..Default::default()
+        };
+        assert!(idx.find("pool/a.deb", &sha1_only).is_none());
+        sha1_only.md5 = Some([1; 16]);
+        assert!(idx.find("pool/a.deb", &sha1_only).is_none());
+    }
+}
