@@ -1,1 +1,97 @@
-//! placeholder
+//! `apt-cacher`: a verifying, never-inconsistent caching proxy for APT.
+//!
+//! Clients reach it by path prefix (`http://cacher:3142/debian/...`) or as
+//! an HTTP proxy (`Acquire::http::Proxy`); both lead to the same cache.
+//! Metadata is served as consistent generations ([`generation`]), every
+//! file a Release or index lists is verified while it streams
+//! ([`download`]), concurrent requests for one file share one upstream
+//! download, and pool files live in an LRU-evicted [`store`].
+//!
+//! Modules, in the order a request meets them: [`server`] (HTTP),
+//! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
+//! (metadata), [`store`] (pool files), [`download`] (coalesced verified
+//! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details).
+//! [`config`], [`defaults`] and [`logging`] set it up.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod defaults;
+pub mod download;
+pub mod generation;
+pub mod handler;
+pub mod logging;
+pub mod mapping;
+pub mod response;
+pub mod server;
+pub mod store;
+pub mod upstream;
+
+pub use config::Config;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// A running cacher (see [`start`]).
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// The application state (for tests and metrics).
+    pub app: Arc<handler::App>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops accepting, lets in-flight responses finish (bounded), and returns.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server ends (after its shutdown token is cancelled).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Opens the cache, binds `config.listen` and starts serving in the
+/// background until `shutdown` is cancelled. Use port 0 to get a free port
+/// (see [`Running::addr`]).
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    config.create_dirs()?;
+    let cache_dir = config.cache_dir.clone();
+    let capacity = config.cache_capacity;
+    let store = tokio::task::spawn_blocking(move || store::Store::open(&cache_dir, capacity))
+        .await?
+        .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
+    let (files, bytes) = store.usage();
+    let upstream = Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
+    let downloads = Arc::new(download::Downloads::new(upstream));
+    let router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
+    let gens = Arc::new(
+        generation::Generations::new(&config, router.clone(), downloads.clone())
+            .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(address = %addr, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
+    let app = Arc::new(handler::App { router, store: Arc::new(store), downloads, gens: gens.clone(), config });
+    {
+        let gens = gens.clone();
+        tokio::spawn(async move { gens.load_all().await });
+    }
+    tokio::spawn(gens.ticker(shutdown.clone()));
+    let task = tokio::spawn(server::serve(listener, app.clone(), shutdown.clone()));
+    Ok(Running { addr, app, shutdown, task })
+}
+
+/// Runs the cacher until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown).await?.wait().await;
+    Ok(())
+}

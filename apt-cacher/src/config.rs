@@ -1,0 +1,520 @@
+//! The configuration file: go-apt-cacher's TOML format, read unchanged
+//! (`listen_address`, `check_interval`, `cache_period`, `meta_dir`,
+//! `cache_dir`, `cache_capacity`, `max_conns`, `[log]`, `[mapping]`), plus a
+//! few optional keys of our own (`connect_allow`, `generation_grace`,
+//! `[timeouts]`). Unknown keys are errors, and every error names the key,
+//! the line and the reason.
+
+use reqwest::Url;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+/// The whole, validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on.
+    pub listen: SocketAddr,
+    /// How often a Release is re-checked upstream.
+    pub check_interval: Duration,
+    /// How long a bad upstream answer (404, 5xx, timeout) is remembered.
+    pub cache_period: Duration,
+    /// Directory for metadata generations (Release files and indices).
+    pub meta_dir: PathBuf,
+    /// Directory for other cached files (pool files).
+    pub cache_dir: PathBuf,
+    /// Capacity of `cache_dir`, in bytes.
+    pub cache_capacity: u64,
+    /// Maximum concurrent connections per upstream host (0 = unlimited).
+    pub max_conns: usize,
+    /// Logging.
+    pub log: LogConfig,
+    /// Prefix → upstream mappings, in file order.
+    pub mappings: Vec<Mapping>,
+    /// `host:port` pairs that `CONNECT` may tunnel to.
+    pub connect_allow: Vec<String>,
+    /// How long the previous metadata generation stays available after a swap.
+    pub generation_grace: Duration,
+    /// Timeouts.
+    pub timeouts: Timeouts,
+}
+
+/// `[log]`: where and how to log.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log file; standard error when absent.
+    pub filename: Option<PathBuf>,
+    /// `critical`, `error`, `warning`, `info` or `debug`.
+    pub level: Option<String>,
+    /// `plain`, `logfmt` or `json`.
+    pub format: Option<String>,
+}
+
+/// Timeouts, all in seconds in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Upstream connect.
+    pub connect: Duration,
+    /// Upstream idle read (no byte for this long).
+    pub idle_read: Duration,
+    /// Overall cap on one upstream download.
+    pub overall: Duration,
+    /// Client request-header read.
+    pub header_read: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(10),
+            idle_read: Duration::from_secs(60),
+            overall: Duration::from_secs(30 * 60),
+            header_read: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One `[mapping]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mapping {
+    /// The path prefix (`^[a-z0-9._-]+$`).
+    pub prefix: String,
+    /// The upstream URL (http or https), without a trailing slash in its path.
+    pub url: Url,
+    /// Other URLs of the same repository; they share the cache.
+    pub aliases: Vec<Url>,
+}
+
+/// A configuration error: where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}:{line}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file.
+    pub file: String,
+    /// 1-based line (0 when unknown).
+    pub line: usize,
+    /// The key (or `-` when the error is not about one key).
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen_address: Option<Spanned<String>>,
+    check_interval: Option<Spanned<u64>>,
+    cache_period: Option<Spanned<u64>>,
+    meta_dir: Option<Spanned<String>>,
+    cache_dir: Option<Spanned<String>>,
+    cache_capacity: Option<Spanned<u64>>,
+    max_conns: Option<Spanned<u64>>,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    mapping: BTreeMap<Spanned<String>, Spanned<RawMapping>>,
+    #[serde(default)]
+    connect_allow: Vec<Spanned<String>>,
+    generation_grace: Option<Spanned<u64>>,
+    timeouts: Option<Spanned<RawTimeouts>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawMapping {
+    Url(String),
+    Table(RawMappingTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMappingTable {
+    url: String,
+    #[serde(default)]
+    aliases: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimeouts {
+    connect: Option<u64>,
+    idle_read: Option<u64>,
+    overall: Option<u64>,
+    header_read: Option<u64>,
+}
+
+/// The default config path.
+pub const DEFAULT_PATH: &str = "/etc/apt-cacher.toml";
+
+/// 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// True when `prefix` matches `^[a-z0-9._-]+$`.
+pub fn valid_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Parses an upstream URL: http or https, with a host, no query or fragment.
+/// The path's trailing slashes are removed.
+pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!("{text:?}: only http and https URLs are supported"));
+    }
+    if url.host_str().is_none_or(|h| h.is_empty()) {
+        return Err(format!("{text:?}: no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{text:?}: query, fragment and user info are not allowed"));
+    }
+    let path = url.path().trim_end_matches('/').to_string();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// Parses a `listen_address` as go-apt-cacher does: `":3142"` means every
+/// address, `"host:port"` a specific one.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
+    full.parse::<SocketAddr>()
+        .map_err(|_| format!("{text:?} is not an address of the form [host]:port"))
+}
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: 0,
+            key: "-".into(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Config::parse(&file, &text)
+    }
+
+    /// Parses and validates configuration `text`; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Config, ConfigError> {
+        let err = |span: Option<std::ops::Range<usize>>, key: &str, reason: String| ConfigError {
+            file: file.to_string(),
+            line: span.map(|s| line_of(text, s.start)).unwrap_or(0),
+            key: key.to_string(),
+            reason,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let reason = e.message().trim().to_string();
+            let key = key_in_message(&reason)
+                .or_else(|| e.span().and_then(|s| key_at(text, s.start)))
+                .unwrap_or_else(|| "-".into());
+            err(e.span(), &key, reason)
+        })?;
+
+        let listen = match &raw.listen_address {
+            Some(s) => parse_listen(s.get_ref()).map_err(|r| err(Some(s.span()), "listen_address", r))?,
+            None => parse_listen(":3142").map_err(|r| err(None, "listen_address", r))?,
+        };
+        let secs = |v: &Option<Spanned<u64>>, default: u64| v.as_ref().map(|s| *s.get_ref()).unwrap_or(default);
+        let dir = |v: &Option<Spanned<String>>, key: &str| -> Result<PathBuf, ConfigError> {
+            let s = v.as_ref().ok_or_else(|| err(None, key, "is required".into()))?;
+            let p = PathBuf::from(s.get_ref());
+            if !p.is_absolute() {
+                return Err(err(Some(s.span()), key, format!("{:?} must be an absolute path", s.get_ref())));
+            }
+            Ok(p)
+        };
+        let meta_dir = dir(&raw.meta_dir, "meta_dir")?;
+        let cache_dir = dir(&raw.cache_dir, "cache_dir")?;
+        if normalize(&meta_dir) == normalize(&cache_dir) {
+            return Err(err(raw.cache_dir.as_ref().map(|s| s.span()), "cache_dir", "must differ from meta_dir".into()));
+        }
+        if normalize(&meta_dir).starts_with(normalize(&cache_dir))
+            || normalize(&cache_dir).starts_with(normalize(&meta_dir))
+        {
+            return Err(err(
+                raw.cache_dir.as_ref().map(|s| s.span()),
+                "cache_dir",
+                "must not contain or be contained in meta_dir".into(),
+            ));
+        }
+        let capacity_gib = secs(&raw.cache_capacity, 1);
+        let cache_capacity = capacity_gib
+            .checked_mul(1 << 30)
+            .ok_or_else(|| err(raw.cache_capacity.as_ref().map(|s| s.span()), "cache_capacity", "too large".into()))?;
+        if capacity_gib == 0 {
+            return Err(err(raw.cache_capacity.as_ref().map(|s| s.span()), "cache_capacity", "must be at least 1 (GiB)".into()));
+        }
+        let max_conns = usize::try_from(secs(&raw.max_conns, 10))
+            .map_err(|_| err(raw.max_conns.as_ref().map(|s| s.span()), "max_conns", "too large".into()))?;
+
+        if let Some(level) = &raw.log.level {
+            if !matches!(level.as_str(), "critical" | "error" | "warning" | "warn" | "info" | "debug") {
+                return Err(err(
+                    key_span(text, "level"),
+                    "log.level",
+                    format!("{level:?}: expected one of critical, error, warning, info, debug"),
+                ));
+            }
+        }
+        if let Some(format) = &raw.log.format {
+            if !matches!(format.as_str(), "plain" | "logfmt" | "json") {
+                return Err(err(
+                    key_span(text, "format"),
+                    "log.format",
+                    format!("{format:?}: expected one of plain, logfmt, json"),
+                ));
+            }
+        }
+
+        let mut mappings = Vec::new();
+        for (prefix, value) in &raw.mapping {
+            let key = format!("mapping.{}", prefix.get_ref());
+            if !valid_prefix(prefix.get_ref()) {
+                return Err(err(
+                    Some(prefix.span()),
+                    &key,
+                    format!("prefix {:?} must match ^[a-z0-9._-]+$", prefix.get_ref()),
+                ));
+            }
+            let (url, aliases) = match value.get_ref() {
+                RawMapping::Url(u) => (u.clone(), Vec::new()),
+                RawMapping::Table(t) => (t.url.clone(), t.aliases.clone()),
+            };
+            let url = parse_upstream_url(&url).map_err(|r| err(Some(value.span()), &key, r))?;
+            let aliases = aliases
+                .iter()
+                .map(|a| parse_upstream_url(a))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|r| err(Some(value.span()), &key, format!("alias {r}")))?;
+            mappings.push(Mapping { prefix: prefix.get_ref().clone(), url, aliases });
+        }
+        // File order is friendlier in logs; BTreeMap sorted them, so re-sort by span.
+        let order: BTreeMap<String, usize> =
+            raw.mapping.keys().map(|k| (k.get_ref().clone(), k.span().start)).collect();
+        mappings.sort_by_key(|m| order.get(&m.prefix).copied().unwrap_or(0));
+
+        let mut connect_allow = Vec::new();
+        for entry in &raw.connect_allow {
+            let v = entry.get_ref();
+            let ok = v.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(err(Some(entry.span()), "connect_allow", format!("{v:?} must be host:port")));
+            }
+            connect_allow.push(v.to_ascii_lowercase());
+        }
+
+        let mut timeouts = Timeouts::default();
+        if let Some(t) = &raw.timeouts {
+            let span = Some(t.span());
+            let t = t.get_ref();
+            let set = |slot: &mut Duration, v: Option<u64>, name: &str| -> Result<(), ConfigError> {
+                if let Some(v) = v {
+                    if v == 0 {
+                        return Err(err(span.clone(), &format!("timeouts.{name}"), "must be at least 1 second".into()));
+                    }
+                    *slot = Duration::from_secs(v);
+                }
+                Ok(())
+            };
+            set(&mut timeouts.connect, t.connect, "connect")?;
+            set(&mut timeouts.idle_read, t.idle_read, "idle_read")?;
+            set(&mut timeouts.overall, t.overall, "overall")?;
+            set(&mut timeouts.header_read, t.header_read, "header_read")?;
+        }
+
+        Ok(Config {
+            listen,
+            check_interval: Duration::from_secs(secs(&raw.check_interval, 600)),
+            cache_period: Duration::from_secs(secs(&raw.cache_period, 3)),
+            meta_dir,
+            cache_dir,
+            cache_capacity,
+            max_conns,
+            log: raw.log,
+            mappings,
+            connect_allow,
+            generation_grace: Duration::from_secs(secs(&raw.generation_grace, 600)),
+            timeouts,
+        })
+    }
+
+    /// Creates `meta_dir` and `cache_dir` if missing.
+    pub fn create_dirs(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        for d in [&self.meta_dir, &self.cache_dir] {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes `.` components and trailing slashes (no file-system access).
+fn normalize(p: &Path) -> PathBuf {
+    p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+}
+
+/// The key named in a serde message such as "unknown field `foo`, expected ...".
+fn key_in_message(msg: &str) -> Option<String> {
+    let rest = msg.strip_prefix("unknown field `")?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+/// The key on the line holding byte `offset`, if the line looks like `key = ...`.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text.get(..offset.min(text.len()))?.rfind('\n').map_or(0, |i| i + 1);
+    let line = text.get(start..)?.lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// The span of the first line assigning `key` (for errors found after parsing).
+fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if line.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
+            return Some(offset..offset + line.len());
+        }
+        offset += line.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// go-apt-cacher's example configuration, verbatim.
+    const GO_EXAMPLE: &str = r#"# listen_address is the listening address.
+# Default is ":3142".
+listen_address = ":3142"
+
+# Interval to check updates for Release/InRelease files.
+# Default: 600 seconds
+check_interval = 600
+
+# Cache period for bad HTTP response statuses.
+# Default: 3 seconds
+cache_period = 3
+
+# Directory for meta data files.
+# The directory owner must be the same as the process owner of go-apt-cacher.
+meta_dir = "/var/spool/go-apt-cacher/meta"
+
+# Directory for non-meta data files.
+# This directory must be different from meta_dir.
+# The directory owner must be the same as the process owner of go-apt-cacher.
+cache_dir = "/var/spool/go-apt-cacher/cache"
+
+# Capacity for cache_dir.
+# Default: 1 GiB
+cache_capacity = 1
+
+# Maximum concurrent connections for an upstream server.
+# Setting this 0 disables limit on the number of connections.
+# Default: 10
+max_conns = 10
+
+# log specifies logging configurations.
+# Details at https://godoc.org/github.com/cybozu-go/well#LogConfig
+[log]
+filename = "/var/log/go-apt-cacher.log"
+level = "info"
+format = "plain"
+
+# mapping declares which prefix maps to a Debian repository URL.
+# prefix must match this regexp: ^[a-z0-9._-]+$
+[mapping]
+ubuntu = "http://archive.ubuntu.com/ubuntu"
+security = "http://security.ubuntu.com/ubuntu"
+"#;
+
+    #[test]
+    fn go_apt_cacher_example_parses_unchanged() {
+        let c = Config::parse("go.toml", GO_EXAMPLE).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:3142".parse().unwrap());
+        assert_eq!(c.check_interval, Duration::from_secs(600));
+        assert_eq!(c.cache_period, Duration::from_secs(3));
+        assert_eq!(c.meta_dir, PathBuf::from("/var/spool/go-apt-cacher/meta"));
+        assert_eq!(c.cache_capacity, 1 << 30);
+        assert_eq!(c.max_conns, 10);
+        assert_eq!(c.log.level.as_deref(), Some("info"));
+        let prefixes: Vec<_> = c.mappings.iter().map(|m| m.prefix.as_str()).collect();
+        assert_eq!(prefixes, ["ubuntu", "security"]);
+        assert_eq!(c.mappings[0].url.as_str(), "http://archive.ubuntu.com/ubuntu");
+    }
+
+    fn parse_err(text: &str) -> ConfigError {
+        Config::parse("t.toml", text).unwrap_err()
+    }
+
+    const DIRS: &str = "meta_dir = \"/m\"\ncache_dir = \"/c\"\n";
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse_err(&format!("{DIRS}\nlisten_adress = \":1\"\n"));
+        assert_eq!(e.key, "listen_adress", "{e}");
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.to_string().starts_with("t.toml:4: listen_adress: unknown field"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_line() {
+        let e = parse_err(&format!("{DIRS}check_interval = \"soon\"\n"));
+        assert_eq!(e.line, 3, "{e}");
+        assert_eq!(e.key, "check_interval", "{e}");
+    }
+
+    #[test]
+    fn validation_errors() {
+        let e = parse_err("meta_dir = \"/m\"\ncache_dir = \"rel\"\n");
+        assert_eq!((e.key.as_str(), e.line), ("cache_dir", 2), "{e}");
+        let e = parse_err("meta_dir = \"/m\"\ncache_dir = \"/m/\"\n");
+        assert_eq!(e.key, "cache_dir", "{e}");
+        let e = parse_err(&format!("{DIRS}[mapping]\nBad = \"http://x/\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("mapping.Bad", 4), "{e}");
+        let e = parse_err(&format!("{DIRS}[mapping]\nok = \"ftp://x/\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("mapping.ok", 4), "{e}");
+        let e = parse_err(&format!("{DIRS}[log]\nlevel = \"loud\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("log.level", 4), "{e}");
+        let e = parse_err(&format!("{DIRS}listen_address = \"nope\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
+        let e = parse_err("cache_dir = \"/c\"\n");
+        assert_eq!(e.key, "meta_dir", "{e}");
+        let e = parse_err(&format!("{DIRS}connect_allow = [\"nohost\"]\n"));
+        assert_eq!(e.key, "connect_allow", "{e}");
+    }
+
+    #[test]
+    fn table_mapping_with_aliases_and_new_keys() {
+        let c = Config::parse(
+            "t.toml",
+            &format!(
+                "{DIRS}connect_allow = [\"example.org:443\"]\ngeneration_grace = 5\n[timeouts]\nconnect = 3\n\
+                 [mapping]\ndebian = {{ url = \"https://deb.example/debian/\", aliases = [\"http://m.example/debian\"] }}\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.mappings[0].url.as_str(), "https://deb.example/debian");
+        assert_eq!(c.mappings[0].aliases[0].as_str(), "http://m.example/debian");
+        assert_eq!(c.connect_allow, ["example.org:443"]);
+        assert_eq!(c.timeouts.connect, Duration::from_secs(3));
+        assert_eq!(c.generation_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for text in ["[", "mapping = 3", "[mapping]\nx = 1", "\u{0}", "cache_capacity = -1", "[timeouts]\nfoo=1"] {
+            let _ = Config::parse("t", text);
+        }
+    }
+}

@@ -1,0 +1,376 @@
+//! Coalesced, verified, streaming downloads. There is at most one upstream
+//! download per key: it writes to a temporary file and publishes its
+//! progress (bytes written, then success or failure) through a
+//! `tokio::sync::watch` channel; every client of that key — the first and
+//! any that join later — reads the temporary file from its own offset,
+//! following the progress, so all of them stream as bytes arrive.
+//!
+//! Verification happens while streaming. When an expected size and hashes
+//! are known, readers never get the last byte before the whole file has
+//! verified: a client can therefore never receive a complete, successful
+//! response of bytes that failed verification. On failure every reader's
+//! body ends in an error (the connection is aborted) and nothing is
+//! published. On success the job's `commit` step moves the synced file
+//! into place (cache or metadata generation) before success is announced.
+//!
+//! A finished file (a cache hit) is served through the same reader as a
+//! download that is already complete.
+
+use crate::upstream::{Upstream, UpstreamError};
+use aptindex::checksum::{Checksums, Hasher};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use reqwest::Url;
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tempfile::TempPath;
+use tokio::sync::watch;
+
+/// Bytes read from the file per body chunk.
+const READ_CHUNK: u64 = 256 * 1024;
+/// Progress is published at least every this many bytes.
+const PUBLISH_EVERY: u64 = 64 * 1024;
+
+/// Why a download failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// Upstream failed.
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+    /// The bytes did not verify.
+    #[error("verification failed: {0}")]
+    Verify(String),
+    /// Local I/O or publishing failed.
+    #[error("{0}")]
+    Local(String),
+}
+
+/// What clients learn once upstream has answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The length to announce, if known (the expected size when verifying).
+    pub length: Option<u64>,
+    /// `Last-Modified` to announce.
+    pub last_modified: Option<String>,
+    /// True when the bytes are being verified (the last byte is held back).
+    pub verified: bool,
+}
+
+/// The state of one download as its readers see it.
+#[derive(Debug, Clone)]
+struct Progress {
+    written: u64,
+    head: Option<Head>,
+    outcome: Option<Result<(), Arc<DownloadError>>>,
+}
+
+/// Moves a verified, synced temporary file into place. Gets the computed checksums.
+pub type Commit = Box<dyn FnOnce(TempPath, Checksums) -> BoxFuture<'static, Result<(), String>> + Send>;
+
+/// A download to start (or join).
+pub struct Job {
+    /// The coalescing key.
+    pub key: String,
+    /// URLs to try in order (the next one only after a 404).
+    pub urls: Vec<Url>,
+    /// Expected size and hashes, if known.
+    pub expected: Option<Checksums>,
+    /// Human-readable name for logs (mapping and path).
+    pub what: String,
+    /// A fresh temporary file and its path.
+    pub temp: (std::fs::File, TempPath),
+    /// Publishes the verified file; `None` discards it (pass-through).
+    pub commit: Option<Commit>,
+}
+
+/// A file being downloaded or already complete, readable by any number of clients.
+#[derive(Debug)]
+pub struct Source {
+    file: Arc<std::fs::File>,
+    rx: watch::Receiver<Progress>,
+}
+
+impl Source {
+    /// A complete file (a cache hit).
+    pub fn complete(file: std::fs::File, last_modified: Option<String>) -> std::io::Result<Source> {
+        let len = file.metadata()?.len();
+        let progress = Progress {
+            written: len,
+            head: Some(Head { length: Some(len), last_modified, verified: false }),
+            outcome: Some(Ok(())),
+        };
+        let (_tx, rx) = watch::channel(progress);
+        Ok(Source { file: Arc::new(file), rx })
+    }
+
+    /// Waits until upstream has answered; the error if the download failed first.
+    pub async fn head(&self) -> Result<Head, Arc<DownloadError>> {
+        let mut rx = self.rx.clone();
+        loop {
+            {
+                let p = rx.borrow_and_update();
+                if let Some(Err(e)) = &p.outcome {
+                    return Err(e.clone());
+                }
+                if let Some(h) = &p.head {
+                    return Ok(h.clone());
+                }
+            }
+            if rx.changed().await.is_err() {
+                return Err(Arc::new(DownloadError::Local("download task ended".into())));
+            }
+        }
+    }
+
+    /// Waits until the download has finished; its outcome.
+    pub async fn finished(&self) -> Result<(), Arc<DownloadError>> {
+        let mut rx = self.rx.clone();
+        loop {
+            if let Some(outcome) = &rx.borrow_and_update().outcome {
+                return outcome.clone();
+            }
+            if rx.changed().await.is_err() {
+                return Err(Arc::new(DownloadError::Local("download task ended".into())));
+            }
+        }
+    }
+
+    /// True when the download has finished successfully.
+    pub fn is_complete(&self) -> bool {
+        matches!(self.rx.borrow().outcome, Some(Ok(())))
+    }
+
+    /// The body bytes `start..end` (`end` = `None`: to the end of the file),
+    /// as they become available. Ends with an error if the download fails.
+    pub fn body(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        struct St {
+            file: Arc<std::fs::File>,
+            rx: watch::Receiver<Progress>,
+            pos: u64,
+            end: Option<u64>,
+            done: bool,
+        }
+        let st = St { file: self.file.clone(), rx: self.rx.clone(), pos: start, end, done: false };
+        futures_util::stream::unfold(st, |mut st| async move {
+            if st.done {
+                return None;
+            }
+            loop {
+                let (avail, complete) = {
+                    let p = st.rx.borrow_and_update();
+                    match &p.outcome {
+                        Some(Err(e)) => {
+                            let err = std::io::Error::other(e.to_string());
+                            drop(p);
+                            st.done = true;
+                            return Some((Err(err), st));
+                        }
+                        Some(Ok(())) => (p.written, true),
+                        None => {
+                            let held = match &p.head {
+                                Some(Head { length: Some(len), verified: true, .. }) => {
+                                    p.written.min(len.saturating_sub(1))
+                                }
+                                _ => p.written,
+                            };
+                            (held, false)
+                        }
+                    }
+                };
+                let limit = st.end.map_or(avail, |e| e.min(avail));
+                if st.pos < limit {
+                    let n = (limit - st.pos).min(READ_CHUNK);
+                    let file = st.file.clone();
+                    let pos = st.pos;
+                    let read = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; n as usize];
+                        file.read_exact_at(&mut buf, pos).map(|()| buf)
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    return match read {
+                        Ok(buf) => {
+                            st.pos += n;
+                            Some((Ok(Bytes::from(buf)), st))
+                        }
+                        Err(e) => {
+                            st.done = true;
+                            Some((Err(e), st))
+                        }
+                    };
+                }
+                if complete || st.end.is_some_and(|e| st.pos >= e) {
+                    return None;
+                }
+                if st.rx.changed().await.is_err() {
+                    st.done = true;
+                    return Some((Err(std::io::Error::other("download task ended")), st));
+                }
+            }
+        })
+    }
+}
+
+/// The table of downloads in flight.
+#[derive(Debug)]
+pub struct Downloads {
+    upstream: Arc<Upstream>,
+    inflight: Mutex<HashMap<String, Arc<Source>>>,
+}
+
+impl Downloads {
+    /// An empty table using `upstream`.
+    pub fn new(upstream: Arc<Upstream>) -> Downloads {
+        Downloads { upstream, inflight: Mutex::new(HashMap::new()) }
+    }
+
+    /// The upstream client.
+    pub fn upstream(&self) -> &Arc<Upstream> {
+        &self.upstream
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Source>>> {
+        self.inflight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The download in flight for `key`, if any.
+    pub fn joinable(&self, key: &str) -> Option<Arc<Source>> {
+        self.lock().get(key).cloned()
+    }
+
+    /// Number of downloads in flight.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Joins the download of `job.key` if one is in flight, otherwise starts
+    /// `job`. Returns the source and whether it was joined (coalesced).
+    pub fn start(self: &Arc<Self>, job: Job) -> (Arc<Source>, bool) {
+        let mut map = self.lock();
+        if let Some(s) = map.get(&job.key) {
+            return (s.clone(), true);
+        }
+        let (file, temp) = job.temp;
+        let file = Arc::new(file);
+        let (tx, rx) = watch::channel(Progress { written: 0, head: None, outcome: None });
+        let source = Arc::new(Source { file: file.clone(), rx });
+        map.insert(job.key.clone(), source.clone());
+        drop(map);
+        let this = self.clone();
+        let key = job.key.clone();
+        let task = Task { file, temp, tx, urls: job.urls, expected: job.expected, what: job.what, commit: job.commit };
+        let me = source.clone();
+        tokio::spawn(async move {
+            let tx = task.tx.clone();
+            let result = task.run(&this.upstream).await;
+            {
+                let mut map = this.lock();
+                if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, &me)) {
+                    map.remove(&key);
+                }
+            }
+            tx.send_modify(|p| p.outcome = Some(result.map_err(Arc::new)));
+        });
+        (source, false)
+    }
+}
+
+struct Task {
+    file: Arc<std::fs::File>,
+    temp: TempPath,
+    tx: watch::Sender<Progress>,
+    urls: Vec<Url>,
+    expected: Option<Checksums>,
+    what: String,
+    commit: Option<Commit>,
+}
+
+impl Task {
+    async fn run(self, upstream: &Upstream) -> Result<(), DownloadError> {
+        let started = Instant::now();
+        let mut last_err = None;
+        let mut resp = None;
+        for url in &self.urls {
+            match upstream.get(url).await {
+                Ok(r) => {
+                    resp = Some(r);
+                    break;
+                }
+                Err(e @ UpstreamError::NotFound { .. }) => last_err = Some(e),
+                Err(e) => {
+                    last_err = Some(e);
+                    break;
+                }
+            }
+        }
+        let Some(mut resp) = resp else {
+            let e = last_err.unwrap_or(UpstreamError::Connect { url: self.what.clone(), reason: "no URL".into() });
+            tracing::info!(what = %self.what, error = %e, "upstream failed");
+            return Err(e.into());
+        };
+        let url = resp.url().to_string();
+        if let (Some(exp), Some(cl)) = (&self.expected, resp.content_length()) {
+            if exp.size != cl {
+                let reason = format!("{}: size mismatch: expected {} bytes, upstream announces {cl}", self.what, exp.size);
+                tracing::warn!(what = %self.what, url = %url, expected = exp.size, actual = cl, "verification failed: size");
+                return Err(DownloadError::Verify(reason));
+            }
+        }
+        let head = Head {
+            length: self.expected.as_ref().map(|e| e.size).or(resp.content_length()),
+            last_modified: resp.last_modified(),
+            verified: self.expected.is_some(),
+        };
+        self.tx.send_modify(|p| p.head = Some(head));
+        let mut hasher = match &self.expected {
+            Some(e) => Hasher::for_expected(e),
+            None => Hasher::new(&[]),
+        };
+        let limit = self.expected.as_ref().map(|e| e.size);
+        let mut written = 0u64;
+        let mut published = 0u64;
+        let mut published_at = Instant::now();
+        while let Some(chunk) = resp.chunk().await? {
+            if limit.is_some_and(|l| written + chunk.len() as u64 > l) {
+                let l = limit.unwrap_or(0);
+                tracing::warn!(what = %self.what, url = %url, expected = l, "verification failed: upstream sent more bytes than expected");
+                return Err(DownloadError::Verify(format!("{}: more than the expected {l} bytes", self.what)));
+            }
+            // Page-cache writes are short; a blocking write here keeps the code simple.
+            (&*self.file)
+                .write_all(&chunk)
+                .map_err(|e| DownloadError::Local(format!("writing temporary file for {}: {e}", self.what)))?;
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            if published == 0 || written - published >= PUBLISH_EVERY || published_at.elapsed().as_millis() >= 20 {
+                self.tx.send_modify(|p| p.written = written);
+                published = written;
+                published_at = Instant::now();
+            }
+        }
+        self.tx.send_modify(|p| p.written = written);
+        let actual = hasher.finish();
+        if let Some(exp) = &self.expected {
+            if let Err(e) = exp.verify(&self.what, &actual) {
+                tracing::warn!(what = %self.what, url = %url, error = %e, "verification failed; not cached, clients aborted");
+                return Err(DownloadError::Verify(e.to_string()));
+            }
+        }
+        let Some(commit) = self.commit else { return Ok(()) };
+        let file = self.file.clone();
+        tokio::task::spawn_blocking(move || file.sync_all())
+            .await
+            .map_err(|e| DownloadError::Local(e.to_string()))?
+            .map_err(|e| DownloadError::Local(format!("syncing {}: {e}", self.what)))?;
+        commit(self.temp, actual).await.map_err(DownloadError::Local)?;
+        tracing::debug!(what = %self.what, url = %url, bytes = written, ms = started.elapsed().as_millis() as u64, "downloaded");
+        Ok(())
+    }
+}

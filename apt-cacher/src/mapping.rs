@@ -1,0 +1,248 @@
+//! Routing: which mapping and repository path a request is for. Three ways
+//! in lead to the same cache entry: the prefix form `/PREFIX/path`, the
+//! forward-proxy form `http://upstream-host/base/path` (for the mapping's URL
+//! or any alias), and apt-cacher-ng's `http://HTTPS///host/base/path` for
+//! https upstreams. Everything else in proxy form is refused (this is not an
+//! open proxy); `CONNECT` is refused unless the target is in `connect_allow`;
+//! methods other than GET and HEAD are not implemented; paths that could
+//! escape a directory are rejected.
+
+use crate::config::Mapping;
+use hyper::{Method, StatusCode, Uri};
+use reqwest::Url;
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A file of a mapping.
+    File {
+        /// Index into the router's mappings.
+        mapping: usize,
+        /// The repository path, percent-decoded, relative, checked safe.
+        path: String,
+    },
+    /// A `CONNECT` tunnel to an allowed `host:port`.
+    Connect(String),
+    /// A refusal.
+    Refuse(StatusCode, &'static str),
+}
+
+/// The routing table.
+#[derive(Debug, Clone)]
+pub struct Router {
+    mappings: Vec<Mapping>,
+    connect_allow: Vec<String>,
+}
+
+/// Percent-decodes a URL path; `None` when the escapes are malformed or
+/// the result is not UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// True when `path` is a safe relative repository path.
+pub fn safe_path(path: &str) -> bool {
+    !path.is_empty()
+        && !path.starts_with('/')
+        && !path.contains(['\0', '\\'])
+        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The default port of a scheme.
+fn default_port(scheme: &str) -> u16 {
+    if scheme == "https" {
+        443
+    } else {
+        80
+    }
+}
+
+impl Router {
+    /// A router over `mappings`.
+    pub fn new(mappings: Vec<Mapping>, connect_allow: Vec<String>) -> Router {
+        Router { mappings, connect_allow }
+    }
+
+    /// The mappings, in configuration order.
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// The upstream URL of `path` in mapping `index`.
+    pub fn upstream_url(&self, index: usize, path: &str) -> Option<Url> {
+        let mut url = self.mappings.get(index)?.url.clone();
+        {
+            let mut segs = url.path_segments_mut().ok()?;
+            segs.pop_if_empty();
+            segs.extend(path.split('/'));
+        }
+        Some(url)
+    }
+
+    /// Routes a request.
+    pub fn route(&self, method: &Method, uri: &Uri) -> Route {
+        if method == Method::CONNECT {
+            let target = uri.authority().map(|a| a.as_str().to_ascii_lowercase()).unwrap_or_default();
+            return if self.connect_allow.contains(&target) {
+                Route::Connect(target)
+            } else {
+                Route::Refuse(StatusCode::FORBIDDEN, "CONNECT is not allowed to this host")
+            };
+        }
+        if method != Method::GET && method != Method::HEAD {
+            return Route::Refuse(StatusCode::NOT_IMPLEMENTED, "only GET and HEAD are supported");
+        }
+        match uri.scheme_str() {
+            None => self.route_prefix(uri.path()),
+            Some("http") => self.route_proxy(uri),
+            Some(_) => Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream"),
+        }
+    }
+
+    fn route_prefix(&self, raw_path: &str) -> Route {
+        let Some(rest) = raw_path.strip_prefix('/') else {
+            return Route::Refuse(StatusCode::BAD_REQUEST, "bad request path");
+        };
+        let (prefix, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let Some(mapping) = self.mappings.iter().position(|m| m.prefix == prefix) else {
+            return Route::Refuse(StatusCode::NOT_FOUND, "no such mapping prefix");
+        };
+        self.file(mapping, path)
+    }
+
+    fn file(&self, mapping: usize, raw: &str) -> Route {
+        match percent_decode(raw) {
+            Some(path) if safe_path(&path) => Route::File { mapping, path },
+            _ => Route::Refuse(StatusCode::BAD_REQUEST, "bad repository path"),
+        }
+    }
+
+    fn route_proxy(&self, uri: &Uri) -> Route {
+        let Some(host) = uri.host() else {
+            return Route::Refuse(StatusCode::BAD_REQUEST, "no host");
+        };
+        let raw_path = uri.path();
+        // apt-cacher-ng's form for https upstreams: http://HTTPS///host/path
+        let (scheme, host, port, path) = if host.eq_ignore_ascii_case("https") && uri.port().is_none() {
+            let Some(rest) = raw_path.strip_prefix("///").or_else(|| raw_path.strip_prefix("//")) else {
+                return Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream");
+            };
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (h, p) = match authority.rsplit_once(':') {
+                Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
+                    Ok(p) => (h, p),
+                    Err(_) => (authority, 443),
+                },
+                _ => (authority, 443),
+            };
+            ("https", h.to_string(), p, format!("/{path}"))
+        } else {
+            ("http", host.to_string(), uri.port_u16().unwrap_or(80), raw_path.to_string())
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        for (i, m) in self.mappings.iter().enumerate() {
+            for url in std::iter::once(&m.url).chain(&m.aliases) {
+                let url_host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+                if url.scheme() != scheme
+                    || !url_host.eq_ignore_ascii_case(&host)
+                    || url.port().unwrap_or(default_port(url.scheme())) != port
+                {
+                    continue;
+                }
+                let base = url.path().trim_end_matches('/');
+                if let Some(rest) = path.strip_prefix(base).and_then(|r| r.strip_prefix('/')) {
+                    return self.file(i, rest);
+                }
+            }
+        }
+        Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream (this is not an open proxy)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_upstream_url;
+
+    fn router() -> Router {
+        let m = |p: &str, u: &str, a: &[&str]| Mapping {
+            prefix: p.into(),
+            url: parse_upstream_url(u).unwrap(),
+            aliases: a.iter().map(|a| parse_upstream_url(a).unwrap()).collect(),
+        };
+        Router::new(
+            vec![
+                m("debian", "http://deb.example/debian", &["http://mirror.example:8080/deb/"]),
+                m("sec", "https://sec.example/debian-security", &[]),
+                m("root", "http://root.example/", &[]),
+            ],
+            vec!["tunnel.example:443".into()],
+        )
+    }
+
+    fn route(method: Method, uri: &str) -> Route {
+        router().route(&method, &uri.parse::<Uri>().unwrap())
+    }
+
+    fn file(mapping: usize, path: &str) -> Route {
+        Route::File { mapping, path: path.into() }
+    }
+
+    #[test]
+    fn routing_table() {
+        let cases: &[(Method, &str, Route)] = &[
+            (Method::GET, "/debian/dists/bookworm/InRelease", file(0, "dists/bookworm/InRelease")),
+            (Method::HEAD, "/debian/pool/main/a/a_1%3a2_amd64.deb", file(0, "pool/main/a/a_1:2_amd64.deb")),
+            (Method::GET, "http://deb.example/debian/dists/x/Release", file(0, "dists/x/Release")),
+            (Method::GET, "http://DEB.example:80/debian/dists/x/Release", file(0, "dists/x/Release")),
+            (Method::GET, "http://mirror.example:8080/deb/pool/a.deb", file(0, "pool/a.deb")),
+            (Method::GET, "http://HTTPS///sec.example/debian-security/dists/x/InRelease", file(1, "dists/x/InRelease")),
+            (Method::GET, "http://root.example/dists/x/InRelease", file(2, "dists/x/InRelease")),
+            (Method::GET, "/root/pool/a.deb", file(2, "pool/a.deb")),
+            (Method::GET, "http://deb.example/other/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
+            (Method::GET, "http://deb.example:81/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
+            (Method::GET, "http://evil.example/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
+            (Method::GET, "http://sec.example/debian-security/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
+            (Method::GET, "/nope/x", Route::Refuse(StatusCode::NOT_FOUND, "")),
+            (Method::GET, "/debian/../etc/passwd", Route::Refuse(StatusCode::BAD_REQUEST, "")),
+            (Method::GET, "/debian/pool/%2e%2e/%2e%2e/x", Route::Refuse(StatusCode::BAD_REQUEST, "")),
+            (Method::GET, "/debian/pool/%2", Route::Refuse(StatusCode::BAD_REQUEST, "")),
+            (Method::GET, "/debian/", Route::Refuse(StatusCode::BAD_REQUEST, "")),
+            (Method::GET, "/debian//x", Route::Refuse(StatusCode::BAD_REQUEST, "")),
+            (Method::POST, "/debian/x", Route::Refuse(StatusCode::NOT_IMPLEMENTED, "")),
+            (Method::CONNECT, "tunnel.example:443", Route::Connect("tunnel.example:443".into())),
+            (Method::CONNECT, "other.example:443", Route::Refuse(StatusCode::FORBIDDEN, "")),
+        ];
+        for (method, uri, want) in cases {
+            let got = route(method.clone(), uri);
+            match (&got, want) {
+                (Route::Refuse(a, _), Route::Refuse(b, _)) => assert_eq!(a, b, "{method} {uri}: {got:?}"),
+                _ => assert_eq!(&got, want, "{method} {uri}"),
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_urls_are_escaped() {
+        let r = router();
+        assert_eq!(
+            r.upstream_url(0, "pool/a_1:2+b~1.deb").unwrap().as_str(),
+            "http://deb.example/debian/pool/a_1:2+b~1.deb"
+        );
+        assert_eq!(r.upstream_url(2, "dists/x/InRelease").unwrap().as_str(), "http://root.example/dists/x/InRelease");
+        assert_eq!(r.upstream_url(0, "pool/a b#c.deb").unwrap().as_str(), "http://deb.example/debian/pool/a%20b%23c.deb");
+    }
+}

@@ -1,0 +1,276 @@
+//! The upstream HTTP client: reqwest with rustls and the system's CA store
+//! (`SSL_CERT_FILE` honoured), environment proxies, keep-alive, a connect
+//! timeout, an idle-read timeout per chunk and an overall cap, one retry of
+//! a failed connection, at most `max_conns` concurrent requests per host,
+//! and a negative cache that remembers 404s, 5xx and timeouts for
+//! `cache_period`.
+
+use crate::config::{Config, Timeouts};
+use bytes::Bytes;
+use reqwest::{StatusCode, Url};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Why an upstream request failed.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// Upstream answered 404 or 410.
+    #[error("{url}: upstream answered {status}")]
+    NotFound {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// Upstream answered another non-success status.
+    #[error("{url}: upstream answered {status}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+    /// Connecting failed or timed out (after one retry).
+    #[error("{url}: cannot connect: {reason}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// No byte came for the idle-read timeout, or the overall cap passed.
+    #[error("{url}: timed out: {reason}")]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// Which timeout.
+        reason: String,
+    },
+    /// The body broke off or another transport error happened.
+    #[error("{url}: {reason}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The body is larger than allowed.
+    #[error("{url}: body larger than {limit} bytes")]
+    TooLarge {
+        /// The URL.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+impl UpstreamError {
+    /// The status to answer a client with.
+    pub fn client_status(&self) -> StatusCode {
+        match self {
+            UpstreamError::NotFound { status, .. } | UpstreamError::Status { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
+            UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// A successful upstream response whose body is still to be read.
+#[derive(Debug)]
+pub struct Response {
+    url: Url,
+    inner: reqwest::Response,
+    idle: Duration,
+    deadline: tokio::time::Instant,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl Response {
+    /// The URL finally fetched.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// `Content-Length`, if upstream sent it.
+    pub fn content_length(&self) -> Option<u64> {
+        self.inner.content_length()
+    }
+
+    /// `Last-Modified`, as sent.
+    pub fn last_modified(&self) -> Option<String> {
+        self.inner
+            .headers()
+            .get(reqwest::header::LAST_MODIFIED)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }
+
+    /// The next chunk of the body, `None` at the end; bounded by the
+    /// idle-read timeout and the overall cap.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        let deadline = self.deadline.min(tokio::time::Instant::now() + self.idle);
+        match tokio::time::timeout_at(deadline, self.inner.chunk()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(UpstreamError::Transport { url: self.url.to_string(), reason: error_chain(&e) }),
+            Err(_) => Err(UpstreamError::Timeout {
+                url: self.url.to_string(),
+                reason: if deadline == self.deadline { "overall download cap".into() } else { "no data".into() },
+            }),
+        }
+    }
+
+    /// Reads the whole body, at most `limit` bytes.
+    pub async fn bytes(mut self, limit: u64) -> Result<Bytes, UpstreamError> {
+        let mut buf = Vec::new();
+        while let Some(c) = self.chunk().await? {
+            if (buf.len() + c.len()) as u64 > limit {
+                return Err(UpstreamError::TooLarge { url: self.url.to_string(), limit });
+            }
+            buf.extend_from_slice(&c);
+        }
+        Ok(buf.into())
+    }
+}
+
+/// The upstream client shared by all requests.
+#[derive(Debug)]
+pub struct Upstream {
+    client: reqwest::Client,
+    timeouts: Timeouts,
+    max_conns: usize,
+    cache_period: Duration,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    negative: Mutex<HashMap<String, (Instant, UpstreamError)>>,
+}
+
+/// Renders an error with its sources.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+impl Upstream {
+    /// Builds the client from the configuration.
+    pub fn new(config: &Config) -> anyhow::Result<Upstream> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("apt-cacher/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeouts.connect)
+            .read_timeout(config.timeouts.idle_read)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Upstream {
+            client,
+            timeouts: config.timeouts.clone(),
+            max_conns: config.max_conns,
+            cache_period: config.cache_period,
+            hosts: Mutex::new(HashMap::new()),
+            negative: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn semaphore(&self, url: &Url) -> Option<Arc<Semaphore>> {
+        if self.max_conns == 0 {
+            return None;
+        }
+        let host = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        Some(hosts.entry(host).or_insert_with(|| Arc::new(Semaphore::new(self.max_conns))).clone())
+    }
+
+    /// The remembered failure of `url`, if still within `cache_period`.
+    fn negative(&self, url: &Url) -> Option<UpstreamError> {
+        let mut map = self.negative.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.retain(|_, (t, _)| now.duration_since(*t) < self.cache_period);
+        map.get(url.as_str()).map(|(_, e)| e.clone())
+    }
+
+    fn remember(&self, url: &Url, e: &UpstreamError) {
+        if self.cache_period.is_zero() {
+            return;
+        }
+        let mut map = self.negative.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() < 100_000 {
+            map.insert(url.to_string(), (Instant::now(), e.clone()));
+        }
+    }
+
+    /// True when a failure of `url` is remembered (answered from memory).
+    pub fn is_negative(&self, url: &Url) -> bool {
+        self.negative(url).is_some()
+    }
+
+    /// Starts a GET of `url`; the returned response holds the host's
+    /// connection slot until dropped. Failures are remembered for
+    /// `cache_period` (transport errors too), and answered from memory.
+    pub async fn get(&self, url: &Url) -> Result<Response, UpstreamError> {
+        if let Some(e) = self.negative(url) {
+            return Err(e);
+        }
+        let result = self.get_uncached(url).await;
+        if let Err(e) = &result {
+            self.remember(url, e);
+        }
+        result
+    }
+
+    async fn get_uncached(&self, url: &Url) -> Result<Response, UpstreamError> {
+        let permit = match self.semaphore(url) {
+            Some(s) => Some(s.acquire_owned().await.map_err(|_| UpstreamError::Connect {
+                url: url.to_string(),
+                reason: "shutting down".into(),
+            })?),
+            None => None,
+        };
+        let deadline = tokio::time::Instant::now() + self.timeouts.overall;
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let req = self.client.get(url.clone()).timeout(self.timeouts.overall);
+            match req.send().await {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && attempt == 1 => {
+                    tracing::debug!(url = %url, error = %error_chain(&e), "connect failed, retrying once");
+                    continue;
+                }
+                Err(e) if e.is_timeout() => {
+                    return Err(UpstreamError::Timeout { url: url.to_string(), reason: error_chain(&e) })
+                }
+                Err(e) if e.is_connect() => {
+                    return Err(UpstreamError::Connect { url: url.to_string(), reason: error_chain(&e) })
+                }
+                Err(e) => return Err(UpstreamError::Transport { url: url.to_string(), reason: error_chain(&e) }),
+            }
+        };
+        let status = resp.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Err(UpstreamError::NotFound { url: url.to_string(), status: status.as_u16() });
+        }
+        if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
+            return Err(UpstreamError::Status { url: url.to_string(), status: status.as_u16() });
+        }
+        Ok(Response { url: url.clone(), inner: resp, idle: self.timeouts.idle_read, deadline, _permit: permit })
+    }
+
+    /// Fetches a whole (small) body, at most `limit` bytes.
+    pub async fn get_bytes(&self, url: &Url, limit: u64) -> Result<(Bytes, Option<String>), UpstreamError> {
+        let resp = self.get(url).await?;
+        let lm = resp.last_modified();
+        let body = resp.bytes(limit).await;
+        if let Err(e) = &body {
+            self.remember(url, e);
+        }
+        Ok((body?, lm))
+    }
+}
