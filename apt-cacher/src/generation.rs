@@ -554,6 +554,7 @@ impl Generations {
                 if let Some(p) = dest.parent() {
                     std::fs::create_dir_all(p).map_err(io_err(p.display()))?;
                 }
+                let carried = temp.is_none();
                 match (temp, &old_dir) {
                     (Some(t), _) => t.persist(&dest).map_err(|e| MetaError::Io(format!("{}: {}", dest.display(), e.error)))?,
                     (None, Some(od)) => {
@@ -565,7 +566,7 @@ impl Generations {
                     (None, None) => continue,
                 }
                 let pool = match old_pool.get(&rel) {
-                    Some(p) if gen.release.entries.get(&rel) == Some(&cs) => Some(p.clone()),
+                    Some(p) if carried => Some(p.clone()),
                     _ => parse_pool(&aptindex::path::join(&dir, &rel), &dest),
                 };
                 if let Some(p) = pool {

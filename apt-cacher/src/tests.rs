@@ -1,0 +1,299 @@
+//! In-crate end-to-end tests: a tiny in-process upstream (files in memory,
+//! request counters, slow streaming, replaceable content) and the cacher
+//! started on 127.0.0.1:0, exercised with reqwest.
+
+use crate::config::{parse_upstream_url, Config, LogConfig, Mapping, Timeouts};
+use aptindex::checksum::{Checksums, HashKind};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Default)]
+struct UpstreamState {
+    files: HashMap<String, Bytes>,
+    counts: HashMap<String, usize>,
+    /// Delay between 64 KiB chunks.
+    chunk_delay: Option<Duration>,
+}
+
+#[derive(Clone, Default)]
+struct FakeUpstream(Arc<Mutex<UpstreamState>>);
+
+impl FakeUpstream {
+    fn put(&self, path: &str, data: impl Into<Bytes>) {
+        self.0.lock().unwrap().files.insert(path.to_string(), data.into());
+    }
+    fn count(&self, path: &str) -> usize {
+        self.0.lock().unwrap().counts.get(path).copied().unwrap_or(0)
+    }
+    fn set_delay(&self, d: Option<Duration>) {
+        self.0.lock().unwrap().chunk_delay = d;
+    }
+
+    async fn start(&self) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let me = me.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let me = me.clone();
+                        async move {
+                            let path = req.uri().path().to_string();
+                            let (data, delay) = {
+                                let mut st = me.0.lock().unwrap();
+                                *st.counts.entry(path.clone()).or_default() += 1;
+                                (st.files.get(&path).cloned(), st.chunk_delay)
+                            };
+                            let resp = match data {
+                                None => hyper::Response::builder()
+                                    .status(404)
+                                    .body(http_body_util::Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
+                                    .unwrap(),
+                                Some(d) => {
+                                    let len = d.len();
+                                    let chunks: Vec<Bytes> =
+                                        (0..len).step_by(65536).map(|i| d.slice(i..(i + 65536).min(len))).collect();
+                                    let stream = futures_util::stream::iter(chunks).then(move |c| async move {
+                                        if let Some(d) = delay {
+                                            tokio::time::sleep(d).await;
+                                        }
+                                        Ok::<_, std::io::Error>(Frame::data(c))
+                                    });
+                                    hyper::Response::builder()
+                                        .header("content-length", len)
+                                        .body(BodyExt::boxed(StreamBody::new(stream)))
+                                        .unwrap()
+                                }
+                            };
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+}
+
+use futures_util::StreamExt;
+
+fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        check_interval: Duration::from_secs(600),
+        cache_period: Duration::from_secs(3),
+        meta_dir: dir.join("meta"),
+        cache_dir: dir.join("cache"),
+        cache_capacity: 1 << 30,
+        max_conns: 10,
+        log: LogConfig::default(),
+        mappings: vec![Mapping {
+            prefix: "m".into(),
+            url: parse_upstream_url(&format!("http://{upstream}/repo")).unwrap(),
+            aliases: vec![],
+        }],
+        connect_allow: vec![],
+        generation_grace: Duration::from_secs(600),
+        timeouts: Timeouts::default(),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn get(url: &str) -> Result<(u16, Bytes), String> {
+    let r = client().get(url).send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body = r.bytes().await.map_err(|e| format!("body: {e}"))?;
+    Ok((status, body))
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    Checksums::of_bytes(data).hex(HashKind::Sha256).unwrap()
+}
+
+/// A tiny repository: Release listing Packages (and Packages.gz), Packages listing one .deb.
+fn repo(deb: &[u8], version: u32) -> Vec<(String, Bytes)> {
+    let packages = format!(
+        "Package: a\nVersion: {version}\nArchitecture: amd64\nFilename: pool/main/a/a_1_amd64.deb\nSize: {}\nSHA256: {}\n\n",
+        deb.len(),
+        sha256_hex(deb)
+    );
+    let gz = aptindex::compress::compress(aptindex::Compression::Gzip, packages.as_bytes()).unwrap();
+    let release = format!(
+        "Origin: test\nSuite: stable\nCodename: stable{version}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n {} {} main/binary-amd64/Packages.gz\n",
+        sha256_hex(packages.as_bytes()),
+        packages.len(),
+        sha256_hex(&gz),
+        gz.len()
+    );
+    vec![
+        ("/repo/dists/stable/Release".into(), Bytes::from(release)),
+        ("/repo/dists/stable/main/binary-amd64/Packages".into(), Bytes::from(packages)),
+        ("/repo/dists/stable/main/binary-amd64/Packages.gz".into(), Bytes::from(gz)),
+        ("/repo/pool/main/a/a_1_amd64.deb".into(), Bytes::copy_from_slice(deb)),
+    ]
+}
+
+async fn start(cfg: Config) -> crate::Running {
+    crate::start(cfg, CancellationToken::new()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coalescing_many_clients_one_upstream_request() {
+    let up = FakeUpstream::default();
+    let data: Bytes = (0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    up.put("/repo/pool/big.deb", data.clone());
+    up.set_delay(Some(Duration::from_millis(2)));
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let url = format!("http://{}/m/pool/big.deb", cacher.addr);
+    let tasks: Vec<_> = (0..50).map(|_| tokio::spawn(get_owned(url.clone()))).collect();
+    for t in tasks {
+        let (status, body) = t.await.unwrap().unwrap();
+        assert_eq!(status, 200);
+        assert!(body == data, "body differs");
+    }
+    assert_eq!(up.count("/repo/pool/big.deb"), 1);
+    // Warm: served from the cache, still one upstream request; ranges work.
+    let r = client().get(&url).header("range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap(), data.slice(10..20));
+    assert_eq!(up.count("/repo/pool/big.deb"), 1);
+    cacher.stop().await;
+}
+
+async fn get_owned(url: String) -> Result<(u16, Bytes), String> {
+    get(&url).await
+}
+
+#[tokio::test]
+async fn verified_pool_file_corruption_is_never_served_complete_nor_cached() {
+    let up = FakeUpstream::default();
+    let deb = vec![7u8; 300_000];
+    for (p, d) in repo(&deb, 1) {
+        up.put(&p, d);
+    }
+    // Upstream serves a corrupted .deb of the right size.
+    let mut bad = deb.clone();
+    bad[299_999] = 8;
+    up.put("/repo/pool/main/a/a_1_amd64.deb", bad);
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let base = format!("http://{}/m", cacher.addr);
+    let (s, rel) = get(&format!("{base}/dists/stable/Release")).await.unwrap();
+    assert_eq!(s, 200);
+    assert!(rel.starts_with(b"Origin: test"));
+    let (s, _) = get(&format!("{base}/dists/stable/main/binary-amd64/Packages.gz")).await.unwrap();
+    assert_eq!(s, 200);
+    // The corrupted file: the response must not complete successfully.
+    let r = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
+    match r {
+        Err(_) => {}
+        Ok((status, body)) => assert!(status != 200 || body.len() < deb.len(), "corrupted bytes served as complete"),
+    }
+    // Not cached: once upstream is fixed, the right bytes come (a new upstream request).
+    up.put("/repo/pool/main/a/a_1_amd64.deb", deb.clone());
+    let (s, body) = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await.unwrap();
+    assert_eq!(s, 200);
+    assert!(body == deb);
+    assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 2);
+    // Now a hit, also through the proxy form.
+    let proxy = reqwest::Client::builder().proxy(reqwest::Proxy::http(format!("http://{}", cacher.addr)).unwrap()).build().unwrap();
+    let body = proxy.get(format!("http://{addr}/repo/pool/main/a/a_1_amd64.deb")).send().await.unwrap().bytes().await.unwrap();
+    assert!(body == deb);
+    assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 2);
+    // Not an open proxy.
+    let r = proxy.get("http://example.invalid/x").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    cacher.stop().await;
+}
+
+#[tokio::test]
+async fn generations_swap_only_when_consistent() {
+    let up = FakeUpstream::default();
+    let deb1 = vec![1u8; 1000];
+    for (p, d) in repo(&deb1, 1) {
+        up.put(&p, d);
+    }
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.check_interval = Duration::from_secs(0);
+    cfg.cache_period = Duration::from_secs(0);
+    let cacher = start(cfg.clone()).await;
+    let base = format!("http://{}/m/dists/stable", cacher.addr);
+    let (_, r1) = get(&format!("{base}/Release")).await.unwrap();
+    let (_, p1) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    assert!(r1.windows(7).any(|w| w == b"stable1"));
+
+    // Upstream moves to version 2, but its Packages is caught mid-sync (still old):
+    // the refresh fails, the old generation keeps being served.
+    let deb2 = vec![2u8; 1000];
+    let v2 = repo(&deb2, 2);
+    up.put(&v2[0].0, v2[0].1.clone());
+    let (_, r) = get(&format!("{base}/Release")).await.unwrap();
+    assert_eq!(r, r1, "inconsistent upstream must not be swapped in");
+    let (_, p) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    assert_eq!(p, p1);
+
+    // Upstream completes its sync: the new generation is swapped in whole.
+    for (p, d) in &v2 {
+        up.put(p, d.clone());
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await; // retry delay
+    let (_, r2) = get(&format!("{base}/Release")).await.unwrap();
+    assert!(r2.windows(7).any(|w| w == b"stable2"));
+    let (_, p2) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    assert_eq!(p2, v2[1].1);
+    // The pool file is verified against the new index.
+    let (s, d) = get(&format!("http://{}/m/pool/main/a/a_1_amd64.deb", cacher.addr)).await.unwrap();
+    assert_eq!((s, d.as_ref()), (200, deb2.as_slice()));
+    cacher.stop().await;
+
+    // Restart: the generation and the cache survive; upstream gone still serves.
+    let mut cfg2 = cfg;
+    cfg2.check_interval = Duration::from_secs(600);
+    cfg2.mappings[0].url = parse_upstream_url("http://127.0.0.1:9/repo").unwrap();
+    let cacher = start(cfg2).await;
+    let base = format!("http://{}/m/dists/stable", cacher.addr);
+    let (s, r) = get(&format!("{base}/Release")).await.unwrap();
+    assert_eq!((s, r), (200, r2));
+    let (s, p) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    assert_eq!((s, p), (200, v2[1].1.clone()));
+    let (s, d) = get(&format!("http://{}/m/pool/main/a/a_1_amd64.deb", cacher.addr)).await.unwrap();
+    assert_eq!((s, d.as_ref()), (200, deb2.as_slice()));
+    cacher.stop().await;
+}
+
+#[tokio::test]
+async fn negative_caching_and_methods() {
+    let up = FakeUpstream::default();
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let url = format!("http://{}/m/pool/missing.deb", cacher.addr);
+    for _ in 0..3 {
+        assert_eq!(get(&url).await.unwrap().0, 404);
+    }
+    assert_eq!(up.count("/repo/pool/missing.deb"), 1);
+    assert_eq!(get(&format!("http://{}/nope/x", cacher.addr)).await.unwrap().0, 404);
+    let r = client().post(&url).send().await.unwrap();
+    assert_eq!(r.status(), 501);
+    cacher.stop().await;
+}
