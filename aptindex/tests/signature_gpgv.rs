@@ -62,9 +62,8 @@ fn gpgv_accepts_pgp_signatures() {
 
     let release = "Origin: Test\nSuite: stable\n- dash line\n";
     // Clearsigned InRelease, by the primary key.
-    let msg =
-        CleartextSignedMessage::sign(rand::thread_rng(), release, &*key, &Password::empty())
-            .unwrap();
+    let msg = CleartextSignedMessage::sign(rand::thread_rng(), release, &*key, &Password::empty())
+        .unwrap();
     let inrelease = dir.path().join("InRelease");
     std::fs::write(
         &inrelease,
