@@ -193,9 +193,12 @@ impl AptEnv {
         self.write_sources()
     }
 
-    /// Sets an apt option (`-o NAME=VALUE` equivalent), replacing an earlier value.
+    /// Sets an apt option (`-o NAME=VALUE` equivalent), replacing an earlier value; a list
+    /// option (name ending in `::`) accumulates values instead.
     pub fn option(&mut self, name: &str, value: &str) -> Result<()> {
-        self.options.retain(|(n, _)| n != name);
+        if !name.ends_with("::") {
+            self.options.retain(|(n, _)| n != name);
+        }
         self.options.push((name.to_string(), value.to_string()));
         self.write_config()
     }
@@ -224,6 +227,20 @@ impl AptEnv {
     /// Languages of Translation files to fetch (default `none`).
     pub fn languages(&mut self, langs: &str) -> Result<()> {
         self.option("Acquire::Languages", langs)
+    }
+    /// Architectures apt considers (default `amd64`; the first is the native one).
+    pub fn architectures(&mut self, archs: &[&str]) -> Result<()> {
+        self.options
+            .retain(|(n, _)| n != "APT::Architectures::" && n != "APT::Architecture");
+        if let Some(first) = archs.first() {
+            self.options
+                .push(("APT::Architecture".to_string(), first.to_string()));
+        }
+        for a in archs {
+            self.options
+                .push(("APT::Architectures::".to_string(), a.to_string()));
+        }
+        self.write_config()
     }
     /// Number of retries apt makes on a failed download (default here: 0).
     pub fn retries(&mut self, n: u32) -> Result<()> {
@@ -296,13 +313,10 @@ impl AptEnv {
                 "true".into(),
             ),
         ];
-        for (n, v) in &self.options {
-            // `Foo::` list options accumulate; the others replace the default.
-            if !n.ends_with("::") {
-                items.retain(|(m, _)| m != n);
-            }
-            items.push((n.clone(), v.clone()));
-        }
+        // A test's option replaces the default of the same name (for a `Foo::` list: the
+        // whole default list).
+        items.retain(|(m, _)| !self.options.iter().any(|(n, _)| n == m));
+        items.extend(self.options.iter().cloned());
         let mut text = String::new();
         for (n, v) in items {
             text.push_str(&format!("{n} \"{}\";\n", v.replace('"', "")));

@@ -15,7 +15,7 @@
 //!
 //! Generation does not use `aptindex`: hashes and compressions come straight from the crates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -195,20 +195,17 @@ impl PackageSpec {
     }
 }
 
-/// `len` pseudo-random bytes derived from `tag` (SHA-256 in counter mode), starting with an
+/// `len` pseudo-random bytes derived from `tag` (a seeded `StdRng`), starting with an
 /// `ar` magic so the file looks like a `.deb` to a casual reader.
 pub fn deterministic_bytes(tag: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + 32);
-    out.extend_from_slice(b"!<arch>\n");
-    let mut counter: u64 = 0;
-    while out.len() < len {
-        let mut h = Sha256::new();
-        h.update(tag);
-        h.update(counter.to_le_bytes());
-        out.extend_from_slice(&h.finalize());
-        counter += 1;
-    }
-    out.truncate(len);
+    use rand::{RngCore, SeedableRng};
+    let seed: [u8; 32] = Sha256::digest(tag).into();
+    let mut rng = rand::rngs::StdRng::from_seed(seed);
+    let mut out = vec![0u8; len];
+    rng.fill_bytes(&mut out);
+    let magic = b"!<arch>\n";
+    let n = magic.len().min(len);
+    out[..n].copy_from_slice(&magic[..n]);
     out
 }
 
@@ -520,8 +517,29 @@ impl Repo {
 
     /// Writes pool files, indices, Release, InRelease and Release.gpg for every suite.
     pub fn publish(&mut self) -> Result<()> {
+        let previous: HashMap<(&str, &str, &str, Option<&str>), &Package> = self
+            .published
+            .iter()
+            .map(|p| {
+                let s = &p.spec;
+                ((&*s.name, &*s.version, &*s.arch, s.suite.as_deref()), p)
+            })
+            .collect();
         let mut published = Vec::new();
         for spec in &self.specs {
+            // Unchanged packages whose file is still there are not generated again.
+            let key = (
+                &*spec.name,
+                &*spec.version,
+                &*spec.arch,
+                spec.suite.as_deref(),
+            );
+            if let Some(old) = previous.get(&key) {
+                if &old.spec == spec && self.root.join(&old.pool_path).is_file() {
+                    published.push((*old).clone());
+                    continue;
+                }
+            }
             let data = spec.bytes();
             let pool_path = format!(
                 "pool/{}/{}/{}/{}_{}_{}.deb",

@@ -343,3 +343,111 @@ fn hook_changes_the_repository_mid_update_and_apt_notices() {
         "2.0"
     );
 }
+
+#[test]
+fn apt_proxy_mode_and_sources() {
+    // apt sends absolute-form requests to its proxy; the upstream answers them for any host,
+    // so it can stand in for a proxy here (the real tests put the cacher there).
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("www/debian"))
+        .sources(true)
+        .package(PackageSpec::new("hello", "1.0-1"))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(tmp.path().join("www")).unwrap();
+    let mut apt = AptEnv::new().unwrap();
+    let uri = "http://deb.example.invalid/debian";
+    apt.add_source(uri, "stable", &["main"]).unwrap();
+    apt.add_source_src(uri, "stable", &["main"]).unwrap();
+    apt.proxy(&format!("{}/", up.url())).unwrap();
+    apt.update().unwrap().ok_clean().unwrap();
+    apt.install_download_only(&["hello"])
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    assert_eq!(apt.downloaded_archives().unwrap().len(), 1);
+    apt.run(&["source", "--download-only", "hello"])
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    assert!(apt.download_dir().join("hello_1.0-1.dsc").is_file());
+    let log = up.request_log();
+    assert!(log
+        .iter()
+        .all(|r| r.host.as_deref() == Some("deb.example.invalid")));
+    assert_eq!(up.requests("/debian/dists/stable/InRelease"), 1);
+    assert_eq!(up.requests_matching("/debian/pool/main/h/hello/*"), 3);
+    drop(repo);
+}
+
+#[test]
+fn by_hash_keeps_apt_consistent_when_the_upstream_changes_mid_update() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .by_hash(true)
+        .architectures(&["amd64", "arm64"])
+        .package(PackageSpec::new("hello", "1.0"))
+        .package(PackageSpec::new("hello", "1.0").arch("arm64"))
+        .build()
+        .unwrap();
+    let old_indices = repo.index_files("stable").to_vec();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let repo = std::sync::Arc::new(std::sync::Mutex::new(repo));
+    let r2 = repo.clone();
+    up.on_request("*/InRelease", 1, move || {
+        let mut repo = r2.lock().unwrap();
+        repo.replace(PackageSpec::new("hello", "2.0"));
+        repo.publish().unwrap();
+    });
+    let mut apt = AptEnv::new().unwrap();
+    apt.architectures(&["amd64", "arm64"]).unwrap();
+    apt.add_source(&up.url(), "stable", &["main"]).unwrap();
+    apt.update().unwrap().ok_clean().unwrap();
+    assert!(up.hooks_done());
+    assert!(up.requests_matching("*/binary-arm64/by-hash/SHA256/*") == 1);
+    // The old generation's by-hash files are still there after the rebuild.
+    let repo = repo.lock().unwrap();
+    for f in old_indices.iter().filter(|f| f.present) {
+        let dir = Path::new(&f.path).parent().unwrap();
+        let p = repo
+            .suite_dir("stable")
+            .join(dir)
+            .join("by-hash/SHA256")
+            .join(&f.checksums.sha256);
+        assert!(p.is_file(), "{}", p.display());
+    }
+    assert_ne!(repo.index_files("stable"), &old_indices[..]);
+}
+
+#[test]
+fn apt_reads_every_compression() {
+    let tmp = tempfile::tempdir().unwrap();
+    let all = [
+        Compression::Gz,
+        Compression::Xz,
+        Compression::Bz2,
+        Compression::Zst,
+        Compression::Lzma,
+    ];
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .compressions(&all)
+        .uncompressed(false)
+        .sha512(true)
+        .translations(true)
+        .package(PackageSpec::new("hello", "1.0"))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    for c in all {
+        let ext = c.extension().trim_start_matches('.');
+        let mut apt = AptEnv::new().unwrap();
+        apt.prefer_compression(ext).unwrap();
+        apt.languages("en").unwrap();
+        apt.add_source(&up.url(), "stable", &["main"]).unwrap();
+        up.reset_counts();
+        apt.update().unwrap().ok_clean().unwrap();
+        let want = format!("/dists/stable/main/binary-amd64/Packages{}", c.extension());
+        assert_eq!(up.requests(&want), 1, "{:?}", up.request_log());
+        assert_eq!(up.requests_matching("*/Translation-en*"), 1);
+    }
+}
