@@ -13,6 +13,10 @@
 //! `by-hash` files are kept, as on a real archive. Files are replaced by rename, so a server
 //! that has a file open keeps sending the old bytes.
 //!
+//! Hostile or unusual content for negative tests: [`PackageSpec::filename`] (any `Filename`,
+//! e.g. `../../etc/x.deb`), [`PackageSpec::field`], and [`Repo::resign`] after editing
+//! `Release` by hand.
+//!
 //! Generation does not use `aptindex`: hashes and compressions come straight from the crates.
 
 use std::collections::{BTreeMap, HashMap};
@@ -136,6 +140,11 @@ pub struct PackageSpec {
     pub seed: u64,
     /// Explicit content, overriding `size`/`seed`.
     pub content: Option<Vec<u8>>,
+    /// `Filename` to publish instead of the pool path (may be hostile, e.g. `../../x.deb`:
+    /// then it is listed but no file is written).
+    pub filename: Option<String>,
+    /// Extra control fields (e.g. `Depends`), written after the standard ones.
+    pub fields: Vec<(String, String)>,
 }
 
 impl PackageSpec {
@@ -150,6 +159,8 @@ impl PackageSpec {
             size: 1024,
             seed: 0,
             content: None,
+            filename: None,
+            fields: Vec::new(),
         }
     }
     /// Sets the architecture.
@@ -181,6 +192,22 @@ impl PackageSpec {
     pub fn content(mut self, bytes: Vec<u8>) -> Self {
         self.content = Some(bytes);
         self
+    }
+
+    /// Publishes this `Filename` instead of the pool path; a path escaping the repository
+    /// (`..`, absolute) is listed but not written.
+    pub fn filename(mut self, path: &str) -> Self {
+        self.filename = Some(path.to_string());
+        self
+    }
+    /// Adds a control field to the Packages stanza (e.g. `("Depends", "libfoo1")`).
+    pub fn field(mut self, name: &str, value: &str) -> Self {
+        self.fields.push((name.to_string(), value.to_string()));
+        self
+    }
+    /// Shorthand for `.field("Depends", deps)`.
+    pub fn depends(self, deps: &str) -> Self {
+        self.field("Depends", deps)
     }
 
     fn bytes(&self) -> Vec<u8> {
@@ -280,8 +307,12 @@ pub struct RepoConfig {
     pub sha512: bool,
     /// Sources indices with `.dsc` and `.tar.xz` files.
     pub sources: bool,
-    /// `i18n/Translation-en` and `i18n/Index`.
+    /// `i18n/Translation-<lang>` for each of `languages`, and `i18n/Index`.
     pub translations: bool,
+    /// Languages of the Translation files (default `["en"]`).
+    pub languages: Vec<String>,
+    /// `<component>/Contents-<arch>` indices.
+    pub contents: bool,
     /// `Valid-Until` = Date + this.
     pub valid_until: Option<Duration>,
     /// Fixed `Date`; `None` = now at each publish.
@@ -352,6 +383,16 @@ impl RepoBuilder {
     /// Writes i18n Translation-en and Index (default false).
     pub fn translations(mut self, yes: bool) -> Self {
         self.config.translations = yes;
+        self
+    }
+    /// Languages of the Translation files when translations are on (default `["en"]`).
+    pub fn languages(mut self, langs: &[&str]) -> Self {
+        self.config.languages = langs.iter().map(|s| s.to_string()).collect();
+        self
+    }
+    /// Writes `<component>/Contents-<arch>` indices (default false).
+    pub fn contents(mut self, yes: bool) -> Self {
+        self.config.contents = yes;
         self
     }
     /// Sets `Valid-Until` to Date + `d`.
@@ -434,6 +475,8 @@ impl Repo {
                 sha512: false,
                 sources: false,
                 translations: false,
+                languages: vec!["en".to_string()],
+                contents: false,
                 valid_until: None,
                 date: None,
                 signed: true,
@@ -488,7 +531,17 @@ impl Repo {
         suite_rel_dir(suite).unwrap_or_default()
     }
 
-    /// Adds a package (written to the pool now, listed at the next publish).
+    /// Signs the suite's `Release` file as it is on disk again (InRelease + Release.gpg), for
+    /// tests that edited `Release` by hand (hostile entries, wrong hashes, ...).
+    pub fn resign(&self, suite: &str) -> Result<()> {
+        let dir = self.suite_dir(suite);
+        let release = std::fs::read(dir.join("Release"))
+            .with_context(|| format!("reading {}", dir.join("Release").display()))?;
+        write_atomic(&dir.join("InRelease"), &self.key.clearsign(&release)?)?;
+        write_atomic(&dir.join("Release.gpg"), &self.key.detach_sign(&release)?)
+    }
+
+    /// Adds a package (listed and written to the pool at the next publish).
     pub fn add(&mut self, spec: PackageSpec) -> Result<()> {
         if self.specs.iter().any(|s| same_slot(s, &spec)) {
             bail!(
@@ -535,22 +588,35 @@ impl Repo {
                 spec.suite.as_deref(),
             );
             if let Some(old) = previous.get(&key) {
-                if &old.spec == spec && self.root.join(&old.pool_path).is_file() {
+                if &old.spec == spec
+                    && (!is_safe_relative(&old.pool_path)
+                        || self.root.join(&old.pool_path).is_file())
+                {
                     published.push((*old).clone());
                     continue;
                 }
             }
             let data = spec.bytes();
-            let pool_path = format!(
-                "pool/{}/{}/{}/{}_{}_{}.deb",
-                spec.component,
-                pool_prefix(&spec.name),
-                spec.name,
-                spec.name,
-                version_without_epoch(&spec.version),
-                spec.arch
-            );
-            write_atomic(&self.root.join(&pool_path), &data)?;
+            // udebs of `main/debian-installer` live in the pool of `main`.
+            let (pool_comp, ext) = match spec.component.split_once('/') {
+                Some((c, sub)) if sub == "debian-installer" => (c, "udeb"),
+                _ => (spec.component.as_str(), "deb"),
+            };
+            let pool_path = spec.filename.clone().unwrap_or_else(|| {
+                format!(
+                    "pool/{}/{}/{}/{}_{}_{}.{}",
+                    pool_comp,
+                    pool_prefix(&spec.name),
+                    spec.name,
+                    spec.name,
+                    version_without_epoch(&spec.version),
+                    spec.arch,
+                    ext
+                )
+            });
+            if is_safe_relative(&pool_path) {
+                write_atomic(&self.root.join(&pool_path), &data)?;
+            }
             published.push(Package {
                 spec: spec.clone(),
                 pool_path,
@@ -608,10 +674,22 @@ impl Repo {
                         .in_suite(suite)
                         .filter(|p| &p.spec.component == comp)
                         .collect();
-                    plain.push((
-                        format!("{comp}/i18n/Translation-en"),
-                        translation_index(&pkgs),
-                    ));
+                    for lang in &self.config.languages {
+                        plain.push((
+                            format!("{comp}/i18n/Translation-{lang}"),
+                            translation_index(&pkgs, lang),
+                        ));
+                    }
+                }
+                if self.config.contents {
+                    for arch in &self.config.architectures {
+                        let pkgs: Vec<&Package> = self
+                            .in_suite(suite)
+                            .filter(|p| &p.spec.component == comp)
+                            .filter(|p| &p.spec.arch == arch || p.spec.arch == "all")
+                            .collect();
+                        plain.push((format!("{comp}/Contents-{arch}"), contents_index(&pkgs)));
+                    }
                 }
             }
         }
@@ -813,6 +891,13 @@ impl Repo {
     }
 }
 
+fn is_safe_relative(path: &str) -> bool {
+    !path.is_empty()
+        && Path::new(path)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+}
+
 fn same_slot(a: &PackageSpec, b: &PackageSpec) -> bool {
     a.name == b.name && a.version == b.version && a.arch == b.arch && a.suite == b.suite
 }
@@ -860,7 +945,7 @@ fn packages_index(pkgs: &[&Package]) -> Vec<u8> {
             out,
             "Package: {}\nVersion: {}\nArchitecture: {}\nMaintainer: Testkit <testkit@testkit.invalid>\n\
              Installed-Size: {}\nPriority: optional\nSection: misc\nFilename: {}\nSize: {}\n\
-             MD5sum: {}\nSHA1: {}\nSHA256: {}\nDescription: {}Description-md5: {}\n\n",
+             MD5sum: {}\nSHA1: {}\nSHA256: {}\nDescription: {}Description-md5: {}\n",
             s.name,
             s.version,
             s.arch,
@@ -873,11 +958,25 @@ fn packages_index(pkgs: &[&Package]) -> Vec<u8> {
             long,
             hex::encode(Md5::digest(long.as_bytes())),
         );
+        for (name, value) in &s.fields {
+            let _ = writeln!(out, "{name}: {value}");
+        }
+        out.push('\n');
     }
     out.into_bytes()
 }
 
-fn translation_index(pkgs: &[&Package]) -> Vec<u8> {
+fn contents_index(pkgs: &[&Package]) -> Vec<u8> {
+    let mut lines: Vec<String> = pkgs
+        .iter()
+        .map(|p| format!("usr/share/doc/{n}/README    misc/{n}\n", n = p.spec.name))
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines.concat().into_bytes()
+}
+
+fn translation_index(pkgs: &[&Package], lang: &str) -> Vec<u8> {
     let mut out = String::new();
     let mut seen = std::collections::BTreeSet::new();
     for p in pkgs {
@@ -887,9 +986,10 @@ fn translation_index(pkgs: &[&Package]) -> Vec<u8> {
         let (_, long) = description(&p.spec.name);
         let _ = write!(
             out,
-            "Package: {}\nDescription-md5: {}\nDescription-en: {}\n",
+            "Package: {}\nDescription-md5: {}\nDescription-{}: {}\n",
             p.spec.name,
             hex::encode(Md5::digest(long.as_bytes())),
+            lang,
             long
         );
     }

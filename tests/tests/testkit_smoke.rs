@@ -451,3 +451,72 @@ fn apt_reads_every_compression() {
         assert_eq!(up.requests_matching("*/Translation-en*"), 1);
     }
 }
+
+#[test]
+fn dependencies_udebs_contents_languages_and_hostile_filenames() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .components(&["main", "main/debian-installer"])
+        .translations(true)
+        .languages(&["en", "de"])
+        .contents(true)
+        .package(PackageSpec::new("hello", "1.0").depends("libfoo1 (>= 1.0)"))
+        .package(PackageSpec::new("libfoo1", "1.2"))
+        .package(PackageSpec::new("hello-udeb", "1.0").component("main/debian-installer"))
+        .package(PackageSpec::new("evil", "1.0").filename("../../escaped.deb"))
+        .build()
+        .unwrap();
+    let udeb = repo.package("hello-udeb").unwrap();
+    assert_eq!(
+        udeb.pool_path,
+        "pool/main/h/hello-udeb/hello-udeb_1.0_amd64.udeb"
+    );
+    assert!(repo.root().join(&udeb.pool_path).is_file());
+    assert!(!tmp.path().join("escaped.deb").exists());
+    let paths: Vec<&str> = repo
+        .index_files("stable")
+        .iter()
+        .map(|f| f.path.as_str())
+        .collect();
+    for want in [
+        "main/Contents-amd64.gz",
+        "main/i18n/Translation-de.xz",
+        "main/i18n/Index",
+        "main/debian-installer/binary-amd64/Packages.xz",
+    ] {
+        assert!(paths.contains(&want), "{want} not in {paths:?}");
+    }
+    let packages =
+        std::fs::read_to_string(repo.suite_dir("stable").join("main/binary-amd64/Packages"))
+            .unwrap();
+    assert!(packages.contains("Filename: ../../escaped.deb\n"));
+    assert!(packages.contains("Depends: libfoo1 (>= 1.0)\n"));
+
+    let up = Upstream::serve(repo.root()).unwrap();
+    let mut apt = AptEnv::new().unwrap();
+    apt.languages("de").unwrap();
+    apt.add_source(&up.url(), "stable", &["main"]).unwrap();
+    apt.update().unwrap().ok_clean().unwrap();
+    assert_eq!(up.requests_matching("*/Translation-de*"), 1);
+    apt.install_download_only(&["hello"])
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    assert_eq!(
+        apt.downloaded_archives().unwrap().len(),
+        2,
+        "hello pulls libfoo1"
+    );
+
+    // Release edited by hand and signed again.
+    let dir = repo.suite_dir("stable");
+    let release = std::fs::read_to_string(dir.join("Release")).unwrap();
+    std::fs::write(
+        dir.join("Release"),
+        release.replace("Label: Testkit", "Label: Edited"),
+    )
+    .unwrap();
+    repo.resign("stable").unwrap();
+    let inrelease = std::fs::read_to_string(dir.join("InRelease")).unwrap();
+    assert!(inrelease.contains("Label: Edited"));
+}
