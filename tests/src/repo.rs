@@ -599,7 +599,7 @@ impl Repo {
             let data = spec.bytes();
             // udebs of `main/debian-installer` live in the pool of `main`.
             let (pool_comp, ext) = match spec.component.split_once('/') {
-                Some((c, sub)) if sub == "debian-installer" => (c, "udeb"),
+                Some((c, "debian-installer")) => (c, "udeb"),
                 _ => (spec.component.as_str(), "deb"),
             };
             let pool_path = spec.filename.clone().unwrap_or_else(|| {
