@@ -353,3 +353,96 @@ impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ABC_SHA256: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn known_digests() {
+        let c = Checksums::of_bytes(b"abc");
+        assert_eq!(c.size, 3);
+        assert_eq!(c.hex(HashKind::Md5).unwrap(), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(c.hex(HashKind::Sha1).unwrap(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(c.hex(HashKind::Sha256).unwrap(), ABC_SHA256);
+        assert_eq!(c.strongest(), Some(HashKind::Sha512));
+        assert_eq!(c.kinds(), HashKind::ALL.to_vec());
+    }
+
+    #[test]
+    fn hasher_computes_only_what_is_asked() {
+        let mut expected = Checksums { size: 3, ..Default::default() };
+        expected.set_hex(HashKind::Sha256, ABC_SHA256).unwrap();
+        let mut h = Hasher::for_expected(&expected);
+        h.update(b"a");
+        h.update(b"bc");
+        let actual = h.finish();
+        assert_eq!(actual.kinds(), vec![HashKind::Sha256]);
+        expected.verify("f", &actual).unwrap();
+    }
+
+    #[test]
+    fn verify_rules() {
+        let all = Checksums::of_bytes(b"abc");
+        let mut only_md5 = Checksums::of_bytes(b"abc");
+        only_md5.sha1 = None;
+        only_md5.sha256 = None;
+        only_md5.sha512 = None;
+        // The strongest expected hash must have been computed.
+        assert_eq!(
+            all.verify("p", &only_md5),
+            Err(ChecksumError::NotComputed { path: "p".into(), kind: HashKind::Sha512 })
+        );
+        all.verify("p", &all).unwrap();
+        only_md5.verify("p", &all).unwrap();
+        let other = Checksums::of_bytes(b"abd");
+        let err = all.verify("dists/x/Release", &other).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("dists/x/Release") && msg.contains("Md5"), "{msg}");
+        assert!(msg.contains(&all.hex(HashKind::Md5).unwrap()) && msg.contains(&other.hex(HashKind::Md5).unwrap()));
+        let longer = Checksums::of_bytes(b"abcd");
+        assert!(matches!(all.verify("p", &longer), Err(ChecksumError::Size { expected: 3, actual: 4, .. })));
+    }
+
+    #[test]
+    fn merge_and_hex() {
+        let mut a = Checksums { size: 3, ..Default::default() };
+        a.set_hex(HashKind::Sha256, ABC_SHA256).unwrap();
+        let mut b = Checksums { size: 3, ..Default::default() };
+        b.set_hex(HashKind::Md5, "900150983CD24FB0D6963F7D28E17F72").unwrap();
+        a.merge("x", &b).unwrap();
+        assert_eq!(a.kinds(), vec![HashKind::Md5, HashKind::Sha256]);
+        let c = Checksums { size: 4, ..Default::default() };
+        assert!(matches!(a.merge("x", &c), Err(ChecksumError::Size { .. })));
+        assert!(a.set_hex(HashKind::Sha1, "abc").is_err());
+        assert!(a.set_hex(HashKind::Sha1, "zz").is_err());
+        assert!(a.set_hex(HashKind::Md5, "é").is_err());
+    }
+
+    #[test]
+    fn by_hash_names_round_trip() {
+        for k in HashKind::ALL {
+            assert_eq!(HashKind::from_by_hash_name(k.by_hash_name()), Some(k));
+        }
+        assert_eq!(HashKind::from_by_hash_name("sha256"), None);
+    }
+
+    #[test]
+    fn reader_and_writer_adapters() {
+        use std::io::{Read, Write};
+        let mut r = HashingReader::new(&b"abc"[..], Hasher::all());
+        let mut s = String::new();
+        r.read_to_string(&mut s).unwrap();
+        assert_eq!(r.finish().1, Checksums::of_bytes(b"abc"));
+        let mut w = HashingWriter::new(Vec::new(), Hasher::new(&[HashKind::Sha256]));
+        w.write_all(b"abc").unwrap();
+        let (v, c) = w.finish();
+        assert_eq!(v, b"abc");
+        assert_eq!(c.hex(HashKind::Sha256).unwrap(), ABC_SHA256);
+        let mut h = Hasher::new(&[HashKind::Sha1]);
+        assert_eq!(h.update_reader(&b"abc"[..]).unwrap(), 3);
+        assert_eq!(h.size(), 3);
+    }
+}

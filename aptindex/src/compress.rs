@@ -209,3 +209,52 @@ pub fn compress(format: Compression, data: &[u8]) -> Result<Vec<u8>, Compression
         Compression::Zstd => zstd::stream::encode_all(data, 3).map_err(io),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(Compression::from_path("main/binary-amd64/Packages.xz"), Compression::Xz);
+        assert_eq!(Compression::from_path("Packages.lzma"), Compression::Lzma);
+        assert_eq!(Compression::from_path("Sources.zst"), Compression::Zstd);
+        assert_eq!(Compression::from_path("Packages"), Compression::None);
+        assert_eq!(Compression::Gzip.strip("a/Packages.gz"), "a/Packages");
+        assert_eq!(Compression::Gzip.strip("a/Packages"), "a/Packages");
+        for c in Compression::ALL {
+            assert_eq!(Compression::from_path(&format!("x{}", c.extension())), c);
+        }
+    }
+
+    #[test]
+    fn round_trip_every_format() {
+        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        for c in Compression::ALL {
+            let packed = compress(c, &data).unwrap();
+            assert_eq!(decompress(c, &packed, data.len() as u64).unwrap(), data, "{c:?}");
+            let err = decompress(c, &packed, data.len() as u64 - 1).unwrap_err();
+            assert!(matches!(err, CompressionError::TooLarge { .. }), "{c:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn concatenated_streams() {
+        for c in [Compression::Gzip, Compression::Xz, Compression::Bzip2, Compression::Zstd] {
+            let mut packed = compress(c, b"hello ").unwrap();
+            packed.extend(compress(c, b"world").unwrap());
+            assert_eq!(decompress(c, &packed, 100).unwrap(), b"hello world", "{c:?}");
+        }
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error() {
+        for c in Compression::ALL.into_iter().skip(1) {
+            let mut packed = compress(c, &[7u8; 5000]).unwrap();
+            let mid = packed.len() / 2;
+            packed.truncate(mid);
+            assert!(decompress(c, &packed, 1 << 20).is_err(), "{c:?} truncated");
+            assert!(decompress(c, b"definitely not compressed data", 1 << 20).is_err(), "{c:?} garbage");
+        }
+    }
+}

@@ -339,3 +339,94 @@ impl<R: BufRead> Iterator for ParagraphReader<R> {
         self.next_paragraph().transpose()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &[u8] = b"# leading comment\nPackage: foo\nDescription: short\n long line\n .\n\tafter tab\nsize:  12  \n\n  \t \nPackage: bar\r\nVersion: 1\r\n\r\n# trailing comment\n";
+
+    #[test]
+    fn parses_fields_continuations_and_separators() {
+        let pars: Vec<_> = paragraphs(SAMPLE).collect::<Result<_, _>>().unwrap();
+        assert_eq!(pars.len(), 2);
+        let p = &pars[0];
+        assert_eq!(p.line, 2);
+        assert_eq!(p.get("package"), Some("foo"));
+        assert_eq!(p.get("SIZE"), Some("12"));
+        let d = p.field("Description").unwrap();
+        assert_eq!(d.line, 3);
+        assert_eq!(d.lines().collect::<Vec<_>>(), ["short", "long line", "", "after tab"]);
+        let nums: Vec<_> = d.numbered_lines().map(|(n, _)| n).collect();
+        assert_eq!(nums, [3, 4, 5, 6]);
+        assert_eq!(pars[1].get("Version"), Some("1"));
+        assert_eq!(pars[1].line, 10);
+    }
+
+    #[test]
+    fn empty_first_line_and_comment_inside_value() {
+        let data = b"SHA256:\n a 1 x\n# note\n b 2 y\n";
+        let p = paragraphs(data).next().unwrap().unwrap();
+        let f = p.field("sha256").unwrap();
+        assert_eq!(f.numbered_lines().collect::<Vec<_>>(), [(1, ""), (2, "a 1 x"), (4, "b 2 y")]);
+    }
+
+    #[test]
+    fn errors_carry_line_numbers() {
+        let cases: [(&[u8], usize); 5] = [
+            (b" continuation first\n", 1),
+            (b"A: b\nno colon here\n", 2),
+            (b"A: b\n\n# c\n cont\n", 4),
+            (b"A: b\nB: \xff\n", 2),
+            (b"Bad name: x\n", 1),
+        ];
+        for (data, line) in cases {
+            let err = paragraphs(data).find_map(Result::err).expect("error expected");
+            match err {
+                Deb822Error::Syntax { line: l, .. } => assert_eq!(l, line, "{:?}", String::from_utf8_lossy(data)),
+                e => panic!("unexpected {e}"),
+            }
+            let mut r = ParagraphReader::new(data);
+            let err = std::iter::from_fn(|| match r.next_paragraph() {
+                Ok(Some(p)) => Some(p.parse().err()),
+                Ok(None) => None,
+                Err(e) => Some(Some(e)),
+            })
+            .flatten()
+            .next()
+            .expect("reader error expected");
+            match err {
+                Deb822Error::Syntax { line: l, .. } => assert_eq!(l, line),
+                e => panic!("unexpected {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn reader_matches_buffer_parser() {
+        let mut r = ParagraphReader::new(SAMPLE);
+        let mut owned = Vec::new();
+        while let Some(p) = r.next_paragraph().unwrap() {
+            owned.push(p);
+        }
+        let from_reader: Vec<_> = owned.iter().map(|p| p.parse().unwrap()).collect();
+        let from_buffer: Vec<_> = paragraphs(SAMPLE).collect::<Result<_, _>>().unwrap();
+        assert_eq!(from_reader, from_buffer);
+    }
+
+    #[test]
+    fn reader_enforces_paragraph_limit() {
+        let data = format!("A: {}\n", "x".repeat(1000));
+        let mut r = ParagraphReader::with_limit(data.as_bytes(), 100);
+        assert!(matches!(r.next_paragraph(), Err(Deb822Error::Syntax { line: 1, .. })));
+        assert!(r.next_paragraph().unwrap().is_none());
+    }
+
+    #[test]
+    fn no_final_newline_and_empty_input() {
+        assert_eq!(paragraphs(b"").count(), 0);
+        assert_eq!(paragraphs(b"\n \n#x\n").count(), 0);
+        let p = paragraphs(b"A: b").next().unwrap().unwrap();
+        assert_eq!(p.get("a"), Some("b"));
+    }
+}

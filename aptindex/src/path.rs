@@ -90,3 +90,66 @@ pub fn join(dir: &str, rel: &str) -> String {
         format!("{dir}/{rel}")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies() {
+        for p in ["dists/bookworm/Release", "dists/bookworm/InRelease", "/dists/x/Release.gpg", "InRelease"] {
+            assert_eq!(classify(p), PathKind::Release, "{p}");
+        }
+        for p in [
+            "dists/x/main/binary-amd64/Packages",
+            "dists/x/main/binary-amd64/Packages.xz",
+            "dists/x/main/source/Sources.gz",
+            "dists/x/main/i18n/Translation-en.bz2",
+            "dists/x/main/i18n/Index",
+            "dists/x/main/Contents-amd64.gz",
+            "dists/x/main/dep11/Components-amd64.yml.gz",
+            "dists/x/main/dep11/icons-64x64.tar.gz",
+            "dists/x/main/cnf/Commands-amd64.lzma",
+            "Packages.zst",
+        ] {
+            assert_eq!(classify(p), PathKind::Index, "{p}");
+        }
+        for p in ["pool/main/a/aalib/aalib_1.4p5-41.dsc", "dists/x/main/Translation-", "x.deb", ""] {
+            assert_eq!(classify(p), PathKind::Other, "{p}");
+        }
+        let hex = "80A1F6EE524222C49F230FC5700D00F946D0A47EB5258180106DD03DF126E16A";
+        assert_eq!(
+            classify(&format!("dists/x/main/binary-amd64/by-hash/SHA256/{hex}")),
+            PathKind::ByHash {
+                dir: "dists/x/main/binary-amd64".into(),
+                kind: HashKind::Sha256,
+                hex: hex.to_ascii_lowercase()
+            }
+        );
+        assert!(matches!(classify("by-hash/MD5Sum/900150983cd24fb0d6963f7d28e17f72"), PathKind::ByHash { ref dir, .. } if dir.is_empty()));
+        assert_eq!(classify("a/by-hash/SHA256/abc"), PathKind::Other);
+        assert_eq!(classify("a/by-hash/SHA3/900150983cd24fb0d6963f7d28e17f72"), PathKind::Other);
+    }
+
+    #[test]
+    fn by_hash_paths() {
+        assert_eq!(
+            by_hash_path("main/binary-amd64/Packages.xz", HashKind::Sha256, "ab"),
+            "main/binary-amd64/by-hash/SHA256/ab"
+        );
+        assert_eq!(by_hash_path("Packages", HashKind::Md5, "ab"), "by-hash/MD5Sum/ab");
+        let p = by_hash_path("d/Packages", HashKind::Sha1, &"0".repeat(40));
+        assert!(matches!(classify(&p), PathKind::ByHash { kind: HashKind::Sha1, .. }));
+    }
+
+    #[test]
+    fn safety_and_join() {
+        assert!(is_safe_relative("pool/main/a/b.deb"));
+        for p in ["", "/etc/passwd", "a/../b", "./a", "a//b", "a/", "a\\b", "a\0b", ".."] {
+            assert!(!is_safe_relative(p), "{p:?}");
+        }
+        assert_eq!(join("", "a"), "a");
+        assert_eq!(join("d/", "/a"), "d/a");
+        assert_eq!(join("d", "a/b"), "d/a/b");
+    }
+}

@@ -376,3 +376,138 @@ pub fn suite_dir(suite: &str) -> String {
 pub fn is_flat(suite: &str) -> bool {
     suite.ends_with('/')
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MD5_A: &str = "900150983cd24fb0d6963f7d28e17f72";
+    const SHA256_A: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn sample() -> String {
+        format!(
+            "Origin: Test\nLabel: L\nSuite: stable\nCodename: c\nVersion: 1\n\
+             Date: Sat, 10 Jun 2023 08:50:41 UTC\nValid-Until: Sat, 17 Jun 2023 08:50:41 +0000\n\
+             Architectures: amd64 arm64\nComponents: main contrib\nAcquire-By-Hash: yes\n\
+             No-Support-for-Architecture-all: Packages\n\
+             MD5Sum:\n {MD5_A} 3 main/a   \n {MD5_A} 3 main/only-md5\n\
+             SHA256:\n {SHA256_A}        3 main/a\n"
+        )
+    }
+
+    #[test]
+    fn parses_fields_and_merges_lists() {
+        let r = Release::parse(sample().as_bytes()).unwrap();
+        assert_eq!(r.origin.as_deref(), Some("Test"));
+        assert_eq!(r.suite.as_deref(), Some("stable"));
+        assert_eq!(r.architectures, ["amd64", "arm64"]);
+        assert_eq!(r.components, ["main", "contrib"]);
+        assert!(r.acquire_by_hash && r.no_support_for_architecture_all);
+        assert_eq!(r.entries.len(), 2);
+        let a = &r.entries["main/a"];
+        assert_eq!(a.kinds(), vec![HashKind::Md5, HashKind::Sha256]);
+        assert_eq!(r.entries["main/only-md5"].kinds(), vec![HashKind::Md5]);
+        let d = r.date_time().unwrap();
+        assert_eq!(d.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 1686387041);
+        let v = r.valid_until_time().unwrap();
+        assert_eq!(v.duration_since(d).unwrap().as_secs(), 7 * 86400);
+    }
+
+    #[test]
+    fn dates() {
+        let t = |s| parse_date(s).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        assert_eq!(t("Sat, 10 Jun 2023 08:50:41 UTC"), Some(1686387041));
+        assert_eq!(t("Sat, 10 Jun 2023 08:50:41 GMT"), Some(1686387041));
+        assert_eq!(t("Sat, 10 Jun 2023 08:50:41 +0000"), Some(1686387041));
+        assert_eq!(t("10 Jun 2023 08:50:41 UTC"), Some(1686387041));
+        assert_eq!(t("Sat, 10 Jun 2023 10:50:41 +0200"), Some(1686387041));
+        assert_eq!(t("yesterday"), None);
+        assert_eq!(t(""), None);
+    }
+
+    #[test]
+    fn conflicts_and_bad_lines_name_the_line() {
+        let bad_size = format!("MD5Sum:\n {MD5_A} 3 a\nSHA256:\n {SHA256_A} 4 a\n");
+        match Release::parse(bad_size.as_bytes()) {
+            Err(ReleaseError::Conflict { line: 4, source: ChecksumError::Size { .. } }) => {}
+            r => panic!("{r:?}"),
+        }
+        let dup = format!("MD5Sum:\n {MD5_A} 3 a\n {} 3 a\n", "0".repeat(32));
+        match Release::parse(dup.as_bytes()) {
+            Err(ReleaseError::Conflict { line: 3, source: ChecksumError::Hash { .. } }) => {}
+            r => panic!("{r:?}"),
+        }
+        for (text, line) in [
+            ("SHA256:\n abc 3 a\n", 2),
+            ("SHA256:\n x\n", 2),
+            (&*format!("SHA256:\n {SHA256_A} -3 a\n"), 2),
+            (&*format!("SHA256:\n {SHA256_A} 3 ../a\n"), 2),
+            (&*format!("A: b\nSHA256:\n {SHA256_A} 3 a b\n"), 3),
+        ] {
+            match Release::parse(text.as_bytes()) {
+                Err(ReleaseError::Invalid { line: l, .. }) => assert_eq!(l, line, "{text}"),
+                Err(ReleaseError::Deb822(crate::deb822::Deb822Error::Syntax { line: l, .. })) => {
+                    assert_eq!(l, line, "{text}")
+                }
+                r => panic!("{text}: {r:?}"),
+            }
+        }
+        assert!(Release::parse(b"").is_err());
+    }
+
+    fn clearsign(text: &str, eol: &str) -> String {
+        let escaped: Vec<String> = text
+            .split('\n')
+            .map(|l| if l.starts_with('-') { format!("- {l}") } else { l.to_string() })
+            .collect();
+        format!(
+            "-----BEGIN PGP SIGNED MESSAGE-----{eol}Hash: SHA256{eol}{eol}{}{eol}-----BEGIN PGP SIGNATURE-----{eol}{eol}iQIz{eol}=abcd{eol}-----END PGP SIGNATURE-----{eol}",
+            escaped.join(eol)
+        )
+    }
+
+    #[test]
+    fn clearsigned_split() {
+        let text = "Origin: x\n-dash: line\nSuite: y";
+        let signed = clearsign(text, "\n");
+        assert!(is_clearsigned(signed.as_bytes()));
+        assert!(is_clearsigned(format!("\n  \n{signed}").as_bytes()));
+        assert!(!is_clearsigned(text.as_bytes()));
+        let cs = split_clearsigned(signed.as_bytes()).unwrap();
+        assert_eq!(cs.text, text.as_bytes());
+        assert!(cs.signature.starts_with(b"-----BEGIN PGP SIGNATURE-----\n"));
+        assert!(cs.signature.ends_with(b"-----END PGP SIGNATURE-----\n"));
+        let crlf = clearsign(text, "\r\n");
+        let cs = split_clearsigned(crlf.as_bytes()).unwrap();
+        assert_eq!(cs.text, text.replace('\n', "\r\n").as_bytes());
+        let r = Release::parse_any(crlf.as_bytes()).unwrap();
+        assert_eq!(r.suite.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn clearsigned_errors() {
+        let good = clearsign("A: b", "\n");
+        let cases = [
+            good.replace("Hash: SHA256\n\n", "Hash: SHA256\n"),
+            good.replace("-----END PGP SIGNATURE-----\n", ""),
+            good.replace("-----BEGIN PGP SIGNATURE-----", "-----BEGIN PGP SIGNATURE"),
+            format!("{good}trailing"),
+            format!("junk\n{good}"),
+            good.replace("Hash: SHA256", "Hash SHA256"),
+        ];
+        for c in cases {
+            assert!(matches!(split_clearsigned(c.as_bytes()), Err(ReleaseError::ClearSign(_))), "{c}");
+        }
+    }
+
+    #[test]
+    fn suite_dirs() {
+        assert_eq!(suite_dir("bookworm"), "dists/bookworm");
+        assert_eq!(suite_dir("bookworm/updates"), "dists/bookworm/updates");
+        assert_eq!(suite_dir("./"), "");
+        assert_eq!(suite_dir("/"), "");
+        assert_eq!(suite_dir("flat/"), "flat");
+        assert_eq!(suite_dir("./sub/dir/"), "sub/dir");
+        assert!(is_flat("./") && !is_flat("stable"));
+    }
+}
