@@ -69,9 +69,11 @@ const PARAGRAPH_LIMIT: usize = 64 << 20;
 
 /// Files named by a `Packages` file's paragraphs (uncompressed bytes).
 ///
-/// Every paragraph must have `Filename` (a safe relative path), `Size` and
-/// at least one of `MD5sum`, `SHA1`, `SHA256`, `SHA512`; other fields are
-/// skipped (checked for deb822 syntax, but not decoded as UTF-8).
+/// Every paragraph must have `Filename` (a safe relative path) and `Size`;
+/// `MD5sum`, `SHA1`, `SHA256`, `SHA512` are taken when present (real-world
+/// indices exist with none: such an entry has no hash, which callers can see
+/// with [`Checksums::strongest`]). Other fields are skipped (checked for
+/// deb822 syntax, but not decoded as UTF-8).
 pub fn packages_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
     // A Debian paragraph is about 800 bytes on average.
     let mut out = Vec::with_capacity(data.len() / 1024 + 1);
@@ -121,17 +123,12 @@ impl PkgParagraph {
         let size = parse_size(&data[ss..se])
             .ok_or_else(|| invalid(sline, format!("{path}: bad Size {:?}", String::from_utf8_lossy(&data[ss..se]))))?;
         let mut checksums = Checksums { size, ..Checksums::default() };
-        let mut any = false;
         for (i, kind) in PKG_HASHES.into_iter().enumerate() {
             if let Some((hs, he, hline)) = self.slots[2 + i] {
                 checksums
                     .set_hex_bytes(kind, &data[hs..he])
                     .map_err(|e| invalid(hline, format!("{path}: {}: {e}", PKG_FIELD_NAMES[2 + i])))?;
-                any = true;
             }
-        }
-        if !any {
-            return Err(invalid(self.line, format!("{path}: paragraph has no MD5sum/SHA1/SHA256/SHA512")));
         }
         Ok(FileEntry { path: path.to_string(), checksums })
     }
@@ -480,7 +477,6 @@ mod tests {
             (format!("Package: a\nSize: 3\nSHA256: {SHA256_A}\n"), 1),
             (format!("Package: a\nFilename: ../x\nSize: 3\nSHA256: {SHA256_A}\n"), 2),
             (format!("Filename: a\nSize: x3\nSHA256: {SHA256_A}\n"), 2),
-            ("Filename: a\nSize: 3\n".to_string(), 1),
             (format!("Filename: a\nSize: 3\nSHA256: {SHA256_A}\n\nFilename: b\nSize: 3\nSHA256: zz\n"), 7),
             (format!("Filename: a\n more\nSize: 3\nSHA256: {SHA256_A}\n"), 2),
             (" x\n".to_string(), 1),
