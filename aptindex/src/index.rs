@@ -471,6 +471,29 @@ mod tests {
         assert_eq!(got, whole);
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        /// Streaming in chunks of any size gives what the whole buffer gives.
+        #[test]
+        fn chunking_never_changes_the_result(
+            edits in proptest::collection::vec((0usize..400, proptest::sample::select(b"\n\r \t:#xF0".to_vec())), 0..4),
+            chunk in 1usize..128,
+        ) {
+            let mut data = packages_text().into_bytes();
+            for (i, b) in edits {
+                let i = i % data.len();
+                data[i] = b;
+            }
+            let whole = packages_entries(&data);
+            let mut got = Vec::new();
+            let streamed = stream_packages(std::io::BufReader::with_capacity(5, &data[..]), chunk, &mut |e| got.push(e));
+            match whole {
+                Ok(w) => { proptest::prop_assert!(streamed.is_ok()); proptest::prop_assert_eq!(w, got); }
+                Err(e) => proptest::prop_assert_eq!(e.to_string(), streamed.unwrap_err().to_string()),
+            }
+        }
+    }
+
     #[test]
     fn packages_errors_have_lines() {
         let cases: Vec<(String, usize)> = vec![
