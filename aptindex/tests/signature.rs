@@ -44,7 +44,7 @@ fn naive_signed_text(inrelease: &[u8]) -> Vec<u8> {
     let text = std::str::from_utf8(inrelease).unwrap();
     let start = text.find("\n\n").unwrap() + 2;
     let end = text.find("\n-----BEGIN PGP SIGNATURE-----").unwrap();
-    text[start..end].as_bytes().to_vec()
+    text.as_bytes()[start..end].to_vec()
 }
 
 #[test]
