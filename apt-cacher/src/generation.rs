@@ -339,9 +339,7 @@ impl Generations {
             if !has_current {
                 self.fetch_first(&suite, name).await?;
             } else if stale {
-                if let Err(e) = self.refresh(&suite, None).await {
-                    tracing::warn!(mapping = %self.prefix(mapping), suite = %dir, error = %e, "refresh failed; serving the current generation");
-                }
+                self.refresh_retrying(&suite).await;
             }
             let cur = suite.current().ok_or_else(|| MetaError::Invalid("no generation".into()))?;
             if !cur.release_files.iter().any(|f| f == name) {
@@ -418,6 +416,24 @@ impl Generations {
         self.publish(suite, release, files, Vec::new()).await?;
         suite.state_mut().checked = Some(Instant::now());
         Ok(())
+    }
+
+    /// [`Self::refresh`], tried again (up to 3 times) when upstream changed
+    /// while it was being read; failures are logged and the current
+    /// generation stays.
+    async fn refresh_retrying(&self, suite: &Arc<Suite>) {
+        for attempt in 1..=3 {
+            match self.refresh(suite, None).await {
+                Ok(()) => return,
+                Err(e @ MetaError::Invalid(_)) if attempt < 3 => {
+                    tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "upstream inconsistent during refresh; retrying");
+                }
+                Err(e) => {
+                    tracing::warn!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "refresh failed; serving the current generation");
+                    return;
+                }
+            }
+        }
     }
 
     /// Re-checks the upstream Release of `suite` (adding `extra` to its
@@ -781,9 +797,7 @@ impl Generations {
                     continue;
                 }
                 let Ok(_guard) = suite.lock.try_lock() else { continue };
-                if let Err(e) = self.refresh(&suite, None).await {
-                    tracing::warn!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "background refresh failed; serving the current generation");
-                }
+                self.refresh_retrying(&suite).await;
             }
         }
     }

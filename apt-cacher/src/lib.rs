@@ -28,10 +28,12 @@ pub mod store;
 pub mod upstream;
 
 pub use config::Config;
-use anyhow::Context;
+/// The shutdown token type [`start`] and [`run`] take.
+pub use anyhow::Context;
 use std::net::SocketAddr;
+/// The shutdown token type [`start`] and [`run`] take.
+pub use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
 
 /// A running cacher (see [`start`]).
 #[derive(Debug)]

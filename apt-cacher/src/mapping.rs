@@ -124,7 +124,10 @@ impl Router {
     }
 
     fn file(&self, mapping: usize, raw: &str) -> Route {
-        match percent_decode(raw) {
+        // `.` components are harmless (apt asks for `./InRelease` of a flat
+        // repository): drop them; `..` and empty components are refused.
+        let path = percent_decode(raw).map(|p| p.split('/').filter(|c| *c != ".").collect::<Vec<_>>().join("/"));
+        match path {
             Some(path) if safe_path(&path) => Route::File { mapping, path },
             _ => Route::Refuse(StatusCode::BAD_REQUEST, "bad repository path"),
         }
@@ -212,6 +215,7 @@ mod tests {
             (Method::GET, "http://HTTPS///sec.example/debian-security/dists/x/InRelease", file(1, "dists/x/InRelease")),
             (Method::GET, "http://root.example/dists/x/InRelease", file(2, "dists/x/InRelease")),
             (Method::GET, "/root/pool/a.deb", file(2, "pool/a.deb")),
+            (Method::GET, "/root/./InRelease", file(2, "InRelease")),
             (Method::GET, "http://deb.example/other/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
             (Method::GET, "http://deb.example:81/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
             (Method::GET, "http://evil.example/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
