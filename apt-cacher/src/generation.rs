@@ -58,6 +58,10 @@ fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> MetaEr
 #[derive(Debug)]
 pub struct Gen {
     id: u64,
+    /// Modification time of every file in it (`Last-Modified`): strictly
+    /// later, in whole seconds, than the previous generation's, so that
+    /// `If-Modified-Since` never mistakes a new generation for the old.
+    stamp: SystemTime,
     dir: PathBuf,
     release: Release,
     /// Which Release-type files it has.
@@ -551,6 +555,11 @@ impl Generations {
         let old_pool: HashMap<String, Arc<HashMap<String, Checksums>>> =
             old.as_ref().map(|g| g.pool.read().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default();
         let release_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let now = SystemTime::now();
+        let stamp = match &old {
+            Some(g) if g.stamp + Duration::from_secs(1) > now => g.stamp + Duration::from_secs(1),
+            _ => now,
+        };
         let built = tokio::task::spawn_blocking(move || -> Result<Gen, MetaError> {
             let _ = std::fs::remove_dir_all(&gen_dir);
             std::fs::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
@@ -559,6 +568,7 @@ impl Generations {
             }
             let gen = Gen {
                 id,
+                stamp,
                 dir: gen_dir.clone(),
                 release,
                 release_files: release_names,
@@ -590,6 +600,7 @@ impl Generations {
                 }
                 gen.add_file(&rel, cs);
             }
+            set_mtimes(&gen_dir, stamp);
             sync_tree(&gen_dir);
             // Atomic pointer swap.
             let tmp_link = suite_path.join("current.tmp");
@@ -741,6 +752,7 @@ impl Generations {
                             std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
                         }
                         temp.persist(&dest).map_err(|e| format!("{}: {}", dest.display(), e.error))?;
+                        let _ = std::fs::File::options().write(true).open(&dest).and_then(|f| f.set_modified(g.stamp));
                         if let Some(p) = dest.parent() {
                             sync_dir(p);
                         }
@@ -798,6 +810,20 @@ impl Generations {
                 }
                 let Ok(_guard) = suite.lock.try_lock() else { continue };
                 self.refresh_retrying(&suite).await;
+            }
+        }
+    }
+}
+
+/// Sets the modification time of every file under `dir`.
+fn set_mtimes(dir: &Path, t: SystemTime) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                set_mtimes(&p, t);
+            } else {
+                let _ = std::fs::File::options().write(true).open(&p).and_then(|f| f.set_modified(t));
             }
         }
     }
@@ -867,8 +893,14 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
         }
     }
     let Some(release) = release else { return Ok((None, max_id + 1)) };
+    let stamp = release_files
+        .first()
+        .and_then(|n| std::fs::metadata(dir.join(n)).ok())
+        .and_then(|m| m.modified().ok())
+        .unwrap_or_else(SystemTime::now);
     let gen = Gen {
         id,
+        stamp,
         dir: dir.clone(),
         release,
         release_files,

@@ -1,0 +1,136 @@
+//! Consistent metadata generations through apt-cacher: an upstream that
+//! changes its repository between a client's InRelease and Packages
+//! requests never makes the real apt report "Hash Sum mismatch"; a client
+//! that was served the previous Release keeps getting the matching indices
+//! during the grace period.
+
+use apt_cacher::{CancellationToken, Config, Running};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use testkit::{AptEnv, Compression, PackageSpec, Repo, Upstream};
+
+async fn cacher(dir: &Path, upstream_url: &str, extra: &str) -> Running {
+    let text = format!(
+        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = \"{upstream_url}\"\n",
+        dir.join("meta").display(),
+        dir.join("cache").display()
+    );
+    let config = Config::parse("test.toml", &text).unwrap();
+    apt_cacher::start(config, CancellationToken::new()).await.unwrap()
+}
+
+async fn rounds(by_hash: bool) {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .by_hash(by_hash)
+        .compressions(&[Compression::Xz])
+        .package(PackageSpec::new("hello", "1.0").size(20_000))
+        .generated_packages(20, 1000)
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let repo = Arc::new(Mutex::new(repo));
+    // check_interval = 0: every apt-get update re-checks upstream.
+    let c = cacher(&tmp.path().join("cacher"), &up.url(), "check_interval = 0\ncache_period = 0").await;
+    let mut apt = AptEnv::new().unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    // The cacher has served this suite before (warm).
+    apt.update_async().await.unwrap().ok_clean().unwrap();
+
+    let mut mismatches = 0;
+    let mut failures = Vec::new();
+    for round in 2..22 {
+        let r = repo.clone();
+        up.on_request("*/InRelease", 1, move || {
+            let mut r = r.lock().unwrap();
+            r.replace(PackageSpec::new("hello", &format!("{round}.0")).size(20_000));
+            r.publish().unwrap();
+        });
+        let out = apt.update_async().await.unwrap();
+        if out.hash_sum_mismatch() {
+            mismatches += 1;
+        }
+        if !out.clean() {
+            failures.push(format!("round {round}:\n{}", out.all()));
+        }
+        // Whatever apt now believes, the package it picks downloads and verifies.
+        let out = apt.install_download_only_async(&["hello"]).await.unwrap();
+        if !out.clean() {
+            failures.push(format!("round {round} install:\n{}", out.all()));
+        }
+    }
+    assert_eq!(mismatches, 0, "{failures:#?}");
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The cacher did move on with the upstream (each hook ran, between two
+    // of the cacher's upstream requests).
+    apt.update_async().await.unwrap().ok_clean().unwrap();
+    assert!(up.hooks_done());
+    apt.install_download_only_async(&["hello"]).await.unwrap().ok_clean().unwrap();
+    let debs = apt.downloaded_archives().unwrap();
+    assert!(debs.iter().any(|p| p.to_string_lossy().contains("hello_21.0_")), "{debs:?}");
+    // apt saw (nearly) every intermediate version: the cacher kept up round by round.
+    assert!(debs.len() >= 15, "{debs:?}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_changing_mid_update_20_rounds_without_by_hash() {
+    rounds(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_changing_mid_update_20_rounds_with_by_hash() {
+    rounds(true).await;
+}
+
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap()
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> bytes::Bytes {
+    let r = client.get(url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{url}");
+    r.bytes().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = Repo::builder(tmp.path().join("repo"))
+        .compressions(&[Compression::Xz])
+        .by_hash(true)
+        .package(PackageSpec::new("hello", "1.0"))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c = cacher(&tmp.path().join("cacher"), &up.url(), "check_interval = 0\ncache_period = 0").await;
+    let base = format!("http://{}/debian/dists/stable", c.addr);
+    let packages = "main/binary-amd64/Packages.xz";
+    let old = repo.index_files("stable").iter().find(|f| f.path == packages).unwrap().checksums.clone();
+
+    let a = client_from("127.0.0.2");
+    get(&a, &format!("{base}/InRelease")).await;
+
+    // Upstream moves on; another client's update makes the cacher swap generations.
+    repo.replace(PackageSpec::new("hello", "2.0"));
+    repo.publish().unwrap();
+    let new = repo.index_files("stable").iter().find(|f| f.path == packages).unwrap().checksums.clone();
+    assert_ne!(old.sha256, new.sha256);
+    let b = client_from("127.0.0.3");
+    let rel_b = get(&b, &format!("{base}/InRelease")).await;
+    assert!(String::from_utf8_lossy(&rel_b).contains(&new.sha256.clone()));
+
+    // A, served the old Release a moment ago, gets the old Packages; B and a newcomer get the new one.
+    let pa = get(&a, &format!("{base}/{packages}")).await;
+    assert_eq!(testkit::Checksums::of(&pa).sha256, old.sha256, "client A got the wrong generation");
+    let pb = get(&b, &format!("{base}/{packages}")).await;
+    assert_eq!(testkit::Checksums::of(&pb).sha256, new.sha256);
+    let pc = get(&client_from("127.0.0.4"), &format!("{base}/{packages}")).await;
+    assert_eq!(testkit::Checksums::of(&pc).sha256, new.sha256);
+    // The old index stays reachable by its by-hash path for anyone.
+    let by_hash = format!("{base}/main/binary-amd64/by-hash/SHA256/{}", old.sha256);
+    let ph = get(&client_from("127.0.0.5"), &by_hash).await;
+    assert_eq!(testkit::Checksums::of(&ph).sha256, old.sha256);
+    c.stop().await;
+}
