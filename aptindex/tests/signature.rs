@@ -72,6 +72,10 @@ fn debian_inrelease_verifies() {
     );
     assert_eq!(text, naive_signed_text(&data));
     assert!(text.starts_with(b"Origin: Debian\n"));
+    // The signed text (no final newline, as apt hands it on) parses.
+    let release = aptindex::Release::parse(&text).unwrap();
+    assert_eq!(release.suite.as_deref(), Some("oldstable-updates"));
+    assert!(release.entries.contains_key("main/binary-amd64/Packages"));
 
     // With the clock (the keys are valid until 2031).
     let (text_now, signer_now) = keyring.verify_clearsigned(&data).unwrap();
