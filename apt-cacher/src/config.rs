@@ -153,15 +153,19 @@ pub const DEFAULT_PATH: &str = "/etc/apt-cacher.toml";
 /// 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// True when `prefix` matches `^[a-z0-9._-]+$`.
 pub fn valid_prefix(prefix: &str) -> bool {
     !prefix.is_empty()
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-'))
+        && prefix.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        })
 }
 
 /// Parses an upstream URL: http or https, with a host, no query or fragment.
@@ -175,7 +179,9 @@ pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
         return Err(format!("{text:?}: no host"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!("{text:?}: query, fragment and user info are not allowed"));
+        return Err(format!(
+            "{text:?}: query, fragment and user info are not allowed"
+        ));
     }
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
@@ -185,7 +191,11 @@ pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
 /// Parses a `listen_address` as go-apt-cacher does: `":3142"` means every
 /// address, `"host:port"` a specific one.
 pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    let full = if text.starts_with(':') { format!("0.0.0.0{text}") } else { text.to_string() };
+    let full = if text.starts_with(':') {
+        format!("0.0.0.0{text}")
+    } else {
+        text.to_string()
+    };
     full.parse::<SocketAddr>()
         .map_err(|_| format!("{text:?} is not an address of the form [host]:port"))
 }
@@ -220,22 +230,36 @@ impl Config {
         })?;
 
         let listen = match &raw.listen_address {
-            Some(s) => parse_listen(s.get_ref()).map_err(|r| err(Some(s.span()), "listen_address", r))?,
+            Some(s) => {
+                parse_listen(s.get_ref()).map_err(|r| err(Some(s.span()), "listen_address", r))?
+            }
             None => parse_listen(":3142").map_err(|r| err(None, "listen_address", r))?,
         };
-        let secs = |v: &Option<Spanned<u64>>, default: u64| v.as_ref().map(|s| *s.get_ref()).unwrap_or(default);
+        let secs = |v: &Option<Spanned<u64>>, default: u64| {
+            v.as_ref().map(|s| *s.get_ref()).unwrap_or(default)
+        };
         let dir = |v: &Option<Spanned<String>>, key: &str| -> Result<PathBuf, ConfigError> {
-            let s = v.as_ref().ok_or_else(|| err(None, key, "is required".into()))?;
+            let s = v
+                .as_ref()
+                .ok_or_else(|| err(None, key, "is required".into()))?;
             let p = PathBuf::from(s.get_ref());
             if !p.is_absolute() {
-                return Err(err(Some(s.span()), key, format!("{:?} must be an absolute path", s.get_ref())));
+                return Err(err(
+                    Some(s.span()),
+                    key,
+                    format!("{:?} must be an absolute path", s.get_ref()),
+                ));
             }
             Ok(p)
         };
         let meta_dir = dir(&raw.meta_dir, "meta_dir")?;
         let cache_dir = dir(&raw.cache_dir, "cache_dir")?;
         if normalize(&meta_dir) == normalize(&cache_dir) {
-            return Err(err(raw.cache_dir.as_ref().map(|s| s.span()), "cache_dir", "must differ from meta_dir".into()));
+            return Err(err(
+                raw.cache_dir.as_ref().map(|s| s.span()),
+                "cache_dir",
+                "must differ from meta_dir".into(),
+            ));
         }
         if normalize(&meta_dir).starts_with(normalize(&cache_dir))
             || normalize(&cache_dir).starts_with(normalize(&meta_dir))
@@ -247,17 +271,33 @@ impl Config {
             ));
         }
         let capacity_gib = secs(&raw.cache_capacity, 1);
-        let cache_capacity = capacity_gib
-            .checked_mul(1 << 30)
-            .ok_or_else(|| err(raw.cache_capacity.as_ref().map(|s| s.span()), "cache_capacity", "too large".into()))?;
+        let cache_capacity = capacity_gib.checked_mul(1 << 30).ok_or_else(|| {
+            err(
+                raw.cache_capacity.as_ref().map(|s| s.span()),
+                "cache_capacity",
+                "too large".into(),
+            )
+        })?;
         if capacity_gib == 0 {
-            return Err(err(raw.cache_capacity.as_ref().map(|s| s.span()), "cache_capacity", "must be at least 1 (GiB)".into()));
+            return Err(err(
+                raw.cache_capacity.as_ref().map(|s| s.span()),
+                "cache_capacity",
+                "must be at least 1 (GiB)".into(),
+            ));
         }
-        let max_conns = usize::try_from(secs(&raw.max_conns, 10))
-            .map_err(|_| err(raw.max_conns.as_ref().map(|s| s.span()), "max_conns", "too large".into()))?;
+        let max_conns = usize::try_from(secs(&raw.max_conns, 10)).map_err(|_| {
+            err(
+                raw.max_conns.as_ref().map(|s| s.span()),
+                "max_conns",
+                "too large".into(),
+            )
+        })?;
 
         if let Some(level) = &raw.log.level {
-            if !matches!(level.as_str(), "critical" | "error" | "warning" | "warn" | "info" | "debug") {
+            if !matches!(
+                level.as_str(),
+                "critical" | "error" | "warning" | "warn" | "info" | "debug"
+            ) {
                 return Err(err(
                     key_span(text, "level"),
                     "log.level",
@@ -278,6 +318,16 @@ impl Config {
         let mut mappings = Vec::new();
         for (prefix, value) in &raw.mapping {
             let key = format!("mapping.{}", prefix.get_ref());
+            if matches!(prefix.get_ref().as_str(), "." | ".." | ".tmp") {
+                return Err(err(
+                    Some(prefix.span()),
+                    &key,
+                    format!(
+                        "prefix {:?} is reserved (it would name a directory of the cache itself)",
+                        prefix.get_ref()
+                    ),
+                ));
+            }
             if !valid_prefix(prefix.get_ref()) {
                 return Err(err(
                     Some(prefix.span()),
@@ -295,19 +345,32 @@ impl Config {
                 .map(|a| parse_upstream_url(a))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|r| err(Some(value.span()), &key, format!("alias {r}")))?;
-            mappings.push(Mapping { prefix: prefix.get_ref().clone(), url, aliases });
+            mappings.push(Mapping {
+                prefix: prefix.get_ref().clone(),
+                url,
+                aliases,
+            });
         }
         // File order is friendlier in logs; BTreeMap sorted them, so re-sort by span.
-        let order: BTreeMap<String, usize> =
-            raw.mapping.keys().map(|k| (k.get_ref().clone(), k.span().start)).collect();
+        let order: BTreeMap<String, usize> = raw
+            .mapping
+            .keys()
+            .map(|k| (k.get_ref().clone(), k.span().start))
+            .collect();
         mappings.sort_by_key(|m| order.get(&m.prefix).copied().unwrap_or(0));
 
         let mut connect_allow = Vec::new();
         for entry in &raw.connect_allow {
             let v = entry.get_ref();
-            let ok = v.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            let ok = v
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
             if !ok {
-                return Err(err(Some(entry.span()), "connect_allow", format!("{v:?} must be host:port")));
+                return Err(err(
+                    Some(entry.span()),
+                    "connect_allow",
+                    format!("{v:?} must be host:port"),
+                ));
             }
             connect_allow.push(v.to_ascii_lowercase());
         }
@@ -316,15 +379,20 @@ impl Config {
         if let Some(t) = &raw.timeouts {
             let span = Some(t.span());
             let t = t.get_ref();
-            let set = |slot: &mut Duration, v: Option<u64>, name: &str| -> Result<(), ConfigError> {
-                if let Some(v) = v {
-                    if v == 0 {
-                        return Err(err(span.clone(), &format!("timeouts.{name}"), "must be at least 1 second".into()));
+            let set =
+                |slot: &mut Duration, v: Option<u64>, name: &str| -> Result<(), ConfigError> {
+                    if let Some(v) = v {
+                        if v == 0 {
+                            return Err(err(
+                                span.clone(),
+                                &format!("timeouts.{name}"),
+                                "must be at least 1 second".into(),
+                            ));
+                        }
+                        *slot = Duration::from_secs(v);
                     }
-                    *slot = Duration::from_secs(v);
-                }
-                Ok(())
-            };
+                    Ok(())
+                };
             set(&mut timeouts.connect, t.connect, "connect")?;
             set(&mut timeouts.idle_read, t.idle_read, "idle_read")?;
             set(&mut timeouts.overall, t.overall, "overall")?;
@@ -359,7 +427,9 @@ impl Config {
 
 /// Removes `.` components and trailing slashes (no file-system access).
 fn normalize(p: &Path) -> PathBuf {
-    p.components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect()
+    p.components()
+        .filter(|c| !matches!(c, std::path::Component::CurDir))
+        .collect()
 }
 
 /// The key named in a serde message such as "unknown field `foo`, expected ...".
@@ -370,7 +440,10 @@ fn key_in_message(msg: &str) -> Option<String> {
 
 /// The key on the line holding byte `offset`, if the line looks like `key = ...`.
 fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text.get(..offset.min(text.len()))?.rfind('\n').map_or(0, |i| i + 1);
+    let start = text
+        .get(..offset.min(text.len()))?
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text.get(start..)?.lines().next()?;
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
@@ -450,7 +523,10 @@ security = "http://security.ubuntu.com/ubuntu"
         assert_eq!(c.log.level.as_deref(), Some("info"));
         let prefixes: Vec<_> = c.mappings.iter().map(|m| m.prefix.as_str()).collect();
         assert_eq!(prefixes, ["ubuntu", "security"]);
-        assert_eq!(c.mappings[0].url.as_str(), "http://archive.ubuntu.com/ubuntu");
+        assert_eq!(
+            c.mappings[0].url.as_str(),
+            "http://archive.ubuntu.com/ubuntu"
+        );
     }
 
     fn parse_err(text: &str) -> ConfigError {
@@ -464,7 +540,11 @@ security = "http://security.ubuntu.com/ubuntu"
         let e = parse_err(&format!("{DIRS}\nlisten_adress = \":1\"\n"));
         assert_eq!(e.key, "listen_adress", "{e}");
         assert_eq!(e.line, 4, "{e}");
-        assert!(e.to_string().starts_with("t.toml:4: listen_adress: unknown field"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:4: listen_adress: unknown field"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -482,6 +562,8 @@ security = "http://security.ubuntu.com/ubuntu"
         assert_eq!(e.key, "cache_dir", "{e}");
         let e = parse_err(&format!("{DIRS}[mapping]\nBad = \"http://x/\"\n"));
         assert_eq!((e.key.as_str(), e.line), ("mapping.Bad", 4), "{e}");
+        let e = parse_err(&format!("{DIRS}[mapping]\n\"..\" = \"http://x/\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("mapping...", 4), "{e}");
         let e = parse_err(&format!("{DIRS}[mapping]\nok = \"ftp://x/\"\n"));
         assert_eq!((e.key.as_str(), e.line), ("mapping.ok", 4), "{e}");
         let e = parse_err(&format!("{DIRS}[log]\nlevel = \"loud\"\n"));
@@ -513,7 +595,14 @@ security = "http://security.ubuntu.com/ubuntu"
 
     #[test]
     fn garbage_never_panics() {
-        for text in ["[", "mapping = 3", "[mapping]\nx = 1", "\u{0}", "cache_capacity = -1", "[timeouts]\nfoo=1"] {
+        for text in [
+            "[",
+            "mapping = 3",
+            "[mapping]\nx = 1",
+            "\u{0}",
+            "cache_capacity = -1",
+            "[timeouts]\nfoo=1",
+        ] {
             let _ = Config::parse("t", text);
         }
     }

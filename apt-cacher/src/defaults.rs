@@ -33,7 +33,9 @@ pub fn read_sources(etc_apt: &Path) -> Vec<Source> {
         .unwrap_or_default();
     files.sort();
     for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else { continue };
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
         match f.extension().and_then(|e| e.to_str()) {
             Some("list") => out.extend(parse_one_line(&text)),
             Some("sources") => out.extend(parse_deb822(&text)),
@@ -49,7 +51,9 @@ pub fn parse_one_line(text: &str) -> Vec<Source> {
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
         let mut rest = line;
-        let Some((kind, r)) = rest.split_once(char::is_whitespace) else { continue };
+        let Some((kind, r)) = rest.split_once(char::is_whitespace) else {
+            continue;
+        };
         if kind != "deb" && kind != "deb-src" {
             continue;
         }
@@ -59,7 +63,9 @@ pub fn parse_one_line(text: &str) -> Vec<Source> {
             rest = rest.get(end + 1..).unwrap_or("").trim_start();
         }
         let mut words = rest.split_whitespace();
-        let (Some(uri), Some(suite)) = (words.next(), words.next()) else { continue };
+        let (Some(uri), Some(suite)) = (words.next(), words.next()) else {
+            continue;
+        };
         out.push(Source {
             kind: kind.into(),
             uri: uri.into(),
@@ -88,11 +94,20 @@ pub fn parse_deb822(text: &str) -> Vec<Source> {
                 fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
             }
         }
-        let get = |k: &str| fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).unwrap_or("");
+        let get = |k: &str| {
+            fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or("")
+        };
         if get("enabled").eq_ignore_ascii_case("no") {
             continue;
         }
-        let components: Vec<String> = get("components").split_whitespace().map(str::to_string).collect();
+        let components: Vec<String> = get("components")
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
         for kind in get("types").split_whitespace() {
             for uri in get("uris").split_whitespace() {
                 for suite in get("suites").split_whitespace() {
@@ -115,7 +130,13 @@ pub fn prefix_for(url: &reqwest::Url) -> String {
     let mut p: String = raw
         .to_ascii_lowercase()
         .chars()
-        .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') { c } else { '-' })
+        .map(|c| {
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
         .collect();
     while p.contains("--") {
         p = p.replace("--", "-");
@@ -143,7 +164,9 @@ pub fn user_cache_dir() -> PathBuf {
 pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
     let mut mappings: Vec<Mapping> = Vec::new();
     for s in sources {
-        let Ok(url) = parse_upstream_url(&s.uri) else { continue };
+        let Ok(url) = parse_upstream_url(&s.uri) else {
+            continue;
+        };
         if mappings.iter().any(|m| m.url == url) {
             continue;
         }
@@ -154,7 +177,11 @@ pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
             prefix = format!("{base}-{n}");
             n += 1;
         }
-        mappings.push(Mapping { prefix, url, aliases: Vec::new() });
+        mappings.push(Mapping {
+            prefix,
+            url,
+            aliases: Vec::new(),
+        });
     }
     mappings
 }
@@ -181,18 +208,33 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
 
 /// The lines a client puts in its apt configuration, for both ways in.
 pub fn client_lines(config: &Config, sources: &[Source]) -> String {
-    let host = if config.listen.ip().is_unspecified() { "CACHER-HOST".to_string() } else { config.listen.ip().to_string() };
+    let host = if config.listen.ip().is_unspecified() {
+        "CACHER-HOST".to_string()
+    } else {
+        config.listen.ip().to_string()
+    };
     let base = format!("http://{host}:{}", config.listen.port());
     let mut s = String::from("Path-prefix mode (in /etc/apt/sources.list):\n");
     for src in sources {
-        let Ok(url) = parse_upstream_url(&src.uri) else { continue };
+        let Ok(url) = parse_upstream_url(&src.uri) else {
+            continue;
+        };
         if let Some(m) = config.mappings.iter().find(|m| m.url == url) {
-            s.push_str(&format!("  {} {base}/{} {} {}\n", src.kind, m.prefix, src.suite, src.components.join(" ")));
+            s.push_str(&format!(
+                "  {} {base}/{} {} {}\n",
+                src.kind,
+                m.prefix,
+                src.suite,
+                src.components.join(" ")
+            ));
         }
     }
     if sources.is_empty() {
         for m in &config.mappings {
-            s.push_str(&format!("  deb {base}/{} SUITE COMPONENTS   # for {}\n", m.prefix, m.url));
+            s.push_str(&format!(
+                "  deb {base}/{} SUITE COMPONENTS   # for {}\n",
+                m.prefix, m.url
+            ));
         }
     }
     s.push_str(&format!(
@@ -225,10 +267,19 @@ mod tests {
         let (config, sources) = default_config(dir.path(), Path::new("/tmp/ac"));
         assert_eq!(sources.len(), 3 + 4);
         let prefixes: Vec<_> = config.mappings.iter().map(|m| m.prefix.as_str()).collect();
-        assert_eq!(prefixes, ["deb.example-debian", "sec.example-debian-security"]);
+        assert_eq!(
+            prefixes,
+            ["deb.example-debian", "sec.example-debian-security"]
+        );
         let lines = client_lines(&config, &sources);
-        assert!(lines.contains("deb http://127.0.0.1:3142/deb.example-debian bookworm main contrib"), "{lines}");
-        assert!(lines.contains("Acquire::http::Proxy \"http://127.0.0.1:3142/\";"), "{lines}");
+        assert!(
+            lines.contains("deb http://127.0.0.1:3142/deb.example-debian bookworm main contrib"),
+            "{lines}"
+        );
+        assert!(
+            lines.contains("Acquire::http::Proxy \"http://127.0.0.1:3142/\";"),
+            "{lines}"
+        );
         for m in &config.mappings {
             assert!(crate::config::valid_prefix(&m.prefix));
         }

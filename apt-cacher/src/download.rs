@@ -68,7 +68,8 @@ struct Progress {
 }
 
 /// Moves a verified, synced temporary file into place. Gets the computed checksums.
-pub type Commit = Box<dyn FnOnce(TempPath, Checksums) -> BoxFuture<'static, Result<(), String>> + Send>;
+pub type Commit =
+    Box<dyn FnOnce(TempPath, Checksums) -> BoxFuture<'static, Result<(), String>> + Send>;
 
 /// A download to start (or join).
 pub struct Job {
@@ -99,11 +100,18 @@ impl Source {
         let len = file.metadata()?.len();
         let progress = Progress {
             written: len,
-            head: Some(Head { length: Some(len), last_modified, verified: false }),
+            head: Some(Head {
+                length: Some(len),
+                last_modified,
+                verified: false,
+            }),
             outcome: Some(Ok(())),
         };
         let (_tx, rx) = watch::channel(progress);
-        Ok(Source { file: Arc::new(file), rx })
+        Ok(Source {
+            file: Arc::new(file),
+            rx,
+        })
     }
 
     /// Waits until upstream has answered; the error if the download failed first.
@@ -157,7 +165,13 @@ impl Source {
             end: Option<u64>,
             done: bool,
         }
-        let st = St { file: self.file.clone(), rx: self.rx.clone(), pos: start, end, done: false };
+        let st = St {
+            file: self.file.clone(),
+            rx: self.rx.clone(),
+            pos: start,
+            end,
+            done: false,
+        };
         futures_util::stream::unfold(st, |mut st| async move {
             if st.done {
                 return None;
@@ -175,9 +189,11 @@ impl Source {
                         Some(Ok(())) => (p.written, true),
                         None => {
                             let held = match &p.head {
-                                Some(Head { length: Some(len), verified: true, .. }) => {
-                                    p.written.min(len.saturating_sub(1))
-                                }
+                                Some(Head {
+                                    length: Some(len),
+                                    verified: true,
+                                    ..
+                                }) => p.written.min(len.saturating_sub(1)),
                                 _ => p.written,
                             };
                             (held, false)
@@ -228,7 +244,10 @@ pub struct Downloads {
 impl Downloads {
     /// An empty table using `upstream`.
     pub fn new(upstream: Arc<Upstream>) -> Downloads {
-        Downloads { upstream, inflight: Mutex::new(HashMap::new()) }
+        Downloads {
+            upstream,
+            inflight: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The upstream client.
@@ -259,13 +278,28 @@ impl Downloads {
         }
         let (file, temp) = job.temp;
         let file = Arc::new(file);
-        let (tx, rx) = watch::channel(Progress { written: 0, head: None, outcome: None });
-        let source = Arc::new(Source { file: file.clone(), rx });
+        let (tx, rx) = watch::channel(Progress {
+            written: 0,
+            head: None,
+            outcome: None,
+        });
+        let source = Arc::new(Source {
+            file: file.clone(),
+            rx,
+        });
         map.insert(job.key.clone(), source.clone());
         drop(map);
         let this = self.clone();
         let key = job.key.clone();
-        let task = Task { file, temp, tx, urls: job.urls, expected: job.expected, what: job.what, commit: job.commit };
+        let task = Task {
+            file,
+            temp,
+            tx,
+            urls: job.urls,
+            expected: job.expected,
+            what: job.what,
+            commit: job.commit,
+        };
         let me = source.clone();
         tokio::spawn(async move {
             let tx = task.tx.clone();
@@ -311,20 +345,30 @@ impl Task {
             }
         }
         let Some(mut resp) = resp else {
-            let e = last_err.unwrap_or(UpstreamError::Connect { url: self.what.clone(), reason: "no URL".into() });
+            let e = last_err.unwrap_or(UpstreamError::Connect {
+                url: self.what.clone(),
+                reason: "no URL".into(),
+            });
             tracing::info!(what = %self.what, error = %e, "upstream failed");
             return Err(e.into());
         };
         let url = resp.url().to_string();
         if let (Some(exp), Some(cl)) = (&self.expected, resp.content_length()) {
             if exp.size != cl {
-                let reason = format!("{}: size mismatch: expected {} bytes, upstream announces {cl}", self.what, exp.size);
+                let reason = format!(
+                    "{}: size mismatch: expected {} bytes, upstream announces {cl}",
+                    self.what, exp.size
+                );
                 tracing::warn!(what = %self.what, url = %url, expected = exp.size, actual = cl, "verification failed: size");
                 return Err(DownloadError::Verify(reason));
             }
         }
         let head = Head {
-            length: self.expected.as_ref().map(|e| e.size).or(resp.content_length()),
+            length: self
+                .expected
+                .as_ref()
+                .map(|e| e.size)
+                .or(resp.content_length()),
             last_modified: resp.last_modified(),
             verified: self.expected.is_some(),
         };
@@ -341,15 +385,21 @@ impl Task {
             if limit.is_some_and(|l| written + chunk.len() as u64 > l) {
                 let l = limit.unwrap_or(0);
                 tracing::warn!(what = %self.what, url = %url, expected = l, "verification failed: upstream sent more bytes than expected");
-                return Err(DownloadError::Verify(format!("{}: more than the expected {l} bytes", self.what)));
+                return Err(DownloadError::Verify(format!(
+                    "{}: more than the expected {l} bytes",
+                    self.what
+                )));
             }
             // Page-cache writes are short; a blocking write here keeps the code simple.
-            (&*self.file)
-                .write_all(&chunk)
-                .map_err(|e| DownloadError::Local(format!("writing temporary file for {}: {e}", self.what)))?;
+            (&*self.file).write_all(&chunk).map_err(|e| {
+                DownloadError::Local(format!("writing temporary file for {}: {e}", self.what))
+            })?;
             hasher.update(&chunk);
             written += chunk.len() as u64;
-            if published == 0 || written - published >= PUBLISH_EVERY || published_at.elapsed().as_millis() >= 20 {
+            if published == 0
+                || written - published >= PUBLISH_EVERY
+                || published_at.elapsed().as_millis() >= 20
+            {
                 self.tx.send_modify(|p| p.written = written);
                 published = written;
                 published_at = Instant::now();
@@ -363,13 +413,18 @@ impl Task {
                 return Err(DownloadError::Verify(e.to_string()));
             }
         }
-        let Some(commit) = self.commit else { return Ok(()) };
+        let Some(commit) = self.commit else {
+            return Ok(());
+        };
         let file = self.file.clone();
         tokio::task::spawn_blocking(move || file.sync_all())
             .await
             .map_err(|e| DownloadError::Local(e.to_string()))?
             .map_err(|e| DownloadError::Local(format!("syncing {}: {e}", self.what)))?;
-        commit(self.temp, actual).await.map_err(DownloadError::Local)?;
+        // The bytes verified: clients get them even if keeping them fails.
+        if let Err(e) = commit(self.temp, actual).await {
+            tracing::warn!(what = %self.what, error = %e, "verified download could not be kept");
+        }
         tracing::debug!(what = %self.what, url = %url, bytes = written, ms = started.elapsed().as_millis() as u64, "downloaded");
         Ok(())
     }

@@ -74,15 +74,24 @@ pub struct Gen {
 
 impl Gen {
     fn has(&self, rel: &str) -> bool {
-        self.files.read().unwrap_or_else(|e| e.into_inner()).contains_key(rel)
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(rel)
     }
 
     fn add_file(&self, rel: &str, cs: Checksums) {
-        self.files.write().unwrap_or_else(|e| e.into_inner()).insert(rel.to_string(), cs);
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), cs);
     }
 
     fn add_pool(&self, rel: &str, map: Arc<HashMap<String, Checksums>>) {
-        self.pool.write().unwrap_or_else(|e| e.into_inner()).insert(rel.to_string(), map);
+        self.pool
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), map);
     }
 
     /// The entry (relative path) this Release lists with digest `hex` of `kind` in `subdir`.
@@ -142,6 +151,9 @@ pub enum Meta {
     Fetching(Arc<Source>, bool),
 }
 
+/// A client address, mapping and suite directory.
+type ClientKey = (IpAddr, usize, String);
+
 /// All suites' generations.
 #[derive(Debug)]
 pub struct Generations {
@@ -153,7 +165,7 @@ pub struct Generations {
     router: Router,
     downloads: Arc<Downloads>,
     suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
-    clients: Mutex<HashMap<(IpAddr, usize, String), (u64, Instant)>>,
+    clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
 }
 
 /// Escapes a suite directory into one file name.
@@ -190,7 +202,9 @@ fn parse_pool(repo_path: &str, file: &Path) -> Option<Arc<HashMap<String, Checks
     aptindex::index::IndexKind::from_path(repo_path)?;
     let data = std::fs::read(file).ok()?;
     match aptindex::index::entries_of(repo_path, &data, INDEX_LIMIT) {
-        Ok(entries) => Some(Arc::new(entries.into_iter().map(|e| (e.path, e.checksums)).collect())),
+        Ok(entries) => Some(Arc::new(
+            entries.into_iter().map(|e| (e.path, e.checksums)).collect(),
+        )),
         Err(e) => {
             tracing::warn!(index = %repo_path, error = %e, "cannot parse index for pool checksums");
             None
@@ -242,13 +256,19 @@ impl Generations {
 
     fn loaded_suites(&self) -> Vec<Arc<Suite>> {
         let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
-        suites.values().filter(|s| s.state().loaded).cloned().collect()
+        suites
+            .values()
+            .filter(|s| s.state().loaded)
+            .cloned()
+            .collect()
     }
 
     /// Loads every suite found on disk (run once at start, in the background).
     pub async fn load_all(&self) {
         for (i, m) in self.router.mappings().iter().enumerate() {
-            let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) else { continue };
+            let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) else {
+                continue;
+            };
             for entry in rd.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if let Some(suite) = self.suite(i, &unescape_dir(&name)) {
@@ -309,7 +329,9 @@ impl Generations {
     }
 
     fn is_stale(&self, st: &SuiteState) -> bool {
-        let Some(checked) = st.checked else { return true };
+        let Some(checked) = st.checked else {
+            return true;
+        };
         let age = checked.elapsed();
         if age < self.retry.min(self.check_interval) {
             return false;
@@ -332,7 +354,9 @@ impl Generations {
         name: &str,
         client: IpAddr,
     ) -> Result<PathBuf, MetaError> {
-        let suite = self.suite(mapping, dir).ok_or_else(|| MetaError::Invalid("no such mapping".into()))?;
+        let suite = self
+            .suite(mapping, dir)
+            .ok_or_else(|| MetaError::Invalid("no such mapping".into()))?;
         let gen = {
             let _guard = suite.lock.lock().await;
             self.ensure_loaded(&suite).await;
@@ -345,11 +369,15 @@ impl Generations {
             } else if stale {
                 self.refresh_retrying(&suite).await;
             }
-            let cur = suite.current().ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            let cur = suite
+                .current()
+                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
             if !cur.release_files.iter().any(|f| f == name) {
                 self.refresh(&suite, Some(name)).await?;
             }
-            suite.current().ok_or_else(|| MetaError::Invalid("no generation".into()))?
+            suite
+                .current()
+                .ok_or_else(|| MetaError::Invalid("no generation".into()))?
         };
         if !gen.release_files.iter().any(|f| f == name) {
             return Err(MetaError::Invalid(format!("{name} not available")));
@@ -359,12 +387,17 @@ impl Generations {
     }
 
     fn prefix(&self, mapping: usize) -> &str {
-        self.router.mappings().get(mapping).map_or("?", |m| m.prefix.as_str())
+        self.router
+            .mappings()
+            .get(mapping)
+            .map_or("?", |m| m.prefix.as_str())
     }
 
     fn release_url(&self, suite: &Suite, name: &str) -> Result<reqwest::Url, MetaError> {
         let path = aptindex::path::join(&suite.dir, name);
-        self.router.upstream_url(suite.mapping, &path).ok_or_else(|| MetaError::Invalid(format!("bad path {path}")))
+        self.router
+            .upstream_url(suite.mapping, &path)
+            .ok_or_else(|| MetaError::Invalid(format!("bad path {path}")))
     }
 
     /// Fetches the Release-type files `names` (those after the first may be
@@ -379,9 +412,18 @@ impl Generations {
         let mut release: Option<Release> = None;
         for name in names {
             let url = self.release_url(suite, name)?;
-            let bytes = match self.downloads.upstream().get_bytes(&url, RELEASE_LIMIT).await {
+            let bytes = match self
+                .downloads
+                .upstream()
+                .get_bytes(&url, RELEASE_LIMIT)
+                .await
+            {
                 Ok((b, _)) => b,
-                Err(UpstreamError::NotFound { .. }) if name != required && name == "Release.gpg" => continue,
+                Err(UpstreamError::NotFound { .. })
+                    if name != required && name == "Release.gpg" =>
+                {
+                    continue
+                }
                 Err(e) => return Err(e.into()),
             };
             if name != "Release.gpg" {
@@ -398,7 +440,8 @@ impl Generations {
             }
             got.push((name.clone(), bytes));
         }
-        let release = release.ok_or_else(|| MetaError::Invalid("no Release or InRelease".into()))?;
+        let release =
+            release.ok_or_else(|| MetaError::Invalid("no Release or InRelease".into()))?;
         Ok((release, got))
     }
 
@@ -408,7 +451,11 @@ impl Generations {
             "InRelease" => vec!["InRelease".into()],
             _ => vec!["Release".into(), "Release.gpg".into()],
         };
-        let required = if name == "InRelease" { "InRelease" } else { "Release" };
+        let required = if name == "InRelease" {
+            "InRelease"
+        } else {
+            "Release"
+        };
         let (release, files) = self.fetch_release_set(suite, &names, required).await?;
         if name == "Release.gpg" && !files.iter().any(|(n, _)| n == "Release.gpg") {
             return Err(UpstreamError::NotFound {
@@ -443,7 +490,9 @@ impl Generations {
     /// Re-checks the upstream Release of `suite` (adding `extra` to its
     /// Release files); builds and swaps in a new generation if it changed.
     async fn refresh(&self, suite: &Arc<Suite>, extra: Option<&str>) -> Result<(), MetaError> {
-        let Some(cur) = suite.current() else { return Ok(()) };
+        let Some(cur) = suite.current() else {
+            return Ok(());
+        };
         // Retry no sooner than `retry`, whatever happens.
         suite.state_mut().checked = Some(Instant::now());
         let mut names: Vec<String> = cur.release_files.clone();
@@ -452,10 +501,13 @@ impl Generations {
         }
         names.sort_by_key(|n| RELEASE_FILES.iter().position(|r| r == n));
         names.dedup();
-        let required = extra.unwrap_or_else(|| names.first().map_or("InRelease", |s| s.as_str())).to_string();
+        let required = extra
+            .unwrap_or_else(|| names.first().map_or("InRelease", |s| s.as_str()))
+            .to_string();
         let (release, files) = self.fetch_release_set(suite, &names, &required).await?;
         let unchanged = files.iter().all(|(n, b)| {
-            !cur.release_files.contains(n) || std::fs::read(cur.dir.join(n)).is_ok_and(|old| old == b.as_ref())
+            !cur.release_files.contains(n)
+                || std::fs::read(cur.dir.join(n)).is_ok_and(|old| old == b.as_ref())
         });
         if unchanged && release == cur.release {
             // Same generation: the extra file (if any) joins it as is.
@@ -463,7 +515,10 @@ impl Generations {
             if files.iter().any(|(n, _)| !cur.release_files.contains(n)) {
                 // Release-file sets are fixed per generation; rebuild it under a new id with the same indices.
                 let indices = cur.files.read().unwrap_or_else(|e| e.into_inner()).clone();
-                let copies: Vec<_> = indices.into_iter().map(|(rel, cs)| (rel, cs, None)).collect();
+                let copies: Vec<_> = indices
+                    .into_iter()
+                    .map(|(rel, cs)| (rel, cs, None))
+                    .collect();
                 self.publish(suite, release, files, copies).await?;
             }
             return Ok(());
@@ -472,7 +527,9 @@ impl Generations {
         let mut carried = Vec::new();
         let indices = cur.files.read().unwrap_or_else(|e| e.into_inner()).clone();
         for (rel, old_cs) in indices {
-            let Some(new_cs) = release.entries.get(&rel) else { continue };
+            let Some(new_cs) = release.entries.get(&rel) else {
+                continue;
+            };
             if *new_cs == old_cs {
                 carried.push((rel, old_cs, None));
                 continue;
@@ -502,7 +559,11 @@ impl Generations {
             key: format!("refresh/{}/{}/{rel}", suite.mapping, suite.dir),
             urls: self.index_urls(suite, release, rel, expected),
             expected: Some(expected.clone()),
-            what: format!("{}/{}", self.prefix(suite.mapping), aptindex::path::join(&suite.dir, rel)),
+            what: format!(
+                "{}/{}",
+                self.prefix(suite.mapping),
+                aptindex::path::join(&suite.dir, rel)
+            ),
             temp: (file, temp),
             commit: Some(Box::new(move |temp, _| {
                 Box::pin(async move {
@@ -512,13 +573,22 @@ impl Generations {
             })),
         };
         let (source, _) = self.downloads.start(job);
-        source.finished().await.map_err(|e| MetaError::Invalid(e.to_string()))?;
+        source
+            .finished()
+            .await
+            .map_err(|e| MetaError::Invalid(e.to_string()))?;
         let temp = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
         temp.ok_or_else(|| MetaError::Io("download finished without a file".into()))
     }
 
     /// Upstream URLs for an index: by-hash first when the Release allows it.
-    fn index_urls(&self, suite: &Suite, release: &Release, rel: &str, cs: &Checksums) -> Vec<reqwest::Url> {
+    fn index_urls(
+        &self,
+        suite: &Suite,
+        release: &Release,
+        rel: &str,
+        cs: &Checksums,
+    ) -> Vec<reqwest::Url> {
         let path = aptindex::path::join(&suite.dir, rel);
         let mut urls = Vec::new();
         if release.acquire_by_hash {
@@ -552,8 +622,10 @@ impl Generations {
         let gen_dir = suite_path.join(format!("gen-{id}"));
         let dir = suite.dir.clone();
         let old_dir = old.as_ref().map(|g| g.dir.clone());
-        let old_pool: HashMap<String, Arc<HashMap<String, Checksums>>> =
-            old.as_ref().map(|g| g.pool.read().unwrap_or_else(|e| e.into_inner()).clone()).unwrap_or_default();
+        let old_pool: HashMap<String, Arc<HashMap<String, Checksums>>> = old
+            .as_ref()
+            .map(|g| g.pool.read().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default();
         let release_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
         let now = SystemTime::now();
         let stamp = match &old {
@@ -564,7 +636,8 @@ impl Generations {
             let _ = std::fs::remove_dir_all(&gen_dir);
             std::fs::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
             for (name, data) in &files {
-                write_synced(&gen_dir.join(name), data).map_err(io_err(gen_dir.join(name).display()))?;
+                write_synced(&gen_dir.join(name), data)
+                    .map_err(io_err(gen_dir.join(name).display()))?;
             }
             let gen = Gen {
                 id,
@@ -582,7 +655,9 @@ impl Generations {
                 }
                 let carried = temp.is_none();
                 match (temp, &old_dir) {
-                    (Some(t), _) => t.persist(&dest).map_err(|e| MetaError::Io(format!("{}: {}", dest.display(), e.error)))?,
+                    (Some(t), _) => t
+                        .persist(&dest)
+                        .map_err(|e| MetaError::Io(format!("{}: {}", dest.display(), e.error)))?,
                     (None, Some(od)) => {
                         let src = od.join(&rel);
                         if std::fs::hard_link(&src, &dest).is_err() {
@@ -605,8 +680,10 @@ impl Generations {
             // Atomic pointer swap.
             let tmp_link = suite_path.join("current.tmp");
             let _ = std::fs::remove_file(&tmp_link);
-            std::os::unix::fs::symlink(format!("gen-{id}"), &tmp_link).map_err(io_err(tmp_link.display()))?;
-            std::fs::rename(&tmp_link, suite_path.join("current")).map_err(io_err(suite_path.display()))?;
+            std::os::unix::fs::symlink(format!("gen-{id}"), &tmp_link)
+                .map_err(io_err(tmp_link.display()))?;
+            std::fs::rename(&tmp_link, suite_path.join("current"))
+                .map_err(io_err(suite_path.display()))?;
             sync_dir(&suite_path);
             Ok(gen)
         })
@@ -620,8 +697,9 @@ impl Generations {
                 st.previous.push((old, Instant::now()));
             }
             let grace = self.grace;
-            let (dead, live): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut st.previous).into_iter().partition(|(_, t)| t.elapsed() >= grace);
+            let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(&mut st.previous)
+                .into_iter()
+                .partition(|(_, t)| t.elapsed() >= grace);
             st.previous = live;
             dead
         };
@@ -634,8 +712,9 @@ impl Generations {
         let dead = {
             let mut st = suite.state_mut();
             let grace = self.grace;
-            let (dead, live): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut st.previous).into_iter().partition(|(_, t)| t.elapsed() >= grace);
+            let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(&mut st.previous)
+                .into_iter()
+                .partition(|(_, t)| t.elapsed() >= grace);
             st.previous = live;
             dead
         };
@@ -645,14 +724,22 @@ impl Generations {
     /// Finds the generation file for repository path `path` of `mapping`:
     /// an index listed by a suite's Release, or a by-hash path. `None` when
     /// no known suite lists it.
-    pub async fn index_file(&self, mapping: usize, path: &str, client: IpAddr) -> Option<Result<Meta, MetaError>> {
+    pub async fn index_file(
+        &self,
+        mapping: usize,
+        path: &str,
+        client: IpAddr,
+    ) -> Option<Result<Meta, MetaError>> {
         if let PathKind::ByHash { dir, kind, hex } = aptindex::path::classify(path) {
             return self.by_hash_file(mapping, &dir, kind, &hex).await;
         }
         let mut dir = parent(path);
         loop {
             if let Some(suite) = self.existing_suite(mapping, dir).await {
-                let rel = path.get(dir.len()..).map(|r| r.trim_start_matches('/')).unwrap_or("");
+                let rel = path
+                    .get(dir.len()..)
+                    .map(|r| r.trim_start_matches('/'))
+                    .unwrap_or("");
                 if let Some(gen) = self.gen_for_client(client, &suite) {
                     if let Some(cs) = gen.release.entries.get(rel).cloned() {
                         return Some(self.gen_file(&suite, gen, rel, cs));
@@ -676,7 +763,11 @@ impl Generations {
             Some(s) => s,
             None => {
                 let prefix = &self.router.mappings().get(mapping)?.prefix;
-                let on_disk = self.meta_dir.join(prefix).join(escape_dir(dir)).join("current");
+                let on_disk = self
+                    .meta_dir
+                    .join(prefix)
+                    .join(escape_dir(dir))
+                    .join("current");
                 std::fs::symlink_metadata(on_disk).ok()?;
                 self.suite(mapping, dir)?
             }
@@ -698,10 +789,17 @@ impl Generations {
         let mut sdir = dir;
         loop {
             if let Some(suite) = self.existing_suite(mapping, sdir).await {
-                let sub = dir.get(sdir.len()..).map(|r| r.trim_start_matches('/')).unwrap_or("");
+                let sub = dir
+                    .get(sdir.len()..)
+                    .map(|r| r.trim_start_matches('/'))
+                    .unwrap_or("");
                 let gens: Vec<Arc<Gen>> = {
                     let st = suite.state();
-                    st.current.iter().cloned().chain(st.previous.iter().rev().map(|(g, _)| g.clone())).collect()
+                    st.current
+                        .iter()
+                        .cloned()
+                        .chain(st.previous.iter().rev().map(|(g, _)| g.clone()))
+                        .collect()
                 };
                 // Prefer a generation that already has the file.
                 let mut listed = None;
@@ -725,7 +823,13 @@ impl Generations {
     }
 
     /// Serves `rel` of `gen`, fetching and verifying it into the generation if needed.
-    fn gen_file(&self, suite: &Arc<Suite>, gen: Arc<Gen>, rel: &str, cs: Checksums) -> Result<Meta, MetaError> {
+    fn gen_file(
+        &self,
+        suite: &Arc<Suite>,
+        gen: Arc<Gen>,
+        rel: &str,
+        cs: Checksums,
+    ) -> Result<Meta, MetaError> {
         if gen.has(rel) {
             return Ok(Meta::File(gen.dir.join(rel)));
         }
@@ -749,10 +853,15 @@ impl Generations {
                     tokio::task::spawn_blocking(move || {
                         let dest = g.dir.join(&rel_owned);
                         if let Some(p) = dest.parent() {
-                            std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                            std::fs::create_dir_all(p)
+                                .map_err(|e| format!("{}: {e}", p.display()))?;
                         }
-                        temp.persist(&dest).map_err(|e| format!("{}: {}", dest.display(), e.error))?;
-                        let _ = std::fs::File::options().write(true).open(&dest).and_then(|f| f.set_modified(g.stamp));
+                        temp.persist(&dest)
+                            .map_err(|e| format!("{}: {}", dest.display(), e.error))?;
+                        let _ = std::fs::File::options()
+                            .write(true)
+                            .open(&dest)
+                            .and_then(|f| f.set_modified(g.stamp));
                         if let Some(p) = dest.parent() {
                             sync_dir(p);
                         }
@@ -791,7 +900,8 @@ impl Generations {
     /// Background re-checks: every suite older than `check_interval` is refreshed,
     /// and expired generations are removed, until `shutdown`.
     pub async fn ticker(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        let period = (self.check_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let period =
+            (self.check_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -808,7 +918,9 @@ impl Generations {
                 if !stale {
                     continue;
                 }
-                let Ok(_guard) = suite.lock.try_lock() else { continue };
+                let Ok(_guard) = suite.lock.try_lock() else {
+                    continue;
+                };
                 self.refresh_retrying(&suite).await;
             }
         }
@@ -823,7 +935,10 @@ fn set_mtimes(dir: &Path, t: SystemTime) {
             if e.file_type().is_ok_and(|t| t.is_dir()) {
                 set_mtimes(&p, t);
             } else {
-                let _ = std::fs::File::options().write(true).open(&p).and_then(|f| f.set_modified(t));
+                let _ = std::fs::File::options()
+                    .write(true)
+                    .open(&p)
+                    .and_then(|f| f.set_modified(t));
             }
         }
     }
@@ -863,7 +978,10 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     if let Ok(rd) = std::fs::read_dir(&suite.path) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_prefix("gen-").and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(id) = name
+                .strip_prefix("gen-")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 max_id = max_id.max(id);
                 gens.insert(id, e.path());
             }
@@ -871,13 +989,19 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     }
     let current = std::fs::read_link(suite.path.join("current"))
         .ok()
-        .and_then(|t| t.to_str().and_then(|s| s.strip_prefix("gen-")).and_then(|n| n.parse::<u64>().ok()));
+        .and_then(|t| {
+            t.to_str()
+                .and_then(|s| s.strip_prefix("gen-"))
+                .and_then(|n| n.parse::<u64>().ok())
+        });
     for (id, path) in &gens {
         if Some(*id) != current {
             let _ = std::fs::remove_dir_all(path);
         }
     }
-    let Some(id) = current else { return Ok((None, max_id + 1)) };
+    let Some(id) = current else {
+        return Ok((None, max_id + 1));
+    };
     let dir = suite.path.join(format!("gen-{id}"));
     let mut release_files = Vec::new();
     let mut release = None;
@@ -889,10 +1013,15 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
         release_files.push(name.to_string());
         if name != "Release.gpg" && release.is_none() {
             let data = std::fs::read(&p).map_err(io_err(p.display()))?;
-            release = Some(Release::parse_any(&data).map_err(|e| MetaError::Invalid(format!("{}: {e}", p.display())))?);
+            release = Some(
+                Release::parse_any(&data)
+                    .map_err(|e| MetaError::Invalid(format!("{}: {e}", p.display())))?,
+            );
         }
     }
-    let Some(release) = release else { return Ok((None, max_id + 1)) };
+    let Some(release) = release else {
+        return Ok((None, max_id + 1));
+    };
     let stamp = release_files
         .first()
         .and_then(|n| std::fs::metadata(dir.join(n)).ok())
@@ -907,7 +1036,12 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
         files: RwLock::new(HashMap::new()),
         pool: RwLock::new(HashMap::new()),
     };
-    let entries: Vec<(String, Checksums)> = gen.release.entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let entries: Vec<(String, Checksums)> = gen
+        .release
+        .entries
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     for (rel, cs) in entries {
         let p = dir.join(&rel);
         // Files were verified before they were renamed in; a size check catches damage.

@@ -35,12 +35,18 @@ pub struct App {
 
 /// The cache tag of a file expected to have checksums `cs`.
 fn tag(cs: &Checksums) -> String {
-    cs.strongest().and_then(|k| cs.hex(k)).unwrap_or_else(|| format!("s{}", cs.size))
+    cs.strongest()
+        .and_then(|k| cs.hex(k))
+        .unwrap_or_else(|| format!("s{}", cs.size))
 }
 
 impl App {
     /// Handles one request from `peer`.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
         let uri = req.uri().clone();
@@ -48,7 +54,13 @@ impl App {
             Route::Refuse(status, msg) => (response::text(status, msg), "refused", String::new()),
             Route::Connect(target) => (self.connect(req, target.clone()), "tunnel", target),
             Route::File { mapping, path } => {
-                let what = format!("{}/{path}", self.router.mappings().get(mapping).map_or("?", |m| m.prefix.as_str()));
+                let what = format!(
+                    "{}/{path}",
+                    self.router
+                        .mappings()
+                        .get(mapping)
+                        .map_or("?", |m| m.prefix.as_str())
+                );
                 let (resp, result) = self.file(mapping, &path, &req, peer.ip()).await;
                 (resp, result, what)
             }
@@ -79,21 +91,36 @@ impl App {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if RELEASE_FILES.contains(&name) {
             return match self.gens.release_file(mapping, dir, name, client).await {
-                Ok(p) => (response::serve_path(&p, headers, is_head).await, "meta"),
+                Ok(p) => (
+                    response::serve_path(&p, path, headers, is_head).await,
+                    "meta",
+                ),
                 Err(e) => (meta_error(&e), "error"),
             };
         }
         if let Some(found) = self.gens.index_file(mapping, path, client).await {
             return match found {
-                Ok(Meta::File(p)) => (response::serve_path(&p, headers, is_head).await, "hit"),
-                Ok(Meta::Fetching(src, joined)) => {
-                    (response::serve(src, path, headers, is_head).await, if joined { "coalesced" } else { "miss" })
-                }
+                Ok(Meta::File(p)) => (
+                    response::serve_path(&p, path, headers, is_head).await,
+                    "hit",
+                ),
+                Ok(Meta::Fetching(src, joined)) => (
+                    response::serve(src, path, headers, is_head).await,
+                    if joined { "coalesced" } else { "miss" },
+                ),
                 Err(e) => (meta_error(&e), "error"),
             };
         }
-        let Some(prefix) = self.router.mappings().get(mapping).map(|m| m.prefix.clone()) else {
-            return (response::text(StatusCode::NOT_FOUND, "no such mapping"), "refused");
+        let Some(prefix) = self
+            .router
+            .mappings()
+            .get(mapping)
+            .map(|m| m.prefix.clone())
+        else {
+            return (
+                response::text(StatusCode::NOT_FOUND, "no such mapping"),
+                "refused",
+            );
         };
         let expected = self.gens.expected(mapping, path);
         let key = match &expected {
@@ -104,31 +131,49 @@ impl App {
         if let Some(key) = &key {
             if let Some(p) = self.store.get(key) {
                 if p.is_file() {
-                    return (response::serve_path(&p, headers, is_head).await, "hit");
+                    return (
+                        response::serve_path(&p, path, headers, is_head).await,
+                        "hit",
+                    );
                 }
                 self.store.remove(key);
             }
         }
         let Some(url) = self.router.upstream_url(mapping, path) else {
-            return (response::text(StatusCode::BAD_REQUEST, "bad path"), "refused");
+            return (
+                response::text(StatusCode::BAD_REQUEST, "bad path"),
+                "refused",
+            );
         };
         let temp = match self.store.temp_file() {
             Ok(t) => t,
-            Err(e) => return (response::text(StatusCode::INTERNAL_SERVER_ERROR, format!("temporary file: {e}")), "error"),
+            Err(e) => {
+                return (
+                    response::text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("temporary file: {e}"),
+                    ),
+                    "error",
+                )
+            }
         };
         let store = self.store.clone();
-        let commit: Option<crate::download::Commit> = key.clone().map(|k| -> crate::download::Commit {
-            Box::new(move |temp, cs: Checksums| {
-                Box::pin(async move {
-                    tokio::task::spawn_blocking(move || {
-                        let size = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(cs.size);
-                        store.insert(&k, temp, size).map(|_| ()).map_err(|e| format!("caching {k}: {e}"))
+        let commit: Option<crate::download::Commit> =
+            key.clone().map(|k| -> crate::download::Commit {
+                Box::new(move |temp, cs: Checksums| {
+                    Box::pin(async move {
+                        tokio::task::spawn_blocking(move || {
+                            let size = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(cs.size);
+                            store
+                                .insert(&k, temp, size)
+                                .map(|_| ())
+                                .map_err(|e| format!("caching {k}: {e}"))
+                        })
+                        .await
+                        .map_err(|e| e.to_string())?
                     })
-                    .await
-                    .map_err(|e| e.to_string())?
                 })
-            })
-        });
+            });
         let job = Job {
             key: key.map_or_else(|| format!("pass:{prefix}/{path}"), |k| format!("store:{k}")),
             urls: vec![url],

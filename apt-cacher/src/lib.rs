@@ -27,13 +27,13 @@ pub mod server;
 pub mod store;
 pub mod upstream;
 
-pub use config::Config;
 /// The shutdown token type [`start`] and [`run`] take.
 pub use anyhow::Context;
+pub use config::Config;
 use std::net::SocketAddr;
+use std::sync::Arc;
 /// The shutdown token type [`start`] and [`run`] take.
 pub use tokio_util::sync::CancellationToken;
-use std::sync::Arc;
 
 /// A running cacher (see [`start`]).
 #[derive(Debug)]
@@ -70,7 +70,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .await?
         .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
     let (files, bytes) = store.usage();
-    let upstream = Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
+    let upstream =
+        Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
     let downloads = Arc::new(download::Downloads::new(upstream));
     let router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(
@@ -82,14 +83,25 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(address = %addr, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
-    let app = Arc::new(handler::App { router, store: Arc::new(store), downloads, gens: gens.clone(), config });
+    let app = Arc::new(handler::App {
+        router,
+        store: Arc::new(store),
+        downloads,
+        gens: gens.clone(),
+        config,
+    });
     {
         let gens = gens.clone();
         tokio::spawn(async move { gens.load_all().await });
     }
     tokio::spawn(gens.ticker(shutdown.clone()));
     let task = tokio::spawn(server::serve(listener, app.clone(), shutdown.clone()));
-    Ok(Running { addr, app, shutdown, task })
+    Ok(Running {
+        addr,
+        app,
+        shutdown,
+        task,
+    })
 }
 
 /// Runs the cacher until `shutdown` is cancelled.

@@ -15,7 +15,8 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
         "debug" => "debug",
         _ => "info",
     };
-    let filter = EnvFilter::try_from_env("APT_CACHER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
+    let filter =
+        EnvFilter::try_from_env("APT_CACHER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match &log.filename {
         Some(path) => {
             let file = std::fs::OpenOptions::new()
@@ -27,7 +28,10 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
         }
         None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .with_ansi(false);
     let result = match log.format.as_deref().unwrap_or("plain") {
         "json" => builder.json().try_init(),
         "logfmt" => builder.compact().try_init(),

@@ -22,7 +22,10 @@ struct Args {
 }
 
 fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
-    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::DEFAULT_PATH));
     if args.config.is_none() && !path.exists() {
         let dir = defaults::user_cache_dir();
         let (config, sources) = defaults::default_config(std::path::Path::new("/etc/apt"), &dir);
@@ -57,7 +60,10 @@ fn main() -> anyhow::Result<()> {
         let token = shutdown.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
                 return;
             };
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }

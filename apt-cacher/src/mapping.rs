@@ -58,7 +58,9 @@ pub fn safe_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
         && !path.contains(['\0', '\\'])
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && path
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// The default port of a scheme.
@@ -73,7 +75,10 @@ fn default_port(scheme: &str) -> u16 {
 impl Router {
     /// A router over `mappings`.
     pub fn new(mappings: Vec<Mapping>, connect_allow: Vec<String>) -> Router {
-        Router { mappings, connect_allow }
+        Router {
+            mappings,
+            connect_allow,
+        }
     }
 
     /// The mappings, in configuration order.
@@ -95,7 +100,10 @@ impl Router {
     /// Routes a request.
     pub fn route(&self, method: &Method, uri: &Uri) -> Route {
         if method == Method::CONNECT {
-            let target = uri.authority().map(|a| a.as_str().to_ascii_lowercase()).unwrap_or_default();
+            let target = uri
+                .authority()
+                .map(|a| a.as_str().to_ascii_lowercase())
+                .unwrap_or_default();
             return if self.connect_allow.contains(&target) {
                 Route::Connect(target)
             } else {
@@ -103,7 +111,10 @@ impl Router {
             };
         }
         if method != Method::GET && method != Method::HEAD {
-            return Route::Refuse(StatusCode::NOT_IMPLEMENTED, "only GET and HEAD are supported");
+            return Route::Refuse(
+                StatusCode::NOT_IMPLEMENTED,
+                "only GET and HEAD are supported",
+            );
         }
         match uri.scheme_str() {
             None => self.route_prefix(uri.path()),
@@ -126,7 +137,12 @@ impl Router {
     fn file(&self, mapping: usize, raw: &str) -> Route {
         // `.` components are harmless (apt asks for `./InRelease` of a flat
         // repository): drop them; `..` and empty components are refused.
-        let path = percent_decode(raw).map(|p| p.split('/').filter(|c| *c != ".").collect::<Vec<_>>().join("/"));
+        let path = percent_decode(raw).map(|p| {
+            p.split('/')
+                .filter(|c| *c != ".")
+                .collect::<Vec<_>>()
+                .join("/")
+        });
         match path {
             Some(path) if safe_path(&path) => Route::File { mapping, path },
             _ => Route::Refuse(StatusCode::BAD_REQUEST, "bad repository path"),
@@ -139,26 +155,44 @@ impl Router {
         };
         let raw_path = uri.path();
         // apt-cacher-ng's form for https upstreams: http://HTTPS///host/path
-        let (scheme, host, port, path) = if host.eq_ignore_ascii_case("https") && uri.port().is_none() {
-            let Some(rest) = raw_path.strip_prefix("///").or_else(|| raw_path.strip_prefix("//")) else {
-                return Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream");
+        let (scheme, host, port, path) =
+            if host.eq_ignore_ascii_case("https") && uri.port().is_none() {
+                let Some(rest) = raw_path
+                    .strip_prefix("///")
+                    .or_else(|| raw_path.strip_prefix("//"))
+                else {
+                    return Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream");
+                };
+                let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+                let (h, p) = match authority.rsplit_once(':') {
+                    Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+                        match p.parse::<u16>() {
+                            Ok(p) => (h, p),
+                            Err(_) => (authority, 443),
+                        }
+                    }
+                    _ => (authority, 443),
+                };
+                ("https", h.to_string(), p, format!("/{path}"))
+            } else {
+                (
+                    "http",
+                    host.to_string(),
+                    uri.port_u16().unwrap_or(80),
+                    raw_path.to_string(),
+                )
             };
-            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-            let (h, p) = match authority.rsplit_once(':') {
-                Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => match p.parse::<u16>() {
-                    Ok(p) => (h, p),
-                    Err(_) => (authority, 443),
-                },
-                _ => (authority, 443),
-            };
-            ("https", h.to_string(), p, format!("/{path}"))
-        } else {
-            ("http", host.to_string(), uri.port_u16().unwrap_or(80), raw_path.to_string())
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         for (i, m) in self.mappings.iter().enumerate() {
             for url in std::iter::once(&m.url).chain(&m.aliases) {
-                let url_host = url.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+                let url_host = url
+                    .host_str()
+                    .unwrap_or("")
+                    .trim_start_matches('[')
+                    .trim_end_matches(']');
                 if url.scheme() != scheme
                     || !url_host.eq_ignore_ascii_case(&host)
                     || url.port().unwrap_or(default_port(url.scheme())) != port
@@ -171,7 +205,10 @@ impl Router {
                 }
             }
         }
-        Route::Refuse(StatusCode::FORBIDDEN, "not a mapped upstream (this is not an open proxy)")
+        Route::Refuse(
+            StatusCode::FORBIDDEN,
+            "not a mapped upstream (this is not an open proxy)",
+        )
     }
 }
 
@@ -188,7 +225,11 @@ mod tests {
         };
         Router::new(
             vec![
-                m("debian", "http://deb.example/debian", &["http://mirror.example:8080/deb/"]),
+                m(
+                    "debian",
+                    "http://deb.example/debian",
+                    &["http://mirror.example:8080/deb/"],
+                ),
                 m("sec", "https://sec.example/debian-security", &[]),
                 m("root", "http://root.example/", &[]),
             ],
@@ -201,39 +242,124 @@ mod tests {
     }
 
     fn file(mapping: usize, path: &str) -> Route {
-        Route::File { mapping, path: path.into() }
+        Route::File {
+            mapping,
+            path: path.into(),
+        }
     }
 
     #[test]
     fn routing_table() {
         let cases: &[(Method, &str, Route)] = &[
-            (Method::GET, "/debian/dists/bookworm/InRelease", file(0, "dists/bookworm/InRelease")),
-            (Method::HEAD, "/debian/pool/main/a/a_1%3a2_amd64.deb", file(0, "pool/main/a/a_1:2_amd64.deb")),
-            (Method::GET, "http://deb.example/debian/dists/x/Release", file(0, "dists/x/Release")),
-            (Method::GET, "http://DEB.example:80/debian/dists/x/Release", file(0, "dists/x/Release")),
-            (Method::GET, "http://mirror.example:8080/deb/pool/a.deb", file(0, "pool/a.deb")),
-            (Method::GET, "http://HTTPS///sec.example/debian-security/dists/x/InRelease", file(1, "dists/x/InRelease")),
-            (Method::GET, "http://root.example/dists/x/InRelease", file(2, "dists/x/InRelease")),
+            (
+                Method::GET,
+                "/debian/dists/bookworm/InRelease",
+                file(0, "dists/bookworm/InRelease"),
+            ),
+            (
+                Method::HEAD,
+                "/debian/pool/main/a/a_1%3a2_amd64.deb",
+                file(0, "pool/main/a/a_1:2_amd64.deb"),
+            ),
+            (
+                Method::GET,
+                "http://deb.example/debian/dists/x/Release",
+                file(0, "dists/x/Release"),
+            ),
+            (
+                Method::GET,
+                "http://DEB.example:80/debian/dists/x/Release",
+                file(0, "dists/x/Release"),
+            ),
+            (
+                Method::GET,
+                "http://mirror.example:8080/deb/pool/a.deb",
+                file(0, "pool/a.deb"),
+            ),
+            (
+                Method::GET,
+                "http://HTTPS///sec.example/debian-security/dists/x/InRelease",
+                file(1, "dists/x/InRelease"),
+            ),
+            (
+                Method::GET,
+                "http://root.example/dists/x/InRelease",
+                file(2, "dists/x/InRelease"),
+            ),
             (Method::GET, "/root/pool/a.deb", file(2, "pool/a.deb")),
             (Method::GET, "/root/./InRelease", file(2, "InRelease")),
-            (Method::GET, "http://deb.example/other/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
-            (Method::GET, "http://deb.example:81/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
-            (Method::GET, "http://evil.example/debian/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
-            (Method::GET, "http://sec.example/debian-security/x", Route::Refuse(StatusCode::FORBIDDEN, "")),
-            (Method::GET, "/nope/x", Route::Refuse(StatusCode::NOT_FOUND, "")),
-            (Method::GET, "/debian/../etc/passwd", Route::Refuse(StatusCode::BAD_REQUEST, "")),
-            (Method::GET, "/debian/pool/%2e%2e/%2e%2e/x", Route::Refuse(StatusCode::BAD_REQUEST, "")),
-            (Method::GET, "/debian/pool/%2", Route::Refuse(StatusCode::BAD_REQUEST, "")),
-            (Method::GET, "/debian/", Route::Refuse(StatusCode::BAD_REQUEST, "")),
-            (Method::GET, "/debian//x", Route::Refuse(StatusCode::BAD_REQUEST, "")),
-            (Method::POST, "/debian/x", Route::Refuse(StatusCode::NOT_IMPLEMENTED, "")),
-            (Method::CONNECT, "tunnel.example:443", Route::Connect("tunnel.example:443".into())),
-            (Method::CONNECT, "other.example:443", Route::Refuse(StatusCode::FORBIDDEN, "")),
+            (
+                Method::GET,
+                "http://deb.example/other/x",
+                Route::Refuse(StatusCode::FORBIDDEN, ""),
+            ),
+            (
+                Method::GET,
+                "http://deb.example:81/debian/x",
+                Route::Refuse(StatusCode::FORBIDDEN, ""),
+            ),
+            (
+                Method::GET,
+                "http://evil.example/debian/x",
+                Route::Refuse(StatusCode::FORBIDDEN, ""),
+            ),
+            (
+                Method::GET,
+                "http://sec.example/debian-security/x",
+                Route::Refuse(StatusCode::FORBIDDEN, ""),
+            ),
+            (
+                Method::GET,
+                "/nope/x",
+                Route::Refuse(StatusCode::NOT_FOUND, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/../etc/passwd",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/%2e%2e/%2e%2e/x",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/%2",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian//x",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::POST,
+                "/debian/x",
+                Route::Refuse(StatusCode::NOT_IMPLEMENTED, ""),
+            ),
+            (
+                Method::CONNECT,
+                "tunnel.example:443",
+                Route::Connect("tunnel.example:443".into()),
+            ),
+            (
+                Method::CONNECT,
+                "other.example:443",
+                Route::Refuse(StatusCode::FORBIDDEN, ""),
+            ),
         ];
         for (method, uri, want) in cases {
             let got = route(method.clone(), uri);
             match (&got, want) {
-                (Route::Refuse(a, _), Route::Refuse(b, _)) => assert_eq!(a, b, "{method} {uri}: {got:?}"),
+                (Route::Refuse(a, _), Route::Refuse(b, _)) => {
+                    assert_eq!(a, b, "{method} {uri}: {got:?}")
+                }
                 _ => assert_eq!(&got, want, "{method} {uri}"),
             }
         }
@@ -246,7 +372,13 @@ mod tests {
             r.upstream_url(0, "pool/a_1:2+b~1.deb").unwrap().as_str(),
             "http://deb.example/debian/pool/a_1:2+b~1.deb"
         );
-        assert_eq!(r.upstream_url(2, "dists/x/InRelease").unwrap().as_str(), "http://root.example/dists/x/InRelease");
-        assert_eq!(r.upstream_url(0, "pool/a b#c.deb").unwrap().as_str(), "http://deb.example/debian/pool/a%20b%23c.deb");
+        assert_eq!(
+            r.upstream_url(2, "dists/x/InRelease").unwrap().as_str(),
+            "http://root.example/dists/x/InRelease"
+        );
+        assert_eq!(
+            r.upstream_url(0, "pool/a b#c.deb").unwrap().as_str(),
+            "http://deb.example/debian/pool/a%20b%23c.deb"
+        );
     }
 }

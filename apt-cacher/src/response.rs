@@ -26,9 +26,16 @@ pub fn empty() -> Body {
 pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     let mut msg = message.into();
     msg.push('\n');
-    let mut r = Response::new(Full::new(Bytes::from(msg)).map_err(|never| match never {}).boxed());
+    let mut r = Response::new(
+        Full::new(Bytes::from(msg))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -54,7 +61,13 @@ pub fn content_type(path: &str) -> &'static str {
         "zst" => "application/zstd",
         "gpg" => "application/pgp-signature",
         "asc" | "dsc" | "changes" | "diff" => "text/plain; charset=utf-8",
-        "" if matches!(name, "InRelease" | "Release" | "Packages" | "Sources" | "Index") => "text/plain; charset=utf-8",
+        "" if matches!(
+            name,
+            "InRelease" | "Release" | "Packages" | "Sources" | "Index"
+        ) =>
+        {
+            "text/plain; charset=utf-8"
+        }
         _ if name.starts_with("Translation-") && !name.contains('.') => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
@@ -62,20 +75,28 @@ pub fn content_type(path: &str) -> &'static str {
 
 /// A parsed `Range` header against a length: `Ok(None)` = no (usable) range.
 fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         return Ok(None); // multiple ranges: answer with the whole file
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return Ok(None) };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
     let (a, b) = (a.trim(), b.trim());
     let (start, end) = if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else { return Ok(None) };
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
         if n == 0 {
             return Err(());
         }
         (len.saturating_sub(n), len)
     } else {
-        let Ok(s) = a.parse::<u64>() else { return Ok(None) };
+        let Ok(s) = a.parse::<u64>() else {
+            return Ok(None);
+        };
         let e = if b.is_empty() {
             len
         } else {
@@ -92,8 +113,13 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-/// Opens a complete file and serves it.
-pub async fn serve_path(path: &Path, headers: &HeaderMap, is_head: bool) -> Response<Body> {
+/// Opens a complete file and serves it as repository path `repo_path`.
+pub async fn serve_path(
+    path: &Path,
+    repo_path: &str,
+    headers: &HeaderMap,
+    is_head: bool,
+) -> Response<Body> {
     let p = path.to_path_buf();
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Source> {
         let f = std::fs::File::open(&p)?;
@@ -102,20 +128,31 @@ pub async fn serve_path(path: &Path, headers: &HeaderMap, is_head: bool) -> Resp
     })
     .await;
     match opened {
-        Ok(Ok(src)) => serve(Arc::new(src), &path.to_string_lossy(), headers, is_head).await,
-        Ok(Err(e)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot open cached file: {e}")),
+        Ok(Ok(src)) => serve(Arc::new(src), repo_path, headers, is_head).await,
+        Ok(Err(e)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot open cached file: {e}"),
+        ),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
 /// Serves `source` (repository path `path`, for the content type).
-pub async fn serve(source: Arc<Source>, path: &str, headers: &HeaderMap, is_head: bool) -> Response<Body> {
+pub async fn serve(
+    source: Arc<Source>,
+    path: &str,
+    headers: &HeaderMap,
+    is_head: bool,
+) -> Response<Body> {
     let head = match source.head().await {
         Ok(h) => h,
         Err(e) => return download_error(&e),
     };
     let complete = source.is_complete();
-    let last_modified = head.last_modified.as_deref().and_then(|s| httpdate::parse_http_date(s).ok());
+    let last_modified = head
+        .last_modified
+        .as_deref()
+        .and_then(|s| httpdate::parse_http_date(s).ok());
     let mut builder = Response::builder().header(header::CONTENT_TYPE, content_type(path));
     if let Some(lm) = &head.last_modified {
         builder = builder.header(header::LAST_MODIFIED, lm.as_str());
@@ -127,7 +164,10 @@ pub async fn serve(source: Arc<Source>, path: &str, headers: &HeaderMap, is_head
             .and_then(|s| httpdate::parse_http_date(s).ok());
         if let (Some(lm), Some(ims)) = (last_modified, ims) {
             if truncate_secs(lm) <= truncate_secs(ims) {
-                return builder.status(StatusCode::NOT_MODIFIED).body(empty()).unwrap_or_else(|_| text(StatusCode::NOT_MODIFIED, ""));
+                return builder
+                    .status(StatusCode::NOT_MODIFIED)
+                    .body(empty())
+                    .unwrap_or_else(|_| text(StatusCode::NOT_MODIFIED, ""));
             }
         }
     }
@@ -135,15 +175,24 @@ pub async fn serve(source: Arc<Source>, path: &str, headers: &HeaderMap, is_head
     let (mut start, mut end) = (0, head.length);
     if let Some(len) = head.length {
         builder = builder.header(header::ACCEPT_RANGES, "bytes");
-        let if_range_ok = headers
-            .get(header::IF_RANGE)
-            .is_none_or(|v| head.last_modified.as_deref().is_some_and(|lm| v.as_bytes() == lm.as_bytes()));
-        if let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).filter(|_| if_range_ok) {
+        let if_range_ok = headers.get(header::IF_RANGE).is_none_or(|v| {
+            head.last_modified
+                .as_deref()
+                .is_some_and(|lm| v.as_bytes() == lm.as_bytes())
+        });
+        if let Some(range) = headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| if_range_ok)
+        {
             match parse_range(range, len) {
                 Ok(Some((s, e))) => {
                     status = StatusCode::PARTIAL_CONTENT;
                     (start, end) = (s, Some(e));
-                    builder = builder.header(header::CONTENT_RANGE, format!("bytes {s}-{}/{len}", e.saturating_sub(1)));
+                    builder = builder.header(
+                        header::CONTENT_RANGE,
+                        format!("bytes {s}-{}/{len}", e.saturating_sub(1)),
+                    );
                 }
                 Ok(None) => {}
                 Err(()) => {
@@ -171,7 +220,8 @@ pub async fn serve(source: Arc<Source>, path: &str, headers: &HeaderMap, is_head
 }
 
 fn truncate_secs(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -194,10 +244,22 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(content_type("pool/a/a_1_amd64.deb"), "application/vnd.debian.binary-package");
-        assert_eq!(content_type("dists/x/main/binary-amd64/Packages.xz"), "application/x-xz");
-        assert_eq!(content_type("dists/x/InRelease"), "text/plain; charset=utf-8");
-        assert_eq!(content_type("dists/x/Release.gpg"), "application/pgp-signature");
+        assert_eq!(
+            content_type("pool/a/a_1_amd64.deb"),
+            "application/vnd.debian.binary-package"
+        );
+        assert_eq!(
+            content_type("dists/x/main/binary-amd64/Packages.xz"),
+            "application/x-xz"
+        );
+        assert_eq!(
+            content_type("dists/x/InRelease"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(
+            content_type("dists/x/Release.gpg"),
+            "application/pgp-signature"
+        );
         assert_eq!(content_type("weird"), "application/octet-stream");
     }
 }

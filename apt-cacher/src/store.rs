@@ -41,7 +41,9 @@ struct Entry {
 
 impl Index {
     fn touch(&mut self, key: &str) -> bool {
-        let Some(e) = self.entries.get_mut(key) else { return false };
+        let Some(e) = self.entries.get_mut(key) else {
+            return false;
+        };
         self.by_use.remove(&e.tick);
         self.clock += 1;
         e.tick = self.clock;
@@ -53,7 +55,13 @@ impl Index {
         self.remove(&key);
         self.clock += 1;
         self.by_use.insert(self.clock, key.clone());
-        self.entries.insert(key, Entry { size, tick: self.clock });
+        self.entries.insert(
+            key,
+            Entry {
+                size,
+                tick: self.clock,
+            },
+        );
         self.total += size;
     }
 
@@ -70,7 +78,9 @@ fn safe_key(key: &str) -> bool {
     !key.is_empty()
         && !key.starts_with('/')
         && !key.contains('\0')
-        && key.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+        && key
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
         && !key.starts_with(TMP_DIR)
 }
 
@@ -84,7 +94,12 @@ impl Store {
         match std::fs::remove_dir_all(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("removing {}: {e}", tmp.display()))),
+            Err(e) => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("removing {}: {e}", tmp.display()),
+                ))
+            }
         }
         std::fs::create_dir_all(&tmp)?;
         let mut found = Vec::new();
@@ -95,7 +110,12 @@ impl Store {
         for (key, size, _) in found {
             index.insert(key, size);
         }
-        let store = Store { root: root.to_path_buf(), tmp, capacity, index: Mutex::new(index) };
+        let store = Store {
+            root: root.to_path_buf(),
+            tmp,
+            capacity,
+            index: Mutex::new(index),
+        };
         store.evict();
         Ok(store)
     }
@@ -127,14 +147,20 @@ impl Store {
 
     /// A new temporary file in the store's file system.
     pub fn temp_file(&self) -> io::Result<(std::fs::File, TempPath)> {
-        Ok(tempfile::Builder::new().prefix("dl-").tempfile_in(&self.tmp)?.into_parts())
+        Ok(tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(&self.tmp)?
+            .into_parts())
     }
 
     /// Publishes a complete, verified and synced temporary file under `key`
     /// (a rename), then evicts least-recently-used files over capacity.
     pub fn insert(&self, key: &str, temp: TempPath, size: u64) -> io::Result<PathBuf> {
         if !safe_key(key) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("unsafe cache key {key:?}")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("unsafe cache key {key:?}"),
+            ));
         }
         let dest = self.root.join(key);
         if let Some(parent) = dest.parent() {
@@ -156,7 +182,9 @@ impl Store {
         {
             let mut i = self.lock();
             while i.total > self.capacity {
-                let Some((_, key)) = i.by_use.pop_first() else { break };
+                let Some((_, key)) = i.by_use.pop_first() else {
+                    break;
+                };
                 if let Some(e) = i.entries.remove(&key) {
                     i.total -= e.size;
                 }
@@ -175,7 +203,12 @@ fn scan(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> io::Resul
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(io::Error::new(e.kind(), format!("reading {}: {e}", dir.display()))),
+        Err(e) => {
+            return Err(io::Error::new(
+                e.kind(),
+                format!("reading {}: {e}", dir.display()),
+            ))
+        }
     };
     for entry in rd {
         let entry = entry?;
@@ -188,7 +221,9 @@ fn scan(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> io::Resul
             scan(root, &path, out)?;
         } else if ft.is_file() {
             let Ok(meta) = entry.metadata() else { continue };
-            let Some(key) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) else { continue };
+            let Some(key) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) else {
+                continue;
+            };
             let t = meta
                 .accessed()
                 .ok()

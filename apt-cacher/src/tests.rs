@@ -26,10 +26,20 @@ struct FakeUpstream(Arc<Mutex<UpstreamState>>);
 
 impl FakeUpstream {
     fn put(&self, path: &str, data: impl Into<Bytes>) {
-        self.0.lock().unwrap().files.insert(path.to_string(), data.into());
+        self.0
+            .lock()
+            .unwrap()
+            .files
+            .insert(path.to_string(), data.into());
     }
     fn count(&self, path: &str) -> usize {
-        self.0.lock().unwrap().counts.get(path).copied().unwrap_or(0)
+        self.0
+            .lock()
+            .unwrap()
+            .counts
+            .get(path)
+            .copied()
+            .unwrap_or(0)
     }
     fn set_delay(&self, d: Option<Duration>) {
         self.0.lock().unwrap().chunk_delay = d;
@@ -41,42 +51,54 @@ impl FakeUpstream {
         let me = self.clone();
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let me = me.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let me = me.clone();
-                        async move {
-                            let path = req.uri().path().to_string();
-                            let (data, delay) = {
-                                let mut st = me.0.lock().unwrap();
-                                *st.counts.entry(path.clone()).or_default() += 1;
-                                (st.files.get(&path).cloned(), st.chunk_delay)
-                            };
-                            let resp = match data {
-                                None => hyper::Response::builder()
-                                    .status(404)
-                                    .body(http_body_util::Full::new(Bytes::new()).map_err(|n| match n {}).boxed())
-                                    .unwrap(),
-                                Some(d) => {
-                                    let len = d.len();
-                                    let chunks: Vec<Bytes> =
-                                        (0..len).step_by(65536).map(|i| d.slice(i..(i + 65536).min(len))).collect();
-                                    let stream = futures_util::stream::iter(chunks).then(move |c| async move {
-                                        if let Some(d) = delay {
-                                            tokio::time::sleep(d).await;
-                                        }
-                                        Ok::<_, std::io::Error>(Frame::data(c))
-                                    });
-                                    hyper::Response::builder()
-                                        .header("content-length", len)
-                                        .body(BodyExt::boxed(StreamBody::new(stream)))
-                                        .unwrap()
-                                }
-                            };
-                            Ok::<_, std::convert::Infallible>(resp)
-                        }
-                    });
+                    let svc = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            let me = me.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let (data, delay) = {
+                                    let mut st = me.0.lock().unwrap();
+                                    *st.counts.entry(path.clone()).or_default() += 1;
+                                    (st.files.get(&path).cloned(), st.chunk_delay)
+                                };
+                                let resp = match data {
+                                    None => hyper::Response::builder()
+                                        .status(404)
+                                        .body(
+                                            http_body_util::Full::new(Bytes::new())
+                                                .map_err(|n| match n {})
+                                                .boxed(),
+                                        )
+                                        .unwrap(),
+                                    Some(d) => {
+                                        let len = d.len();
+                                        let chunks: Vec<Bytes> = (0..len)
+                                            .step_by(65536)
+                                            .map(|i| d.slice(i..(i + 65536).min(len)))
+                                            .collect();
+                                        let stream = futures_util::stream::iter(chunks).then(
+                                            move |c| async move {
+                                                if let Some(d) = delay {
+                                                    tokio::time::sleep(d).await;
+                                                }
+                                                Ok::<_, std::io::Error>(Frame::data(c))
+                                            },
+                                        );
+                                        hyper::Response::builder()
+                                            .header("content-length", len)
+                                            .body(BodyExt::boxed(StreamBody::new(stream)))
+                                            .unwrap()
+                                    }
+                                };
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
+                        },
+                    );
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -132,7 +154,8 @@ fn repo(deb: &[u8], version: u32) -> Vec<(String, Bytes)> {
         deb.len(),
         sha256_hex(deb)
     );
-    let gz = aptindex::compress::compress(aptindex::Compression::Gzip, packages.as_bytes()).unwrap();
+    let gz =
+        aptindex::compress::compress(aptindex::Compression::Gzip, packages.as_bytes()).unwrap();
     let release = format!(
         "Origin: test\nSuite: stable\nCodename: stable{version}\nDate: Thu, 01 Jan 2026 00:00:00 UTC\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n {} {} main/binary-amd64/Packages.gz\n",
         sha256_hex(packages.as_bytes()),
@@ -142,9 +165,18 @@ fn repo(deb: &[u8], version: u32) -> Vec<(String, Bytes)> {
     );
     vec![
         ("/repo/dists/stable/Release".into(), Bytes::from(release)),
-        ("/repo/dists/stable/main/binary-amd64/Packages".into(), Bytes::from(packages)),
-        ("/repo/dists/stable/main/binary-amd64/Packages.gz".into(), Bytes::from(gz)),
-        ("/repo/pool/main/a/a_1_amd64.deb".into(), Bytes::copy_from_slice(deb)),
+        (
+            "/repo/dists/stable/main/binary-amd64/Packages".into(),
+            Bytes::from(packages),
+        ),
+        (
+            "/repo/dists/stable/main/binary-amd64/Packages.gz".into(),
+            Bytes::from(gz),
+        ),
+        (
+            "/repo/pool/main/a/a_1_amd64.deb".into(),
+            Bytes::copy_from_slice(deb),
+        ),
     ]
 }
 
@@ -155,14 +187,19 @@ async fn start(cfg: Config) -> crate::Running {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn coalescing_many_clients_one_upstream_request() {
     let up = FakeUpstream::default();
-    let data: Bytes = (0..4u32 << 20).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let data: Bytes = (0..4u32 << 20)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
     up.put("/repo/pool/big.deb", data.clone());
     up.set_delay(Some(Duration::from_millis(2)));
     let addr = up.start().await;
     let dir = tempfile::tempdir().unwrap();
     let cacher = start(config(dir.path(), addr)).await;
     let url = format!("http://{}/m/pool/big.deb", cacher.addr);
-    let tasks: Vec<_> = (0..50).map(|_| tokio::spawn(get_owned(url.clone()))).collect();
+    let tasks: Vec<_> = (0..50)
+        .map(|_| tokio::spawn(get_owned(url.clone())))
+        .collect();
     for t in tasks {
         let (status, body) = t.await.unwrap().unwrap();
         assert_eq!(status, 200);
@@ -170,7 +207,12 @@ async fn coalescing_many_clients_one_upstream_request() {
     }
     assert_eq!(up.count("/repo/pool/big.deb"), 1);
     // Warm: served from the cache, still one upstream request; ranges work.
-    let r = client().get(&url).header("range", "bytes=10-19").send().await.unwrap();
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.bytes().await.unwrap(), data.slice(10..20));
     assert_eq!(up.count("/repo/pool/big.deb"), 1);
@@ -199,23 +241,42 @@ async fn verified_pool_file_corruption_is_never_served_complete_nor_cached() {
     let (s, rel) = get(&format!("{base}/dists/stable/Release")).await.unwrap();
     assert_eq!(s, 200);
     assert!(rel.starts_with(b"Origin: test"));
-    let (s, _) = get(&format!("{base}/dists/stable/main/binary-amd64/Packages.gz")).await.unwrap();
+    let (s, _) = get(&format!(
+        "{base}/dists/stable/main/binary-amd64/Packages.gz"
+    ))
+    .await
+    .unwrap();
     assert_eq!(s, 200);
     // The corrupted file: the response must not complete successfully.
     let r = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
     match r {
         Err(_) => {}
-        Ok((status, body)) => assert!(status != 200 || body.len() < deb.len(), "corrupted bytes served as complete"),
+        Ok((status, body)) => assert!(
+            status != 200 || body.len() < deb.len(),
+            "corrupted bytes served as complete"
+        ),
     }
     // Not cached: once upstream is fixed, the right bytes come (a new upstream request).
     up.put("/repo/pool/main/a/a_1_amd64.deb", deb.clone());
-    let (s, body) = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await.unwrap();
+    let (s, body) = get(&format!("{base}/pool/main/a/a_1_amd64.deb"))
+        .await
+        .unwrap();
     assert_eq!(s, 200);
     assert!(body == deb);
     assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 2);
     // Now a hit, also through the proxy form.
-    let proxy = reqwest::Client::builder().proxy(reqwest::Proxy::http(format!("http://{}", cacher.addr)).unwrap()).build().unwrap();
-    let body = proxy.get(format!("http://{addr}/repo/pool/main/a/a_1_amd64.deb")).send().await.unwrap().bytes().await.unwrap();
+    let proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(format!("http://{}", cacher.addr)).unwrap())
+        .build()
+        .unwrap();
+    let body = proxy
+        .get(format!("http://{addr}/repo/pool/main/a/a_1_amd64.deb"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert!(body == deb);
     assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 2);
     // Not an open proxy.
@@ -239,7 +300,9 @@ async fn generations_swap_only_when_consistent() {
     let cacher = start(cfg.clone()).await;
     let base = format!("http://{}/m/dists/stable", cacher.addr);
     let (_, r1) = get(&format!("{base}/Release")).await.unwrap();
-    let (_, p1) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    let (_, p1) = get(&format!("{base}/main/binary-amd64/Packages"))
+        .await
+        .unwrap();
     assert!(r1.windows(7).any(|w| w == b"stable1"));
 
     // Upstream moves to version 2, but its Packages is caught mid-sync (still old):
@@ -249,7 +312,9 @@ async fn generations_swap_only_when_consistent() {
     up.put(&v2[0].0, v2[0].1.clone());
     let (_, r) = get(&format!("{base}/Release")).await.unwrap();
     assert_eq!(r, r1, "inconsistent upstream must not be swapped in");
-    let (_, p) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    let (_, p) = get(&format!("{base}/main/binary-amd64/Packages"))
+        .await
+        .unwrap();
     assert_eq!(p, p1);
 
     // Upstream completes its sync: the new generation is swapped in whole.
@@ -259,10 +324,17 @@ async fn generations_swap_only_when_consistent() {
     tokio::time::sleep(Duration::from_millis(1100)).await; // retry delay
     let (_, r2) = get(&format!("{base}/Release")).await.unwrap();
     assert!(r2.windows(7).any(|w| w == b"stable2"));
-    let (_, p2) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    let (_, p2) = get(&format!("{base}/main/binary-amd64/Packages"))
+        .await
+        .unwrap();
     assert_eq!(p2, v2[1].1);
     // The pool file is verified against the new index.
-    let (s, d) = get(&format!("http://{}/m/pool/main/a/a_1_amd64.deb", cacher.addr)).await.unwrap();
+    let (s, d) = get(&format!(
+        "http://{}/m/pool/main/a/a_1_amd64.deb",
+        cacher.addr
+    ))
+    .await
+    .unwrap();
     assert_eq!((s, d.as_ref()), (200, deb2.as_slice()));
     cacher.stop().await;
 
@@ -274,9 +346,16 @@ async fn generations_swap_only_when_consistent() {
     let base = format!("http://{}/m/dists/stable", cacher.addr);
     let (s, r) = get(&format!("{base}/Release")).await.unwrap();
     assert_eq!((s, r), (200, r2));
-    let (s, p) = get(&format!("{base}/main/binary-amd64/Packages")).await.unwrap();
+    let (s, p) = get(&format!("{base}/main/binary-amd64/Packages"))
+        .await
+        .unwrap();
     assert_eq!((s, p), (200, v2[1].1.clone()));
-    let (s, d) = get(&format!("http://{}/m/pool/main/a/a_1_amd64.deb", cacher.addr)).await.unwrap();
+    let (s, d) = get(&format!(
+        "http://{}/m/pool/main/a/a_1_amd64.deb",
+        cacher.addr
+    ))
+    .await
+    .unwrap();
     assert_eq!((s, d.as_ref()), (200, deb2.as_slice()));
     cacher.stop().await;
 }
@@ -292,8 +371,135 @@ async fn negative_caching_and_methods() {
         assert_eq!(get(&url).await.unwrap().0, 404);
     }
     assert_eq!(up.count("/repo/pool/missing.deb"), 1);
-    assert_eq!(get(&format!("http://{}/nope/x", cacher.addr)).await.unwrap().0, 404);
+    assert_eq!(
+        get(&format!("http://{}/nope/x", cacher.addr))
+            .await
+            .unwrap()
+            .0,
+        404
+    );
     let r = client().post(&url).send().await.unwrap();
     assert_eq!(r.status(), 501);
+    cacher.stop().await;
+}
+
+#[tokio::test]
+async fn head_304_and_range_while_downloading() {
+    let up = FakeUpstream::default();
+    let data: Bytes = (0..1u32 << 20)
+        .map(|i| (i % 13) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    up.put("/repo/pool/x.deb", data.clone());
+    up.set_delay(Some(Duration::from_millis(20)));
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let url = format!("http://{}/m/pool/x.deb", cacher.addr);
+    // Start a slow cold download, and ask for a range of it while it runs.
+    let first = tokio::spawn(get_owned(url.clone()));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let r = client()
+        .get(&url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.headers()["content-range"], "bytes 100-199/1048576");
+    assert_eq!(r.bytes().await.unwrap(), data.slice(100..200));
+    assert!(first.await.unwrap().unwrap().1 == data);
+    // (An unverified download's last byte may reach the client just before it is cached.)
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // HEAD on the cached file.
+    let r = client().head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], "1048576");
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/vnd.debian.binary-package"
+    );
+    let lm = r.headers()["last-modified"].to_str().unwrap().to_string();
+    // If-Modified-Since → 304.
+    let r = client()
+        .get(&url)
+        .header("if-modified-since", &lm)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+    assert_eq!(up.count("/repo/pool/x.deb"), 1);
+    cacher.stop().await;
+}
+
+#[tokio::test]
+async fn rebuilt_pool_file_under_the_same_name_is_fetched_again() {
+    let up = FakeUpstream::default();
+    let deb1 = vec![1u8; 5000];
+    for (p, d) in repo(&deb1, 1) {
+        up.put(&p, d);
+    }
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.check_interval = Duration::from_secs(0);
+    let cacher = start(cfg).await;
+    let base = format!("http://{}/m", cacher.addr);
+    let deb_url = format!("{base}/pool/main/a/a_1_amd64.deb");
+    get(&format!("{base}/dists/stable/Release")).await.unwrap();
+    get(&format!(
+        "{base}/dists/stable/main/binary-amd64/Packages.gz"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(get(&deb_url).await.unwrap().1, deb1);
+    assert_eq!(get(&deb_url).await.unwrap().1, deb1);
+    assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 1);
+    // Same file name, new bytes, new indices.
+    let deb2 = vec![2u8; 5000];
+    for (p, d) in repo(&deb2, 1) {
+        up.put(&p, d);
+    }
+    get(&format!("{base}/dists/stable/Release")).await.unwrap();
+    assert_eq!(get(&deb_url).await.unwrap().1, deb2);
+    assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 2);
+    cacher.stop().await;
+}
+
+#[tokio::test]
+async fn connect_is_refused_unless_allowed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let up = FakeUpstream::default();
+    up.put("/hello", Bytes::from_static(b"hi"));
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.connect_allow = vec![addr.to_string()];
+    let cacher = start(cfg).await;
+    for (target, allowed) in [(addr.to_string(), true), ("127.0.0.1:1".to_string(), false)] {
+        let mut s = tokio::net::TcpStream::connect(cacher.addr).await.unwrap();
+        s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = s.read(&mut buf).await.unwrap();
+        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !allowed {
+            assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+            continue;
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        // Through the tunnel, a plain request to the upstream.
+        s.write_all(b"GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).await.unwrap();
+        assert!(
+            String::from_utf8_lossy(&all).ends_with("hi"),
+            "{}",
+            String::from_utf8_lossy(&all)
+        );
+    }
     cacher.stop().await;
 }

@@ -115,10 +115,17 @@ impl Response {
         let deadline = self.deadline.min(tokio::time::Instant::now() + self.idle);
         match tokio::time::timeout_at(deadline, self.inner.chunk()).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(UpstreamError::Transport { url: self.url.to_string(), reason: error_chain(&e) }),
+            Ok(Err(e)) => Err(UpstreamError::Transport {
+                url: self.url.to_string(),
+                reason: error_chain(&e),
+            }),
             Err(_) => Err(UpstreamError::Timeout {
                 url: self.url.to_string(),
-                reason: if deadline == self.deadline { "overall download cap".into() } else { "no data".into() },
+                reason: if deadline == self.deadline {
+                    "overall download cap".into()
+                } else {
+                    "no data".into()
+                },
             }),
         }
     }
@@ -128,7 +135,10 @@ impl Response {
         let mut buf = Vec::new();
         while let Some(c) = self.chunk().await? {
             if (buf.len() + c.len()) as u64 > limit {
-                return Err(UpstreamError::TooLarge { url: self.url.to_string(), limit });
+                return Err(UpstreamError::TooLarge {
+                    url: self.url.to_string(),
+                    limit,
+                });
             }
             buf.extend_from_slice(&c);
         }
@@ -183,9 +193,18 @@ impl Upstream {
         if self.max_conns == 0 {
             return None;
         }
-        let host = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        Some(hosts.entry(host).or_insert_with(|| Arc::new(Semaphore::new(self.max_conns))).clone())
+        Some(
+            hosts
+                .entry(host)
+                .or_insert_with(|| Arc::new(Semaphore::new(self.max_conns)))
+                .clone(),
+        )
     }
 
     /// The remembered failure of `url`, if still within `cache_period`.
@@ -227,10 +246,14 @@ impl Upstream {
 
     async fn get_uncached(&self, url: &Url) -> Result<Response, UpstreamError> {
         let permit = match self.semaphore(url) {
-            Some(s) => Some(s.acquire_owned().await.map_err(|_| UpstreamError::Connect {
-                url: url.to_string(),
-                reason: "shutting down".into(),
-            })?),
+            Some(s) => Some(
+                s.acquire_owned()
+                    .await
+                    .map_err(|_| UpstreamError::Connect {
+                        url: url.to_string(),
+                        reason: "shutting down".into(),
+                    })?,
+            ),
             None => None,
         };
         let deadline = tokio::time::Instant::now() + self.timeouts.overall;
@@ -245,26 +268,53 @@ impl Upstream {
                     continue;
                 }
                 Err(e) if e.is_timeout() => {
-                    return Err(UpstreamError::Timeout { url: url.to_string(), reason: error_chain(&e) })
+                    return Err(UpstreamError::Timeout {
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    })
                 }
                 Err(e) if e.is_connect() => {
-                    return Err(UpstreamError::Connect { url: url.to_string(), reason: error_chain(&e) })
+                    return Err(UpstreamError::Connect {
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    })
                 }
-                Err(e) => return Err(UpstreamError::Transport { url: url.to_string(), reason: error_chain(&e) }),
+                Err(e) => {
+                    return Err(UpstreamError::Transport {
+                        url: url.to_string(),
+                        reason: error_chain(&e),
+                    })
+                }
             }
         };
         let status = resp.status();
         if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Err(UpstreamError::NotFound { url: url.to_string(), status: status.as_u16() });
+            return Err(UpstreamError::NotFound {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
         }
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
-            return Err(UpstreamError::Status { url: url.to_string(), status: status.as_u16() });
+            return Err(UpstreamError::Status {
+                url: url.to_string(),
+                status: status.as_u16(),
+            });
         }
-        Ok(Response { url: url.clone(), inner: resp, idle: self.timeouts.idle_read, deadline, _permit: permit })
+        Ok(Response {
+            url: url.clone(),
+            inner: resp,
+            idle: self.timeouts.idle_read,
+            deadline,
+            _permit: permit,
+        })
     }
 
     /// Fetches a whole (small) body, at most `limit` bytes.
-    pub async fn get_bytes(&self, url: &Url, limit: u64) -> Result<(Bytes, Option<String>), UpstreamError> {
+    pub async fn get_bytes(
+        &self,
+        url: &Url,
+        limit: u64,
+    ) -> Result<(Bytes, Option<String>), UpstreamError> {
         let resp = self.get(url).await?;
         let lm = resp.last_modified();
         let body = resp.bytes(limit).await;

@@ -17,7 +17,9 @@ async fn cacher(dir: &Path, upstream_url: &str, extra: &str) -> Running {
         dir.join("cache").display()
     );
     let config = Config::parse("test.toml", &text).unwrap();
-    apt_cacher::start(config, CancellationToken::new()).await.unwrap()
+    apt_cacher::start(config, CancellationToken::new())
+        .await
+        .unwrap()
 }
 
 fn repo(dir: &Path, by_hash: bool, compressions: &[Compression]) -> Repo {
@@ -51,16 +53,25 @@ async fn both_modes(by_hash: bool, compressions: &[Compression], prefer: &str) {
     let c = cacher(&tmp.path().join("cacher"), &up.url(), "").await;
 
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
     apt.prefer_compression(prefer).unwrap();
     let out = apt.update_async().await.unwrap();
     out.ok_clean().unwrap();
-    apt.install_download_only_async(&PKGS).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&PKGS)
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     check_debs(&apt, &repo, &PKGS);
     let debs = up.requests_matching("*.deb");
     assert_eq!(debs, 3, "{:?}", up.request_log());
     if by_hash {
-        assert!(up.requests_matching("*/by-hash/*") >= 1, "{:?}", up.request_log());
+        assert!(
+            up.requests_matching("*/by-hash/*") >= 1,
+            "{:?}",
+            up.request_log()
+        );
     }
 
     // Proxy mode: same cache entries, no new upstream .deb or index request.
@@ -70,10 +81,19 @@ async fn both_modes(by_hash: bool, compressions: &[Compression], prefer: &str) {
     apt2.proxy(&format!("http://{}/", c.addr)).unwrap();
     apt2.prefer_compression(prefer).unwrap();
     apt2.update_async().await.unwrap().ok_clean().unwrap();
-    apt2.install_download_only_async(&PKGS).await.unwrap().ok_clean().unwrap();
+    apt2.install_download_only_async(&PKGS)
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     check_debs(&apt2, &repo, &PKGS);
     assert_eq!(up.requests_matching("*.deb"), 3, "{:?}", up.request_log());
-    assert_eq!(up.requests_matching("*Packages*"), indices_before, "{:?}", up.request_log());
+    assert_eq!(
+        up.requests_matching("*Packages*"),
+        indices_before,
+        "{:?}",
+        up.request_log()
+    );
     c.stop().await;
 }
 
@@ -98,9 +118,14 @@ async fn apt_through_cacher_flat_repository() {
     let up = Upstream::serve(repo.root()).unwrap();
     let c = cacher(&tmp.path().join("cacher"), &up.url(), "").await;
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "./", &[]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "./", &[])
+        .unwrap();
     apt.update_async().await.unwrap().ok_clean().unwrap();
-    apt.install_download_only_async(&["rootpkg"]).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&["rootpkg"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     check_debs(&apt, &repo, &["rootpkg"]);
     c.stop().await;
 }
@@ -112,7 +137,8 @@ async fn corrupted_upstream_bytes_are_never_cached_nor_served_as_good() {
     let up = Upstream::serve(repo.root()).unwrap();
     let c = cacher(&tmp.path().join("cacher"), &up.url(), "cache_period = 0").await;
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
     apt.update_async().await.unwrap().ok_clean().unwrap();
 
     up.corrupt("*.deb", Times::Always);
@@ -121,13 +147,20 @@ async fn corrupted_upstream_bytes_are_never_cached_nor_served_as_good() {
     let hello = repo.package("hello").unwrap();
     assert!(!apt.archives_dir().join(hello.deb_file_name()).exists());
     // Nothing of it in the cache.
-    let cached: Vec<_> = walk(&tmp.path().join("cacher/cache")).into_iter().filter(|p| !p.contains("/.tmp/")).collect();
+    let cached: Vec<_> = walk(&tmp.path().join("cacher/cache"))
+        .into_iter()
+        .filter(|p| !p.contains("/.tmp/"))
+        .collect();
     assert!(cached.is_empty(), "{cached:?}");
 
     // Upstream healthy again: the right bytes, fetched again.
     up.clear_faults();
     let before = up.requests_matching("*.deb");
-    apt.install_download_only_async(&["hello"]).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&["hello"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     check_debs(&apt, &repo, &["hello"]);
     assert_eq!(up.requests_matching("*.deb"), before + 1);
     c.stop().await;
@@ -171,7 +204,12 @@ async fn coalescing_50_clients_one_cold_file_one_upstream_request() {
         let body = t.await.unwrap().unwrap();
         assert_eq!(testkit::Checksums::of(&body).sha256, big.sha256());
     }
-    assert_eq!(up.requests(&format!("/{}", big.pool_path)), 1, "{:?}", up.request_log());
+    assert_eq!(
+        up.requests(&format!("/{}", big.pool_path)),
+        1,
+        "{:?}",
+        up.request_log()
+    );
     c.stop().await;
 }
 
@@ -183,9 +221,14 @@ async fn restart_keeps_the_cache_and_upstream_outage_is_survived() {
     let dir = tmp.path().join("cacher");
     let c = cacher(&dir, &up.url(), "").await;
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
     apt.update_async().await.unwrap().ok_clean().unwrap();
-    apt.install_download_only_async(&PKGS).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&PKGS)
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     c.stop().await;
 
     // Restart with the upstream down: everything comes from the cache.
@@ -193,9 +236,14 @@ async fn restart_keeps_the_cache_and_upstream_outage_is_survived() {
     drop(up);
     let c = cacher(&dir, &url, "check_interval = 0").await;
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
     apt.update_async().await.unwrap().ok_clean().unwrap();
-    apt.install_download_only_async(&PKGS).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&PKGS)
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     check_debs(&apt, &repo, &PKGS);
     c.stop().await;
 }
@@ -213,12 +261,18 @@ async fn negative_caching_answers_from_memory() {
     }
     assert_eq!(up.requests("/pool/main/n/nope/nope_1_amd64.deb"), 1);
     up.fail_status("*/Packages.gz", 503, Times::Always);
-    let url = format!("http://{}/debian/dists/stable/main/binary-amd64/Packages.gz", c.addr);
+    let url = format!(
+        "http://{}/debian/dists/stable/main/binary-amd64/Packages.gz",
+        c.addr
+    );
     // Not listed by a known Release yet (no InRelease fetched): passed through.
     for _ in 0..3 {
         assert_eq!(client.get(&url).send().await.unwrap().status(), 503);
     }
-    assert_eq!(up.requests("/dists/stable/main/binary-amd64/Packages.gz"), 1);
+    assert_eq!(
+        up.requests("/dists/stable/main/binary-amd64/Packages.gz"),
+        1
+    );
     tokio::time::sleep(Duration::from_millis(3100)).await;
     up.clear_faults();
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);

@@ -22,22 +22,37 @@ async fn apt_through_cacher_to_https_upstream_with_test_ca() {
         dir.join("cache").display(),
         up.url()
     );
-    let c = apt_cacher::start(Config::parse("t.toml", &text).unwrap(), CancellationToken::new()).await.unwrap();
+    let c = apt_cacher::start(
+        Config::parse("t.toml", &text).unwrap(),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
 
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/secure", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/secure", c.addr), "stable", &["main"])
+        .unwrap();
     apt.update_async().await.unwrap().ok_clean().unwrap();
-    apt.install_download_only_async(&["hello"]).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&["hello"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     assert_eq!(apt.downloaded_archives().unwrap().len(), 1);
     assert_eq!(up.requests_matching("*.deb"), 1);
 
     // Proxy mode, apt-cacher-ng form: same cache.
     let host = up.url().trim_start_matches("https://").to_string();
     let mut apt2 = AptEnv::new().unwrap();
-    apt2.add_source(&format!("http://HTTPS///{host}"), "stable", &["main"]).unwrap();
+    apt2.add_source(&format!("http://HTTPS///{host}"), "stable", &["main"])
+        .unwrap();
     apt2.proxy(&format!("http://{}/", c.addr)).unwrap();
     apt2.update_async().await.unwrap().ok_clean().unwrap();
-    apt2.install_download_only_async(&["hello"]).await.unwrap().ok_clean().unwrap();
+    apt2.install_download_only_async(&["hello"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     assert_eq!(apt2.downloaded_archives().unwrap().len(), 1);
     assert_eq!(up.requests_matching("*.deb"), 1, "{:?}", up.request_log());
     c.stop().await;

@@ -17,7 +17,9 @@ async fn cacher(dir: &Path, upstream_url: &str, extra: &str) -> Running {
         dir.join("cache").display()
     );
     let config = Config::parse("test.toml", &text).unwrap();
-    apt_cacher::start(config, CancellationToken::new()).await.unwrap()
+    apt_cacher::start(config, CancellationToken::new())
+        .await
+        .unwrap()
 }
 
 async fn rounds(by_hash: bool) {
@@ -32,9 +34,15 @@ async fn rounds(by_hash: bool) {
     let up = Upstream::serve(repo.root()).unwrap();
     let repo = Arc::new(Mutex::new(repo));
     // check_interval = 0: every apt-get update re-checks upstream.
-    let c = cacher(&tmp.path().join("cacher"), &up.url(), "check_interval = 0\ncache_period = 0").await;
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &up.url(),
+        "check_interval = 0\ncache_period = 0",
+    )
+    .await;
     let mut apt = AptEnv::new().unwrap();
-    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"]).unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
     // The cacher has served this suite before (warm).
     apt.update_async().await.unwrap().ok_clean().unwrap();
 
@@ -66,9 +74,17 @@ async fn rounds(by_hash: bool) {
     // of the cacher's upstream requests).
     apt.update_async().await.unwrap().ok_clean().unwrap();
     assert!(up.hooks_done());
-    apt.install_download_only_async(&["hello"]).await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&["hello"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
     let debs = apt.downloaded_archives().unwrap();
-    assert!(debs.iter().any(|p| p.to_string_lossy().contains("hello_21.0_")), "{debs:?}");
+    assert!(
+        debs.iter()
+            .any(|p| p.to_string_lossy().contains("hello_21.0_")),
+        "{debs:?}"
+    );
     // apt saw (nearly) every intermediate version: the cacher kept up round by round.
     assert!(debs.len() >= 15, "{debs:?}");
     c.stop().await;
@@ -85,7 +101,11 @@ async fn upstream_changing_mid_update_20_rounds_with_by_hash() {
 }
 
 fn client_from(ip: &str) -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().local_address(ip.parse::<IpAddr>().unwrap()).build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(ip.parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap()
 }
 
 async fn get(client: &reqwest::Client, url: &str) -> bytes::Bytes {
@@ -104,10 +124,21 @@ async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
         .build()
         .unwrap();
     let up = Upstream::serve(repo.root()).unwrap();
-    let c = cacher(&tmp.path().join("cacher"), &up.url(), "check_interval = 0\ncache_period = 0").await;
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &up.url(),
+        "check_interval = 0\ncache_period = 0",
+    )
+    .await;
     let base = format!("http://{}/debian/dists/stable", c.addr);
     let packages = "main/binary-amd64/Packages.xz";
-    let old = repo.index_files("stable").iter().find(|f| f.path == packages).unwrap().checksums.clone();
+    let old = repo
+        .index_files("stable")
+        .iter()
+        .find(|f| f.path == packages)
+        .unwrap()
+        .checksums
+        .clone();
 
     let a = client_from("127.0.0.2");
     get(&a, &format!("{base}/InRelease")).await;
@@ -115,7 +146,13 @@ async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
     // Upstream moves on; another client's update makes the cacher swap generations.
     repo.replace(PackageSpec::new("hello", "2.0"));
     repo.publish().unwrap();
-    let new = repo.index_files("stable").iter().find(|f| f.path == packages).unwrap().checksums.clone();
+    let new = repo
+        .index_files("stable")
+        .iter()
+        .find(|f| f.path == packages)
+        .unwrap()
+        .checksums
+        .clone();
     assert_ne!(old.sha256, new.sha256);
     let b = client_from("127.0.0.3");
     let rel_b = get(&b, &format!("{base}/InRelease")).await;
@@ -123,7 +160,11 @@ async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
 
     // A, served the old Release a moment ago, gets the old Packages; B and a newcomer get the new one.
     let pa = get(&a, &format!("{base}/{packages}")).await;
-    assert_eq!(testkit::Checksums::of(&pa).sha256, old.sha256, "client A got the wrong generation");
+    assert_eq!(
+        testkit::Checksums::of(&pa).sha256,
+        old.sha256,
+        "client A got the wrong generation"
+    );
     let pb = get(&b, &format!("{base}/{packages}")).await;
     assert_eq!(testkit::Checksums::of(&pb).sha256, new.sha256);
     let pc = get(&client_from("127.0.0.4"), &format!("{base}/{packages}")).await;
