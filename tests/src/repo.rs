@@ -69,19 +69,19 @@ impl Compression {
                 e.finish()?
             }
             Compression::Xz => {
-                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), 1);
                 e.write_all(data)?;
                 e.finish()?
             }
             Compression::Lzma => {
-                let opts = liblzma::stream::LzmaOptions::new_preset(6)?;
+                let opts = liblzma::stream::LzmaOptions::new_preset(1)?;
                 let stream = liblzma::stream::Stream::new_lzma_encoder(&opts)?;
                 let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
                 e.write_all(data)?;
                 e.finish()?
             }
             Compression::Bz2 => {
-                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(6));
+                let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::new(1));
                 e.write_all(data)?;
                 e.finish()?
             }
@@ -1010,23 +1010,30 @@ fn remove_if_exists(path: &Path) -> Result<()> {
     }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename, creating parent directories.
+/// Writes `data` to `path` through a temporary file (`.<name>.testkit-tmp`, mode 0644) and a
+/// rename, creating parent directories: a reader sees the old or the new file, never a part.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let parent = path
         .parent()
         .with_context(|| format!("{} has no parent directory", path.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} has no file name", path.display()))?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent)
-        .with_context(|| format!("temporary file in {}", parent.display()))?;
-    tmp.write_all(data)
-        .with_context(|| format!("writing {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("chmod {}", path.display()))?;
-    }
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".testkit-tmp");
+    let tmp = parent.join(tmp_name);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(data)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    drop(f);
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))
 }
