@@ -22,7 +22,6 @@
 //! `Acquire::https::CaInfo`; rustls-native-certs / reqwest: `SSL_CERT_FILE`).
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -67,6 +66,8 @@ pub enum Fault {
     },
     /// Send the headers, then nothing, keeping the connection open until the server stops.
     Stall,
+    /// Close the connection without sending any response.
+    Reset,
 }
 
 /// How many matching requests a fault applies to.
@@ -215,33 +216,42 @@ impl TestCa {
     }
 }
 
-/// A running upstream server; stops when dropped.
+/// A running upstream server; stops when dropped (the port then refuses connections and
+/// open connections are closed).
 pub struct Upstream {
     addr: SocketAddr,
     tls: bool,
     state: Arc<State>,
     ca: Option<TestCa>,
     runtime: Option<tokio::runtime::Runtime>,
+    shutdown: tokio::sync::watch::Sender<bool>,
+    closed: std::sync::mpsc::Receiver<()>,
 }
 
 impl Upstream {
     /// Serves `root` over plain HTTP on `127.0.0.1:0`.
     pub fn serve(root: impl Into<PathBuf>) -> Result<Upstream> {
-        Self::start(root.into(), None)
+        Self::start(root.into(), None, "127.0.0.1:0".parse()?)
+    }
+
+    /// Serves `root` over plain HTTP on a given address, e.g. the [`Upstream::addr`] of an
+    /// upstream that was dropped to simulate an outage and now comes back.
+    pub fn serve_at(root: impl Into<PathBuf>, addr: SocketAddr) -> Result<Upstream> {
+        Self::start(root.into(), None, addr)
     }
 
     /// Serves `root` over HTTPS with a certificate from a new [`TestCa`].
     pub fn serve_https(root: impl Into<PathBuf>) -> Result<Upstream> {
         let ca = TestCa::generate(&[])?;
-        Self::start(root.into(), Some(ca))
+        Self::start(root.into(), Some(ca), "127.0.0.1:0".parse()?)
     }
 
     /// Serves `root` over HTTPS with a certificate from the given CA.
     pub fn serve_https_with(root: impl Into<PathBuf>, ca: TestCa) -> Result<Upstream> {
-        Self::start(root.into(), Some(ca))
+        Self::start(root.into(), Some(ca), "127.0.0.1:0".parse()?)
     }
 
-    fn start(root: PathBuf, ca: Option<TestCa>) -> Result<Upstream> {
+    fn start(root: PathBuf, ca: Option<TestCa>, bind: SocketAddr) -> Result<Upstream> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("testkit-upstream")
@@ -250,7 +260,7 @@ impl Upstream {
             .context("upstream runtime")?;
         // Bind with std so that this also works when called from inside another runtime.
         let std_listener =
-            std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+            std::net::TcpListener::bind(bind).with_context(|| format!("binding {bind}"))?;
         std_listener
             .set_nonblocking(true)
             .context("non-blocking listener")?;
@@ -270,13 +280,17 @@ impl Upstream {
             None => None,
         };
         let st = state.clone();
-        runtime.spawn(accept_loop(listener, st, acceptor));
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let (closed_tx, closed) = std::sync::mpsc::channel();
+        runtime.spawn(accept_loop(listener, st, acceptor, shutdown_rx, closed_tx));
         Ok(Upstream {
             addr,
             tls: ca.is_some(),
             state,
             ca,
             runtime: Some(runtime),
+            shutdown,
+            closed,
         })
     }
 
@@ -383,6 +397,10 @@ impl Upstream {
     pub fn throttle(&self, pattern: &str, bytes_per_sec: u64, times: Times) {
         self.fault(pattern, Fault::Throttle { bytes_per_sec }, times)
     }
+    /// Closes the connection without a response for matching requests.
+    pub fn reset(&self, pattern: &str, times: Times) {
+        self.fault(pattern, Fault::Reset, times)
+    }
     /// Sends headers and then nothing for matching requests.
     pub fn stall(&self, pattern: &str, times: Times) {
         self.fault(pattern, Fault::Stall, times)
@@ -416,6 +434,10 @@ impl Upstream {
 
 impl Drop for Upstream {
     fn drop(&mut self) {
+        // Close the listener (and the open connections) before returning, so that the port
+        // refuses connections as soon as the upstream is dropped.
+        let _ = self.shutdown.send(true);
+        let _ = self.closed.recv_timeout(Duration::from_secs(5));
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
         }
@@ -426,9 +448,15 @@ async fn accept_loop(
     listener: TcpListener,
     state: Arc<State>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    closed: std::sync::mpsc::Sender<()>,
 ) {
     loop {
-        let (stream, _) = match listener.accept().await {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            _ = shutdown.changed() => break,
+        };
+        let (stream, _) = match accepted {
             Ok(x) => x,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -439,6 +467,7 @@ async fn accept_loop(
         state.lock().connections += 1;
         let st = state.clone();
         let tls = tls.clone();
+        let mut conn_shutdown = shutdown.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(st.clone(), req));
             let builder = {
@@ -446,18 +475,27 @@ async fn accept_loop(
                 b.keep_alive(true);
                 b
             };
-            match tls {
-                Some(acc) => {
-                    if let Ok(s) = acc.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+            let serve = async {
+                match tls {
+                    Some(acc) => {
+                        if let Ok(s) = acc.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(s), svc).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
                     }
                 }
-                None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), svc).await;
-                }
+            };
+            // On shutdown the connection is dropped, i.e. closed.
+            tokio::select! {
+                _ = serve => {}
+                _ = conn_shutdown.changed() => {}
             }
         });
     }
+    drop(listener);
+    let _ = closed.send(());
 }
 
 struct InFlight(Arc<State>);
@@ -471,7 +509,7 @@ impl Drop for InFlight {
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> std::result::Result<Response<Body>, Infallible> {
+) -> std::result::Result<Response<Body>, std::io::Error> {
     let path = percent_decode(req.uri().path());
     let record = RequestRecord {
         method: req.method().to_string(),
@@ -521,6 +559,10 @@ async fn handle(
         s.armed.extend(due);
     }
     drop(guard);
+    if faults.contains(&Fault::Reset) {
+        // An error from the service makes hyper close the connection without a response.
+        return Err(std::io::Error::other("testkit fault: connection reset"));
+    }
     Ok(resp)
 }
 
@@ -699,7 +741,7 @@ impl BodyPlan {
                 Fault::Corrupt { offset } => p.corrupt = Some(offset.unwrap_or(len / 2)),
                 Fault::Throttle { bytes_per_sec } => p.throttle = Some((*bytes_per_sec).max(1)),
                 Fault::Stall => p.stall = true,
-                Fault::Status(_) | Fault::Delay(_) => {}
+                Fault::Status(_) | Fault::Delay(_) | Fault::Reset => {}
             }
         }
         p

@@ -302,6 +302,11 @@ async fn upstream_fault_switches() {
         t.elapsed()
     );
 
+    // Connection closed without a response.
+    up.reset("*.deb", Times::Once);
+    assert!(client.get(&url).send().await.is_err());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+
     // Always-on 404 until cleared.
     up.fail_status("*/InRelease", 404, Times::Always);
     let r = format!("{}/dists/stable/InRelease", up.url());
@@ -519,4 +524,20 @@ fn dependencies_udebs_contents_languages_and_hostile_filenames() {
     repo.resign("stable").unwrap();
     let inrelease = std::fs::read_to_string(dir.join("InRelease")).unwrap();
     assert!(inrelease.contains("Label: Edited"));
+}
+
+#[test]
+fn upstream_can_come_back_on_the_same_address() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = small_repo(tmp.path());
+    let up = Upstream::serve(repo.root()).unwrap();
+    let addr = up.addr();
+    drop(up);
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "down after drop"
+    );
+    let up = Upstream::serve_at(repo.root(), addr).unwrap();
+    assert_eq!(up.addr(), addr);
+    assert!(std::net::TcpStream::connect(addr).is_ok());
 }
