@@ -92,6 +92,9 @@ pub struct RequestRecord {
     pub range: Option<String>,
     /// The `Host` header, if any.
     pub host: Option<String>,
+    /// The status answered (`None` while the response is being prepared, or when the
+    /// connection was reset).
+    pub status: Option<u16>,
 }
 
 struct FaultRule {
@@ -516,13 +519,15 @@ async fn handle(
         path: path.clone().unwrap_or_else(|| req.uri().path().to_string()),
         range: header_str(&req, header::RANGE),
         host: header_str(&req, header::HOST),
+        status: None,
     };
     // Count, pick faults, take hooks that are due before this request.
-    let (armed, faults, guard) = {
+    let (armed, faults, guard, log_index) = {
         let mut s = state.lock();
         s.total += 1;
         *s.per_path.entry(record.path.clone()).or_insert(0) += 1;
         s.log.push(record.clone());
+        let log_index = s.log.len() - 1;
         s.in_flight += 1;
         s.max_in_flight = s.max_in_flight.max(s.in_flight);
         let armed: Vec<Hook> = std::mem::take(&mut s.armed);
@@ -536,7 +541,7 @@ async fn handle(
             }
         }
         s.faults.retain(|r| r.remaining != Some(0));
-        (armed, faults, InFlight(state.clone()))
+        (armed, faults, InFlight(state.clone()), log_index)
     };
     for hook in armed {
         let _ = tokio::task::spawn_blocking(hook).await;
@@ -557,6 +562,14 @@ async fn handle(
             }
         }
         s.armed.extend(due);
+        if !faults.contains(&Fault::Reset) {
+            // The log may have been reset meanwhile: only touch the entry if it is ours.
+            if let Some(r) = s.log.get_mut(log_index) {
+                if r.path == record.path && r.status.is_none() {
+                    r.status = Some(resp.status().as_u16());
+                }
+            }
+        }
     }
     drop(guard);
     if faults.contains(&Fault::Reset) {

@@ -234,6 +234,8 @@ async fn upstream_fault_switches() {
         assert_eq!(client.get(&url).send().await.unwrap().status(), 503);
     }
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let statuses: Vec<Option<u16>> = up.request_log().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [Some(503), Some(503), Some(200)]);
 
     // Truncated: headers promise 100000 bytes, the connection closes after 1000.
     up.truncate("*.deb", 1000, Times::Once);
@@ -540,4 +542,23 @@ fn upstream_can_come_back_on_the_same_address() {
     let up = Upstream::serve_at(repo.root(), addr).unwrap();
     assert_eq!(up.addr(), addr);
     assert!(std::net::TcpStream::connect(addr).is_ok());
+}
+
+#[test]
+fn apt_refuses_an_expired_release() {
+    let tmp = tempfile::tempdir().unwrap();
+    let hour = Duration::from_secs(3600);
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .date(std::time::SystemTime::now() - 2 * hour)
+        .valid_until(hour)
+        .package(PackageSpec::new("hello", "1.0"))
+        .build()
+        .unwrap();
+    let release = std::fs::read_to_string(repo.suite_dir("stable").join("Release")).unwrap();
+    assert!(release.contains("\nValid-Until: "), "{release}");
+    let up = Upstream::serve(repo.root()).unwrap();
+    let mut apt = AptEnv::new().unwrap();
+    apt.add_source(&up.url(), "stable", &["main"]).unwrap();
+    let out = apt.update().unwrap();
+    assert!(out.all().contains("expired"), "{}", out.all());
 }
