@@ -7,6 +7,27 @@
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
 //!
 //! Errors are `anyhow::Error` with context: this is test support code whose callers are tests.
+//!
+//! ```no_run
+//! use testkit::{AptEnv, Compression, PackageSpec, Repo, Times, Upstream};
+//! # fn main() -> anyhow::Result<()> {
+//! let tmp = tempfile::tempdir()?;
+//! let repo = Repo::builder(tmp.path().join("upstream"))
+//!     .by_hash(true)
+//!     .compressions(&[Compression::Xz, Compression::Gz])
+//!     .package(PackageSpec::new("hello", "2.10-3").size(5000))
+//!     .build()?;
+//! let up = Upstream::serve(repo.root())?;
+//! up.fail_status("*/Packages.xz", 503, Times::Once);
+//! let mut apt = AptEnv::new()?;
+//! apt.add_source(&up.url(), "stable", &["main"])?;
+//! let out = apt.update()?;
+//! assert!(!out.hash_sum_mismatch());
+//! apt.install_download_only(&["hello"])?.ok_clean()?;
+//! assert_eq!(apt.downloaded_archives()?.len(), 1);
+//! # Ok(())
+//! # }
+//! ```
 #![warn(missing_docs)]
 
 pub mod apt;
