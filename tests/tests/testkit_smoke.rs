@@ -562,3 +562,19 @@ fn apt_refuses_an_expired_release() {
     let out = apt.update().unwrap();
     assert!(out.all().contains("expired"), "{}", out.all());
 }
+
+#[test]
+fn apt_accepts_an_armoured_signed_by_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = small_repo(&tmp.path().join("repo"));
+    let up = Upstream::serve(repo.root()).unwrap();
+    let asc = tmp.path().join("key.asc");
+    repo.key().write_public(&asc).unwrap();
+    assert!(std::fs::read_to_string(&asc)
+        .unwrap()
+        .starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"));
+    let mut apt = AptEnv::new().unwrap();
+    let line = format!("deb [signed-by={}] {} stable main", asc.display(), up.url());
+    apt.set_sources(&[&line]).unwrap();
+    apt.update().unwrap().ok_clean().unwrap();
+}
