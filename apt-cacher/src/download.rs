@@ -85,6 +85,10 @@ pub struct Job {
     pub temp: (std::fs::File, TempPath),
     /// Publishes the verified file; `None` discards it (pass-through).
     pub commit: Option<Commit>,
+    /// Run `commit` before clients are told the download succeeded (for
+    /// metadata, whose commit makes what it lists known); otherwise clients
+    /// complete first and the file is synced and committed afterwards.
+    pub commit_first: bool,
 }
 
 /// A file being downloaded or already complete, readable by any number of clients.
@@ -299,6 +303,7 @@ impl Downloads {
             expected: job.expected,
             what: job.what,
             commit: job.commit,
+            commit_first: job.commit_first,
         };
         let me = source.clone();
         tokio::spawn(async move {
@@ -324,6 +329,7 @@ struct Task {
     expected: Option<Checksums>,
     what: String,
     commit: Option<Commit>,
+    commit_first: bool,
 }
 
 impl Task {
@@ -405,6 +411,7 @@ impl Task {
                 published_at = Instant::now();
             }
         }
+        drop(resp); // frees the upstream connection slot
         self.tx.send_modify(|p| p.written = written);
         let actual = hasher.finish();
         if let Some(exp) = &self.expected {
@@ -413,14 +420,22 @@ impl Task {
                 return Err(DownloadError::Verify(e.to_string()));
             }
         }
+        // Verified (or nothing to verify): unless the commit must come first,
+        // clients may have every byte now; keeping the file (sync, rename)
+        // happens off their critical path, before the download leaves the
+        // in-flight table.
+        if !self.commit_first {
+            self.tx.send_modify(|p| p.outcome = Some(Ok(())));
+        }
         let Some(commit) = self.commit else {
             return Ok(());
         };
         let file = self.file.clone();
-        tokio::task::spawn_blocking(move || file.sync_all())
-            .await
-            .map_err(|e| DownloadError::Local(e.to_string()))?
-            .map_err(|e| DownloadError::Local(format!("syncing {}: {e}", self.what)))?;
+        let synced = tokio::task::spawn_blocking(move || file.sync_all()).await;
+        if !matches!(synced, Ok(Ok(()))) {
+            tracing::warn!(what = %self.what, "cannot sync the downloaded file; not cached");
+            return Ok(());
+        }
         // The bytes verified: clients get them even if keeping them fails.
         if let Err(e) = commit(self.temp, actual).await {
             tracing::warn!(what = %self.what, error = %e, "verified download could not be kept");

@@ -553,8 +553,7 @@ impl Generations {
             .tempfile_in(&self.tmp)
             .map_err(io_err("temporary file"))?
             .into_parts();
-        let kept = Arc::new(Mutex::new(None));
-        let slot = kept.clone();
+        let (kept_tx, kept_rx) = tokio::sync::oneshot::channel();
         let job = Job {
             key: format!("refresh/{}/{}/{rel}", suite.mapping, suite.dir),
             urls: self.index_urls(suite, release, rel, expected),
@@ -565,9 +564,10 @@ impl Generations {
                 aptindex::path::join(&suite.dir, rel)
             ),
             temp: (file, temp),
+            commit_first: true,
             commit: Some(Box::new(move |temp, _| {
                 Box::pin(async move {
-                    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(temp);
+                    let _ = kept_tx.send(temp);
                     Ok(())
                 })
             })),
@@ -577,8 +577,9 @@ impl Generations {
             .finished()
             .await
             .map_err(|e| MetaError::Invalid(e.to_string()))?;
-        let temp = kept.lock().unwrap_or_else(|e| e.into_inner()).take();
-        temp.ok_or_else(|| MetaError::Io("download finished without a file".into()))
+        kept_rx
+            .await
+            .map_err(|_| MetaError::Io(format!("{rel}: downloaded but not kept")))
     }
 
     /// Upstream URLs for an index: by-hash first when the Release allows it.
@@ -848,6 +849,7 @@ impl Generations {
             expected: Some(cs),
             what: format!("{}/{}", self.prefix(suite.mapping), repo_path),
             temp: (file, temp),
+            commit_first: true,
             commit: Some(Box::new(move |temp, _| {
                 Box::pin(async move {
                     tokio::task::spawn_blocking(move || {

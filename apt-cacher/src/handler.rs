@@ -181,6 +181,7 @@ impl App {
             what: format!("{prefix}/{path}"),
             temp,
             commit,
+            commit_first: false,
         };
         let (src, joined) = self.downloads.start(job);
         let result = if joined { "coalesced" } else { "miss" };

@@ -95,7 +95,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(async move { gens.load_all().await });
     }
     tokio::spawn(gens.ticker(shutdown.clone()));
-    let task = tokio::spawn(server::serve(listener, app.clone(), shutdown.clone()));
+    let task = {
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            server::serve(listener, app.clone(), shutdown).await;
+            // Let downloads in flight finish (and be kept), within the grace time.
+            let deadline = tokio::time::Instant::now() + server::SHUTDOWN_GRACE;
+            while app.downloads.in_flight() > 0 && tokio::time::Instant::now() < deadline {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+    };
     Ok(Running {
         addr,
         app,

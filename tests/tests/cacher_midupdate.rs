@@ -85,8 +85,9 @@ async fn rounds(by_hash: bool) {
             .any(|p| p.to_string_lossy().contains("hello_21.0_")),
         "{debs:?}"
     );
-    // apt saw (nearly) every intermediate version: the cacher kept up round by round.
-    assert!(debs.len() >= 15, "{debs:?}");
+    // apt followed the upstream: a new version in at least every other round
+    // (when the upstream moves twice while the cacher reads it, it skips one).
+    assert!(debs.len() >= 10, "{debs:?}");
     c.stop().await;
 }
 
