@@ -91,7 +91,7 @@ pub struct Mapping {
 
 /// A configuration error: where and why.
 #[derive(Debug, thiserror::Error)]
-#[error("{file}:{line}: {key}: {reason}")]
+#[error("{}", self.render())]
 pub struct ConfigError {
     /// The file.
     pub file: String,
@@ -101,6 +101,21 @@ pub struct ConfigError {
     pub key: String,
     /// What is wrong.
     pub reason: String,
+}
+
+impl ConfigError {
+    fn render(&self) -> String {
+        let place = if self.line > 0 {
+            format!("{}:{}", self.file, self.line)
+        } else {
+            self.file.clone()
+        };
+        if self.key == "-" {
+            format!("{place}: {}", self.reason)
+        } else {
+            format!("{place}: {}: {}", self.key, self.reason)
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -43,7 +43,17 @@ fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
     Ok((Config::load(&path)?, None))
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("apt-cacher: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
     if args.check_config {

@@ -211,8 +211,17 @@ impl Upstream {
     fn negative(&self, url: &Url) -> Option<UpstreamError> {
         let mut map = self.negative.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        map.retain(|_, (t, _)| now.duration_since(*t) < self.cache_period);
-        map.get(url.as_str()).map(|(_, e)| e.clone())
+        if map.len() > 1000 {
+            map.retain(|_, (t, _)| now.duration_since(*t) < self.cache_period);
+        }
+        match map.get(url.as_str()) {
+            Some((t, e)) if now.duration_since(*t) < self.cache_period => Some(e.clone()),
+            Some(_) => {
+                map.remove(url.as_str());
+                None
+            }
+            None => None,
+        }
     }
 
     fn remember(&self, url: &Url, e: &UpstreamError) {
