@@ -198,7 +198,11 @@ struct RawMirror {
 /// 1-based line of byte offset `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -208,7 +212,12 @@ fn mirror_at_line(text: &str, line: usize) -> Option<String> {
     for l in text.lines().take(line) {
         let t = l.trim();
         if let Some(rest) = t.strip_prefix('[') {
-            let name = rest.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            let name = rest
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
             found = name
                 .strip_prefix("mirror.")
                 .map(|id| id.trim().trim_matches('"').to_string());
@@ -258,7 +267,11 @@ impl Config {
 
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            let mirror = if line > 0 { mirror_at_line(text, line) } else { None };
+            let mirror = if line > 0 {
+                mirror_at_line(text, line)
+            } else {
+                None
+            };
             ConfigError::Invalid {
                 path: path.to_path_buf(),
                 line,
@@ -270,13 +283,25 @@ impl Config {
 
         let dir = match raw.dir {
             Some(d) if !d.get_ref().is_empty() => PathBuf::from(d.get_ref()),
-            Some(d) => return Err(invalid(Some(d.span()), None, Some("dir"), "is empty".into())),
+            Some(d) => {
+                return Err(invalid(
+                    Some(d.span()),
+                    None,
+                    Some("dir"),
+                    "is empty".into(),
+                ))
+            }
             None => return Err(invalid(None, None, Some("dir"), "is not set".into())),
         };
         let max_conns = match raw.max_conns {
             None => 10,
             Some(m) => usize::try_from(*m.get_ref()).map_err(|_| {
-                invalid(Some(m.span()), None, Some("max_conns"), "must be 0 (unlimited) or more".into())
+                invalid(
+                    Some(m.span()),
+                    None,
+                    Some("max_conns"),
+                    "must be 0 (unlimited) or more".into(),
+                )
             })?,
         };
         let log = match raw.log {
@@ -290,7 +315,10 @@ impl Config {
                             Some(level.span()),
                             None,
                             Some("log.level"),
-                            format!("unknown level {:?} (error, warning, info, debug)", level.get_ref()),
+                            format!(
+                                "unknown level {:?} (error, warning, info, debug)",
+                                level.get_ref()
+                            ),
                         ));
                     }
                 }
@@ -300,7 +328,10 @@ impl Config {
                             Some(format.span()),
                             None,
                             Some("log.format"),
-                            format!("unknown format {:?} (plain, logfmt, json)", format.get_ref()),
+                            format!(
+                                "unknown format {:?} (plain, logfmt, json)",
+                                format.get_ref()
+                            ),
                         ));
                     }
                 }
@@ -312,7 +343,10 @@ impl Config {
             }
         };
 
-        let secs = |v: &Option<Spanned<f64>>, key: &str, default: Duration| -> Result<Duration, ConfigError> {
+        let secs = |v: &Option<Spanned<f64>>,
+                    key: &str,
+                    default: Duration|
+         -> Result<Duration, ConfigError> {
             match v {
                 None => Ok(default),
                 Some(s) => {
@@ -320,25 +354,49 @@ impl Config {
                     if x.is_finite() && x > 0.0 && x < 1e9 {
                         Ok(Duration::from_secs_f64(x))
                     } else {
-                        Err(invalid(Some(s.span()), None, Some(key), "must be a positive number of seconds".into()))
+                        Err(invalid(
+                            Some(s.span()),
+                            None,
+                            Some(key),
+                            "must be a positive number of seconds".into(),
+                        ))
                     }
                 }
             }
         };
         let mut http = HttpConfig::default();
         if let Some(h) = &raw.http {
-            http.connect_timeout = secs(&h.connect_timeout, "http.connect_timeout", http.connect_timeout)?;
+            http.connect_timeout = secs(
+                &h.connect_timeout,
+                "http.connect_timeout",
+                http.connect_timeout,
+            )?;
             http.read_timeout = secs(&h.read_timeout, "http.read_timeout", http.read_timeout)?;
-            http.download_timeout = secs(&h.download_timeout, "http.download_timeout", http.download_timeout)?;
+            http.download_timeout = secs(
+                &h.download_timeout,
+                "http.download_timeout",
+                http.download_timeout,
+            )?;
             http.retry_delay = secs(&h.retry_delay, "http.retry_delay", http.retry_delay)?;
             if let Some(r) = &h.retries {
                 http.retries = u32::try_from(*r.get_ref())
                     .ok()
                     .filter(|&r| r <= 100)
-                    .ok_or_else(|| invalid(Some(r.span()), None, Some("http.retries"), "must be 0..=100".into()))?;
+                    .ok_or_else(|| {
+                        invalid(
+                            Some(r.span()),
+                            None,
+                            Some("http.retries"),
+                            "must be 0..=100".into(),
+                        )
+                    })?;
             }
         }
-        let progress_interval = secs(&raw.progress_interval, "progress_interval", Duration::from_secs(60))?;
+        let progress_interval = secs(
+            &raw.progress_interval,
+            "progress_interval",
+            Duration::from_secs(60),
+        )?;
 
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let mut mirrors = BTreeMap::new();
@@ -361,10 +419,19 @@ impl Config {
             let url = match &m.url {
                 None => return Err(err(m_span.clone(), "url", "is not set")),
                 Some(u) => {
-                    let parsed = reqwest::Url::parse(u.get_ref())
-                        .map_err(|e| err(u.span(), "url", &format!("invalid URL {:?}: {e}", u.get_ref())))?;
+                    let parsed = reqwest::Url::parse(u.get_ref()).map_err(|e| {
+                        err(
+                            u.span(),
+                            "url",
+                            &format!("invalid URL {:?}: {e}", u.get_ref()),
+                        )
+                    })?;
                     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-                        return Err(err(u.span(), "url", "only http:// and https:// URLs with a host are supported"));
+                        return Err(err(
+                            u.span(),
+                            "url",
+                            "only http:// and https:// URLs with a host are supported",
+                        ));
                     }
                     if parsed.query().is_some() || parsed.fragment().is_some() {
                         return Err(err(u.span(), "url", "must not have a query or fragment"));
@@ -377,9 +444,17 @@ impl Config {
                 Some(s) => return Err(err(s.span(), "suites", "is empty")),
                 None => return Err(err(m_span.clone(), "suites", "is not set")),
             };
-            let flat_count = suites.get_ref().iter().filter(|s| aptindex::release::is_flat(s)).count();
+            let flat_count = suites
+                .get_ref()
+                .iter()
+                .filter(|s| aptindex::release::is_flat(s))
+                .count();
             if flat_count != 0 && flat_count != suites.get_ref().len() {
-                return Err(err(suites.span(), "suites", "mixes flat (ending in '/') and normal suites"));
+                return Err(err(
+                    suites.span(),
+                    "suites",
+                    "mixes flat (ending in '/') and normal suites",
+                ));
             }
             for s in suites.get_ref() {
                 let body = s.trim_end_matches('/');
@@ -389,36 +464,69 @@ impl Config {
                     aptindex::path::is_safe_relative(body)
                 };
                 if !ok || s.chars().any(char::is_whitespace) {
-                    return Err(err(suites.span(), "suites", &format!("invalid suite {s:?}")));
+                    return Err(err(
+                        suites.span(),
+                        "suites",
+                        &format!("invalid suite {s:?}"),
+                    ));
                 }
             }
             let flat = flat_count != 0;
-            let sections: Vec<String> = m.sections.as_ref().map(|s| s.get_ref().clone()).unwrap_or_default();
-            let sections_span = m.sections.as_ref().map(|s| s.span()).unwrap_or(m_span.clone());
+            let sections: Vec<String> = m
+                .sections
+                .as_ref()
+                .map(|s| s.get_ref().clone())
+                .unwrap_or_default();
+            let sections_span = m
+                .sections
+                .as_ref()
+                .map(|s| s.span())
+                .unwrap_or(m_span.clone());
             if flat && !sections.is_empty() {
-                return Err(err(sections_span, "sections", "must be empty for a flat repository"));
+                return Err(err(
+                    sections_span,
+                    "sections",
+                    "must be empty for a flat repository",
+                ));
             }
             if !flat && sections.is_empty() {
                 return Err(err(sections_span, "sections", "is not set or empty"));
             }
             for s in &sections {
                 if !aptindex::path::is_safe_relative(s) || s.chars().any(char::is_whitespace) {
-                    return Err(err(sections_span.clone(), "sections", &format!("invalid section {s:?}")));
+                    return Err(err(
+                        sections_span.clone(),
+                        "sections",
+                        &format!("invalid section {s:?}"),
+                    ));
                 }
             }
-            let mut architectures: Vec<String> =
-                m.architectures.as_ref().map(|a| a.get_ref().clone()).unwrap_or_default();
+            let mut architectures: Vec<String> = m
+                .architectures
+                .as_ref()
+                .map(|a| a.get_ref().clone())
+                .unwrap_or_default();
             if !flat && architectures.is_empty() {
                 return Err(err(
-                    m.architectures.as_ref().map(|a| a.span()).unwrap_or(m_span.clone()),
+                    m.architectures
+                        .as_ref()
+                        .map(|a| a.span())
+                        .unwrap_or(m_span.clone()),
                     "architectures",
                     "is not set or empty",
                 ));
             }
             for a in &architectures {
-                if a.is_empty() || !a.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                if a.is_empty()
+                    || !a
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                {
                     return Err(err(
-                        m.architectures.as_ref().map(|a| a.span()).unwrap_or(m_span.clone()),
+                        m.architectures
+                            .as_ref()
+                            .map(|a| a.span())
+                            .unwrap_or(m_span.clone()),
                         "architectures",
                         &format!("invalid architecture {a:?}"),
                     ));
@@ -593,7 +701,10 @@ keyring = ["/k1.gpg", "/k2.asc"]
     #[test]
     fn validation_errors_name_mirror_key_and_line() {
         let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"ftp://h/\"\nsuites=[\"s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n");
-        assert!(e.contains(":3:") && e.contains("\"x\"") && e.contains("\"url\""), "{e}");
+        assert!(
+            e.contains(":3:") && e.contains("\"x\"") && e.contains("\"url\""),
+            "{e}"
+        );
         let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\"]\narchitectures=[\"amd64\"]\n");
         assert!(e.contains("\"sections\""), "{e}");
         let e = err("dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\", \"f/\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n");
@@ -612,7 +723,14 @@ keyring = ["/k1.gpg", "/k2.asc"]
 
     #[test]
     fn garbage_does_not_panic() {
-        for t in ["[", "dir = ", "\u{0}", "[mirror]\nx=1", "[mirror.a]\nkeyring = 3", "[[mirror.a]]"] {
+        for t in [
+            "[",
+            "dir = ",
+            "\u{0}",
+            "[mirror]\nx=1",
+            "[mirror.a]\nkeyring = 3",
+            "[[mirror.a]]",
+        ] {
             let _ = parse(t);
         }
     }

@@ -91,7 +91,9 @@ impl FetchError {
     fn retryable(&self) -> bool {
         match self {
             FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            FetchError::Network { .. } | FetchError::Stalled { .. } | FetchError::TimedOut { .. } => true,
+            FetchError::Network { .. }
+            | FetchError::Stalled { .. }
+            | FetchError::TimedOut { .. } => true,
             _ => false,
         }
     }
@@ -155,7 +157,11 @@ impl Fetcher {
         if self.max_conns == 0 {
             return None;
         }
-        let key = format!("{}:{}", url.host_str().unwrap_or(""), url.port_or_known_default().unwrap_or(0));
+        let key = format!(
+            "{}:{}",
+            url.host_str().unwrap_or(""),
+            url.port_or_known_default().unwrap_or(0)
+        );
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         Some(
             hosts
@@ -195,7 +201,11 @@ impl Fetcher {
             };
             match result {
                 Err(e) if e.retryable() && tries < self.http.retries => {
-                    let delay = self.http.retry_delay.saturating_mul(1 << tries.min(6)).min(Duration::from_secs(30));
+                    let delay = self
+                        .http
+                        .retry_delay
+                        .saturating_mul(1 << tries.min(6))
+                        .min(Duration::from_secs(30));
                     tracing::warn!(url = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "retrying");
                     tries += 1;
                     tokio::select! {
@@ -235,7 +245,11 @@ impl Fetcher {
     }
 
     /// The next body chunk, within the read timeout.
-    async fn chunk(&self, url: &Url, resp: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, FetchError> {
+    async fn chunk(
+        &self,
+        url: &Url,
+        resp: &mut reqwest::Response,
+    ) -> Result<Option<bytes::Bytes>, FetchError> {
         match tokio::time::timeout(self.http.read_timeout, resp.chunk()).await {
             Err(_) => Err(FetchError::Stalled {
                 url: url.to_string(),
@@ -354,10 +368,15 @@ mod tests {
     fn url_encoding() {
         let base = Url::parse("http://h:8080/debian/").unwrap();
         assert_eq!(
-            url_for(&base, "pool/main/g/g++/g++_1:2~3%4 x.deb").unwrap().as_str(),
+            url_for(&base, "pool/main/g/g++/g++_1:2~3%4 x.deb")
+                .unwrap()
+                .as_str(),
             "http://h:8080/debian/pool/main/g/g++/g++_1:2~3%254%20x.deb"
         );
         let base = Url::parse("http://h").unwrap();
-        assert_eq!(url_for(&base, "dists/s/Release").unwrap().as_str(), "http://h/dists/s/Release");
+        assert_eq!(
+            url_for(&base, "dists/s/Release").unwrap().as_str(),
+            "http://h/dists/s/Release"
+        );
     }
 }

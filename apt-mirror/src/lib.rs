@@ -23,11 +23,15 @@ pub mod summary;
 use config::{Config, MirrorConfig};
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio_util::sync::CancellationToken;
+pub use tokio_util::sync::CancellationToken;
 
 /// Command-line arguments.
 #[derive(Debug, Clone, clap::Parser)]
-#[command(name = "apt-mirror", version, about = "Verified, atomic, incremental APT repository mirrors")]
+#[command(
+    name = "apt-mirror",
+    version,
+    about = "Verified, atomic, incremental APT repository mirrors"
+)]
 pub struct Args {
     /// Configuration file.
     #[arg(short = 'f', long = "config", value_name = "CONFIG", default_value = config::DEFAULT_PATH)]
@@ -52,20 +56,61 @@ pub mod exit {
     pub const LOCKED: u8 = 75;
 }
 
+/// The whole program, as `main` runs it: parses `argv` (program name
+/// first), starts a runtime, installs signal handlers and logging, runs, and
+/// returns the exit status.
+pub fn main_from_args<I, T>(argv: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args = match <Args as clap::Parser>::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                exit::CONFIG
+            } else {
+                exit::OK
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("apt-mirror: cannot start the runtime: {e}");
+            return exit::FAILED;
+        }
+    };
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        install_signal_handlers(cancel.clone());
+        main_with_logging(&args, cancel).await
+    })
+}
+
 /// Sets up logging from the configuration's `[log]`, then [`run`]s.
 pub async fn main_with_logging(args: &Args, cancel: CancellationToken) -> u8 {
-    let log = Config::load(&args.config).map(|c| c.log).unwrap_or_default();
+    let log = Config::load(&args.config)
+        .map(|c| c.log)
+        .unwrap_or_default();
     if let Err(e) = logging::init(&log) {
         eprintln!("apt-mirror: log file: {e}");
         return exit::CONFIG;
     }
-    run(args, cancel).await
+    run_with_cancel(args, cancel).await
 }
 
 /// Cancels `cancel` on the first SIGINT or SIGTERM; exits at once on the second.
 pub fn install_signal_handlers(cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
         tracing::warn!("cannot install signal handlers");
         return;
     };
@@ -87,7 +132,13 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
 
 /// Runs apt-mirror as the command line asks; returns the exit status
 /// (see [`exit`]). Logging is whatever the caller installed.
-pub async fn run(args: &Args, cancel: CancellationToken) -> u8 {
+pub async fn run(args: &Args) -> u8 {
+    run_with_cancel(args, CancellationToken::new()).await
+}
+
+/// [`run`], stopping early (current snapshots untouched, non-zero status)
+/// when `cancel` is cancelled.
+pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
@@ -118,12 +169,20 @@ pub async fn run(args: &Args, cancel: CancellationToken) -> u8 {
         for m in &selected {
             if !m.keyring.is_empty() {
                 if let Err(e) = aptindex::signature::Keyring::from_files(&m.keyring) {
-                    eprintln!("apt-mirror: {}: mirror {:?}, key \"keyring\": {e}", args.config.display(), m.id);
+                    eprintln!(
+                        "apt-mirror: {}: mirror {:?}, key \"keyring\": {e}",
+                        args.config.display(),
+                        m.id
+                    );
                     return exit::CONFIG;
                 }
             }
         }
-        println!("{}: OK ({} mirrors)", args.config.display(), config.mirrors.len());
+        println!(
+            "{}: OK ({} mirrors)",
+            args.config.display(),
+            config.mirrors.len()
+        );
         return exit::OK;
     }
     for m in &selected {
@@ -153,12 +212,17 @@ pub async fn run(args: &Args, cancel: CancellationToken) -> u8 {
     let ctx = mirror::Context {
         root: config.dir.clone(),
         fetcher,
-        parallel: if config.max_conns == 0 { 64 } else { config.max_conns },
+        parallel: if config.max_conns == 0 {
+            64
+        } else {
+            config.max_conns
+        },
         progress_interval: config.progress_interval,
         cancel,
     };
     let start = chrono::Utc::now();
-    let reports = futures_util::future::join_all(selected.iter().map(|m| mirror::update(&ctx, m))).await;
+    let reports =
+        futures_util::future::join_all(selected.iter().map(|m| mirror::update(&ctx, m))).await;
     let end = chrono::Utc::now();
     for r in &reports {
         println!("{}", r.line());

@@ -85,7 +85,9 @@ pub enum MirrorError {
         url: String,
     },
     /// The upstream changed while the mirror was being updated.
-    #[error("{url}: changed upstream during the update; the current snapshot is kept, retry later")]
+    #[error(
+        "{url}: changed upstream during the update; the current snapshot is kept, retry later"
+    )]
     Changed {
         /// The Release file that changed.
         url: String,
@@ -148,7 +150,12 @@ impl MirrorReport {
         };
         format!(
             "mirror {}: {} files downloaded, {} reused, {} bytes, {:.2} s: {}",
-            self.id, self.files_downloaded, self.files_reused, self.bytes_downloaded, self.duration_secs, result
+            self.id,
+            self.files_downloaded,
+            self.files_reused,
+            self.bytes_downloaded,
+            self.duration_secs,
+            result
         )
     }
 }
@@ -190,7 +197,11 @@ pub async fn update(ctx: &Context, cfg: &MirrorConfig) -> MirrorReport {
     let (result, error, snapshot) = match result {
         Ok((o, s)) => (o, None, s),
         Err(e) => {
-            let current = Store::new(&ctx.root, &cfg.id).current().ok().flatten().map(|s| s.name);
+            let current = Store::new(&ctx.root, &cfg.id)
+                .current()
+                .ok()
+                .flatten()
+                .map(|s| s.name);
             (Outcome::Failed, Some(e.to_string()), current)
         }
     };
@@ -261,7 +272,14 @@ impl Update<'_> {
 
         let new = self.store.begin()?;
         let result = self
-            .build(&new, &releases, &parsed, current.as_ref(), current_info.as_ref(), fingerprint)
+            .build(
+                &new,
+                &releases,
+                &parsed,
+                current.as_ref(),
+                current_info.as_ref(),
+                fingerprint,
+            )
             .await;
         match result {
             Ok(info) => {
@@ -308,7 +326,9 @@ impl Update<'_> {
             let files = [a?, b?, c?];
             if files[0].is_none() && files[1].is_none() {
                 return Err(MirrorError::Missing {
-                    url: urls[0].to_string().replace("/InRelease", "/{InRelease,Release}"),
+                    url: urls[0]
+                        .to_string()
+                        .replace("/InRelease", "/{InRelease,Release}"),
                 });
             }
             out.push(SuiteReleases {
@@ -321,7 +341,11 @@ impl Update<'_> {
     }
 
     /// Checks signatures and consistency; returns the parsed Release.
-    fn verify_release(&self, keyring: Option<&Keyring>, r: &SuiteReleases) -> Result<Release, MirrorError> {
+    fn verify_release(
+        &self,
+        keyring: Option<&Keyring>,
+        r: &SuiteReleases,
+    ) -> Result<Release, MirrorError> {
         let url_of = |name: &str| {
             self.url(&aptindex::path::join(&r.dir, name))
                 .map(|u| u.to_string())
@@ -339,46 +363,59 @@ impl Update<'_> {
             None => None,
             Some(data) => Some(match keyring {
                 Some(k) => {
-                    let (text, signer) = k.verify_clearsigned(data).map_err(|source| MirrorError::Signature {
-                        url: url_of("InRelease"),
-                        source,
-                    })?;
+                    let (text, signer) =
+                        k.verify_clearsigned(data)
+                            .map_err(|source| MirrorError::Signature {
+                                url: url_of("InRelease"),
+                                source,
+                            })?;
                     tracing::debug!(mirror = %self.cfg.id, suite = %r.suite, signer = %signer.fingerprint, "InRelease signature good");
                     text
                 }
-                None => aptindex::release::split_clearsigned(data)
-                    .map_err(|e| MirrorError::Release {
-                        url: url_of("InRelease"),
-                        message: e.to_string(),
-                    })?
-                    .text,
+                None => {
+                    aptindex::release::split_clearsigned(data)
+                        .map_err(|e| MirrorError::Release {
+                            url: url_of("InRelease"),
+                            message: e.to_string(),
+                        })?
+                        .text
+                }
             }),
         };
         if let (Some(k), Some(data)) = (keyring, release) {
             match release_gpg {
                 Some(sig) => {
-                    k.verify_detached(data, sig).map_err(|source| MirrorError::Signature {
-                        url: url_of("Release.gpg"),
-                        source,
-                    })?;
+                    k.verify_detached(data, sig)
+                        .map_err(|source| MirrorError::Signature {
+                            url: url_of("Release.gpg"),
+                            source,
+                        })?;
                 }
                 None if in_text.as_deref() == Some(data.as_slice()) => {}
                 None => {
                     return Err(MirrorError::Release {
                         url: url_of("Release"),
-                        message: "no Release.gpg, and Release differs from the signed InRelease".into(),
+                        message: "no Release.gpg, and Release differs from the signed InRelease"
+                            .into(),
                     })
                 }
             }
         }
-        let from_in = in_text.as_deref().map(|t| parse("InRelease", t)).transpose()?;
-        let from_plain = release.as_deref().map(|t| parse("Release", t)).transpose()?;
+        let from_in = in_text
+            .as_deref()
+            .map(|t| parse("InRelease", t))
+            .transpose()?;
+        let from_plain = release
+            .as_deref()
+            .map(|t| parse("Release", t))
+            .transpose()?;
         match (from_in, from_plain) {
             (Some(a), Some(b)) => {
                 if a.entries != b.entries || a.acquire_by_hash != b.acquire_by_hash {
                     return Err(MirrorError::Release {
                         url: url_of("Release"),
-                        message: "Release and InRelease disagree (different files or checksums)".into(),
+                        message: "Release and InRelease disagree (different files or checksums)"
+                            .into(),
                     });
                 }
                 Ok(a)
@@ -473,11 +510,21 @@ impl Update<'_> {
         tracing::info!(mirror = %self.cfg.id, files = jobs.len(), to_download = n, bytes_to_download = bytes, "pool files");
         futures_util::stream::iter(jobs.iter())
             .map(|(path, sums, old)| async {
-                self.place(new, path, sums, old.as_deref(), std::slice::from_ref(path), &progress)
-                    .await?
-                    .ok_or_else(|| MirrorError::Missing {
-                        url: self.url(path).map(|u| u.to_string()).unwrap_or_else(|_| path.clone()),
-                    })?;
+                self.place(
+                    new,
+                    path,
+                    sums,
+                    old.as_deref(),
+                    std::slice::from_ref(path),
+                    &progress,
+                )
+                .await?
+                .ok_or_else(|| MirrorError::Missing {
+                    url: self
+                        .url(path)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| path.clone()),
+                })?;
                 record(path, sums);
                 Ok::<(), MirrorError>(())
             })
@@ -491,7 +538,9 @@ impl Update<'_> {
         let mut by_hash = Vec::new();
         for idx in present.iter().filter(|i| i.by_hash) {
             for kind in idx.checksums.kinds() {
-                let Some(hex) = idx.checksums.hex(kind) else { continue };
+                let Some(hex) = idx.checksums.hex(kind) else {
+                    continue;
+                };
                 let bh = aptindex::path::by_hash_path(&idx.path, kind, &hex);
                 link_file(&new.tree.join(&idx.path), &new.tree.join(&bh))?;
                 record(&bh, &idx.checksums);
@@ -517,7 +566,9 @@ impl Update<'_> {
         for (a, b) in releases.iter().zip(&again) {
             if a.files != b.files {
                 return Err(MirrorError::Changed {
-                    url: self.url(&aptindex::path::join(&a.dir, "InRelease"))?.to_string(),
+                    url: self
+                        .url(&aptindex::path::join(&a.dir, "InRelease"))?
+                        .to_string(),
                 });
             }
         }
@@ -542,7 +593,14 @@ impl Update<'_> {
     ) -> Result<Option<IndexFile>, MirrorError> {
         let old = reuse.find(&idx.path, &idx.checksums);
         let found = self
-            .place(new, &idx.path, &idx.checksums, old.as_deref(), &plan::candidates(idx), progress)
+            .place(
+                new,
+                &idx.path,
+                &idx.checksums,
+                old.as_deref(),
+                &plan::candidates(idx),
+                progress,
+            )
             .await?;
         Ok(found.map(|_| idx.clone()))
     }
@@ -593,7 +651,11 @@ impl Update<'_> {
 
     /// Reads the downloaded indices (one variant per group) and collects the
     /// files they name.
-    async fn read_indices(&self, new: &Snapshot, present: &[IndexFile]) -> Result<PoolSet, MirrorError> {
+    async fn read_indices(
+        &self,
+        new: &Snapshot,
+        present: &[IndexFile],
+    ) -> Result<PoolSet, MirrorError> {
         let mut chosen: HashMap<&str, &IndexFile> = HashMap::new();
         for idx in present.iter().filter(|i| i.kind.is_some()) {
             let better = match chosen.get(idx.group.as_str()) {
@@ -649,7 +711,8 @@ fn read_index(
         source,
     })?;
     let reader = std::io::BufReader::with_capacity(256 * 1024, f);
-    let decoded = aptindex::compress::decoder(aptindex::Compression::from_path(path), reader, INDEX_LIMIT);
+    let decoded =
+        aptindex::compress::decoder(aptindex::Compression::from_path(path), reader, INDEX_LIMIT);
     let decoded = std::io::BufReader::with_capacity(256 * 1024, decoded);
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let mut first_error: Option<PlanError> = None;

@@ -131,7 +131,9 @@ pub fn wanted(cfg: &MirrorConfig, flat: bool, rel: &str) -> bool {
     let section = cfg
         .sections
         .iter()
-        .filter(|s| rel.len() > s.len() && rel.starts_with(s.as_str()) && rel.as_bytes()[s.len()] == b'/')
+        .filter(|s| {
+            rel.len() > s.len() && rel.starts_with(s.as_str()) && rel.as_bytes()[s.len()] == b'/'
+        })
         .max_by_key(|s| s.len());
     let Some(section) = section else {
         // Suite-level files: only Contents.
@@ -164,7 +166,11 @@ pub fn wanted(cfg: &MirrorConfig, flat: bool, rel: &str) -> bool {
 }
 
 /// The indices of `release` (of `suite`) that `cfg` selects.
-pub fn select_indices(cfg: &MirrorConfig, suite: &str, release: &Release) -> Result<Vec<IndexFile>, PlanError> {
+pub fn select_indices(
+    cfg: &MirrorConfig,
+    suite: &str,
+    release: &Release,
+) -> Result<Vec<IndexFile>, PlanError> {
     let flat = aptindex::release::is_flat(suite);
     let dir = aptindex::release::suite_dir(suite);
     let release_name = aptindex::path::join(&dir, "Release");
@@ -192,7 +198,12 @@ pub fn select_indices(cfg: &MirrorConfig, suite: &str, release: &Release) -> Res
 pub fn candidates(index: &IndexFile) -> Vec<String> {
     let mut out = Vec::new();
     if index.by_hash {
-        for kind in [HashKind::Sha512, HashKind::Sha256, HashKind::Sha1, HashKind::Md5] {
+        for kind in [
+            HashKind::Sha512,
+            HashKind::Sha256,
+            HashKind::Sha1,
+            HashKind::Md5,
+        ] {
             if let Some(hex) = index.checksums.hex(kind) {
                 out.push(aptindex::path::by_hash_path(&index.path, kind, &hex));
             }
@@ -218,10 +229,12 @@ impl PoolSet {
             None => {
                 self.files.insert(path, sums);
             }
-            Some(existing) => existing.merge(&path, &sums).map_err(|e| PlanError::Conflict {
-                source_file: source_file.to_string(),
-                message: e.to_string(),
-            })?,
+            Some(existing) => existing
+                .merge(&path, &sums)
+                .map_err(|e| PlanError::Conflict {
+                    source_file: source_file.to_string(),
+                    message: e.to_string(),
+                })?,
         }
         Ok(())
     }
@@ -236,7 +249,10 @@ mod tests {
         let text = format!(
             "dir = \"/m\"\n[mirror.m]\nurl = \"http://h/\"\nsuites = [\"s\"]\nsections = [\"main\", \"contrib\", \"main/debian-installer\"]\narchitectures = [\"amd64\"]\n{extra}"
         );
-        Config::parse(std::path::Path::new("t.toml"), &text).unwrap().mirrors["m"].clone()
+        Config::parse(std::path::Path::new("t.toml"), &text)
+            .unwrap()
+            .mirrors["m"]
+            .clone()
     }
 
     #[test]
@@ -283,15 +299,25 @@ mod tests {
         assert!(!wanted(&c, false, "main/i18n/Index"));
         // Without the installer section, its indices are not selected.
         let text = "dir = \"/m\"\n[mirror.m]\nurl = \"http://h/\"\nsuites = [\"s\"]\nsections = [\"main\"]\narchitectures = [\"amd64\"]\n";
-        let c = Config::parse(std::path::Path::new("t.toml"), text).unwrap().mirrors["m"].clone();
-        assert!(!wanted(&c, false, "main/debian-installer/binary-amd64/Packages.gz"));
+        let c = Config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap()
+            .mirrors["m"]
+            .clone();
+        assert!(!wanted(
+            &c,
+            false,
+            "main/debian-installer/binary-amd64/Packages.gz"
+        ));
         assert!(!wanted(&c, false, "main/Contents-udeb-amd64.gz"));
     }
 
     #[test]
     fn flat_selection() {
         let text = "dir = \"/m\"\n[mirror.f]\nurl = \"http://h/\"\nsuites = [\"/\"]\n";
-        let c = Config::parse(std::path::Path::new("t.toml"), text).unwrap().mirrors["f"].clone();
+        let c = Config::parse(std::path::Path::new("t.toml"), text)
+            .unwrap()
+            .mirrors["f"]
+            .clone();
         assert!(wanted(&c, true, "Packages.gz"));
         assert!(!wanted(&c, true, "Sources.gz"));
         assert!(wanted(&c, true, "Translation-de.bz2"));
@@ -300,7 +326,14 @@ mod tests {
     #[test]
     fn safe_paths() {
         assert_eq!(safe_path("P", "./pool/a.deb").unwrap(), "pool/a.deb");
-        for bad in ["../etc/passwd", "/etc/passwd", "pool/../../x", "", "pool//a", "a\\b"] {
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "pool/../../x",
+            "",
+            "pool//a",
+            "a\\b",
+        ] {
             assert!(safe_path("P", bad).is_err(), "{bad}");
         }
     }

@@ -202,13 +202,20 @@ impl Store {
         let (Some(name), Some(leaf), None) = (parts.next(), parts.next(), parts.next()) else {
             return Err(SnapshotError::Foreign {
                 path: link,
-                reason: format!("points to {target_str:?}, not .{id}.<timestamp>/{id}", id = self.id),
+                reason: format!(
+                    "points to {target_str:?}, not .{id}.<timestamp>/{id}",
+                    id = self.id
+                ),
             });
         };
-        if !name.starts_with(&self.prefix()) || name.len() == self.prefix().len() || leaf != self.id {
+        if !name.starts_with(&self.prefix()) || name.len() == self.prefix().len() || leaf != self.id
+        {
             return Err(SnapshotError::Foreign {
                 path: link,
-                reason: format!("points to {target_str:?}, not .{id}.<timestamp>/{id}", id = self.id),
+                reason: format!(
+                    "points to {target_str:?}, not .{id}.<timestamp>/{id}",
+                    id = self.id
+                ),
             });
         }
         Ok(Some(self.snapshot(name)))
@@ -457,7 +464,8 @@ mod tests {
                 id: "deb".into(),
                 ..Default::default()
             };
-            info.files.insert("f".into(), FileInfo::from_checksums(&sums(1, i)));
+            info.files
+                .insert("f".into(), FileInfo::from_checksums(&sums(1, i)));
             store.publish(&s, &info).unwrap();
             assert_eq!(std::fs::read(root.path().join("deb/f")).unwrap(), [i]);
             assert_eq!(store.current().unwrap().unwrap().name, s.name);
@@ -492,20 +500,36 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join("deb")).unwrap();
         let store = Store::new(root.path(), "deb");
-        assert!(matches!(store.current(), Err(SnapshotError::Foreign { .. })));
+        assert!(matches!(
+            store.current(),
+            Err(SnapshotError::Foreign { .. })
+        ));
         std::fs::remove_dir(root.path().join("deb")).unwrap();
         std::os::unix::fs::symlink("/etc", root.path().join("deb")).unwrap();
-        assert!(matches!(store.current(), Err(SnapshotError::Foreign { .. })));
-        assert!(matches!(store.cleanup(1), Err(SnapshotError::Foreign { .. })));
+        assert!(matches!(
+            store.current(),
+            Err(SnapshotError::Foreign { .. })
+        ));
+        assert!(matches!(
+            store.cleanup(1),
+            Err(SnapshotError::Foreign { .. })
+        ));
     }
 
     #[test]
     fn reuse_by_path_and_by_content() {
         let mut info = Info::default();
-        info.files.insert("pool/a.deb".into(), FileInfo::from_checksums(&sums(10, 1)));
+        info.files
+            .insert("pool/a.deb".into(), FileInfo::from_checksums(&sums(10, 1)));
         let idx = ReuseIndex::new(Path::new("/t"), &info);
-        assert_eq!(idx.find("pool/a.deb", &sums(10, 1)), Some(PathBuf::from("/t/pool/a.deb")));
-        assert_eq!(idx.find("pool/b.deb", &sums(10, 1)), Some(PathBuf::from("/t/pool/a.deb")));
+        assert_eq!(
+            idx.find("pool/a.deb", &sums(10, 1)),
+            Some(PathBuf::from("/t/pool/a.deb"))
+        );
+        assert_eq!(
+            idx.find("pool/b.deb", &sums(10, 1)),
+            Some(PathBuf::from("/t/pool/a.deb"))
+        );
         assert_eq!(idx.find("pool/a.deb", &sums(10, 2)), None);
         assert_eq!(idx.find("pool/a.deb", &sums(11, 1)), None);
         let mut only_md5 = sums(10, 1);

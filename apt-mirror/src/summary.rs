@@ -72,7 +72,10 @@ pub fn write(
     summary.end = end.to_rfc3339();
     summary.ok = reports.iter().all(|r| r.result != Outcome::Failed);
     for r in reports {
-        let previous_success = summary.mirrors.get(&r.id).and_then(|m| m.last_success.clone());
+        let previous_success = summary
+            .mirrors
+            .get(&r.id)
+            .and_then(|m| m.last_success.clone());
         let ok = r.result != Outcome::Failed;
         summary.mirrors.insert(
             r.id.clone(),
@@ -83,7 +86,11 @@ pub fn write(
                     .unwrap_or_default(),
                 error: r.error.clone(),
                 finished: end.to_rfc3339(),
-                last_success: if ok { Some(end.to_rfc3339()) } else { previous_success },
+                last_success: if ok {
+                    Some(end.to_rfc3339())
+                } else {
+                    previous_success
+                },
                 files_downloaded: r.files_downloaded,
                 files_reused: r.files_reused,
                 bytes_downloaded: r.bytes_downloaded,

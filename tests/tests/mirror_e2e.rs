@@ -1,0 +1,693 @@
+//! End-to-end tests of apt-mirror against in-process upstreams (testkit):
+//! full mirror, incremental update, unchanged upstream, faults (corruption,
+//! change mid-run, stalls, 5xx), kill -9 and rerun, lock contention, flat
+//! repositories, by-hash fallback, path traversal and bad signatures.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use testkit::{PackageSpec, Repo, TestKey, Times, Upstream};
+
+/// A test bed: a generated upstream repository, its server, a mirror root.
+struct Bed {
+    tmp: tempfile::TempDir,
+    repo: Arc<Mutex<Repo>>,
+    up: Upstream,
+}
+
+impl Bed {
+    fn new(build: impl FnOnce(testkit::RepoBuilder) -> testkit::RepoBuilder) -> Bed {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = build(Repo::builder(tmp.path().join("upstream")))
+            .build()
+            .unwrap();
+        let up = Upstream::serve(repo.root()).unwrap();
+        repo.key()
+            .write_public(&tmp.path().join("key.gpg"))
+            .unwrap();
+        Bed {
+            tmp,
+            repo: Arc::new(Mutex::new(repo)),
+            up,
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.tmp.path().join("mirror")
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.tmp.path().join("mirror.toml")
+    }
+
+    /// Writes a config with one mirror `m`; `mirror_extra` is appended to its table.
+    fn config(&self, suites: &str, mirror_extra: &str) {
+        let text = format!(
+            r#"dir = "{dir}"
+max_conns = 4
+[http]
+connect_timeout = 2
+read_timeout = 1
+retries = 2
+retry_delay = 0.05
+[mirror.m]
+url = "{url}/"
+suites = {suites}
+{mirror_extra}
+"#,
+            dir = self.dir().display(),
+            url = self.up.url(),
+        );
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    /// The usual config: suite stable, main, amd64, signed.
+    fn standard_config(&self) {
+        self.config(
+            r#"["stable"]"#,
+            r#"sections = ["main"]
+architectures = ["amd64"]
+keyring = "key.gpg""#,
+        );
+    }
+
+    fn run(&self) -> u8 {
+        run_args(&self.config_path(), &[])
+    }
+
+    fn link_target(&self) -> PathBuf {
+        std::fs::read_link(self.dir().join("m")).unwrap()
+    }
+
+    fn snapshot_dirs(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.dir())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(".m."))
+            .collect();
+        v.sort();
+        v
+    }
+
+    fn summary(&self) -> serde_json::Value {
+        let data = std::fs::read(self.dir().join("apt-mirror-summary.json")).unwrap();
+        serde_json::from_slice(&data).unwrap()
+    }
+
+    fn mirrored(&self, path: &str) -> PathBuf {
+        self.dir().join("m").join(path)
+    }
+
+    /// Checks every published package and the suite's Release files are in the mirror,
+    /// byte-identical to upstream.
+    fn assert_complete(&self) {
+        let repo = self.repo.lock().unwrap();
+        assert!(!repo.packages().is_empty());
+        for p in repo.packages() {
+            let got = std::fs::read(self.mirrored(&p.pool_path))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.pool_path));
+            assert_eq!(
+                got,
+                std::fs::read(repo.root().join(&p.pool_path)).unwrap(),
+                "{}",
+                p.pool_path
+            );
+        }
+        for suite in &repo.config().suites {
+            let d = repo.suite_url_path(suite);
+            let rel = if d.is_empty() {
+                "InRelease".to_string()
+            } else {
+                format!("{d}/InRelease")
+            };
+            assert_eq!(
+                std::fs::read(self.mirrored(&rel)).unwrap(),
+                std::fs::read(repo.root().join(&rel)).unwrap()
+            );
+        }
+    }
+}
+
+fn run_args(config: &Path, ids: &[&str]) -> u8 {
+    let args = apt_mirror::Args {
+        config: config.to_path_buf(),
+        check_config: false,
+        mirrors: ids.iter().map(|s| s.to_string()).collect(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(apt_mirror::run(&args))
+}
+
+fn inode(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+#[test]
+fn full_then_incremental_then_unchanged() {
+    let bed = Bed::new(|b| {
+        b.by_hash(true)
+            .translations(true)
+            .sources(true)
+            .generated_packages(20, 2000)
+            .package(PackageSpec::new("common", "1.0").arch("all"))
+    });
+    bed.standard_config();
+
+    // Full mirror.
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    let target = bed.link_target();
+    assert!(target.is_relative(), "{target:?}");
+    assert!(target.to_string_lossy().starts_with(".m.") && target.ends_with("m"));
+    assert!(bed
+        .dir()
+        .join(target.parent().unwrap())
+        .join("info.json")
+        .is_file());
+    assert_eq!(
+        bed.up.requests_matching("*/source/*"),
+        0,
+        "Sources fetched without mirror_source"
+    );
+    assert!(!bed
+        .mirrored("pool/main")
+        .join("p/pkg0000")
+        .read_dir()
+        .unwrap()
+        .any(|e| { e.unwrap().file_name().to_string_lossy().ends_with(".dsc") }));
+    // by-hash directories for the indices.
+    let bh = bed.mirrored("dists/stable/main/binary-amd64/by-hash/SHA256");
+    assert!(
+        bh.read_dir().unwrap().count() >= 2,
+        "by-hash files in {bh:?}"
+    );
+    let s = bed.summary();
+    assert_eq!(s["mirrors"]["m"]["result"], "updated");
+    assert!(s["mirrors"]["m"]["files_downloaded"].as_u64().unwrap() >= 21);
+
+    // Unchanged upstream: only the three Release files are fetched, fast.
+    bed.up.reset_counts();
+    let t = Instant::now();
+    assert_eq!(bed.run(), 0);
+    let unchanged = t.elapsed();
+    assert_eq!(bed.up.requests_total(), 3, "{:?}", bed.up.request_log());
+    assert!(
+        unchanged < Duration::from_secs(1),
+        "unchanged run took {unchanged:?}"
+    );
+    assert_eq!(bed.summary()["mirrors"]["m"]["result"], "unchanged");
+    assert_eq!(bed.link_target(), target);
+
+    // The upstream changes: one package rebuilt, one new, one removed.
+    let old_unchanged = bed.mirrored(
+        &bed.repo
+            .lock()
+            .unwrap()
+            .package("pkg0005")
+            .unwrap()
+            .pool_path
+            .clone(),
+    );
+    let old_inode = inode(&old_unchanged);
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0003", "2.0").size(2000));
+        repo.add(PackageSpec::new("newpkg", "1.0")).unwrap();
+        repo.remove("pkg0007");
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(
+        bed.up.requests_matching("/pool/*"),
+        2,
+        "{:?}",
+        bed.up.request_log()
+    );
+    assert_eq!(bed.up.requests_matching("/pool/*pkg0003_2.0*"), 1);
+    assert_eq!(bed.up.requests_matching("/pool/*newpkg*"), 1);
+    // Unchanged files are hard links to the previous snapshot's.
+    assert_eq!(inode(&old_unchanged), old_inode);
+    let s = bed.summary();
+    // 21 packages - 1 rebuilt - 1 removed = 19 pool files reused.
+    assert!(
+        s["mirrors"]["m"]["files_reused"].as_u64().unwrap() >= 19,
+        "{s}"
+    );
+    // The previous snapshot is kept (keep = 1) and intact.
+    let dirs = bed.snapshot_dirs();
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert!(bed.dir().join(&target).join("pool/main/p/pkg0007").is_dir());
+    assert!(!bed.mirrored("pool/main/p/pkg0007").exists());
+    // The previous generation's by-hash files were carried over.
+    let n = bh.read_dir().unwrap().count();
+    assert!(n >= 4, "by-hash now has {n} files");
+
+    // One more update: the oldest snapshot goes.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0004", "2.0"));
+        repo.publish().unwrap();
+    }
+    assert_eq!(bed.run(), 0);
+    let dirs2 = bed.snapshot_dirs();
+    assert_eq!(dirs2.len(), 2, "{dirs2:?}");
+    assert!(!dirs2.contains(&dirs[0]));
+}
+
+#[test]
+fn corrupted_file_keeps_the_current_snapshot() {
+    let bed = Bed::new(|b| b.generated_packages(5, 1000));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let target = bed.link_target();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0001", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.corrupt("/pool/*pkg0001*", Times::Always);
+    assert_eq!(bed.run(), 1);
+    assert_eq!(bed.link_target(), target);
+    assert_eq!(bed.snapshot_dirs().len(), 1, "unfinished snapshot removed");
+    let s = bed.summary();
+    assert_eq!(s["mirrors"]["m"]["result"], "failed");
+    let err = s["mirrors"]["m"]["error"].as_str().unwrap().to_string();
+    assert!(err.contains("pkg0001") && err.contains("mismatch"), "{err}");
+    // The old tree is still complete.
+    assert!(bed
+        .mirrored("pool/main/p/pkg0001/pkg0001_1.0_amd64.deb")
+        .is_file());
+
+    bed.up.clear_faults();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+}
+
+#[test]
+fn corrupted_index_keeps_the_current_snapshot() {
+    let bed = Bed::new(|b| b.generated_packages(3, 500));
+    bed.standard_config();
+    bed.up.corrupt("*/Packages*", Times::Always);
+    assert_eq!(bed.run(), 1);
+    assert!(!bed.dir().join("m").exists());
+    assert!(bed.snapshot_dirs().is_empty());
+}
+
+#[test]
+fn upstream_change_during_the_run_is_detected() {
+    let bed = Bed::new(|b| b.generated_packages(5, 1000));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let target = bed.link_target();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0002", "2.0"));
+        repo.publish().unwrap();
+    }
+    // While the pool is being fetched, the upstream publishes again.
+    let repo = bed.repo.clone();
+    bed.up.on_request("/pool/*", 1, move || {
+        let mut repo = repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0004", "3.0"));
+        repo.publish().unwrap();
+    });
+    assert_eq!(bed.run(), 1);
+    assert!(bed.up.hooks_done());
+    assert_eq!(bed.link_target(), target);
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("changed upstream"), "{err}");
+    // Next run, with a stable upstream, succeeds.
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+}
+
+#[test]
+fn transient_faults_are_retried() {
+    let bed = Bed::new(|b| b.generated_packages(4, 3000));
+    bed.standard_config();
+    bed.up.fail_status("/pool/*pkg0000*", 503, Times::Once);
+    bed.up.truncate("/pool/*pkg0001*", 100, Times::Once);
+    bed.up.stall("/pool/*pkg0002*", Times::Once);
+    bed.up
+        .fail_status("/dists/stable/InRelease", 500, Times::Once);
+    let t = Instant::now();
+    assert_eq!(bed.run(), 0);
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    bed.assert_complete();
+    assert_eq!(bed.up.requests_matching("/pool/*pkg0002*"), 2);
+}
+
+#[test]
+fn permanent_stall_fails_without_hanging() {
+    let bed = Bed::new(|b| b.generated_packages(2, 1000));
+    bed.standard_config();
+    bed.up.stall("/pool/*pkg0001*", Times::Always);
+    let t = Instant::now();
+    assert_eq!(bed.run(), 1);
+    assert!(t.elapsed() < Duration::from_secs(15), "{:?}", t.elapsed());
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("read timeout"), "{err}");
+}
+
+#[test]
+fn lock_contention_exits_at_once() {
+    let bed = Bed::new(|b| b.generated_packages(1, 100));
+    bed.standard_config();
+    let _held = apt_mirror::lock::RunLock::acquire(&bed.dir()).unwrap();
+    let t = Instant::now();
+    assert_eq!(bed.run(), apt_mirror::exit::LOCKED);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(bed.up.requests_total(), 0);
+}
+
+#[test]
+fn unknown_mirror_id_touches_nothing() {
+    let bed = Bed::new(|b| b.generated_packages(1, 100));
+    bed.standard_config();
+    assert_eq!(
+        run_args(&bed.config_path(), &["nope"]),
+        apt_mirror::exit::CONFIG
+    );
+    assert!(!bed.dir().exists());
+    assert_eq!(bed.up.requests_total(), 0);
+    assert_eq!(run_args(&bed.config_path(), &["m"]), 0);
+}
+
+#[test]
+fn flat_repository() {
+    let bed = Bed::new(|b| b.suite("flat/").generated_packages(3, 700));
+    bed.config(r#"["flat/"]"#, r#"keyring = "key.gpg""#);
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert!(bed.mirrored("flat/Packages.gz").is_file());
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    assert_eq!(bed.up.requests_total(), 3);
+}
+
+#[test]
+fn by_hash_first_with_fallback_to_plain_paths() {
+    let bed = Bed::new(|b| b.by_hash(true).sha512(true).generated_packages(2, 500));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert!(bed.up.requests_matching("*/by-hash/SHA512/*") > 0);
+    assert_eq!(
+        bed.up
+            .requests_matching("/dists/stable/main/binary-amd64/Packages.xz"),
+        0
+    );
+
+    // by-hash missing upstream: fall back to the plain paths.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0001", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.fail_status("*/by-hash/*", 404, Times::Always);
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert!(
+        bed.up
+            .requests_matching("/dists/stable/main/binary-amd64/Packages*")
+            > 0
+    );
+    // The mirror publishes its own by-hash files anyway.
+    assert!(bed
+        .mirrored("dists/stable/main/binary-amd64/by-hash/SHA256")
+        .is_dir());
+}
+
+#[test]
+fn bad_signature_is_refused() {
+    let bed = Bed::new(|b| b.key(TestKey::shared_other()).generated_packages(2, 100));
+    // Trust the shared key, not the one that signed.
+    TestKey::shared()
+        .write_public(&bed.tmp.path().join("key.gpg"))
+        .unwrap();
+    bed.standard_config();
+    assert_eq!(bed.run(), 1);
+    assert!(!bed.dir().join("m").exists());
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("InRelease"), "{err}");
+    assert_eq!(bed.up.requests_matching("/pool/*"), 0);
+}
+
+#[test]
+fn release_tampered_against_inrelease_is_refused() {
+    let bed = Bed::new(|b| b.generated_packages(2, 100));
+    bed.standard_config();
+    let release = bed.repo.lock().unwrap().root().join("dists/stable/Release");
+    let text = std::fs::read(&release).unwrap();
+    let s = String::from_utf8(text)
+        .unwrap()
+        .replacen("Testkit", "Evil", 1);
+    std::fs::write(&release, s).unwrap();
+    assert_eq!(bed.run(), 1);
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("Release.gpg"), "{err}");
+}
+
+/// A hand-made unsigned repository whose Packages names `filename`.
+fn handmade_repo(root: &Path, filename: &str) {
+    use aptindex::checksum::{Checksums, HashKind};
+    let deb = b"not really a deb";
+    let sums = Checksums::of_bytes(deb);
+    let packages = format!(
+        "Package: evil\nVersion: 1\nArchitecture: amd64\nFilename: {filename}\nSize: {}\nSHA256: {}\n\n",
+        deb.len(),
+        sums.hex(HashKind::Sha256).unwrap()
+    );
+    let dir = root.join("dists/s/main/binary-amd64");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("Packages"), &packages).unwrap();
+    let p = Checksums::of_bytes(packages.as_bytes());
+    let release = format!(
+        "Suite: s\nCodename: s\nComponents: main\nArchitectures: amd64\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+        p.hex(HashKind::Sha256).unwrap(),
+        packages.len()
+    );
+    std::fs::write(root.join("dists/s/Release"), release).unwrap();
+    std::fs::create_dir_all(root.join("pool")).unwrap();
+    std::fs::write(root.join("pool/evil.deb"), deb).unwrap();
+}
+
+#[test]
+fn path_traversal_entries_are_rejected() {
+    for filename in [
+        "../../outside.deb",
+        "/etc/evil.deb",
+        "pool/../../../outside.deb",
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("upstream");
+        handmade_repo(&root, filename);
+        let up = Upstream::serve(&root).unwrap();
+        let dir = tmp.path().join("a/b/mirror");
+        let config = tmp.path().join("mirror.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "dir = \"{}\"\n[mirror.m]\nurl = \"{}\"\nsuites = [\"s\"]\nsections = [\"main\"]\narchitectures = [\"amd64\"]\n",
+                dir.display(),
+                up.url()
+            ),
+        )
+        .unwrap();
+        assert_eq!(run_args(&config, &[]), 1, "{filename}");
+        assert!(!dir.join("m").exists());
+        assert!(!tmp.path().join("a/outside.deb").exists());
+        assert!(!tmp.path().join("outside.deb").exists());
+        assert_eq!(up.requests_matching("*evil*"), 0);
+        assert_eq!(up.requests_matching("*outside*"), 0);
+        let summary: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("apt-mirror-summary.json")).unwrap())
+                .unwrap();
+        let err = summary["mirrors"]["m"]["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("unsafe"), "{err}");
+    }
+    // The same hand-made repository with a sane path mirrors fine (unsigned: warning only).
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("upstream");
+    handmade_repo(&root, "pool/evil.deb");
+    let up = Upstream::serve(&root).unwrap();
+    let config = tmp.path().join("mirror.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dir = \"{}\"\n[mirror.m]\nurl = \"{}\"\nsuites = [\"s\"]\nsections = [\"main\"]\narchitectures = [\"amd64\"]\n",
+            tmp.path().join("mirror").display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    assert_eq!(run_args(&config, &[]), 0);
+    assert!(tmp.path().join("mirror/m/pool/evil.deb").is_file());
+}
+
+/// Environment variable that turns this test executable into apt-mirror
+/// (see [`child_process_entry`]); holds the arguments separated by `\x1f`.
+const CHILD_ENV: &str = "APT_MIRROR_TEST_CHILD_ARGS";
+
+/// Not a test: when this executable is re-run with [`CHILD_ENV`], this
+/// "test" runs apt-mirror's `main` in that separate process (which the parent
+/// can kill -9) and exits with its status.
+#[test]
+fn child_process_entry() {
+    let Ok(args) = std::env::var(CHILD_ENV) else {
+        return;
+    };
+    let argv =
+        std::iter::once("apt-mirror".to_string()).chain(args.split('\x1f').map(str::to_string));
+    std::process::exit(i32::from(apt_mirror::main_from_args(argv)));
+}
+
+/// A command that runs apt-mirror with `args` in a child process.
+fn apt_mirror_command(args: &[&std::ffi::OsStr]) -> std::process::Command {
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([
+        "--exact",
+        "child_process_entry",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env(
+        CHILD_ENV,
+        args.iter()
+            .map(|a| a.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("\x1f"),
+    );
+    cmd
+}
+
+#[test]
+fn kill_9_mid_run_then_rerun() {
+    let bed = Bed::new(|b| b.generated_packages(30, 5000));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let target = bed.link_target();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        for i in 0..30 {
+            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "2.0").size(5000));
+        }
+        repo.publish().unwrap();
+    }
+    bed.up
+        .delay("/pool/*", Duration::from_millis(300), Times::Always);
+    bed.up.reset_counts();
+    let mut child = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while bed.up.requests_matching("/pool/*") < 6 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "the binary never reached the pool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Killed: the current snapshot is untouched, an unfinished one is left over.
+    assert_eq!(bed.link_target(), target);
+    let leftovers = bed.snapshot_dirs();
+    assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+
+    bed.up.clear_faults();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    let old = target.parent().unwrap().to_string_lossy().to_string();
+    let unfinished: Vec<&String> = leftovers.iter().filter(|d| **d != old).collect();
+    assert_eq!(unfinished.len(), 1);
+    let after = bed.snapshot_dirs();
+    assert_eq!(after.len(), 2, "current + one previous: {after:?}");
+    assert!(after.contains(&old), "{after:?}");
+    assert!(
+        !after.contains(unfinished[0]),
+        "leftover not removed: {after:?}"
+    );
+}
+
+#[test]
+fn check_config_and_exit_codes_in_a_child_process() {
+    let bed = Bed::new(|b| b.generated_packages(1, 100));
+    bed.standard_config();
+    let out = apt_mirror_command(&[
+        "--check-config".as_ref(),
+        "-f".as_ref(),
+        bed.config_path().as_os_str(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!bed.dir().exists());
+    // A bad key: the error names the file, the line and the key.
+    std::fs::write(
+        bed.config_path(),
+        "dir = \"/x\"\n[mirror.m]\nurl = \"http://h/\"\nsuits = []\n",
+    )
+    .unwrap();
+    let out = apt_mirror_command(&[
+        "--check-config".as_ref(),
+        "-f".as_ref(),
+        bed.config_path().as_os_str(),
+    ])
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mirror.toml:4:") && err.contains("suits"),
+        "{err}"
+    );
+    // A real run prints one summary line per mirror.
+    bed.standard_config();
+    let out = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("mirror m: 4 files downloaded, 0 reused") && stdout.contains("updated"),
+        "{stdout}"
+    );
+}
