@@ -100,7 +100,9 @@ impl Gen {
             .entries
             .iter()
             .find(|(rel, cs)| {
-                parent(rel) == subdir && cs.hex(kind).is_some_and(|h| h.eq_ignore_ascii_case(hex))
+                crate::mapping::safe_path(rel)
+                    && parent(rel) == subdir
+                    && cs.hex(kind).is_some_and(|h| h.eq_ignore_ascii_case(hex))
             })
             .map(|(r, c)| (r.clone(), c.clone()))
     }
@@ -1045,6 +1047,9 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for (rel, cs) in entries {
+        if !crate::mapping::safe_path(&rel) {
+            continue;
+        }
         let p = dir.join(&rel);
         // Files were verified before they were renamed in; a size check catches damage.
         if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == cs.size) {

@@ -503,3 +503,50 @@ async fn connect_is_refused_unless_allowed() {
     }
     cacher.stop().await;
 }
+
+#[tokio::test]
+async fn crash_leftovers_are_cleaned_and_state_stays_consistent() {
+    let up = FakeUpstream::default();
+    let deb = vec![9u8; 2000];
+    for (p, d) in repo(&deb, 1) {
+        up.put(&p, d);
+    }
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), addr);
+    let cacher = start(cfg.clone()).await;
+    let base = format!("http://{}/m", cacher.addr);
+    let (_, rel) = get(&format!("{base}/dists/stable/Release")).await.unwrap();
+    get(&format!("{base}/dists/stable/main/binary-amd64/Packages"))
+        .await
+        .unwrap();
+    get(&format!("{base}/pool/main/a/a_1_amd64.deb"))
+        .await
+        .unwrap();
+    cacher.stop().await;
+    // What a kill -9 in the middle of things can leave behind.
+    let suite = dir.path().join("meta/m/dists%2Fstable");
+    std::fs::create_dir_all(suite.join("gen-99/main")).unwrap();
+    std::fs::write(suite.join("gen-99/Release"), b"half-written").unwrap();
+    std::os::unix::fs::symlink("gen-99", suite.join("current.tmp")).unwrap();
+    std::fs::write(dir.path().join("cache/.tmp/dl-partial"), b"partial").unwrap();
+    std::fs::write(dir.path().join("meta/.tmp/idx-partial"), b"partial").unwrap();
+
+    let cacher = start(cfg).await;
+    let base = format!("http://{}/m", cacher.addr);
+    assert!(!dir.path().join("cache/.tmp/dl-partial").exists());
+    assert!(!dir.path().join("meta/.tmp/idx-partial").exists());
+    let (s, r) = get(&format!("{base}/dists/stable/Release")).await.unwrap();
+    assert_eq!((s, r), (200, rel));
+    assert!(
+        !suite.join("gen-99").exists(),
+        "unreferenced generation left behind"
+    );
+    let (s, d) = get(&format!("{base}/pool/main/a/a_1_amd64.deb"))
+        .await
+        .unwrap();
+    assert_eq!((s, d.as_ref()), (200, deb.as_slice()));
+    assert_eq!(up.count("/repo/pool/main/a/a_1_amd64.deb"), 1);
+    assert_eq!(up.count("/repo/dists/stable/main/binary-amd64/Packages"), 1);
+    cacher.stop().await;
+}
