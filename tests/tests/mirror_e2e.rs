@@ -691,3 +691,40 @@ fn check_config_and_exit_codes_in_a_child_process() {
         "{stdout}"
     );
 }
+
+#[test]
+fn one_failing_mirror_does_not_stop_the_others() {
+    let bed = Bed::new(|b| b.generated_packages(3, 500));
+    let text = format!(
+        r#"dir = "{dir}"
+[mirror.m]
+url = "{url}"
+suites = ["stable"]
+sections = ["main"]
+architectures = ["amd64"]
+keyring = "key.gpg"
+[mirror.broken]
+url = "{url}/nothing-here"
+suites = ["stable"]
+sections = ["main"]
+architectures = ["amd64"]
+"#,
+        dir = bed.dir().display(),
+        url = bed.up.url()
+    );
+    std::fs::write(bed.config_path(), text).unwrap();
+    assert_eq!(bed.run(), 1);
+    bed.assert_complete();
+    let s = bed.summary();
+    assert_eq!(s["ok"], false);
+    assert_eq!(s["mirrors"]["m"]["result"], "updated");
+    assert_eq!(s["mirrors"]["broken"]["result"], "failed");
+    assert!(s["mirrors"]["broken"]["last_success"].is_null());
+    assert!(!bed.dir().join("broken").exists());
+    // Only "m" selected: succeeds, and the summary keeps "broken"'s last entry.
+    assert_eq!(run_args(&bed.config_path(), &["m"]), 0);
+    let s = bed.summary();
+    assert_eq!(s["ok"], true);
+    assert_eq!(s["mirrors"]["m"]["result"], "unchanged");
+    assert_eq!(s["mirrors"]["broken"]["result"], "failed");
+}
