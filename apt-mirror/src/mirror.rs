@@ -268,7 +268,7 @@ impl Update<'_> {
         let parsed = releases
             .iter()
             .map(|r| self.verify_release(keyring.as_ref(), r))
-            .collect::<Result<Vec<Release>, MirrorError>>()?;
+            .collect::<Result<Vec<(Release, Option<Release>)>, MirrorError>>()?;
 
         let new = self.store.begin()?;
         let result = self
@@ -340,12 +340,15 @@ impl Update<'_> {
         Ok(out)
     }
 
-    /// Checks signatures and consistency; returns the parsed Release.
+    /// Checks signatures and consistency; returns the parsed Release, and
+    /// the other version when Release and InRelease disagree but both use
+    /// by-hash (then both versions' indices are kept, the other one only
+    /// under `by-hash/`).
     fn verify_release(
         &self,
         keyring: Option<&Keyring>,
         r: &SuiteReleases,
-    ) -> Result<Release, MirrorError> {
+    ) -> Result<(Release, Option<Release>), MirrorError> {
         let url_of = |name: &str| {
             self.url(&aptindex::path::join(&r.dir, name))
                 .map(|u| u.to_string())
@@ -411,16 +414,19 @@ impl Update<'_> {
             .transpose()?;
         match (from_in, from_plain) {
             (Some(a), Some(b)) => {
-                if a.entries != b.entries || a.acquire_by_hash != b.acquire_by_hash {
-                    return Err(MirrorError::Release {
+                if a.entries == b.entries && a.acquire_by_hash == b.acquire_by_hash {
+                    Ok((a, None))
+                } else if a.acquire_by_hash && b.acquire_by_hash {
+                    tracing::warn!(mirror = %self.cfg.id, url = %url_of("Release"), "Release and InRelease disagree; keeping both versions' indices through by-hash");
+                    Ok((a, Some(b)))
+                } else {
+                    Err(MirrorError::Release {
                         url: url_of("Release"),
-                        message: "Release and InRelease disagree (different files or checksums)"
-                            .into(),
-                    });
+                        message: "Release and InRelease disagree (different files or checksums) and the upstream does not use by-hash".into(),
+                    })
                 }
-                Ok(a)
             }
-            (Some(a), None) | (None, Some(a)) => Ok(a),
+            (Some(a), None) | (None, Some(a)) => Ok((a, None)),
             (None, None) => Err(MirrorError::Missing {
                 url: url_of("Release"),
             }),
@@ -431,7 +437,7 @@ impl Update<'_> {
         &self,
         new: &Snapshot,
         releases: &[SuiteReleases],
-        parsed: &[Release],
+        parsed: &[(Release, Option<Release>)],
         current: Option<&Snapshot>,
         current_info: Option<&Info>,
         fingerprint: String,
@@ -461,8 +467,21 @@ impl Update<'_> {
 
         // Indices.
         let mut indices: Vec<IndexFile> = Vec::new();
-        for (r, rel) in releases.iter().zip(parsed) {
-            indices.extend(plan::select_indices(self.cfg, &r.suite, rel)?);
+        for (r, (rel, other)) in releases.iter().zip(parsed) {
+            let main = plan::select_indices(self.cfg, &r.suite, rel)?;
+            if let Some(other) = other {
+                for mut idx in plan::select_indices(self.cfg, &r.suite, other)? {
+                    if !main
+                        .iter()
+                        .any(|m| m.path == idx.path && m.checksums == idx.checksums)
+                    {
+                        idx.by_hash_only = true;
+                        idx.group = format!("{} (other Release)", idx.group);
+                        indices.push(idx);
+                    }
+                }
+            }
+            indices.extend(main);
         }
         let progress = Progress::new();
         let _reporter = Reporter::start(&self.cfg.id, progress.clone(), self.ctx.progress_interval);
@@ -473,12 +492,12 @@ impl Update<'_> {
             .await?;
         let present: Vec<IndexFile> = present.into_iter().flatten().collect();
         for idx in &present {
-            record(&idx.path, &idx.checksums);
+            record(&idx.stored_path(), &idx.checksums);
         }
         // Every group needs one variant; Packages and Sources are required.
         let have: HashSet<&str> = present.iter().map(|i| i.group.as_str()).collect();
         for idx in &indices {
-            if !have.contains(idx.group.as_str()) {
+            if !have.contains(idx.group.as_str()) && !idx.by_hash_only {
                 let url = self.url(&idx.path)?.to_string();
                 if matches!(
                     idx.kind,
@@ -542,7 +561,7 @@ impl Update<'_> {
                     continue;
                 };
                 let bh = aptindex::path::by_hash_path(&idx.path, kind, &hex);
-                link_file(&new.tree.join(&idx.path), &new.tree.join(&bh))?;
+                link_file(&new.tree.join(idx.stored_path()), &new.tree.join(&bh))?;
                 record(&bh, &idx.checksums);
                 by_hash.push(bh);
             }
@@ -591,11 +610,12 @@ impl Update<'_> {
         reuse: &ReuseIndex,
         progress: &Progress,
     ) -> Result<Option<IndexFile>, MirrorError> {
-        let old = reuse.find(&idx.path, &idx.checksums);
+        let stored = idx.stored_path();
+        let old = reuse.find(&stored, &idx.checksums);
         let found = self
             .place(
                 new,
-                &idx.path,
+                &stored,
                 &idx.checksums,
                 old.as_deref(),
                 &plan::candidates(idx),
@@ -669,7 +689,7 @@ impl Update<'_> {
         }
         let mut work: Vec<(String, PathBuf, aptindex::IndexKind)> = chosen
             .values()
-            .filter_map(|i| Some((i.path.clone(), new.tree.join(&i.path), i.kind?)))
+            .filter_map(|i| Some((i.path.clone(), new.tree.join(i.stored_path()), i.kind?)))
             .collect();
         work.sort_by(|a, b| a.0.cmp(&b.0));
         let cfg = self.cfg.clone();

@@ -26,6 +26,24 @@ pub struct IndexFile {
     pub kind: Option<IndexKind>,
     /// The upstream publishes it under `by-hash/` too.
     pub by_hash: bool,
+    /// An index of the other of two disagreeing Release files (see
+    /// [`crate::mirror`]): kept only under `by-hash/`, never at its plain path.
+    pub by_hash_only: bool,
+}
+
+impl IndexFile {
+    /// Where the file is stored in the snapshot: its plain path, or for a
+    /// [`IndexFile::by_hash_only`] index its by-hash path (strongest hash).
+    pub fn stored_path(&self) -> String {
+        if self.by_hash_only {
+            if let Some(kind) = self.checksums.strongest() {
+                if let Some(hex) = self.checksums.hex(kind) {
+                    return aptindex::path::by_hash_path(&self.path, kind, &hex);
+                }
+            }
+        }
+        self.path.clone()
+    }
 }
 
 /// Planning failed.
@@ -187,6 +205,7 @@ pub fn select_indices(
             kind: IndexKind::from_path(&path),
             checksums: sums.clone(),
             by_hash: release.acquire_by_hash,
+            by_hash_only: false,
             path,
         });
     }
@@ -194,7 +213,8 @@ pub fn select_indices(
 }
 
 /// Where to fetch an index from, in order: `by-hash/` by SHA512, SHA256,
-/// SHA1 and MD5 (those known) when the upstream uses by-hash, then the plain path.
+/// SHA1 and MD5 (those known) when the upstream uses by-hash, then the plain
+/// path (except for a by-hash-only index).
 pub fn candidates(index: &IndexFile) -> Vec<String> {
     let mut out = Vec::new();
     if index.by_hash {
@@ -209,7 +229,9 @@ pub fn candidates(index: &IndexFile) -> Vec<String> {
             }
         }
     }
-    out.push(index.path.clone());
+    if !index.by_hash_only {
+        out.push(index.path.clone());
+    }
     out
 }
 

@@ -728,3 +728,115 @@ architectures = ["amd64"]
     assert_eq!(s["mirrors"]["m"]["result"], "unchanged");
     assert_eq!(s["mirrors"]["broken"]["result"], "failed");
 }
+
+#[test]
+fn sigterm_mid_run_keeps_the_current_snapshot_and_cleans_up() {
+    let bed = Bed::new(|b| b.generated_packages(20, 2000));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let target = bed.link_target();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        for i in 0..20 {
+            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "2.0").size(2000));
+        }
+        repo.publish().unwrap();
+    }
+    bed.up
+        .delay("/pool/*", Duration::from_millis(300), Times::Always);
+    bed.up.reset_counts();
+    let mut child = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    while bed.up.requests_matching("/pool/*") < 4 {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "never reached the pool"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t = Instant::now();
+    let code = child.wait().unwrap().code();
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "took {:?} to stop",
+        t.elapsed()
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(bed.link_target(), target);
+    assert_eq!(
+        bed.snapshot_dirs().len(),
+        1,
+        "unfinished snapshot removed: {:?}",
+        bed.snapshot_dirs()
+    );
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("interrupted"), "{err}");
+}
+
+/// Publishes a change but leaves the previous Release + Release.gpg in place,
+/// so that Release and InRelease (both validly signed) disagree.
+fn make_release_and_inrelease_disagree(bed: &Bed) -> Vec<u8> {
+    let mut repo = bed.repo.lock().unwrap();
+    let dir = repo.root().join("dists/stable");
+    let release = std::fs::read(dir.join("Release")).unwrap();
+    let gpg = std::fs::read(dir.join("Release.gpg")).unwrap();
+    repo.add(PackageSpec::new("extra", "1.0")).unwrap();
+    repo.publish().unwrap();
+    std::fs::write(dir.join("Release"), &release).unwrap();
+    std::fs::write(dir.join("Release.gpg"), gpg).unwrap();
+    release
+}
+
+#[test]
+fn release_and_inrelease_disagreeing_are_both_kept_with_by_hash() {
+    let bed = Bed::new(|b| b.by_hash(true).generated_packages(3, 500));
+    bed.standard_config();
+    let old_release = make_release_and_inrelease_disagree(&bed);
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(
+        std::fs::read(bed.mirrored("dists/stable/Release")).unwrap(),
+        old_release
+    );
+    // The older Release's Packages is served by hash.
+    let text = String::from_utf8(old_release).unwrap();
+    let sha = text
+        .lines()
+        .skip_while(|l| !l.starts_with("SHA256:"))
+        .skip(1)
+        .find(|l| l.ends_with("main/binary-amd64/Packages.gz"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    assert!(bed
+        .mirrored(&format!(
+            "dists/stable/main/binary-amd64/by-hash/SHA256/{sha}"
+        ))
+        .is_file());
+}
+
+#[test]
+fn release_and_inrelease_disagreeing_without_by_hash_is_an_error() {
+    let bed = Bed::new(|b| b.generated_packages(3, 500));
+    bed.standard_config();
+    make_release_and_inrelease_disagree(&bed);
+    assert_eq!(bed.run(), 1);
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("disagree"), "{err}");
+    assert!(!bed.dir().join("m").exists());
+}
