@@ -87,9 +87,10 @@ impl Checksums {
     pub fn set_hex_bytes(&mut self, kind: HashKind, hex: &[u8]) -> Result<(), ChecksumError> {
         fn decode<const N: usize>(kind: HashKind, hex: &[u8]) -> Result<[u8; N], ChecksumError> {
             let mut out = [0u8; N];
-            match ::hex::decode_to_slice(hex, &mut out) {
-                Ok(()) => Ok(out),
-                Err(_) => Err(ChecksumError::BadHex { kind, value: String::from_utf8_lossy(hex).into_owned() }),
+            if decode_hex(hex, &mut out) {
+                Ok(out)
+            } else {
+                Err(ChecksumError::BadHex { kind, value: String::from_utf8_lossy(hex).into_owned() })
             }
         }
         match kind {
@@ -167,6 +168,39 @@ impl Checksums {
         h.update(data);
         h.finish()
     }
+}
+
+/// Value of each byte as a hex digit, or 0xff.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes hex (either case) into exactly `out.len()` bytes; false if
+/// `hex` is not valid hex of that length. Table-driven: index parsing
+/// decodes two digests per package, so this is on the hot path.
+fn decode_hex(hex: &[u8], out: &mut [u8]) -> bool {
+    if hex.len() != 2 * out.len() {
+        return false;
+    }
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let (hi, lo) = (HEX_VALUE[pair[0] as usize], HEX_VALUE[pair[1] as usize]);
+        bad |= hi | lo;
+        *o = (hi << 4) | (lo & 0x0f);
+    }
+    bad & 0xf0 == 0
 }
 
 /// What went wrong checking or parsing a checksum.

@@ -127,12 +127,22 @@ pub(crate) fn is_blank(line: &[u8]) -> bool {
 /// Splits a field line into (end of name, start of value) offsets.
 #[inline]
 pub(crate) fn split_field_line(line: &[u8]) -> Result<(usize, usize), &'static str> {
-    let colon = memchr::memchr(b':', line).ok_or("expected `Field: value`")?;
-    let name = &line[..colon];
-    if name.is_empty() {
+    // Names are short: a plain loop beats a vectorised search here.
+    let mut white = false;
+    let mut colon = 0;
+    loop {
+        match line.get(colon) {
+            None => return Err("expected `Field: value`"),
+            Some(b':') => break,
+            Some(b' ' | b'\t') => white = true,
+            Some(_) => {}
+        }
+        colon += 1;
+    }
+    if colon == 0 {
         return Err("empty field name");
     }
-    if memchr::memchr2(b' ', b'\t', name).is_some() {
+    if white {
         return Err("white space in field name");
     }
     let mut v = colon + 1;

@@ -148,6 +148,28 @@ fn parse_size(digits: &[u8]) -> Option<u64> {
     })
 }
 
+/// The offset of the next `\n` at or after `pos`. Lines in indices are
+/// short (30 bytes on average), so the first 32 bytes are searched eight at
+/// a time in plain code before handing over to `memchr`.
+#[inline]
+fn find_newline(data: &[u8], pos: usize) -> Option<usize> {
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = pos;
+    while i + 8 <= data.len() && i < pos + 32 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&data[i..i + 8]);
+        let x = u64::from_le_bytes(word) ^ LF;
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    memchr::memchr(b'\n', data.get(i..)?).map(|j| i + j)
+}
+
 /// The single-pass `Packages` scanner. Walks `data` line by line following
 /// the deb822 rules of [`crate::deb822`] (blank or white-space-only lines
 /// separate paragraphs, `#` lines are comments, continuation lines start
@@ -175,8 +197,8 @@ fn scan_packages(
     // Slot of the field whose lines are being read, if it is one we need.
     let mut current: Option<usize> = None;
     loop {
-        let (end, next, at_end) = match memchr::memchr(b'\n', &data[pos..]) {
-            Some(i) => (pos + i, pos + i + 1, false),
+        let (end, next, at_end) = match find_newline(data, pos) {
+            Some(nl) => (nl, nl + 1, false),
             None if eof => (data.len(), data.len(), true),
             None => break,
         };
@@ -211,7 +233,17 @@ fn scan_packages(
             }
             Some(b'#') => false,
             Some(_) => {
-                let (name_end, value_start) = split_field_line(l).map_err(|r| syntax(line, r))?;
+                let (name_end, value_start) = match l.iter().position(|&b| matches!(b, b':' | b' ' | b'\t')) {
+                    // The common case, inline: `Name:` then the value.
+                    Some(i) if i > 0 && l[i] == b':' => {
+                        let mut v = i + 1;
+                        while matches!(l.get(v), Some(b' ' | b'\t')) {
+                            v += 1;
+                        }
+                        (i, v)
+                    }
+                    _ => split_field_line(l).map_err(|r| syntax(line, r))?,
+                };
                 if !in_par {
                     in_par = true;
                     par.line = line;
@@ -356,38 +388,40 @@ fn read_error(line: usize, source: std::io::Error) -> IndexError {
     }
 }
 
-/// Streams a `Packages` file through [`scan_packages`] in chunks of about `chunk` bytes.
+/// Streams a `Packages` file through [`scan_packages`], reading straight into
+/// a buffer of `chunk` bytes, scanned whenever it is full. It doubles only
+/// when one paragraph fills it, so the work stays linear.
 fn stream_packages<R: BufRead>(mut reader: R, chunk: usize, f: &mut dyn FnMut(FileEntry)) -> Result<(), IndexError> {
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk + (64 << 10));
+    let mut buf: Vec<u8> = vec![0; chunk.max(1)];
+    let mut len = 0; // bytes of `buf` holding data
     let mut lines = 0;
-    let mut scan_at = chunk;
     loop {
-        let data = match reader.fill_buf() {
-            Ok(c) => c,
+        if len == buf.len() {
+            if len >= PARAGRAPH_LIMIT {
+                return Err(IndexError::Deb822(Deb822Error::Syntax {
+                    line: lines + 1,
+                    reason: format!("paragraph larger than {PARAGRAPH_LIMIT} bytes"),
+                }));
+            }
+            buf.resize(2 * buf.len(), 0);
+        }
+        let n = match reader.read(&mut buf[len..]) {
+            Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(read_error(lines + 1, e)),
         };
-        let eof = data.is_empty();
-        let n = data.len();
-        buf.extend_from_slice(data);
-        reader.consume(n);
-        if !eof && buf.len() < scan_at {
+        len += n;
+        let eof = n == 0;
+        if !eof && len < buf.len() {
             continue;
         }
-        let (consumed, at_line) = scan_packages(&buf, eof, lines, f)?;
+        let (consumed, at_line) = scan_packages(&buf[..len], eof, lines, f)?;
         if eof {
             return Ok(());
         }
-        buf.drain(..consumed);
+        buf.copy_within(consumed..len, 0);
+        len -= consumed;
         lines = at_line;
-        if buf.len() > PARAGRAPH_LIMIT {
-            return Err(IndexError::Deb822(Deb822Error::Syntax {
-                line: lines + 1,
-                reason: format!("paragraph larger than {PARAGRAPH_LIMIT} bytes"),
-            }));
-        }
-        // Rescan a long unfinished paragraph only once it has doubled.
-        scan_at = chunk.max(2 * buf.len());
     }
 }
 
@@ -491,6 +525,16 @@ mod tests {
                 Ok(w) => { proptest::prop_assert!(streamed.is_ok()); proptest::prop_assert_eq!(w, got); }
                 Err(e) => proptest::prop_assert_eq!(e.to_string(), streamed.unwrap_err().to_string()),
             }
+        }
+    }
+
+    #[test]
+    fn find_newline_matches_memchr() {
+        let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/aptutil-af/Packages")).unwrap();
+        let mut extra: Vec<u8> = (0..2000u32).map(|i| [b'\n', 0x0b, 0x8a, b'a', 0x0a ^ 0x80, 1, 0][(i * 7 % 13 % 7) as usize]).collect();
+        extra.extend_from_slice(&data);
+        for pos in 0..extra.len() {
+            assert_eq!(find_newline(&extra, pos), memchr::memchr(b'\n', &extra[pos..]).map(|i| pos + i), "{pos}");
         }
     }
 

@@ -75,9 +75,10 @@ pub fn by_hash_path(path: &str, kind: HashKind, hex: &str) -> String {
 /// True when `path` is a safe relative path: not empty, not absolute, no
 /// `..`, `.` or empty components, no NUL or backslash.
 pub fn is_safe_relative(path: &str) -> bool {
-    !path.is_empty()
-        && !path.contains(['\0', '\\'])
-        && path.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+    let b = path.as_bytes();
+    !b.is_empty()
+        && !b.iter().any(|&c| c == 0 || c == b'\\')
+        && b.split(|&c| c == b'/').all(|c| !matches!(c, b"" | b"." | b".."))
 }
 
 /// Joins a directory and a relative path with one `/` (an empty `dir` yields `rel`).
