@@ -566,6 +566,34 @@ impl Update<'_> {
                 by_hash.push(bh);
             }
         }
+        // Pool files just dropped upstream stay one more generation, for
+        // clients that read the previous indices.
+        let mut carried = Vec::new();
+        if let (Some(cur), Some(info)) = (current, current_info) {
+            let skip: HashSet<&str> = info
+                .carried
+                .iter()
+                .chain(&info.by_hash)
+                .map(String::as_str)
+                .collect();
+            for (path, fi) in &info.files {
+                let present = files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(path);
+                if present
+                    || skip.contains(path.as_str())
+                    || aptindex::path::classify(path) != aptindex::PathKind::Other
+                    || plan::safe_path("info.json", path).is_err()
+                {
+                    continue;
+                }
+                if link_file(&cur.tree.join(path), &new.tree.join(path)).is_ok() {
+                    record(path, &fi.to_checksums());
+                    carried.push(path.clone());
+                }
+            }
+        }
         if let (Some(cur), Some(info)) = (current, current_info) {
             for bh in &info.by_hash {
                 let dest = new.tree.join(bh);
@@ -599,6 +627,7 @@ impl Update<'_> {
             config: fingerprint,
             files: files.into_inner().unwrap_or_else(|p| p.into_inner()),
             by_hash,
+            carried,
         })
     }
 

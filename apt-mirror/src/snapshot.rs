@@ -120,6 +120,11 @@ pub struct Info {
     /// next snapshot carries them over so clients mid-update find them).
     #[serde(default)]
     pub by_hash: Vec<String>,
+    /// Pool files the previous snapshot had and this one's indices no longer
+    /// name, kept for one more generation so that clients in the middle of
+    /// an update still find them.
+    #[serde(default)]
+    pub carried: Vec<String>,
 }
 
 /// One snapshot directory.

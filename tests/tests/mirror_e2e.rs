@@ -190,6 +190,11 @@ fn full_then_incremental_then_unchanged() {
     let s = bed.summary();
     assert_eq!(s["mirrors"]["m"]["result"], "updated");
     assert!(s["mirrors"]["m"]["files_downloaded"].as_u64().unwrap() >= 21);
+    assert!(
+        bed.up.max_in_flight() <= 4,
+        "max_conns exceeded: {}",
+        bed.up.max_in_flight()
+    );
 
     // Unchanged upstream: only the three Release files are fetched, fast.
     bed.up.reset_counts();
@@ -245,7 +250,11 @@ fn full_then_incremental_then_unchanged() {
     let dirs = bed.snapshot_dirs();
     assert_eq!(dirs.len(), 2, "{dirs:?}");
     assert!(bed.dir().join(&target).join("pool/main/p/pkg0007").is_dir());
-    assert!(!bed.mirrored("pool/main/p/pkg0007").exists());
+    // Files dropped upstream stay one more generation (clients mid-update).
+    assert!(bed.mirrored("pool/main/p/pkg0007").is_dir());
+    assert!(bed
+        .mirrored("pool/main/p/pkg0003/pkg0003_1.0_amd64.deb")
+        .is_file());
     // The previous generation's by-hash files were carried over.
     let n = bh.read_dir().unwrap().count();
     assert!(n >= 4, "by-hash now has {n} files");
@@ -260,6 +269,13 @@ fn full_then_incremental_then_unchanged() {
     let dirs2 = bed.snapshot_dirs();
     assert_eq!(dirs2.len(), 2, "{dirs2:?}");
     assert!(!dirs2.contains(&dirs[0]));
+    assert!(!bed.mirrored("pool/main/p/pkg0007").exists());
+    assert!(!bed
+        .mirrored("pool/main/p/pkg0003/pkg0003_1.0_amd64.deb")
+        .exists());
+    assert!(bed
+        .mirrored("pool/main/p/pkg0004/pkg0004_1.0_amd64.deb")
+        .is_file());
 }
 
 #[test]
