@@ -17,9 +17,15 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.sample_size(10);
     g.bench_function("packages_entries", |b| {
-        b.iter(|| aptindex::index::packages_entries(data).map(|e| e.len()).unwrap_or(0))
+        b.iter(|| {
+            aptindex::index::packages_entries(data)
+                .map(|e| e.len())
+                .unwrap_or(0)
+        })
     });
-    g.bench_function("deb822_paragraphs", |b| b.iter(|| aptindex::deb822::paragraphs(data).count()));
+    g.bench_function("deb822_paragraphs", |b| {
+        b.iter(|| aptindex::deb822::paragraphs(data).count())
+    });
     g.bench_function("sha256", |b| {
         b.iter(|| {
             let mut h = Hasher::new(&[HashKind::Sha256]);

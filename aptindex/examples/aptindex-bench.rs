@@ -28,11 +28,17 @@ fn main() {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize| args.get(i).cloned().ok_or_else(|| "usage: aptindex-bench gen|parse|verify <file> [...]".to_string());
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .ok_or_else(|| "usage: aptindex-bench gen|parse|verify <file> [...]".to_string())
+    };
     match arg(0)?.as_str() {
         "gen" => {
             let count = match args.get(2) {
-                Some(n) => n.parse().map_err(|e| format!("paragraph count {n:?}: {e}"))?,
+                Some(n) => n
+                    .parse()
+                    .map_err(|e| format!("paragraph count {n:?}: {e}"))?,
                 None => 63_000,
             };
             let text = packages_gen::packages(count);
@@ -68,7 +74,8 @@ fn run() -> Result<(), String> {
             let mut entries = Vec::new();
             for _ in 0..runs {
                 let t = Instant::now();
-                entries = aptindex::index::packages_entries(&data).map_err(|e| format!("{}: {e}", args[1]))?;
+                entries = aptindex::index::packages_entries(&data)
+                    .map_err(|e| format!("{}: {e}", args[1]))?;
                 parse = parse.min(t.elapsed());
             }
             eprintln!(
@@ -84,16 +91,25 @@ fn run() -> Result<(), String> {
         "verify" => {
             let path = arg(1)?;
             let mut expected = Checksums::default();
-            expected.set_hex(HashKind::Sha256, &arg(2)?).map_err(|e| e.to_string())?;
+            expected
+                .set_hex(HashKind::Sha256, &arg(2)?)
+                .map_err(|e| e.to_string())?;
             let start = Instant::now();
             let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
             expected.size = file.metadata().map_err(|e| format!("{path}: {e}"))?.len();
             let mut hasher = Hasher::for_expected(&expected);
-            hasher.update_reader(file).map_err(|e| format!("{path}: {e}"))?;
+            hasher
+                .update_reader(file)
+                .map_err(|e| format!("{path}: {e}"))?;
             let actual = hasher.finish();
             expected.verify(&path, &actual).map_err(|e| e.to_string())?;
             let t = start.elapsed().as_secs_f64();
-            eprintln!("verify: {} bytes OK in {:.1} ms ({:.0} MB/s)", actual.size, t * 1e3, actual.size as f64 / t / 1e6);
+            eprintln!(
+                "verify: {} bytes OK in {:.1} ms ({:.0} MB/s)",
+                actual.size,
+                t * 1e3,
+                actual.size as f64 / t / 1e6
+            );
             println!("OK");
         }
         other => return Err(format!("unknown command {other:?}")),

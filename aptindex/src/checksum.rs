@@ -22,7 +22,12 @@ pub enum HashKind {
 
 impl HashKind {
     /// All kinds, weakest first.
-    pub const ALL: [HashKind; 4] = [HashKind::Md5, HashKind::Sha1, HashKind::Sha256, HashKind::Sha512];
+    pub const ALL: [HashKind; 4] = [
+        HashKind::Md5,
+        HashKind::Sha1,
+        HashKind::Sha256,
+        HashKind::Sha512,
+    ];
 
     /// The directory name used under `by-hash/` (`MD5Sum`, `SHA1`, `SHA256`, `SHA512`).
     pub fn by_hash_name(self) -> &'static str {
@@ -90,7 +95,10 @@ impl Checksums {
             if decode_hex(hex, &mut out) {
                 Ok(out)
             } else {
-                Err(ChecksumError::BadHex { kind, value: String::from_utf8_lossy(hex).into_owned() })
+                Err(ChecksumError::BadHex {
+                    kind,
+                    value: String::from_utf8_lossy(hex).into_owned(),
+                })
             }
         }
         match kind {
@@ -109,18 +117,28 @@ impl Checksums {
 
     /// The strongest hash known, if any.
     pub fn strongest(&self) -> Option<HashKind> {
-        HashKind::ALL.into_iter().rev().find(|&k| self.get(k).is_some())
+        HashKind::ALL
+            .into_iter()
+            .rev()
+            .find(|&k| self.get(k).is_some())
     }
 
     /// Kinds known, weakest first.
     pub fn kinds(&self) -> Vec<HashKind> {
-        HashKind::ALL.into_iter().filter(|&k| self.get(k).is_some()).collect()
+        HashKind::ALL
+            .into_iter()
+            .filter(|&k| self.get(k).is_some())
+            .collect()
     }
 
     /// Checks that `self` and `other` agree on the size and on every hash both know.
     fn agree(&self, path: &str, other: &Checksums) -> Result<(), ChecksumError> {
         if self.size != other.size {
-            return Err(ChecksumError::Size { path: path.to_string(), expected: self.size, actual: other.size });
+            return Err(ChecksumError::Size {
+                path: path.to_string(),
+                expected: self.size,
+                actual: other.size,
+            });
         }
         for kind in HashKind::ALL {
             if let (Some(e), Some(a)) = (self.get(kind), other.get(kind)) {
@@ -156,7 +174,10 @@ impl Checksums {
     pub fn verify(&self, path: &str, actual: &Checksums) -> Result<(), ChecksumError> {
         if let Some(kind) = self.strongest() {
             if actual.get(kind).is_none() {
-                return Err(ChecksumError::NotComputed { path: path.to_string(), kind });
+                return Err(ChecksumError::NotComputed {
+                    path: path.to_string(),
+                    kind,
+                });
             }
         }
         self.agree(path, actual)
@@ -398,8 +419,14 @@ mod tests {
     fn known_digests() {
         let c = Checksums::of_bytes(b"abc");
         assert_eq!(c.size, 3);
-        assert_eq!(c.hex(HashKind::Md5).unwrap(), "900150983cd24fb0d6963f7d28e17f72");
-        assert_eq!(c.hex(HashKind::Sha1).unwrap(), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            c.hex(HashKind::Md5).unwrap(),
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
+        assert_eq!(
+            c.hex(HashKind::Sha1).unwrap(),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
         assert_eq!(c.hex(HashKind::Sha256).unwrap(), ABC_SHA256);
         assert_eq!(c.strongest(), Some(HashKind::Sha512));
         assert_eq!(c.kinds(), HashKind::ALL.to_vec());
@@ -407,7 +434,10 @@ mod tests {
 
     #[test]
     fn hasher_computes_only_what_is_asked() {
-        let mut expected = Checksums { size: 3, ..Default::default() };
+        let mut expected = Checksums {
+            size: 3,
+            ..Default::default()
+        };
         expected.set_hex(HashKind::Sha256, ABC_SHA256).unwrap();
         let mut h = Hasher::for_expected(&expected);
         h.update(b"a");
@@ -427,28 +457,54 @@ mod tests {
         // The strongest expected hash must have been computed.
         assert_eq!(
             all.verify("p", &only_md5),
-            Err(ChecksumError::NotComputed { path: "p".into(), kind: HashKind::Sha512 })
+            Err(ChecksumError::NotComputed {
+                path: "p".into(),
+                kind: HashKind::Sha512
+            })
         );
         all.verify("p", &all).unwrap();
         only_md5.verify("p", &all).unwrap();
         let other = Checksums::of_bytes(b"abd");
         let err = all.verify("dists/x/Release", &other).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("dists/x/Release") && msg.contains("Md5"), "{msg}");
-        assert!(msg.contains(&all.hex(HashKind::Md5).unwrap()) && msg.contains(&other.hex(HashKind::Md5).unwrap()));
+        assert!(
+            msg.contains("dists/x/Release") && msg.contains("Md5"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains(&all.hex(HashKind::Md5).unwrap())
+                && msg.contains(&other.hex(HashKind::Md5).unwrap())
+        );
         let longer = Checksums::of_bytes(b"abcd");
-        assert!(matches!(all.verify("p", &longer), Err(ChecksumError::Size { expected: 3, actual: 4, .. })));
+        assert!(matches!(
+            all.verify("p", &longer),
+            Err(ChecksumError::Size {
+                expected: 3,
+                actual: 4,
+                ..
+            })
+        ));
     }
 
     #[test]
     fn merge_and_hex() {
-        let mut a = Checksums { size: 3, ..Default::default() };
+        let mut a = Checksums {
+            size: 3,
+            ..Default::default()
+        };
         a.set_hex(HashKind::Sha256, ABC_SHA256).unwrap();
-        let mut b = Checksums { size: 3, ..Default::default() };
-        b.set_hex(HashKind::Md5, "900150983CD24FB0D6963F7D28E17F72").unwrap();
+        let mut b = Checksums {
+            size: 3,
+            ..Default::default()
+        };
+        b.set_hex(HashKind::Md5, "900150983CD24FB0D6963F7D28E17F72")
+            .unwrap();
         a.merge("x", &b).unwrap();
         assert_eq!(a.kinds(), vec![HashKind::Md5, HashKind::Sha256]);
-        let c = Checksums { size: 4, ..Default::default() };
+        let c = Checksums {
+            size: 4,
+            ..Default::default()
+        };
         assert!(matches!(a.merge("x", &c), Err(ChecksumError::Size { .. })));
         assert!(a.set_hex(HashKind::Sha1, "abc").is_err());
         assert!(a.set_hex(HashKind::Sha1, "zz").is_err());

@@ -55,7 +55,7 @@ impl Compression {
 
     /// `path` without this format's suffix (`main/binary-amd64/Packages.xz` → `main/binary-amd64/Packages`).
     /// A path without the suffix is returned unchanged.
-    pub fn strip<'a>(self, path: &'a str) -> &'a str {
+    pub fn strip(self, path: &str) -> &str {
         path.strip_suffix(self.extension()).unwrap_or(path)
     }
 }
@@ -91,12 +91,19 @@ const LZMA_MEMLIMIT: u64 = 1 << 30;
 /// once more than `limit` bytes come out. Concatenated gzip, xz, bzip2 and
 /// zstd streams are read to the end. A decoder that cannot even be set up
 /// (out of memory) yields a reader that returns that error.
-pub fn decoder<'a, R: BufRead + 'a>(format: Compression, inner: R, limit: u64) -> Box<dyn Read + 'a> {
+pub fn decoder<'a, R: BufRead + 'a>(
+    format: Compression,
+    inner: R,
+    limit: u64,
+) -> Box<dyn Read + 'a> {
     let raw: Box<dyn Read + 'a> = match format {
         Compression::None => Box::new(inner),
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(inner)),
         Compression::Xz => {
-            match liblzma::stream::Stream::new_stream_decoder(LZMA_MEMLIMIT, liblzma::stream::CONCATENATED) {
+            match liblzma::stream::Stream::new_stream_decoder(
+                LZMA_MEMLIMIT,
+                liblzma::stream::CONCATENATED,
+            ) {
                 Ok(s) => Box::new(liblzma::bufread::XzDecoder::new_stream(inner, s)),
                 Err(e) => Box::new(FailedReader(Some(e.into()))),
             }
@@ -111,7 +118,11 @@ pub fn decoder<'a, R: BufRead + 'a>(format: Compression, inner: R, limit: u64) -
             Err(e) => Box::new(FailedReader(Some(e))),
         },
     };
-    Box::new(LimitedReader { inner: raw, remaining: limit, limit })
+    Box::new(LimitedReader {
+        inner: raw,
+        remaining: limit,
+        limit,
+    })
 }
 
 /// A reader that only returns an error (once, then end of stream).
@@ -140,7 +151,9 @@ impl<R: Read> Read for LimitedReader<R> {
         }
         // Ask for at most one byte more than allowed, so that overrunning the
         // cap is noticed without producing much more than it.
-        let want = buf.len().min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining.saturating_add(1)).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..want])?;
         if n as u64 > self.remaining {
             self.remaining = 0;
@@ -156,25 +169,38 @@ impl<R: Read> Read for LimitedReader<R> {
 
 /// Turns an I/O error from a [`decoder`] into a [`CompressionError`].
 pub fn classify_error(format: Compression, err: std::io::Error) -> CompressionError {
-    if let Some(CompressionError::TooLarge { limit }) =
-        err.get_ref().and_then(|e| e.downcast_ref::<CompressionError>())
+    if let Some(CompressionError::TooLarge { limit }) = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<CompressionError>())
     {
         return CompressionError::TooLarge { limit: *limit };
     }
-    CompressionError::Io { format, source: err }
+    CompressionError::Io {
+        format,
+        source: err,
+    }
 }
 
 /// Decompresses a whole buffer, at most `limit` bytes of output.
-pub fn decompress(format: Compression, data: &[u8], limit: u64) -> Result<Vec<u8>, CompressionError> {
+pub fn decompress(
+    format: Compression,
+    data: &[u8],
+    limit: u64,
+) -> Result<Vec<u8>, CompressionError> {
     if format == Compression::None {
         if data.len() as u64 > limit {
             return Err(CompressionError::TooLarge { limit });
         }
         return Ok(data.to_vec());
     }
-    let guess = (data.len() as u64).saturating_mul(6).min(limit).min(256 << 20);
+    let guess = (data.len() as u64)
+        .saturating_mul(6)
+        .min(limit)
+        .min(256 << 20);
     let mut out = Vec::with_capacity(usize::try_from(guess).unwrap_or(0));
-    decoder(format, data, limit).read_to_end(&mut out).map_err(|e| classify_error(format, e))?;
+    decoder(format, data, limit)
+        .read_to_end(&mut out)
+        .map_err(|e| classify_error(format, e))?;
     Ok(out)
 }
 
@@ -196,7 +222,8 @@ pub fn compress(format: Compression, data: &[u8]) -> Result<Vec<u8>, Compression
         }
         Compression::Lzma => {
             let opts = liblzma::stream::LzmaOptions::new_preset(6).map_err(|e| io(e.into()))?;
-            let stream = liblzma::stream::Stream::new_lzma_encoder(&opts).map_err(|e| io(e.into()))?;
+            let stream =
+                liblzma::stream::Stream::new_lzma_encoder(&opts).map_err(|e| io(e.into()))?;
             let mut e = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
             e.write_all(data).map_err(io)?;
             e.finish().map_err(io)
@@ -216,7 +243,10 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(Compression::from_path("main/binary-amd64/Packages.xz"), Compression::Xz);
+        assert_eq!(
+            Compression::from_path("main/binary-amd64/Packages.xz"),
+            Compression::Xz
+        );
         assert_eq!(Compression::from_path("Packages.lzma"), Compression::Lzma);
         assert_eq!(Compression::from_path("Sources.zst"), Compression::Zstd);
         assert_eq!(Compression::from_path("Packages"), Compression::None);
@@ -229,21 +259,39 @@ mod tests {
 
     #[test]
     fn round_trip_every_format() {
-        let data: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         for c in Compression::ALL {
             let packed = compress(c, &data).unwrap();
-            assert_eq!(decompress(c, &packed, data.len() as u64).unwrap(), data, "{c:?}");
+            assert_eq!(
+                decompress(c, &packed, data.len() as u64).unwrap(),
+                data,
+                "{c:?}"
+            );
             let err = decompress(c, &packed, data.len() as u64 - 1).unwrap_err();
-            assert!(matches!(err, CompressionError::TooLarge { .. }), "{c:?}: {err}");
+            assert!(
+                matches!(err, CompressionError::TooLarge { .. }),
+                "{c:?}: {err}"
+            );
         }
     }
 
     #[test]
     fn concatenated_streams() {
-        for c in [Compression::Gzip, Compression::Xz, Compression::Bzip2, Compression::Zstd] {
+        for c in [
+            Compression::Gzip,
+            Compression::Xz,
+            Compression::Bzip2,
+            Compression::Zstd,
+        ] {
             let mut packed = compress(c, b"hello ").unwrap();
             packed.extend(compress(c, b"world").unwrap());
-            assert_eq!(decompress(c, &packed, 100).unwrap(), b"hello world", "{c:?}");
+            assert_eq!(
+                decompress(c, &packed, 100).unwrap(),
+                b"hello world",
+                "{c:?}"
+            );
         }
     }
 
@@ -254,7 +302,10 @@ mod tests {
             let mid = packed.len() / 2;
             packed.truncate(mid);
             assert!(decompress(c, &packed, 1 << 20).is_err(), "{c:?} truncated");
-            assert!(decompress(c, b"definitely not compressed data", 1 << 20).is_err(), "{c:?} garbage");
+            assert!(
+                decompress(c, b"definitely not compressed data", 1 << 20).is_err(),
+                "{c:?} garbage"
+            );
         }
     }
 }

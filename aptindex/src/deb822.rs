@@ -80,7 +80,9 @@ pub struct Paragraph<'a> {
 impl<'a> Paragraph<'a> {
     /// The field named `name` (ASCII case-insensitive), if present.
     pub fn field(&self, name: &str) -> Option<&Field<'a>> {
-        self.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name))
+        self.fields
+            .iter()
+            .find(|f| f.name.eq_ignore_ascii_case(name))
     }
 
     /// The raw value of field `name` (see [`Field::raw`]).
@@ -93,7 +95,11 @@ impl<'a> Paragraph<'a> {
 ///
 /// After the first error the iterator ends.
 pub fn paragraphs(data: &[u8]) -> Paragraphs<'_> {
-    Paragraphs { data, pos: 0, line: 0 }
+    Paragraphs {
+        data,
+        pos: 0,
+        line: 0,
+    }
 }
 
 /// Iterator returned by [`paragraphs`].
@@ -160,7 +166,10 @@ fn count_lines(data: &[u8]) -> usize {
 impl<'a> Paragraphs<'a> {
     fn fail(&mut self, line: usize, reason: &str) -> Deb822Error {
         self.pos = self.data.len();
-        Deb822Error::Syntax { line, reason: reason.to_string() }
+        Deb822Error::Syntax {
+            line,
+            reason: reason.to_string(),
+        }
     }
 }
 
@@ -188,7 +197,11 @@ impl<'a> Iterator for Paragraphs<'a> {
                 b'#' => continue,
                 b' ' | b'\t' => match spans.last_mut() {
                     Some(f) => f.3 = end,
-                    None => return Some(Err(self.fail(self.line, "continuation line outside a field"))),
+                    None => {
+                        return Some(Err(
+                            self.fail(self.line, "continuation line outside a field")
+                        ))
+                    }
                 },
                 _ => match split_field_line(line) {
                     Ok((name_end, value_start)) => {
@@ -225,7 +238,10 @@ impl<'a> Iterator for Paragraphs<'a> {
             };
             fields.push(Field { name, raw, line });
         }
-        Some(Ok(Paragraph { fields, line: first_line }))
+        Some(Ok(Paragraph {
+            fields,
+            line: first_line,
+        }))
     }
 }
 
@@ -244,8 +260,17 @@ impl OwnedParagraph {
     /// Borrows this paragraph as a parsed [`Paragraph`]; line numbers are
     /// those of the stream it was read from.
     pub fn parse(&self) -> Result<Paragraph<'_>, Deb822Error> {
-        let mut it = Paragraphs { data: self.text.as_bytes(), pos: 0, line: self.line.saturating_sub(1) };
-        it.next().unwrap_or_else(|| Ok(Paragraph { fields: Vec::new(), line: self.line }))
+        let mut it = Paragraphs {
+            data: self.text.as_bytes(),
+            pos: 0,
+            line: self.line.saturating_sub(1),
+        };
+        it.next().unwrap_or_else(|| {
+            Ok(Paragraph {
+                fields: Vec::new(),
+                line: self.line,
+            })
+        })
     }
 
     /// The paragraph's text.
@@ -256,7 +281,7 @@ impl OwnedParagraph {
 
 /// Streams paragraphs from a reader, holding one paragraph at a time.
 /// A single paragraph larger than the cap given to [`ParagraphReader::with_limit`]
-/// (default 64 MiB) is an error. After an error the reader should not be used further.
+/// (default 64 MiB) is an error. After an error the reader yields no more paragraphs.
 #[derive(Debug)]
 pub struct ParagraphReader<R> {
     inner: R,
@@ -273,7 +298,12 @@ impl<R: BufRead> ParagraphReader<R> {
 
     /// Wraps a reader, with a cap on one paragraph's size in bytes.
     pub fn with_limit(inner: R, limit: usize) -> Self {
-        ParagraphReader { inner, line: 0, limit, failed: false }
+        ParagraphReader {
+            inner,
+            line: 0,
+            limit,
+            failed: false,
+        }
     }
 
     /// The next paragraph, or `None` at the end (and after an error).
@@ -301,7 +331,10 @@ impl<R: BufRead> ParagraphReader<R> {
             let n = (&mut self.inner)
                 .take(room)
                 .read_until(b'\n', &mut buf)
-                .map_err(|source| Deb822Error::Io { line: self.line + 1, source })?;
+                .map_err(|source| Deb822Error::Io {
+                    line: self.line + 1,
+                    source,
+                })?;
             if n == 0 {
                 break;
             }
@@ -333,11 +366,17 @@ impl<R: BufRead> ParagraphReader<R> {
             return Ok(None);
         }
         match String::from_utf8(buf) {
-            Ok(text) => Ok(Some(OwnedParagraph { text, line: first_line })),
+            Ok(text) => Ok(Some(OwnedParagraph {
+                text,
+                line: first_line,
+            })),
             Err(e) => {
                 let valid = e.utf8_error().valid_up_to();
                 let line = first_line + count_lines(&e.as_bytes()[..valid]);
-                Err(Deb822Error::Syntax { line, reason: "invalid UTF-8".to_string() })
+                Err(Deb822Error::Syntax {
+                    line,
+                    reason: "invalid UTF-8".to_string(),
+                })
             }
         }
     }
@@ -366,7 +405,10 @@ mod tests {
         assert_eq!(p.get("SIZE"), Some("12"));
         let d = p.field("Description").unwrap();
         assert_eq!(d.line, 3);
-        assert_eq!(d.lines().collect::<Vec<_>>(), ["short", "long line", "", "after tab"]);
+        assert_eq!(
+            d.lines().collect::<Vec<_>>(),
+            ["short", "long line", "", "after tab"]
+        );
         let nums: Vec<_> = d.numbered_lines().map(|(n, _)| n).collect();
         assert_eq!(nums, [3, 4, 5, 6]);
         assert_eq!(pars[1].get("Version"), Some("1"));
@@ -378,7 +420,10 @@ mod tests {
         let data = b"SHA256:\n a 1 x\n# note\n b 2 y\n";
         let p = paragraphs(data).next().unwrap().unwrap();
         let f = p.field("sha256").unwrap();
-        assert_eq!(f.numbered_lines().collect::<Vec<_>>(), [(1, ""), (2, "a 1 x"), (4, "b 2 y")]);
+        assert_eq!(
+            f.numbered_lines().collect::<Vec<_>>(),
+            [(1, ""), (2, "a 1 x"), (4, "b 2 y")]
+        );
     }
 
     #[test]
@@ -391,9 +436,13 @@ mod tests {
             (b"Bad name: x\n", 1),
         ];
         for (data, line) in cases {
-            let err = paragraphs(data).find_map(Result::err).expect("error expected");
+            let err = paragraphs(data)
+                .find_map(Result::err)
+                .expect("error expected");
             match err {
-                Deb822Error::Syntax { line: l, .. } => assert_eq!(l, line, "{:?}", String::from_utf8_lossy(data)),
+                Deb822Error::Syntax { line: l, .. } => {
+                    assert_eq!(l, line, "{:?}", String::from_utf8_lossy(data))
+                }
                 e => panic!("unexpected {e}"),
             }
             let mut r = ParagraphReader::new(data);
@@ -428,7 +477,10 @@ mod tests {
     fn reader_enforces_paragraph_limit() {
         let data = format!("A: {}\n", "x".repeat(1000));
         let mut r = ParagraphReader::with_limit(data.as_bytes(), 100);
-        assert!(matches!(r.next_paragraph(), Err(Deb822Error::Syntax { line: 1, .. })));
+        assert!(matches!(
+            r.next_paragraph(),
+            Err(Deb822Error::Syntax { line: 1, .. })
+        ));
         assert!(r.next_paragraph().unwrap().is_none());
     }
 

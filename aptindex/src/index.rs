@@ -5,7 +5,9 @@
 
 use crate::checksum::{Checksums, HashKind};
 use crate::compress::{classify_error, decoder, Compression, CompressionError};
-use crate::deb822::{is_blank, paragraphs, split_field_line, Deb822Error, Paragraph, ParagraphReader};
+use crate::deb822::{
+    is_blank, paragraphs, split_field_line, Deb822Error, Paragraph, ParagraphReader,
+};
 use crate::path::is_safe_relative;
 use crate::release::{SumError, SumLists};
 use std::io::BufRead;
@@ -75,8 +77,10 @@ const PARAGRAPH_LIMIT: usize = 64 << 20;
 /// with [`Checksums::strongest`]). Other fields are skipped (checked for
 /// deb822 syntax, but not decoded as UTF-8).
 pub fn packages_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
-    // A Debian paragraph is about 800 bytes on average.
-    let mut out = Vec::with_capacity(data.len() / 1024 + 1);
+    // A Debian paragraph is about 800 bytes on average; reserving a little
+    // more avoids copying the whole list when it grows (untouched capacity
+    // costs no memory pages).
+    let mut out = Vec::with_capacity(data.len() / 640 + 1);
     scan_packages(data, true, 0, &mut |e| out.push(e))?;
     Ok(out)
 }
@@ -85,7 +89,12 @@ pub fn packages_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
 const PKG_FILENAME: usize = 0;
 const PKG_SIZE: usize = 1;
 const PKG_FIELD_NAMES: [&str; 6] = ["Filename", "Size", "MD5sum", "SHA1", "SHA256", "SHA512"];
-const PKG_HASHES: [HashKind; 4] = [HashKind::Md5, HashKind::Sha1, HashKind::Sha256, HashKind::Sha512];
+const PKG_HASHES: [HashKind; 4] = [
+    HashKind::Md5,
+    HashKind::Sha1,
+    HashKind::Sha256,
+    HashKind::Sha512,
+];
 
 /// The slot of a `Packages` field name we need, if it is one.
 #[inline]
@@ -96,20 +105,30 @@ fn pkg_field_slot(name: &[u8]) -> Option<usize> {
         8 => &[PKG_FILENAME],
         _ => return None,
     };
-    candidates.iter().copied().find(|&i| name.eq_ignore_ascii_case(PKG_FIELD_NAMES[i].as_bytes()))
+    candidates
+        .iter()
+        .copied()
+        .find(|&i| name.eq_ignore_ascii_case(PKG_FIELD_NAMES[i].as_bytes()))
 }
 
 /// Value spans (start, end, line) of the needed fields of one paragraph.
 #[derive(Default)]
 struct PkgParagraph {
-    slots: [Option<(usize, usize, usize)>; 6],
+    /// Bit `i` set when slot `i` of `spans` holds a value.
+    found: u8,
+    spans: [(usize, usize, usize); 6],
     line: usize,
 }
 
 impl PkgParagraph {
+    #[inline]
+    fn slot(&self, i: usize) -> Option<(usize, usize, usize)> {
+        (self.found & (1 << i) != 0).then(|| self.spans[i])
+    }
+
     fn entry(&self, data: &[u8]) -> Result<FileEntry, IndexError> {
         let invalid = |line: usize, reason: String| IndexError::Invalid { line, reason };
-        let Some((fs, fe, fline)) = self.slots[PKG_FILENAME] else {
+        let Some((fs, fe, fline)) = self.slot(PKG_FILENAME) else {
             return Err(invalid(self.line, "paragraph has no Filename".to_string()));
         };
         let path = std::str::from_utf8(&data[fs..fe])
@@ -117,20 +136,33 @@ impl PkgParagraph {
         if !is_safe_relative(path) {
             return Err(invalid(fline, format!("unsafe Filename {path:?}")));
         }
-        let Some((ss, se, sline)) = self.slots[PKG_SIZE] else {
+        let Some((ss, se, sline)) = self.slot(PKG_SIZE) else {
             return Err(invalid(self.line, format!("{path}: paragraph has no Size")));
         };
-        let size = parse_size(&data[ss..se])
-            .ok_or_else(|| invalid(sline, format!("{path}: bad Size {:?}", String::from_utf8_lossy(&data[ss..se]))))?;
-        let mut checksums = Checksums { size, ..Checksums::default() };
+        let size = parse_size(&data[ss..se]).ok_or_else(|| {
+            invalid(
+                sline,
+                format!(
+                    "{path}: bad Size {:?}",
+                    String::from_utf8_lossy(&data[ss..se])
+                ),
+            )
+        })?;
+        let mut checksums = Checksums {
+            size,
+            ..Checksums::default()
+        };
         for (i, kind) in PKG_HASHES.into_iter().enumerate() {
-            if let Some((hs, he, hline)) = self.slots[2 + i] {
-                checksums
-                    .set_hex_bytes(kind, &data[hs..he])
-                    .map_err(|e| invalid(hline, format!("{path}: {}: {e}", PKG_FIELD_NAMES[2 + i])))?;
+            if let Some((hs, he, hline)) = self.slot(2 + i) {
+                checksums.set_hex_bytes(kind, &data[hs..he]).map_err(|e| {
+                    invalid(hline, format!("{path}: {}: {e}", PKG_FIELD_NAMES[2 + i]))
+                })?;
             }
         }
-        Ok(FileEntry { path: path.to_string(), checksums })
+        Ok(FileEntry {
+            path: path.to_string(),
+            checksums,
+        })
     }
 }
 
@@ -149,7 +181,7 @@ fn parse_size(digits: &[u8]) -> Option<u64> {
 }
 
 /// The offset of the next `\n` at or after `pos`. Lines in indices are
-/// short (30 bytes on average), so the first 32 bytes are searched eight at
+/// short (30 bytes on average), so the first 64 bytes are searched eight at
 /// a time in plain code before handing over to `memchr`.
 #[inline]
 fn find_newline(data: &[u8], pos: usize) -> Option<usize> {
@@ -157,7 +189,7 @@ fn find_newline(data: &[u8], pos: usize) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = pos;
-    while i + 8 <= data.len() && i < pos + 32 {
+    while i + 8 <= data.len() && i < pos + 64 {
         let mut word = [0u8; 8];
         word.copy_from_slice(&data[i..i + 8]);
         let x = u64::from_le_bytes(word) ^ LF;
@@ -187,7 +219,10 @@ fn scan_packages(
     f: &mut dyn FnMut(FileEntry),
 ) -> Result<(usize, usize), IndexError> {
     let syntax = |line: usize, reason: &str| {
-        IndexError::Deb822(crate::deb822::Deb822Error::Syntax { line, reason: reason.to_string() })
+        IndexError::Deb822(crate::deb822::Deb822Error::Syntax {
+            line,
+            reason: reason.to_string(),
+        })
     };
     let mut pos = 0;
     let mut line = line_base;
@@ -226,36 +261,41 @@ fn scan_packages(
                 } else if !in_par {
                     return Err(syntax(line, "continuation line outside a field"));
                 } else if let Some(slot) = current {
-                    return Err(syntax(line, &format!("field {} must be a single line", PKG_FIELD_NAMES[slot])));
+                    return Err(syntax(
+                        line,
+                        &format!("field {} must be a single line", PKG_FIELD_NAMES[slot]),
+                    ));
                 } else {
                     false
                 }
             }
             Some(b'#') => false,
             Some(_) => {
-                let (name_end, value_start) = match l.iter().position(|&b| matches!(b, b':' | b' ' | b'\t')) {
-                    // The common case, inline: `Name:` then the value.
-                    Some(i) if i > 0 && l[i] == b':' => {
-                        let mut v = i + 1;
-                        while matches!(l.get(v), Some(b' ' | b'\t')) {
-                            v += 1;
+                let (name_end, value_start) =
+                    match l.iter().position(|&b| matches!(b, b':' | b' ' | b'\t')) {
+                        // The common case, inline: `Name:` then the value.
+                        Some(i) if i > 0 && l[i] == b':' => {
+                            let mut v = i + 1;
+                            while matches!(l.get(v), Some(b' ' | b'\t')) {
+                                v += 1;
+                            }
+                            (i, v)
                         }
-                        (i, v)
-                    }
-                    _ => split_field_line(l).map_err(|r| syntax(line, r))?,
-                };
+                        _ => split_field_line(l).map_err(|r| syntax(line, r))?,
+                    };
                 if !in_par {
                     in_par = true;
                     par.line = line;
                 }
                 current = pkg_field_slot(&l[..name_end]);
                 if let Some(slot) = current {
-                    if par.slots[slot].is_none() {
+                    if par.found & (1 << slot) == 0 {
+                        par.found |= 1 << slot;
                         let mut ve = content_end;
                         while ve > start + value_start && matches!(data[ve - 1], b' ' | b'\t') {
                             ve -= 1;
                         }
-                        par.slots[slot] = Some((start + value_start, ve, line));
+                        par.spans[slot] = (start + value_start, ve, line);
                     }
                 }
                 false
@@ -264,7 +304,7 @@ fn scan_packages(
         if separator {
             if in_par {
                 f(par.entry(data)?);
-                par = PkgParagraph::default();
+                par.found = 0;
                 in_par = false;
                 current = None;
             }
@@ -300,23 +340,39 @@ const I18N_SUM_FIELDS: [(&str, HashKind); 4] = [
 fn sum_error(e: SumError) -> IndexError {
     match e {
         SumError::Invalid { line, reason } => IndexError::Invalid { line, reason },
-        SumError::Conflict { line, source } => IndexError::Invalid { line, reason: source.to_string() },
+        SumError::Conflict { line, source } => IndexError::Invalid {
+            line,
+            reason: source.to_string(),
+        },
     }
 }
 
 /// The entries of one `Sources` paragraph: `Directory` joined with each file
 /// of `Files` / `Checksums-*`, merged per file.
-fn source_paragraph_entries(par: &Paragraph<'_>, f: &mut dyn FnMut(FileEntry)) -> Result<(), IndexError> {
+fn source_paragraph_entries(
+    par: &Paragraph<'_>,
+    f: &mut dyn FnMut(FileEntry),
+) -> Result<(), IndexError> {
     let Some(dir) = par.get("Directory") else {
-        return Err(IndexError::Invalid { line: par.line, reason: "paragraph has no Directory".to_string() });
+        return Err(IndexError::Invalid {
+            line: par.line,
+            reason: "paragraph has no Directory".to_string(),
+        });
     };
     if !is_safe_relative(dir) {
-        return Err(IndexError::Invalid { line: par.line, reason: format!("unsafe Directory {dir:?}") });
+        return Err(IndexError::Invalid {
+            line: par.line,
+            reason: format!("unsafe Directory {dir:?}"),
+        });
     }
     let mut sums = SumLists::default();
-    sums.add_paragraph(par, &SOURCES_SUM_FIELDS, dir).map_err(sum_error)?;
+    sums.add_paragraph(par, &SOURCES_SUM_FIELDS, dir)
+        .map_err(sum_error)?;
     if sums.entries.is_empty() {
-        return Err(IndexError::Invalid { line: par.line, reason: format!("{dir}: paragraph lists no Files") });
+        return Err(IndexError::Invalid {
+            line: par.line,
+            reason: format!("{dir}: paragraph lists no Files"),
+        });
     }
     for (path, checksums) in sums.entries {
         f(FileEntry { path, checksums });
@@ -341,9 +397,14 @@ pub fn sources_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
 pub fn i18n_index_entries(dir: &str, data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
     let mut sums = SumLists::default();
     for par in paragraphs(data) {
-        sums.add_paragraph(&par?, &I18N_SUM_FIELDS, dir).map_err(sum_error)?;
+        sums.add_paragraph(&par?, &I18N_SUM_FIELDS, dir)
+            .map_err(sum_error)?;
     }
-    Ok(sums.entries.into_iter().map(|(path, checksums)| FileEntry { path, checksums }).collect())
+    Ok(sums
+        .entries
+        .into_iter()
+        .map(|(path, checksums)| FileEntry { path, checksums })
+        .collect())
 }
 
 /// The directory part of a `/`-separated path (`""` when there is none).
@@ -391,7 +452,11 @@ fn read_error(line: usize, source: std::io::Error) -> IndexError {
 /// Streams a `Packages` file through [`scan_packages`], reading straight into
 /// a buffer of `chunk` bytes, scanned whenever it is full. It doubles only
 /// when one paragraph fills it, so the work stays linear.
-fn stream_packages<R: BufRead>(mut reader: R, chunk: usize, f: &mut dyn FnMut(FileEntry)) -> Result<(), IndexError> {
+fn stream_packages<R: BufRead>(
+    mut reader: R,
+    chunk: usize,
+    f: &mut dyn FnMut(FileEntry),
+) -> Result<(), IndexError> {
     let mut buf: Vec<u8> = vec![0; chunk.max(1)];
     let mut len = 0; // bytes of `buf` holding data
     let mut lines = 0;
@@ -452,7 +517,8 @@ pub fn for_each_entry<R: BufRead>(
                 if kind == IndexKind::Sources {
                     source_paragraph_entries(&par, &mut f)?;
                 } else {
-                    sums.add_paragraph(&par, &I18N_SUM_FIELDS, dir).map_err(sum_error)?;
+                    sums.add_paragraph(&par, &I18N_SUM_FIELDS, dir)
+                        .map_err(sum_error)?;
                 }
             }
             for (path, checksums) in sums.entries {
@@ -481,7 +547,10 @@ mod tests {
     fn packages() {
         let text = packages_text();
         let e = packages_entries(text.as_bytes()).unwrap();
-        assert_eq!(e.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["pool/a.deb", "pool/b.deb", "pool/c.deb"]);
+        assert_eq!(
+            e.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(),
+            ["pool/a.deb", "pool/b.deb", "pool/c.deb"]
+        );
         assert_eq!(e[0].checksums.size, 3);
         assert_eq!(e[0].checksums.hex(HashKind::Sha256).unwrap(), SHA256_A);
         assert_eq!(e[1].checksums.kinds(), vec![HashKind::Md5]);
@@ -530,11 +599,21 @@ mod tests {
 
     #[test]
     fn find_newline_matches_memchr() {
-        let data = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/aptutil-af/Packages")).unwrap();
-        let mut extra: Vec<u8> = (0..2000u32).map(|i| [b'\n', 0x0b, 0x8a, b'a', 0x0a ^ 0x80, 1, 0][(i * 7 % 13 % 7) as usize]).collect();
+        let data = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/aptutil-af/Packages"
+        ))
+        .unwrap();
+        let mut extra: Vec<u8> = (0..2000u32)
+            .map(|i| [b'\n', 0x0b, 0x8a, b'a', 0x0a ^ 0x80, 1, 0][(i * 7 % 13 % 7) as usize])
+            .collect();
         extra.extend_from_slice(&data);
         for pos in 0..extra.len() {
-            assert_eq!(find_newline(&extra, pos), memchr::memchr(b'\n', &extra[pos..]).map(|i| pos + i), "{pos}");
+            assert_eq!(
+                find_newline(&extra, pos),
+                memchr::memchr(b'\n', &extra[pos..]).map(|i| pos + i),
+                "{pos}"
+            );
         }
     }
 
@@ -572,14 +651,25 @@ mod tests {
         let e = sources_entries(text.as_bytes()).unwrap();
         assert_eq!(e.len(), 2);
         assert_eq!(e[0].path, "pool/main/s/s.dsc");
-        assert_eq!(e[0].checksums.kinds(), vec![HashKind::Md5, HashKind::Sha256]);
+        assert_eq!(
+            e[0].checksums.kinds(),
+            vec![HashKind::Md5, HashKind::Sha256]
+        );
         assert_eq!(e[1].path, "pool/main/s/s.tar.gz");
         let mut streamed = Vec::new();
-        for_each_entry(IndexKind::Sources, "", text.as_bytes(), |e| streamed.push(e)).unwrap();
+        for_each_entry(IndexKind::Sources, "", text.as_bytes(), |e| {
+            streamed.push(e)
+        })
+        .unwrap();
         assert_eq!(streamed, e);
         assert!(sources_entries(b"Package: s\nFiles:\n a 1 b\n").is_err());
-        let conflict = format!("Directory: d\nFiles:\n {MD5_A} 3 s.dsc\nChecksums-Sha256:\n {SHA256_A} 4 s.dsc\n");
-        assert!(matches!(sources_entries(conflict.as_bytes()), Err(IndexError::Invalid { line: 5, .. })));
+        let conflict = format!(
+            "Directory: d\nFiles:\n {MD5_A} 3 s.dsc\nChecksums-Sha256:\n {SHA256_A} 4 s.dsc\n"
+        );
+        assert!(matches!(
+            sources_entries(conflict.as_bytes()),
+            Err(IndexError::Invalid { line: 5, .. })
+        ));
     }
 
     #[test]
@@ -588,20 +678,40 @@ mod tests {
         let e = i18n_index_entries("dists/x/main/i18n", text.as_bytes()).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].path, "dists/x/main/i18n/Translation-en.bz2");
-        assert_eq!(e[0].checksums.kinds(), vec![HashKind::Sha1, HashKind::Sha256]);
+        assert_eq!(
+            e[0].checksums.kinds(),
+            vec![HashKind::Sha1, HashKind::Sha256]
+        );
         let via = entries_of("dists/x/main/i18n/Index", text.as_bytes(), 1 << 20).unwrap();
         assert_eq!(via, e);
     }
 
     #[test]
     fn kinds_by_path() {
-        assert_eq!(IndexKind::from_path("dists/x/main/binary-amd64/Packages.gz"), Some(IndexKind::Packages));
-        assert_eq!(IndexKind::from_path("main/debian-installer/binary-amd64/Packages"), Some(IndexKind::Packages));
-        assert_eq!(IndexKind::from_path("main/source/Sources.xz"), Some(IndexKind::Sources));
-        assert_eq!(IndexKind::from_path("main/i18n/Index"), Some(IndexKind::I18nIndex));
-        assert_eq!(IndexKind::from_path("main/binary-amd64/Packages.diff/Index"), None);
+        assert_eq!(
+            IndexKind::from_path("dists/x/main/binary-amd64/Packages.gz"),
+            Some(IndexKind::Packages)
+        );
+        assert_eq!(
+            IndexKind::from_path("main/debian-installer/binary-amd64/Packages"),
+            Some(IndexKind::Packages)
+        );
+        assert_eq!(
+            IndexKind::from_path("main/source/Sources.xz"),
+            Some(IndexKind::Sources)
+        );
+        assert_eq!(
+            IndexKind::from_path("main/i18n/Index"),
+            Some(IndexKind::I18nIndex)
+        );
+        assert_eq!(
+            IndexKind::from_path("main/binary-amd64/Packages.diff/Index"),
+            None
+        );
         assert_eq!(IndexKind::from_path("main/i18n/Translation-en"), None);
-        assert!(entries_of("main/Contents-amd64.gz", b"garbage", 10).unwrap().is_empty());
+        assert!(entries_of("main/Contents-amd64.gz", b"garbage", 10)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
@@ -613,9 +723,24 @@ mod tests {
             let path = format!("main/binary-amd64/Packages{}", c.extension());
             assert_eq!(entries_of(&path, &packed, 1 << 20).unwrap(), whole, "{c:?}");
             let err = entries_of(&path, &packed, 20).unwrap_err();
-            assert!(matches!(err, IndexError::Compression(CompressionError::TooLarge { limit: 20 })), "{c:?}: {err}");
+            assert!(
+                matches!(
+                    err,
+                    IndexError::Compression(CompressionError::TooLarge { limit: 20 })
+                ),
+                "{c:?}: {err}"
+            );
         }
         let err = entries_of("main/binary-amd64/Packages.gz", b"not gzip", 1 << 20).unwrap_err();
-        assert!(matches!(err, IndexError::Compression(CompressionError::Io { format: Compression::Gzip, .. })), "{err}");
+        assert!(
+            matches!(
+                err,
+                IndexError::Compression(CompressionError::Io {
+                    format: Compression::Gzip,
+                    ..
+                })
+            ),
+            "{err}"
+        );
     }
 }

@@ -28,7 +28,13 @@ pub enum PathKind {
 
 /// Base names (compression suffix removed) of index files, and prefixes of index file names.
 const INDEX_NAMES: [&str; 3] = ["Packages", "Sources", "Index"];
-const INDEX_PREFIXES: [&str; 5] = ["Translation-", "Contents-", "Components-", "icons-", "Commands-"];
+const INDEX_PREFIXES: [&str; 5] = [
+    "Translation-",
+    "Contents-",
+    "Components-",
+    "icons-",
+    "Commands-",
+];
 
 /// Classifies `path` (relative, `/`-separated, no leading slash needed).
 pub fn classify(path: &str) -> PathKind {
@@ -41,7 +47,11 @@ pub fn classify(path: &str) -> PathKind {
         return PathKind::Release;
     }
     let base = Compression::from_path(name).strip(name);
-    if INDEX_NAMES.contains(&base) || INDEX_PREFIXES.iter().any(|p| base.len() > p.len() && base.starts_with(p)) {
+    if INDEX_NAMES.contains(&base)
+        || INDEX_PREFIXES
+            .iter()
+            .any(|p| base.len() > p.len() && base.starts_with(p))
+    {
         return PathKind::Index;
     }
     PathKind::Other
@@ -59,7 +69,11 @@ fn parse_by_hash(path: &str) -> Option<PathKind> {
     if hex.len() != kind.len() * 2 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    Some(PathKind::ByHash { dir: dir.to_string(), kind, hex: hex.to_ascii_lowercase() })
+    Some(PathKind::ByHash {
+        dir: dir.to_string(),
+        kind,
+        hex: hex.to_ascii_lowercase(),
+    })
 }
 
 /// The by-hash path of a file at `path` with digest `hex`:
@@ -78,7 +92,8 @@ pub fn is_safe_relative(path: &str) -> bool {
     let b = path.as_bytes();
     !b.is_empty()
         && !b.iter().any(|&c| c == 0 || c == b'\\')
-        && b.split(|&c| c == b'/').all(|c| !matches!(c, b"" | b"." | b".."))
+        && b.split(|&c| c == b'/')
+            .all(|c| !matches!(c, b"" | b"." | b".."))
 }
 
 /// Joins a directory and a relative path with one `/` (an empty `dir` yields `rel`).
@@ -98,7 +113,12 @@ mod tests {
 
     #[test]
     fn classifies() {
-        for p in ["dists/bookworm/Release", "dists/bookworm/InRelease", "/dists/x/Release.gpg", "InRelease"] {
+        for p in [
+            "dists/bookworm/Release",
+            "dists/bookworm/InRelease",
+            "/dists/x/Release.gpg",
+            "InRelease",
+        ] {
             assert_eq!(classify(p), PathKind::Release, "{p}");
         }
         for p in [
@@ -115,7 +135,12 @@ mod tests {
         ] {
             assert_eq!(classify(p), PathKind::Index, "{p}");
         }
-        for p in ["pool/main/a/aalib/aalib_1.4p5-41.dsc", "dists/x/main/Translation-", "x.deb", ""] {
+        for p in [
+            "pool/main/a/aalib/aalib_1.4p5-41.dsc",
+            "dists/x/main/Translation-",
+            "x.deb",
+            "",
+        ] {
             assert_eq!(classify(p), PathKind::Other, "{p}");
         }
         let hex = "80A1F6EE524222C49F230FC5700D00F946D0A47EB5258180106DD03DF126E16A";
@@ -127,9 +152,14 @@ mod tests {
                 hex: hex.to_ascii_lowercase()
             }
         );
-        assert!(matches!(classify("by-hash/MD5Sum/900150983cd24fb0d6963f7d28e17f72"), PathKind::ByHash { ref dir, .. } if dir.is_empty()));
+        assert!(
+            matches!(classify("by-hash/MD5Sum/900150983cd24fb0d6963f7d28e17f72"), PathKind::ByHash { ref dir, .. } if dir.is_empty())
+        );
         assert_eq!(classify("a/by-hash/SHA256/abc"), PathKind::Other);
-        assert_eq!(classify("a/by-hash/SHA3/900150983cd24fb0d6963f7d28e17f72"), PathKind::Other);
+        assert_eq!(
+            classify("a/by-hash/SHA3/900150983cd24fb0d6963f7d28e17f72"),
+            PathKind::Other
+        );
     }
 
     #[test]
@@ -138,15 +168,34 @@ mod tests {
             by_hash_path("main/binary-amd64/Packages.xz", HashKind::Sha256, "ab"),
             "main/binary-amd64/by-hash/SHA256/ab"
         );
-        assert_eq!(by_hash_path("Packages", HashKind::Md5, "ab"), "by-hash/MD5Sum/ab");
+        assert_eq!(
+            by_hash_path("Packages", HashKind::Md5, "ab"),
+            "by-hash/MD5Sum/ab"
+        );
         let p = by_hash_path("d/Packages", HashKind::Sha1, &"0".repeat(40));
-        assert!(matches!(classify(&p), PathKind::ByHash { kind: HashKind::Sha1, .. }));
+        assert!(matches!(
+            classify(&p),
+            PathKind::ByHash {
+                kind: HashKind::Sha1,
+                ..
+            }
+        ));
     }
 
     #[test]
     fn safety_and_join() {
         assert!(is_safe_relative("pool/main/a/b.deb"));
-        for p in ["", "/etc/passwd", "a/../b", "./a", "a//b", "a/", "a\\b", "a\0b", ".."] {
+        for p in [
+            "",
+            "/etc/passwd",
+            "a/../b",
+            "./a",
+            "a//b",
+            "a/",
+            "a\\b",
+            "a\0b",
+            "..",
+        ] {
             assert!(!is_safe_relative(p), "{p:?}");
         }
         assert_eq!(join("", "a"), "a");

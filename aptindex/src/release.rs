@@ -113,7 +113,10 @@ impl SumLists {
         dir: &str,
     ) -> Result<(), SumError> {
         for field in &par.fields {
-            let Some(&(_, kind)) = fields.iter().find(|(n, _)| field.name.eq_ignore_ascii_case(n)) else {
+            let Some(&(_, kind)) = fields
+                .iter()
+                .find(|(n, _)| field.name.eq_ignore_ascii_case(n))
+            else {
                 continue;
             };
             for (line, text) in field.numbered_lines() {
@@ -126,23 +129,44 @@ impl SumLists {
         Ok(())
     }
 
-    fn add_line(&mut self, field: &str, kind: HashKind, line: usize, text: &str, dir: &str) -> Result<(), SumError> {
-        let invalid = |reason: String| SumError::Invalid { line, reason: format!("{field}: {reason}") };
-        let mut words = text.split_ascii_whitespace();
-        let (Some(hex), Some(size), Some(name), None) = (words.next(), words.next(), words.next(), words.next()) else {
-            return Err(invalid(format!("expected `<hash> <size> <path>`, got {text:?}")));
+    fn add_line(
+        &mut self,
+        field: &str,
+        kind: HashKind,
+        line: usize,
+        text: &str,
+        dir: &str,
+    ) -> Result<(), SumError> {
+        let invalid = |reason: String| SumError::Invalid {
+            line,
+            reason: format!("{field}: {reason}"),
         };
-        let size: u64 = size.parse().map_err(|_| invalid(format!("bad size {size:?}")))?;
+        let mut words = text.split_ascii_whitespace();
+        let (Some(hex), Some(size), Some(name), None) =
+            (words.next(), words.next(), words.next(), words.next())
+        else {
+            return Err(invalid(format!(
+                "expected `<hash> <size> <path>`, got {text:?}"
+            )));
+        };
+        let size: u64 = size
+            .parse()
+            .map_err(|_| invalid(format!("bad size {size:?}")))?;
         let path = join(dir, name);
         if !is_safe_relative(&path) {
             return Err(invalid(format!("unsafe path {path:?}")));
         }
-        let mut sums = Checksums { size, ..Checksums::default() };
-        sums.set_hex(kind, hex).map_err(|e| invalid(e.to_string()))?;
+        let mut sums = Checksums {
+            size,
+            ..Checksums::default()
+        };
+        sums.set_hex(kind, hex)
+            .map_err(|e| invalid(e.to_string()))?;
         match self.index.get(&path) {
             Some(&i) => {
                 let (p, old) = &mut self.entries[i];
-                old.merge(p, &sums).map_err(|source| SumError::Conflict { line, source })?;
+                old.merge(p, &sums)
+                    .map_err(|source| SumError::Conflict { line, source })?;
             }
             None => {
                 self.index.insert(path.clone(), self.entries.len());
@@ -161,12 +185,17 @@ impl Release {
         let par = match paragraphs(data).next() {
             Some(p) => p?,
             None => {
-                return Err(ReleaseError::Invalid { line: 1, reason: "empty Release file".to_string() });
+                return Err(ReleaseError::Invalid {
+                    line: 1,
+                    reason: "empty Release file".to_string(),
+                });
             }
         };
         let text = |name: &str| par.get(name).map(str::to_string);
         let list = |name: &str| {
-            par.get(name).map(|v| v.split_ascii_whitespace().map(str::to_string).collect()).unwrap_or_default()
+            par.get(name)
+                .map(|v| v.split_ascii_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
         };
         let mut sums = SumLists::default();
         sums.add_paragraph(&par, &RELEASE_SUM_FIELDS, "")?;
@@ -180,7 +209,9 @@ impl Release {
             valid_until: text("Valid-Until"),
             architectures: list("Architectures"),
             components: list("Components"),
-            acquire_by_hash: par.get("Acquire-By-Hash").is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            acquire_by_hash: par
+                .get("Acquire-By-Hash")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
             no_support_for_architecture_all: par
                 .get("No-Support-for-Architecture-all")
                 .is_some_and(|v| v.eq_ignore_ascii_case("Packages")),
@@ -223,10 +254,14 @@ pub fn parse_date(s: &str) -> Option<std::time::SystemTime> {
         z => z,
     };
     let normalised = format!("{} {zone}", head.trim_end());
-    ["%a, %d %b %Y %H:%M:%S %z", "%d %b %Y %H:%M:%S %z", "%a, %d %b %Y %H:%M:%S%.f %z"]
-        .iter()
-        .find_map(|fmt| chrono::DateTime::parse_from_str(&normalised, fmt).ok())
-        .map(Into::into)
+    [
+        "%a, %d %b %Y %H:%M:%S %z",
+        "%d %b %Y %H:%M:%S %z",
+        "%a, %d %b %Y %H:%M:%S%.f %z",
+    ]
+    .iter()
+    .find_map(|fmt| chrono::DateTime::parse_from_str(&normalised, fmt).ok())
+    .map(Into::into)
 }
 
 /// A clearsigned message split into its parts.
@@ -258,7 +293,10 @@ fn trim_end(line: &[u8]) -> &[u8] {
 
 /// True when `data` starts (after white space) with a clearsign header.
 pub fn is_clearsigned(data: &[u8]) -> bool {
-    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+    let start = data
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(data.len());
     data[start..].starts_with(BEGIN_SIGNED)
 }
 
@@ -275,7 +313,10 @@ pub fn split_clearsigned(data: &[u8]) -> Result<ClearSigned, ReleaseError> {
     // Leading blank lines.
     loop {
         if pos >= data.len() {
-            return Err(fail(line.max(1), "no `-----BEGIN PGP SIGNED MESSAGE-----` line"));
+            return Err(fail(
+                line.max(1),
+                "no `-----BEGIN PGP SIGNED MESSAGE-----` line",
+            ));
         }
         let (end, next) = line_at(data, pos);
         line += 1;
@@ -351,7 +392,10 @@ pub fn split_clearsigned(data: &[u8]) -> Result<ClearSigned, ReleaseError> {
     if !data[sig_end..].iter().all(|b| b.is_ascii_whitespace()) {
         return Err(fail(line + 1, "data after `-----END PGP SIGNATURE-----`"));
     }
-    Ok(ClearSigned { text, signature: data[sig_start..sig_end].to_vec() })
+    Ok(ClearSigned {
+        text,
+        signature: data[sig_start..sig_end].to_vec(),
+    })
 }
 
 /// The directory of a suite's Release, relative to the repository root:
@@ -408,14 +452,18 @@ mod tests {
         assert_eq!(a.kinds(), vec![HashKind::Md5, HashKind::Sha256]);
         assert_eq!(r.entries["main/only-md5"].kinds(), vec![HashKind::Md5]);
         let d = r.date_time().unwrap();
-        assert_eq!(d.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 1686387041);
+        assert_eq!(
+            d.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+            1686387041
+        );
         let v = r.valid_until_time().unwrap();
         assert_eq!(v.duration_since(d).unwrap().as_secs(), 7 * 86400);
     }
 
     #[test]
     fn dates() {
-        let t = |s| parse_date(s).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+        let t =
+            |s| parse_date(s).map(|t| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
         assert_eq!(t("Sat, 10 Jun 2023 08:50:41 UTC"), Some(1686387041));
         assert_eq!(t("Sat, 10 Jun 2023 08:50:41 GMT"), Some(1686387041));
         assert_eq!(t("Sat, 10 Jun 2023 08:50:41 +0000"), Some(1686387041));
@@ -429,12 +477,18 @@ mod tests {
     fn conflicts_and_bad_lines_name_the_line() {
         let bad_size = format!("MD5Sum:\n {MD5_A} 3 a\nSHA256:\n {SHA256_A} 4 a\n");
         match Release::parse(bad_size.as_bytes()) {
-            Err(ReleaseError::Conflict { line: 4, source: ChecksumError::Size { .. } }) => {}
+            Err(ReleaseError::Conflict {
+                line: 4,
+                source: ChecksumError::Size { .. },
+            }) => {}
             r => panic!("{r:?}"),
         }
         let dup = format!("MD5Sum:\n {MD5_A} 3 a\n {} 3 a\n", "0".repeat(32));
         match Release::parse(dup.as_bytes()) {
-            Err(ReleaseError::Conflict { line: 3, source: ChecksumError::Hash { .. } }) => {}
+            Err(ReleaseError::Conflict {
+                line: 3,
+                source: ChecksumError::Hash { .. },
+            }) => {}
             r => panic!("{r:?}"),
         }
         for (text, line) in [
@@ -446,7 +500,9 @@ mod tests {
         ] {
             match Release::parse(text.as_bytes()) {
                 Err(ReleaseError::Invalid { line: l, .. }) => assert_eq!(l, line, "{text}"),
-                Err(ReleaseError::Deb822(crate::deb822::Deb822Error::Syntax { line: l, .. })) => {
+                Err(ReleaseError::Deb822(crate::deb822::Deb822Error::Syntax {
+                    line: l, ..
+                })) => {
                     assert_eq!(l, line, "{text}")
                 }
                 r => panic!("{text}: {r:?}"),
@@ -458,7 +514,13 @@ mod tests {
     fn clearsign(text: &str, eol: &str) -> String {
         let escaped: Vec<String> = text
             .split('\n')
-            .map(|l| if l.starts_with('-') { format!("- {l}") } else { l.to_string() })
+            .map(|l| {
+                if l.starts_with('-') {
+                    format!("- {l}")
+                } else {
+                    l.to_string()
+                }
+            })
             .collect();
         format!(
             "-----BEGIN PGP SIGNED MESSAGE-----{eol}Hash: SHA256{eol}{eol}{}{eol}-----BEGIN PGP SIGNATURE-----{eol}{eol}iQIz{eol}=abcd{eol}-----END PGP SIGNATURE-----{eol}",
@@ -496,7 +558,13 @@ mod tests {
             good.replace("Hash: SHA256", "Hash SHA256"),
         ];
         for c in cases {
-            assert!(matches!(split_clearsigned(c.as_bytes()), Err(ReleaseError::ClearSign(_))), "{c}");
+            assert!(
+                matches!(
+                    split_clearsigned(c.as_bytes()),
+                    Err(ReleaseError::ClearSign(_))
+                ),
+                "{c}"
+            );
         }
     }
 

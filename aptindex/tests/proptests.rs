@@ -10,7 +10,9 @@ use proptest::prelude::*;
 use std::sync::OnceLock;
 
 fn fixture(name: &str) -> Vec<u8> {
-    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata").join(name);
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata")
+        .join(name);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
@@ -18,7 +20,12 @@ fn fixture(name: &str) -> Vec<u8> {
 fn seeds() -> &'static [Vec<u8>] {
     static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     SEEDS.get_or_init(|| {
-        let sources = compress::decompress(Compression::Gzip, &fixture("aptutil-af/Sources.gz"), 1 << 30).unwrap();
+        let sources = compress::decompress(
+            Compression::Gzip,
+            &fixture("aptutil-af/Sources.gz"),
+            1 << 30,
+        )
+        .unwrap();
         vec![
             fixture("debian/bookworm-updates_InRelease"),
             fixture("aptutil-af/Release"),
@@ -41,11 +48,19 @@ enum Edit {
 }
 
 fn edit() -> impl Strategy<Value = Edit> {
-    let interesting =
-        prop::sample::select(vec![b'\n', b'\r', b' ', b'\t', b':', b'#', b'-', b'.', b'/', 0xff, 0xc3, b'0']);
+    let interesting = prop::sample::select(vec![
+        b'\n', b'\r', b' ', b'\t', b':', b'#', b'-', b'.', b'/', 0xff, 0xc3, b'0',
+    ]);
     prop_oneof![
-        (any::<usize>(), prop_oneof![any::<u8>(), interesting.clone()]).prop_map(|(i, b)| Edit::Flip(i, b)),
-        (any::<usize>(), prop::collection::vec(prop_oneof![any::<u8>(), interesting], 1..8))
+        (
+            any::<usize>(),
+            prop_oneof![any::<u8>(), interesting.clone()]
+        )
+            .prop_map(|(i, b)| Edit::Flip(i, b)),
+        (
+            any::<usize>(),
+            prop::collection::vec(prop_oneof![any::<u8>(), interesting], 1..8)
+        )
             .prop_map(|(i, v)| Edit::Insert(i, v)),
         (any::<usize>(), 1usize..64).prop_map(|(i, n)| Edit::Delete(i, n)),
         any::<usize>().prop_map(Edit::Truncate),
@@ -85,15 +100,23 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// A paragraph's fields as (name, raw value, line).
+type Fields = Vec<(String, String, usize)>;
+
 /// Everything the streaming reader yields: the parsed paragraphs, or the first error's line.
-fn via_reader(data: &[u8]) -> Result<Vec<Vec<(String, String, usize)>>, String> {
+fn via_reader(data: &[u8]) -> Result<Vec<Fields>, String> {
     let mut r = ParagraphReader::new(data);
     let mut out = Vec::new();
     loop {
         match r.next_paragraph() {
             Ok(Some(p)) => {
                 let par = p.parse().map_err(|e| e.to_string())?;
-                out.push(par.fields.iter().map(|f| (f.name.to_string(), f.raw.to_string(), f.line)).collect());
+                out.push(
+                    par.fields
+                        .iter()
+                        .map(|f| (f.name.to_string(), f.raw.to_string(), f.line))
+                        .collect(),
+                );
             }
             Ok(None) => return Ok(out),
             Err(e) => return Err(e.to_string()),
@@ -101,11 +124,16 @@ fn via_reader(data: &[u8]) -> Result<Vec<Vec<(String, String, usize)>>, String> 
     }
 }
 
-fn via_buffer(data: &[u8]) -> Result<Vec<Vec<(String, String, usize)>>, String> {
+fn via_buffer(data: &[u8]) -> Result<Vec<Fields>, String> {
     paragraphs(data)
         .map(|p| {
-            p.map(|par| par.fields.iter().map(|f| (f.name.to_string(), f.raw.to_string(), f.line)).collect())
-                .map_err(|e| e.to_string())
+            p.map(|par| {
+                par.fields
+                    .iter()
+                    .map(|f| (f.name.to_string(), f.raw.to_string(), f.line))
+                    .collect()
+            })
+            .map_err(|e| e.to_string())
         })
         .collect()
 }

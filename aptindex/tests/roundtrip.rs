@@ -31,7 +31,9 @@ fn packages_text(n: usize) -> String {
 }
 
 fn release_for(files: &[(String, Vec<u8>)], suite: &str) -> String {
-    let mut s = format!("Origin: Test\nSuite: {suite}\nDate: Sat, 10 Jun 2023 08:50:41 UTC\nAcquire-By-Hash: yes\n");
+    let mut s = format!(
+        "Origin: Test\nSuite: {suite}\nDate: Sat, 10 Jun 2023 08:50:41 UTC\nAcquire-By-Hash: yes\n"
+    );
     for kind in HashKind::ALL {
         writeln!(s, "{}:", kind.by_hash_name()).unwrap();
         for (path, data) in files {
@@ -77,7 +79,11 @@ fn round_trip(suite: &str) {
         sums.verify(rel, &w.finish().1).unwrap();
         let by_hash = by_hash_path(rel, HashKind::Sha256, &sums.hex(HashKind::Sha256).unwrap());
         match classify(&aptindex::path::join(&dir, &by_hash)) {
-            PathKind::ByHash { dir: d, kind: HashKind::Sha256, hex } => {
+            PathKind::ByHash {
+                dir: d,
+                kind: HashKind::Sha256,
+                hex,
+            } => {
                 assert_eq!(d, aptindex::path::join(&dir, "main/binary-amd64"));
                 assert_eq!(Some(hex), sums.hex(HashKind::Sha256));
             }
@@ -109,7 +115,9 @@ fn corrupted_index_fails_verification() {
     let mut bad = packed.clone();
     let last = bad.len() - 1;
     bad[last] ^= 0x55;
-    let err = expected.verify("Packages.xz", &Checksums::of_bytes(&bad)).unwrap_err();
+    let err = expected
+        .verify("Packages.xz", &Checksums::of_bytes(&bad))
+        .unwrap_err();
     assert!(err.to_string().contains("Packages.xz"));
     assert!(entries_of("main/binary-amd64/Packages.xz", &bad, 1 << 20).is_err());
 }
@@ -135,7 +143,12 @@ fn decompression_bomb_fails_cleanly() {
     }
     // Smaller bombs in the other formats against a small limit.
     let small = vec![b'\n'; 4 << 20];
-    for c in [Compression::Xz, Compression::Bzip2, Compression::Lzma, Compression::Zstd] {
+    for c in [
+        Compression::Xz,
+        Compression::Bzip2,
+        Compression::Lzma,
+        Compression::Zstd,
+    ] {
         let packed = compress::compress(c, &small).unwrap();
         assert!(matches!(
             compress::decompress(c, &packed, 1 << 20),

@@ -34,26 +34,72 @@ impl Rng {
     }
 }
 
-const SYLLABLES: [&str; 16] =
-    ["lib", "gtk", "py", "ruby", "perl", "x", "font", "gnome", "kde", "node", "golang", "qt", "data", "dev", "tools", "core"];
-const WORDS: [&str; 24] = [
-    "the", "library", "provides", "support", "for", "files", "and", "a", "package", "contains", "shared",
-    "development", "headers", "documentation", "this", "is", "used", "by", "applications", "with", "network",
-    "graphical", "interface", "module",
+const SYLLABLES: [&str; 16] = [
+    "lib", "gtk", "py", "ruby", "perl", "x", "font", "gnome", "kde", "node", "golang", "qt",
+    "data", "dev", "tools", "core",
 ];
-const SECTIONS: [&str; 8] = ["libs", "devel", "utils", "python", "net", "doc", "x11", "admin"];
+const WORDS: [&str; 24] = [
+    "the",
+    "library",
+    "provides",
+    "support",
+    "for",
+    "files",
+    "and",
+    "a",
+    "package",
+    "contains",
+    "shared",
+    "development",
+    "headers",
+    "documentation",
+    "this",
+    "is",
+    "used",
+    "by",
+    "applications",
+    "with",
+    "network",
+    "graphical",
+    "interface",
+    "module",
+];
+const SECTIONS: [&str; 8] = [
+    "libs", "devel", "utils", "python", "net", "doc", "x11", "admin",
+];
 
 /// One paragraph, appended to `out`.
 pub fn paragraph(rng: &mut Rng, i: usize, out: &mut String) {
-    let name = format!("{}{}-{}{}", rng.pick(&SYLLABLES), rng.pick(&SYLLABLES), i, rng.pick(&["", "-dev", "-doc", "1"]));
-    let source = name.trim_end_matches("-dev").trim_end_matches("-doc").to_string();
-    let version = format!("{}.{}.{}-{}", rng.range(0, 20), rng.range(0, 30), rng.range(0, 100), rng.range(1, 5));
+    let name = format!(
+        "{}{}-{}{}",
+        rng.pick(&SYLLABLES),
+        rng.pick(&SYLLABLES),
+        i,
+        rng.pick(&["", "-dev", "-doc", "1"])
+    );
+    let source = name
+        .trim_end_matches("-dev")
+        .trim_end_matches("-doc")
+        .to_string();
+    let version = format!(
+        "{}.{}.{}-{}",
+        rng.range(0, 20),
+        rng.range(0, 30),
+        rng.range(0, 100),
+        rng.range(1, 5)
+    );
     let section = rng.pick(&SECTIONS);
     writeln!(out, "Package: {name}").unwrap();
     writeln!(out, "Source: {source}").unwrap();
     writeln!(out, "Version: {version}").unwrap();
     writeln!(out, "Installed-Size: {}", rng.range(10, 50_000)).unwrap();
-    writeln!(out, "Maintainer: Debian {} Maintainers <pkg-{}@lists.debian.org>", rng.pick(&SYLLABLES), rng.pick(&SYLLABLES)).unwrap();
+    writeln!(
+        out,
+        "Maintainer: Debian {} Maintainers <pkg-{}@lists.debian.org>",
+        rng.pick(&SYLLABLES),
+        rng.pick(&SYLLABLES)
+    )
+    .unwrap();
     out.push_str("Architecture: amd64\n");
     if rng.range(0, 4) == 0 {
         writeln!(out, "Multi-Arch: same").unwrap();
@@ -63,10 +109,25 @@ pub fn paragraph(rng: &mut Rng, i: usize, out: &mut String) {
         if d > 0 {
             out.push_str(", ");
         }
-        write!(out, "{}{} (>= {}.{})", rng.pick(&SYLLABLES), rng.pick(&SYLLABLES), rng.range(0, 9), rng.range(0, 20)).unwrap();
+        write!(
+            out,
+            "{}{} (>= {}.{})",
+            rng.pick(&SYLLABLES),
+            rng.pick(&SYLLABLES),
+            rng.range(0, 9),
+            rng.range(0, 20)
+        )
+        .unwrap();
     }
     out.push('\n');
-    write!(out, "Description: {} {} {}", rng.pick(&WORDS), rng.pick(&WORDS), rng.pick(&WORDS)).unwrap();
+    write!(
+        out,
+        "Description: {} {} {}",
+        rng.pick(&WORDS),
+        rng.pick(&WORDS),
+        rng.pick(&WORDS)
+    )
+    .unwrap();
     for l in 0..rng.range(0, 4) {
         if l == 2 {
             out.push_str("\n .");
@@ -84,11 +145,21 @@ pub fn paragraph(rng: &mut Rng, i: usize, out: &mut String) {
     out.push_str("Description-md5: ");
     rng.hex(out, 16);
     out.push('\n');
-    writeln!(out, "Tag: devel::library, implemented-in::c, role::{},\n suite::{}", rng.pick(&WORDS), rng.pick(&SYLLABLES)).unwrap();
+    writeln!(
+        out,
+        "Tag: devel::library, implemented-in::c, role::{},\n suite::{}",
+        rng.pick(&WORDS),
+        rng.pick(&SYLLABLES)
+    )
+    .unwrap();
     writeln!(out, "Section: {section}").unwrap();
     out.push_str("Priority: optional\n");
     let first = source.chars().next().unwrap_or('x');
-    writeln!(out, "Filename: pool/main/{first}/{source}/{name}_{version}_amd64.deb").unwrap();
+    writeln!(
+        out,
+        "Filename: pool/main/{first}/{source}/{name}_{version}_amd64.deb"
+    )
+    .unwrap();
     writeln!(out, "Size: {}", rng.range(1000, 5_000_000)).unwrap();
     out.push_str("MD5sum: ");
     rng.hex(out, 16);
