@@ -20,7 +20,7 @@ use crate::config::MirrorConfig;
 use crate::fetch::{url_for, FetchError, Fetcher};
 use crate::plan::{self, IndexFile, PlanError, PoolSet};
 use crate::progress::{Progress, Reporter};
-use crate::snapshot::{FileInfo, Info, ReuseIndex, Snapshot, SnapshotError, Store};
+use crate::snapshot::{FileInfo, Info, Reuse, ReuseIndex, Snapshot, SnapshotError, Store};
 use aptindex::checksum::Checksums;
 use aptindex::release::Release;
 use aptindex::signature::{Keyring, SignatureError};
@@ -444,6 +444,10 @@ impl Update<'_> {
     ) -> Result<Info, MirrorError> {
         let reuse = match (current, current_info) {
             (Some(c), Some(i)) => ReuseIndex::new(&c.tree, i),
+            (Some(c), None) => {
+                tracing::warn!(mirror = %self.cfg.id, snapshot = %c.name, "current snapshot has no usable info.json: its files are hashed before reuse");
+                ReuseIndex::unverified(&c.tree)
+            }
             _ => ReuseIndex::default(),
         };
         let files: Mutex<BTreeMap<String, FileInfo>> = Mutex::new(BTreeMap::new());
@@ -512,7 +516,7 @@ impl Update<'_> {
         // Pool files named by the indices.
         let index_paths: HashSet<&str> = indices.iter().map(|i| i.path.as_str()).collect();
         let pool = self.read_indices(new, &present).await?;
-        let mut jobs: Vec<(String, Checksums, Option<PathBuf>)> = Vec::new();
+        let mut jobs: Vec<(String, Checksums, Option<Reuse>)> = Vec::new();
         let (mut n, mut bytes) = (0u64, 0u64);
         for (path, sums) in pool.files {
             if index_paths.contains(path.as_str()) {
@@ -533,7 +537,7 @@ impl Update<'_> {
                     new,
                     path,
                     sums,
-                    old.as_deref(),
+                    old.clone(),
                     std::slice::from_ref(path),
                     &progress,
                 )
@@ -646,7 +650,7 @@ impl Update<'_> {
                 new,
                 &stored,
                 &idx.checksums,
-                old.as_deref(),
+                old,
                 &plan::candidates(idx),
                 progress,
             )
@@ -662,7 +666,7 @@ impl Update<'_> {
         new: &Snapshot,
         path: &str,
         sums: &Checksums,
-        old: Option<&Path>,
+        old: Option<Reuse>,
         candidates: &[String],
         progress: &Progress,
     ) -> Result<Option<()>, MirrorError> {
@@ -670,8 +674,19 @@ impl Update<'_> {
             return Err(MirrorError::Cancelled);
         }
         let dest = new.tree.join(path);
+        let old = match old {
+            Some(Reuse::Known(p)) => Some(p),
+            Some(Reuse::Unverified(p)) => {
+                let (file, expected) = (p.clone(), sums.clone());
+                let good = tokio::task::spawn_blocking(move || verify_local(&file, &expected))
+                    .await
+                    .unwrap_or(false);
+                good.then_some(p)
+            }
+            None => None,
+        };
         if let Some(old) = old {
-            if link_file(old, &dest).is_ok() && file_size(&dest) == Some(sums.size) {
+            if link_file(&old, &dest).is_ok() && file_size(&dest) == Some(sums.size) {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(()));
             }
@@ -801,6 +816,22 @@ fn same_as_snapshot(cur: &Snapshot, releases: &[SuiteReleases]) -> bool {
             on_disk.as_ref() == data.as_ref()
         })
     })
+}
+
+/// True when the local file `path` has the `expected` size and hashes.
+fn verify_local(path: &Path, expected: &Checksums) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut reader = aptindex::checksum::HashingReader::new(
+        std::io::BufReader::with_capacity(256 * 1024, file),
+        aptindex::checksum::Hasher::for_expected(expected),
+    );
+    if std::io::copy(&mut reader, &mut std::io::sink()).is_err() {
+        return false;
+    }
+    let (_, actual) = reader.finish();
+    expected.verify(&path.to_string_lossy(), &actual).is_ok()
 }
 
 fn file_size(path: &Path) -> Option<u64> {

@@ -346,11 +346,22 @@ fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {
         .map_err(io_err(path))
 }
 
+/// A file of an earlier snapshot that may replace a download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reuse {
+    /// Its size and hashes, recorded in `info.json`, match.
+    Known(PathBuf),
+    /// The earlier snapshot has no `info.json` (e.g. made by go-apt-mirror):
+    /// a file at the same path with the same size, to be hashed before use.
+    Unverified(PathBuf),
+}
+
 /// Finds files of an earlier snapshot that can be hard-linked instead of
 /// downloaded: same path or same content, with size and hashes matching.
 #[derive(Debug, Default)]
 pub struct ReuseIndex {
     tree: PathBuf,
+    unverified: bool,
     by_path: HashMap<String, Checksums>,
     by_digest: HashMap<(HashKind, Vec<u8>), String>,
 }
@@ -382,6 +393,16 @@ impl ReuseIndex {
         idx
     }
 
+    /// An index of a tree without `info.json`: files at the same path and of
+    /// the same size are offered as [`Reuse::Unverified`].
+    pub fn unverified(tree: &Path) -> ReuseIndex {
+        ReuseIndex {
+            tree: tree.to_path_buf(),
+            unverified: true,
+            ..Default::default()
+        }
+    }
+
     /// Number of files known.
     pub fn len(&self) -> usize {
         self.by_path.len()
@@ -392,17 +413,23 @@ impl ReuseIndex {
         self.by_path.is_empty()
     }
 
-    /// A file of the earlier snapshot whose size and hashes match `expected`.
-    pub fn find(&self, path: &str, expected: &Checksums) -> Option<PathBuf> {
+    /// A file of an earlier snapshot whose size and hashes match `expected`.
+    pub fn find(&self, path: &str, expected: &Checksums) -> Option<Reuse> {
+        if self.unverified {
+            let candidate = self.tree.join(path);
+            let meta = std::fs::symlink_metadata(&candidate).ok()?;
+            return (meta.is_file() && meta.len() == expected.size)
+                .then_some(Reuse::Unverified(candidate));
+        }
         if let Some(old) = self.by_path.get(path) {
             if matches(expected, old) {
-                return Some(self.tree.join(path));
+                return Some(Reuse::Known(self.tree.join(path)));
             }
         }
         let key = key_digest(expected)?;
         let other = self.by_digest.get(&key)?;
         let old = self.by_path.get(other)?;
-        matches(expected, old).then(|| self.tree.join(other))
+        matches(expected, old).then(|| Reuse::Known(self.tree.join(other)))
     }
 }
 
@@ -529,11 +556,11 @@ mod tests {
         let idx = ReuseIndex::new(Path::new("/t"), &info);
         assert_eq!(
             idx.find("pool/a.deb", &sums(10, 1)),
-            Some(PathBuf::from("/t/pool/a.deb"))
+            Some(Reuse::Known(PathBuf::from("/t/pool/a.deb")))
         );
         assert_eq!(
             idx.find("pool/b.deb", &sums(10, 1)),
-            Some(PathBuf::from("/t/pool/a.deb"))
+            Some(Reuse::Known(PathBuf::from("/t/pool/a.deb")))
         );
         assert_eq!(idx.find("pool/a.deb", &sums(10, 2)), None);
         assert_eq!(idx.find("pool/a.deb", &sums(11, 1)), None);

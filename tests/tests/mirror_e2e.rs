@@ -856,3 +856,34 @@ fn release_and_inrelease_disagreeing_without_by_hash_is_an_error() {
     assert!(err.contains("disagree"), "{err}");
     assert!(!bed.dir().join("m").exists());
 }
+
+#[test]
+fn snapshot_without_info_json_is_reused_after_hashing() {
+    // E.g. a tree left by go-apt-mirror: same layout, no (compatible) info.json.
+    let bed = Bed::new(|b| b.generated_packages(6, 1500));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let target = bed.dir().join(bed.link_target());
+    std::fs::remove_file(target.parent().unwrap().join("info.json")).unwrap();
+    // A damaged file of the old tree (same size) must not be reused.
+    let damaged = target.join("pool/main/p/pkg0002/pkg0002_1.0_amd64.deb");
+    let len = std::fs::metadata(&damaged).unwrap().len() as usize;
+    std::fs::remove_file(&damaged).unwrap();
+    std::fs::write(&damaged, vec![0u8; len]).unwrap();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0004", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(
+        bed.up.requests_matching("/pool/*"),
+        2,
+        "{:?}",
+        bed.up.request_log()
+    );
+    assert_eq!(bed.up.requests_matching("/pool/*pkg0002*"), 1);
+    assert_eq!(bed.up.requests_matching("/pool/*pkg0004*"), 1);
+}
