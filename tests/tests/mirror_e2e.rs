@@ -887,3 +887,51 @@ fn snapshot_without_info_json_is_reused_after_hashing() {
     assert_eq!(bed.up.requests_matching("/pool/*pkg0002*"), 1);
     assert_eq!(bed.up.requests_matching("/pool/*pkg0004*"), 1);
 }
+
+#[test]
+fn https_upstream_with_ssl_cert_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("upstream"))
+        .generated_packages(2, 300)
+        .build()
+        .unwrap();
+    let up = Upstream::serve_https(repo.root()).unwrap();
+    repo.key()
+        .write_public(&tmp.path().join("key.gpg"))
+        .unwrap();
+    let config = tmp.path().join("mirror.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "dir = \"{}\"\n[http]\nretries = 0\n[mirror.m]\nurl = \"{}\"\nsuites = [\"stable\"]\nsections = [\"main\"]\narchitectures = [\"amd64\"]\nkeyring = \"key.gpg\"\n",
+            tmp.path().join("mirror").display(),
+            up.url()
+        ),
+    )
+    .unwrap();
+    // Without the test CA the upstream is refused...
+    let out = apt_mirror_command(&["-f".as_ref(), config.as_os_str()])
+        .env("SSL_CERT_FILE", tmp.path().join("no-such-ca.pem"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // ...with it (SSL_CERT_FILE), the mirror is made.
+    let out = apt_mirror_command(&["-f".as_ref(), config.as_os_str()])
+        .env("SSL_CERT_FILE", up.ca_cert_path().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in repo.packages() {
+        assert!(tmp.path().join("mirror/m").join(&p.pool_path).is_file());
+    }
+}
