@@ -935,3 +935,92 @@ fn https_upstream_with_ssl_cert_file() {
         assert!(tmp.path().join("mirror/m").join(&p.pool_path).is_file());
     }
 }
+
+fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_string_lossy().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn selection_follows_the_configuration() {
+    let bed = Bed::new(|b| {
+        b.components(&["main", "contrib"])
+            .architectures(&["amd64", "i386"])
+            .sources(true)
+            .translations(true)
+            .languages(&["en", "de"])
+            .contents(true)
+            .generated_packages(2, 300)
+            .package(PackageSpec::new("only386", "1.0").arch("i386"))
+            .package(PackageSpec::new("everywhere", "1.0").arch("all"))
+            .package(PackageSpec::new("contribpkg", "1.0").component("contrib"))
+    });
+    bed.config(
+        r#"["stable"]"#,
+        r#"sections = ["main"]
+architectures = ["amd64"]
+keyring = "key.gpg"
+mirror_source = true
+languages = ["en"]
+contents = false"#,
+    );
+    assert_eq!(bed.run(), 0);
+    for pattern in [
+        "*/binary-i386/*",
+        "/dists/stable/contrib/*",
+        "*Translation-de*",
+        "*Contents*",
+        "*only386*.deb",
+        "*contribpkg*",
+    ] {
+        assert_eq!(
+            bed.up.requests_matching(pattern),
+            0,
+            "{pattern}: {:?}",
+            bed.up.request_log()
+        );
+    }
+    assert!(
+        bed.up
+            .requests_matching("/dists/stable/main/source/Sources*")
+            > 0
+    );
+    let files = files_under(&bed.mirrored(""));
+    let has = |suffix: &str| files.iter().any(|f| f.ends_with(suffix));
+    assert!(has(".dsc"), "{files:?}");
+    assert!(has("main/i18n/Translation-en"), "{files:?}");
+    assert!(has("everywhere_1.0_all.deb"), "{files:?}");
+    assert!(has("pkg0001_1.0_amd64.deb"), "{files:?}");
+    assert!(!files.iter().any(|f| f.contains("Translation-de")
+        || f.contains("Contents")
+        || f.ends_with("i386.deb")));
+}
+
+#[test]
+fn hostile_filename_from_testkit_is_rejected() {
+    let bed = Bed::new(|b| {
+        b.generated_packages(1, 100)
+            .package(PackageSpec::new("evil", "1.0").filename("../../escaped.deb"))
+    });
+    bed.standard_config();
+    assert_eq!(bed.run(), 1);
+    assert!(!bed.dir().join("m").exists());
+    assert!(bed.snapshot_dirs().is_empty());
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("escaped.deb"), "{err}");
+}
