@@ -125,3 +125,58 @@ async fn log_lines(id: String, progress: Arc<Progress>, interval: Duration) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn without_a_terminal_progress_is_logged_at_each_interval() {
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let p = Progress::new();
+                p.add_planned(10, 1000);
+                p.add_bytes(250);
+                p.file_done();
+                let r = tokio::spawn(log_lines("deb".into(), p, Duration::from_millis(50)));
+                tokio::time::sleep(Duration::from_millis(180)).await;
+                r.abort();
+            });
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("download progress"))
+            .collect();
+        assert!(lines.len() >= 2, "{text}");
+        assert!(
+            lines[0].contains("mirror=deb")
+                && lines[0].contains("files_done=1")
+                && lines[0].contains("bytes_total=1000"),
+            "{text}"
+        );
+    }
+}
