@@ -247,6 +247,21 @@ impl PoolSet {
     /// conflicting descriptions of one file.
     pub fn add(&mut self, source_file: &str, path: &str, sums: Checksums) -> Result<(), PlanError> {
         let path = safe_path(source_file, path)?;
+        // A pool file must not take the place of repository metadata
+        // (Translation files named by i18n/Index are the one index kind
+        // that is listed this way).
+        let name = path.rsplit('/').next().unwrap_or("");
+        let metadata = match aptindex::path::classify(&path) {
+            aptindex::PathKind::Other => false,
+            aptindex::PathKind::Index => !name.starts_with("Translation-"),
+            _ => true,
+        };
+        if metadata || path.split('/').any(|s| s == "by-hash") {
+            return Err(PlanError::Conflict {
+                source_file: source_file.to_string(),
+                message: format!("{path:?} names repository metadata (Release, index or by-hash), not a pool file"),
+            });
+        }
         match self.files.get_mut(&path) {
             None => {
                 self.files.insert(path, sums);
@@ -376,5 +391,18 @@ mod tests {
         let mut c = a;
         c.size = 4;
         assert!(set.add("P3", "pool/x", c).is_err());
+        set.add(
+            "P5",
+            "dists/s/main/i18n/Translation-de.bz2",
+            Checksums::default(),
+        )
+        .unwrap();
+        for meta in [
+            "dists/s/InRelease",
+            "dists/s/main/binary-amd64/Packages.xz",
+            "dists/s/main/binary-amd64/by-hash/SHA256/00",
+        ] {
+            assert!(set.add("P4", meta, Checksums::default()).is_err(), "{meta}");
+        }
     }
 }
