@@ -113,7 +113,7 @@ echo "== reference: curl --parallel --parallel-max $CONNS of the same $FILES poo
 } > "$WORK/curl.cfg"
 sync
 t0=$(now)
-curl -s --fail --create-dirs --parallel --parallel-max "$CONNS" -K "$WORK/curl.cfg"
+curl -s --no-progress-meter --fail --create-dirs --parallel --parallel-max "$CONNS" -K "$WORK/curl.cfg"
 sync
 t1=$(now)
 CURL_S=$(secs "$t0" "$t1")
