@@ -81,6 +81,12 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    /// The expectation has no hash: the file cannot be verified.
+    #[error("{url}: no checksum to verify it against")]
+    NoChecksum {
+        /// The URL.
+        url: String,
+    },
     /// The run was interrupted.
     #[error("interrupted")]
     Cancelled,
@@ -293,6 +299,15 @@ impl Fetcher {
         expected: &Checksums,
         progress: &Progress,
     ) -> Result<Option<u64>, FetchError> {
+        // The strongest hash is enough to verify (and the cheapest way to).
+        let Some(kind) = expected.strongest() else {
+            return Err(FetchError::NoChecksum {
+                url: url.to_string(),
+            });
+        };
+        // Small files get small buffers.
+        let buf_size =
+            usize::try_from(expected.size.clamp(8 << 10, 256 << 10)).unwrap_or(256 << 10);
         let dir = dest.parent().unwrap_or(Path::new("."));
         let io = |source| FetchError::Io {
             path: dest.to_path_buf(),
@@ -316,8 +331,8 @@ impl Fetcher {
                 .tempfile_in(dir)
                 .map_err(io)?;
             let mut writer = HashingWriter::new(
-                std::io::BufWriter::with_capacity(256 * 1024, tmp),
-                Hasher::for_expected(expected),
+                std::io::BufWriter::with_capacity(buf_size, tmp),
+                Hasher::new(&[kind]),
             );
             let mut written = 0u64;
             while let Some(c) = self.chunk(url, &mut resp).await? {
