@@ -76,8 +76,15 @@ impl Drop for Reporter {
     }
 }
 
+/// One set of bars for the whole process, so that mirrors updated at the
+/// same time each get their own line.
+fn bars() -> &'static indicatif::MultiProgress {
+    static BARS: std::sync::OnceLock<indicatif::MultiProgress> = std::sync::OnceLock::new();
+    BARS.get_or_init(indicatif::MultiProgress::new)
+}
+
 async fn bar(id: String, progress: Arc<Progress>) {
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = bars().add(indicatif::ProgressBar::new(0));
     if let Ok(style) = indicatif::ProgressStyle::with_template(
         "{prefix} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
     ) {
