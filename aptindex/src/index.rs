@@ -126,6 +126,7 @@ impl PkgParagraph {
         (self.found & (1 << i) != 0).then(|| self.spans[i])
     }
 
+    #[inline(always)]
     fn entry(&self, data: &[u8]) -> Result<FileEntry, IndexError> {
         let invalid = |line: usize, reason: String| IndexError::Invalid { line, reason };
         let Some((fs, fe, fline)) = self.slot(PKG_FILENAME) else {
@@ -212,11 +213,11 @@ fn find_newline(data: &[u8], pos: usize) -> Option<usize> {
 /// has been seen; the scan stops before the first incomplete one. Returns
 /// (bytes consumed, line count reached), `line_base` being the number of
 /// lines before `data`.
-fn scan_packages(
+fn scan_packages<F: FnMut(FileEntry)>(
     data: &[u8],
     eof: bool,
     line_base: usize,
-    f: &mut dyn FnMut(FileEntry),
+    f: &mut F,
 ) -> Result<(usize, usize), IndexError> {
     let syntax = |line: usize, reason: &str| {
         IndexError::Deb822(crate::deb822::Deb822Error::Syntax {
@@ -452,10 +453,10 @@ fn read_error(line: usize, source: std::io::Error) -> IndexError {
 /// Streams a `Packages` file through [`scan_packages`], reading straight into
 /// a buffer of `chunk` bytes, scanned whenever it is full. It doubles only
 /// when one paragraph fills it, so the work stays linear.
-fn stream_packages<R: BufRead>(
+fn stream_packages<R: BufRead, F: FnMut(FileEntry)>(
     mut reader: R,
     chunk: usize,
-    f: &mut dyn FnMut(FileEntry),
+    f: &mut F,
 ) -> Result<(), IndexError> {
     let mut buf: Vec<u8> = vec![0; chunk.max(1)];
     let mut len = 0; // bytes of `buf` holding data
