@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use aptindex::signature::Keyring;
 use libfuzzer_sys::fuzz_target;
 
-static DEBIAN_KEYRING: &[u8] = include_bytes!("../../../testdata/debian/debian-archive-keyring.gpg");
+static DEBIAN_KEYRING: &[u8] =
+    include_bytes!("../../../testdata/debian/debian-archive-keyring.gpg");
 
 fn keyring() -> &'static Keyring {
     static K: OnceLock<Keyring> = OnceLock::new();
