@@ -89,11 +89,28 @@ pub fn by_hash_path(path: &str, kind: HashKind, hex: &str) -> String {
 /// True when `path` is a safe relative path: not empty, not absolute, no
 /// `..`, `.` or empty components, no NUL or backslash.
 pub fn is_safe_relative(path: &str) -> bool {
+    // One plain pass: this runs for every file of every index.
     let b = path.as_bytes();
-    !b.is_empty()
-        && !b.iter().any(|&c| c == 0 || c == b'\\')
-        && b.split(|&c| c == b'/')
-            .all(|c| !matches!(c, b"" | b"." | b".."))
+    let mut start = 0; // of the current component
+    for i in 0..=b.len() {
+        match b.get(i) {
+            Some(0 | b'\\') => return false,
+            Some(b'/') | None => {
+                let ok = match i - start {
+                    0 => false,
+                    1 => b[start] != b'.',
+                    2 => &b[start..i] != b"..",
+                    _ => true,
+                };
+                if !ok {
+                    return false;
+                }
+                start = i + 1;
+            }
+            Some(_) => {}
+        }
+    }
+    true
 }
 
 /// Joins a directory and a relative path with one `/` (an empty `dir` yields `rel`).
