@@ -31,11 +31,18 @@
 //!   `--ignore-time-conflict` to gpgv, a signature made "before" its key was
 //!   created, or in the future, is not rejected.
 //! * **Several signatures** (Debian signs with two archive keys): the result
-//!   is good if at least one signature by a key in the keyring verifies.
-//!   Signatures by keys not in the keyring are ignored; if there is none by a
-//!   known key the error is [`SignatureError::UnknownKey`] listing the
-//!   issuers. Otherwise the first [`SignatureError::Bad`] (else the first
-//!   [`SignatureError::Expired`]) is reported.
+//!   is good if at least one signature by a key in the keyring verifies and
+//!   no signature by a key in the keyring fails to match the data (a
+//!   mismatch is [`SignatureError::Bad`] even next to a good signature, as
+//!   apt fails on "at least one invalid signature"). Signatures by keys not
+//!   in the keyring are ignored, and so are signatures by known keys that are
+//!   expired, revoked or not usable for signing, as long as another signature
+//!   is good (this is what lets an archive rotate keys). With no good
+//!   signature: a mismatch or unusable key gives [`SignatureError::Bad`],
+//!   else an expired one [`SignatureError::Expired`], else
+//!   [`SignatureError::UnknownKey`] listing the issuers.
+//! * Detached signatures may be armoured or binary (apt itself only accepts
+//!   armoured `Release.gpg` files).
 //! * Signatures using MD5 or SHA-1 as digest are rejected as weak (apt does
 //!   the same).
 //!
@@ -681,40 +688,49 @@ impl Keyring {
             ));
         }
         let mut issuers: Vec<String> = Vec::new();
+        let mut good: Option<Signer> = None;
+        let mut mismatch: Option<SignatureError> = None;
         let mut bad: Option<SignatureError> = None;
         let mut expired: Option<SignatureError> = None;
         for sig in sigs {
             let candidates = self.candidates(sig);
             if candidates.is_empty() {
-                let mut names: Vec<String> = sig
-                    .issuer_fingerprint()
-                    .iter()
-                    .map(|f| format!("{f:X}"))
-                    .collect();
-                if names.is_empty() {
-                    names = sig
-                        .issuer_key_id()
-                        .iter()
-                        .map(|i| hex::encode_upper(i.as_ref()))
-                        .collect();
-                }
-                if names.is_empty() {
-                    names.push("(no issuer)".to_string());
-                }
-                issuers.extend(names);
+                issuers.extend(issuer_names(sig));
                 continue;
             }
+            // A signature is judged by its best candidate key (several keys
+            // can share a 64-bit key id, or a key can be listed twice).
+            let mut failures = Vec::new();
+            let mut signer = None;
             for (cert, key) in candidates {
                 match check(cert, key, sig, data, now) {
-                    Ok(signer) => return Ok(signer),
-                    Err(e @ SignatureError::Expired { .. }) => {
-                        expired.get_or_insert(e);
+                    Ok(s) => {
+                        signer = Some(s);
+                        break;
                     }
-                    Err(e) => {
-                        bad.get_or_insert(e);
-                    }
+                    Err(f) => failures.push(f),
                 }
             }
+            if let Some(s) = signer {
+                good.get_or_insert(s);
+                continue;
+            }
+            for f in failures {
+                match f {
+                    Failure::Mismatch(e) => mismatch.get_or_insert(e),
+                    Failure::Unusable(e) => bad.get_or_insert(e),
+                    Failure::Expired(e) => expired.get_or_insert(e),
+                };
+            }
+        }
+        // Like apt (gpgv exits 1, "At least one invalid signature was
+        // encountered"), a signature by a known key that does not match the
+        // data fails the whole file, even next to a good one.
+        if let Some(e) = mismatch {
+            return Err(e);
+        }
+        if let Some(s) = good {
+            return Ok(s);
         }
         if let Some(e) = bad.or(expired) {
             return Err(e);
@@ -726,6 +742,38 @@ impl Keyring {
     }
 }
 
+/// How one signature failed against one key.
+enum Failure {
+    /// The signature does not match the data (tampering or corruption):
+    /// fatal even if another signature is good.
+    Mismatch(SignatureError),
+    /// The key may not make this signature (not signing-capable, no valid
+    /// self-signature, weak digest, not a data signature).
+    Unusable(SignatureError),
+    /// Good signature, but expired or revoked key, or expired signature.
+    Expired(SignatureError),
+}
+
+/// Issuer fingerprints (or else key ids) of a signature, for error messages.
+fn issuer_names(sig: &Signature) -> Vec<String> {
+    let mut names: Vec<String> = sig
+        .issuer_fingerprint()
+        .iter()
+        .map(|f| format!("{f:X}"))
+        .collect();
+    if names.is_empty() {
+        names = sig
+            .issuer_key_id()
+            .iter()
+            .map(|i| hex::encode_upper(i.as_ref()))
+            .collect();
+    }
+    if names.is_empty() {
+        names.push("(no issuer)".to_string());
+    }
+    names
+}
+
 /// Checks one signature against one key of the keyring.
 fn check(
     cert: &Cert,
@@ -733,14 +781,17 @@ fn check(
     sig: &Signature,
     data: &[u8],
     now: u64,
-) -> Result<Signer, SignatureError> {
-    let bad = |reason: String| SignatureError::Bad {
+) -> Result<Signer, Failure> {
+    let error = |reason: String| SignatureError::Bad {
         fingerprint: key.hex.clone(),
         reason,
     };
-    let expired = |reason: String| SignatureError::Expired {
-        fingerprint: key.hex.clone(),
-        reason,
+    let bad = |reason: String| Failure::Unusable(error(reason));
+    let expired = |reason: String| {
+        Failure::Expired(SignatureError::Expired {
+            fingerprint: key.hex.clone(),
+            reason,
+        })
     };
     match sig.typ() {
         Some(SignatureType::Binary | SignatureType::Text) => {}
@@ -757,7 +808,8 @@ fn check(
         return Err(bad(reason.clone()));
     }
     key.can_sign.clone().map_err(bad)?;
-    key.verify(sig, data).map_err(|e| bad(e.to_string()))?;
+    key.verify(sig, data)
+        .map_err(|e| Failure::Mismatch(error(e.to_string())))?;
 
     // The signature is cryptographically good; now the time checks.
     let Some(created) = created_secs(sig) else {

@@ -626,3 +626,65 @@ fn malformed_clearsigned_messages() {
         .verify_clearsigned(format!("{good}\n\n").as_bytes())
         .unwrap();
 }
+
+/// The `-----BEGIN PGP SIGNATURE-----` … block of a clearsigned message.
+fn signature_part(signed: &[u8]) -> &[u8] {
+    let start = signed
+        .windows(29)
+        .position(|w| w == b"-----BEGIN PGP SIGNATURE-----")
+        .unwrap();
+    &signed[start..]
+}
+
+#[test]
+fn several_signatures_rotation_and_mismatch() {
+    const DAY: u64 = 86_400;
+    let good_key = make_key(false);
+    let old_key = make_key_at(false, Timestamp::from_secs(now_secs() - 10 * DAY as u32));
+    let mut keyring_bytes = good_key.to_public_key().to_bytes().unwrap();
+    keyring_bytes.extend(
+        with_expiry(&old_key, Duration::from_secs(DAY))
+            .to_bytes()
+            .unwrap(),
+    );
+    let keyring = Keyring::from_bytes(&keyring_bytes).unwrap();
+    assert_eq!(keyring.len(), 2);
+
+    let by_good = clearsign(RELEASE, &*good_key);
+    let by_old = clearsign(RELEASE, &*old_key);
+    assert!(matches!(
+        keyring.verify_clearsigned(&by_old),
+        Err(SignatureError::Expired { .. })
+    ));
+
+    // Key rotation: a signature by an expired key next to a good one is fine,
+    // in either order.
+    let mut both = by_good.clone();
+    both.extend_from_slice(signature_part(&by_old));
+    let (text, signer) = keyring.verify_clearsigned(&both).unwrap();
+    assert_eq!(text, RELEASE.as_bytes());
+    assert_eq!(signer.fingerprint, fpr(&good_key.primary_key));
+    let mut both = by_old.clone();
+    both.extend_from_slice(signature_part(&by_good));
+    let (_, signer) = keyring.verify_clearsigned(&both).unwrap();
+    assert_eq!(signer.fingerprint, fpr(&good_key.primary_key));
+
+    // A second known key whose signature does not match: the whole file is
+    // bad, as for apt.
+    let other_key = make_key(false);
+    let mut keyring_bytes = good_key.to_public_key().to_bytes().unwrap();
+    keyring_bytes.extend(other_key.to_public_key().to_bytes().unwrap());
+    let keyring = Keyring::from_bytes(&keyring_bytes).unwrap();
+    let by_other_elsewhere = clearsign("Origin: Other\n", &*other_key);
+    let mut mixed = by_good.clone();
+    mixed.extend_from_slice(signature_part(&by_other_elsewhere));
+    match keyring.verify_clearsigned(&mixed) {
+        Err(SignatureError::Bad { fingerprint, .. }) => {
+            assert_eq!(fingerprint, fpr(&other_key.primary_key))
+        }
+        other => panic!("expected Bad, got {other:?}"),
+    }
+    // ... while the same foreign signature by a key we don't have is ignored.
+    let keyring = Keyring::from_bytes(&good_key.to_public_key().to_bytes().unwrap()).unwrap();
+    keyring.verify_clearsigned(&mixed).unwrap();
+}
