@@ -51,6 +51,10 @@ awk -v s="$SHA" -v p="$PARSE" -v b="$BYTES" 'BEGIN {
   printf "parse / sha256sum time ratio: %.3f (target <= 0.25)\n", p / s
 }'
 
+read -r SHA COLLECT < <(race "sha256sum $WORK/Packages" "$BIN parse-collect $WORK/Packages")
+awk -v s="$SHA" -v p="$COLLECT" -v b="$BYTES" 'BEGIN {
+  printf "(collecting all entries in a Vec: sha256sum %.4f s, parse-collect %.4f s, %.0f MB/s, ratio %.3f)\n", s, p, b / p / 1e6, p / s
+}'
 # For context: the parse alone, on a buffer already in memory (best of 20, in-process).
 "$BIN" parse-buffer "$WORK/Packages" 20 2>&1 >/dev/null | sed 's/^/in-process /'
 

@@ -2,9 +2,11 @@
 //!
 //! - `aptindex-bench gen <file> [paragraphs]` writes a Debian-shaped
 //!   `Packages` file (63,000 paragraphs by default);
-//! - `aptindex-bench parse <file>` streams it and extracts its file entries
-//!   (`parse-buffer <file> [runs]` reads it whole first, then parses it
-//!   `runs` times and reports the best);
+//! - `aptindex-bench parse <file>` streams it and extracts its file entries,
+//!   handing each to a consumer; `parse-collect` keeps them all in a Vec;
+//!   `parse-buffer <file> [runs]` reads it whole first, then parses it
+//!   `runs` times and reports the best (`APTINDEX_BENCH_GENERIC=1`: time the
+//!   generic deb822 parser instead);
 //! - `aptindex-bench verify <file> <sha256>` hashes it (SHA-256 only) while
 //!   streaming and verifies the digest.
 //!
@@ -45,24 +47,36 @@ fn run() -> Result<(), String> {
             std::fs::write(arg(1)?, &text).map_err(|e| format!("{}: {e}", args[1]))?;
             eprintln!("wrote {} paragraphs, {} bytes", count, text.len());
         }
-        "parse" => {
-            // Streams the file through a 1 MiB buffer, as a mirror would.
+        "parse" | "parse-collect" => {
+            // Streams the file through a 1 MiB buffer, as a mirror would; each
+            // entry is built in full (path, size, digests). `parse` hands each
+            // to a consumer that tallies it and lets it go; `parse-collect`
+            // keeps them all in a Vec.
+            let collect = args[0] == "parse-collect";
             let path = arg(1)?;
             let start = Instant::now();
             let file = std::fs::File::open(&path).map_err(|e| format!("{path}: {e}"))?;
             let bytes = file.metadata().map_err(|e| format!("{path}: {e}"))?.len();
             let reader = std::io::BufReader::with_capacity(1 << 20, file);
-            let mut entries = Vec::with_capacity(64 << 10);
-            aptindex::index::for_each_entry(IndexKind::Packages, "", reader, |e| entries.push(e))
-                .map_err(|e| format!("{path}: {e}"))?;
+            // Reserve as `packages_entries` does (about one entry per 640 bytes).
+            let mut entries = Vec::with_capacity(if collect { bytes as usize / 640 } else { 0 });
+            let (mut count, mut total) = (0usize, 0u64);
+            aptindex::index::for_each_entry(IndexKind::Packages, "", reader, |e| {
+                count += 1;
+                total += e.checksums.size;
+                if collect {
+                    entries.push(e);
+                }
+            })
+            .map_err(|e| format!("{path}: {e}"))?;
             let t = start.elapsed().as_secs_f64();
             eprintln!(
-                "parse: {} entries from {bytes} bytes in {:.1} ms ({:.0} MB/s)",
-                entries.len(),
+                "{}: {count} entries ({total} bytes of packages) from {bytes} bytes in {:.1} ms ({:.0} MB/s)",
+                args[0],
                 t * 1e3,
                 bytes as f64 / t / 1e6
             );
-            println!("{}", entries.len());
+            println!("{count}");
         }
         "parse-buffer" => {
             // Reads the whole file, then parses the buffer [runs] times (best time reported).
