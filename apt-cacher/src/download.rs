@@ -24,13 +24,39 @@ use reqwest::Url;
 use std::collections::HashMap;
 use std::io::Write;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tempfile::TempPath;
 use tokio::sync::watch;
 
-/// Bytes read from the file per body chunk.
-const READ_CHUNK: u64 = 256 * 1024;
+/// Memory the body chunks of all responses together should stay within:
+/// each body reads chunks of `READ_BUDGET / active bodies`, clamped to
+/// `MIN_CHUNK..=MAX_CHUNK` (large chunks are fast; many clients get small ones).
+const READ_BUDGET: u64 = 16 << 20;
+const MIN_CHUNK: u64 = 32 * 1024;
+const MAX_CHUNK: u64 = 1 << 20;
+
+/// Number of response bodies currently streaming.
+static ACTIVE_BODIES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one streaming body while alive.
+struct BodyGuard;
+impl BodyGuard {
+    fn new() -> BodyGuard {
+        ACTIVE_BODIES.fetch_add(1, Ordering::Relaxed);
+        BodyGuard
+    }
+    fn chunk() -> u64 {
+        let active = ACTIVE_BODIES.load(Ordering::Relaxed).max(1) as u64;
+        (READ_BUDGET / active).clamp(MIN_CHUNK, MAX_CHUNK)
+    }
+}
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        ACTIVE_BODIES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 /// Progress is published at least every this many bytes.
 const PUBLISH_EVERY: u64 = 64 * 1024;
 
@@ -168,6 +194,7 @@ impl Source {
             pos: u64,
             end: Option<u64>,
             done: bool,
+            _guard: BodyGuard,
         }
         let st = St {
             file: self.file.clone(),
@@ -175,6 +202,7 @@ impl Source {
             pos: start,
             end,
             done: false,
+            _guard: BodyGuard::new(),
         };
         futures_util::stream::unfold(st, |mut st| async move {
             if st.done {
@@ -206,7 +234,7 @@ impl Source {
                 };
                 let limit = st.end.map_or(avail, |e| e.min(avail));
                 if st.pos < limit {
-                    let n = (limit - st.pos).min(READ_CHUNK);
+                    let n = (limit - st.pos).min(BodyGuard::chunk());
                     let file = st.file.clone();
                     let pos = st.pos;
                     let read = tokio::task::spawn_blocking(move || {

@@ -64,7 +64,12 @@ fn real_main() -> anyhow::Result<()> {
     if let Some(note) = note {
         println!("{note}");
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // File reads and syncs run on blocking threads; a bounded pool bounds memory.
+        .max_blocking_threads(64)
+        .build()
+        .context("starting the async runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();

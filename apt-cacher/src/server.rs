@@ -26,6 +26,9 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(app.config.timeouts.header_read)
+        // Bounds what one connection buffers (request headers, queued body
+        // chunks): memory stays small with many clients.
+        .max_buf_size(64 * 1024)
         .keep_alive(true);
     loop {
         let (stream, peer) = tokio::select! {

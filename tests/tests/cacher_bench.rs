@@ -44,6 +44,9 @@ fn wait_listening(addr: SocketAddr) {
 struct Proc(Child);
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first (nginx's master then stops its workers), then SIGKILL.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        std::thread::sleep(Duration::from_millis(100));
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -108,6 +111,7 @@ struct Cacher {
 
 fn cacher(dir: &Path, upstream: SocketAddr) -> (Cacher, Duration) {
     let port = free_port();
+    std::fs::create_dir_all(dir).unwrap();
     let conf = dir.join("cacher.toml");
     std::fs::write(
         &conf,
