@@ -122,6 +122,10 @@ pub struct Job {
 pub struct Source {
     file: Arc<std::fs::File>,
     rx: watch::Receiver<Progress>,
+    /// True for a download in flight: its bytes were just written and sit in
+    /// the page cache, so reading them cannot block on the disk and is done
+    /// inline; complete files are read on the blocking pool.
+    hot: bool,
 }
 
 impl Source {
@@ -141,6 +145,7 @@ impl Source {
         Ok(Source {
             file: Arc::new(file),
             rx,
+            hot: false,
         })
     }
 
@@ -194,6 +199,7 @@ impl Source {
             pos: u64,
             end: Option<u64>,
             done: bool,
+            hot: bool,
             _guard: BodyGuard,
         }
         let st = St {
@@ -202,6 +208,7 @@ impl Source {
             pos: start,
             end,
             done: false,
+            hot: self.hot,
             _guard: BodyGuard::new(),
         };
         futures_util::stream::unfold(st, |mut st| async move {
@@ -237,12 +244,17 @@ impl Source {
                     let n = (limit - st.pos).min(BodyGuard::chunk());
                     let file = st.file.clone();
                     let pos = st.pos;
-                    let read = tokio::task::spawn_blocking(move || {
+                    let read_at = move || {
                         let mut buf = vec![0u8; n as usize];
                         file.read_exact_at(&mut buf, pos).map(|()| buf)
-                    })
-                    .await
-                    .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+                    };
+                    let read = if st.hot {
+                        read_at()
+                    } else {
+                        tokio::task::spawn_blocking(read_at)
+                            .await
+                            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                    };
                     return match read {
                         Ok(buf) => {
                             st.pos += n;
@@ -316,6 +328,7 @@ impl Downloads {
             outcome: None,
         });
         let source = Arc::new(Source {
+            hot: true,
             file: file.clone(),
             rx,
         });
