@@ -98,7 +98,13 @@ impl App {
                 Err(e) => (meta_error(&e), "error"),
             };
         }
-        if let Some(found) = self.gens.index_file(mapping, path, client).await {
+        // Pool files are never metadata: skip the suite lookup for them.
+        let found = if path.starts_with("pool/") {
+            None
+        } else {
+            self.gens.index_file(mapping, path, client).await
+        };
+        if let Some(found) = found {
             return match found {
                 Ok(Meta::File(p)) => (
                     response::serve_path(&p, path, headers, is_head).await,
