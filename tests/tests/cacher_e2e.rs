@@ -278,3 +278,46 @@ async fn negative_caching_answers_from_memory() {
     assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_conns_bounds_concurrent_upstream_requests_per_host() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut builder = Repo::builder(tmp.path().join("repo"));
+    for i in 0..8 {
+        builder = builder.package(PackageSpec::new(&format!("p{i}"), "1.0").size(200_000));
+    }
+    let repo = builder.build().unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    up.throttle("*.deb", 1_000_000, Times::Always);
+    let c = cacher(&tmp.path().join("cacher"), &up.url(), "max_conns = 2").await;
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let tasks: Vec<_> = repo
+        .packages()
+        .iter()
+        .map(|p| {
+            let url = format!("http://{}/debian/{}", c.addr, p.pool_path);
+            let (client, sha) = (client.clone(), p.sha256().to_string());
+            tokio::spawn(async move {
+                let body = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert_eq!(testkit::Checksums::of(&body).sha256, sha);
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(up.requests_matching("*.deb"), 8);
+    assert!(
+        up.max_in_flight() <= 2,
+        "max in flight {}",
+        up.max_in_flight()
+    );
+    c.stop().await;
+}
