@@ -283,7 +283,9 @@ impl Update<'_> {
             .await;
         match result {
             Ok(info) => {
+                let t = Instant::now();
                 self.store.publish(&new, &info)?;
+                tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t.elapsed().as_millis() as u64, "info.json written, synced, symlink swapped");
                 tracing::info!(mirror = %self.cfg.id, snapshot = %new.name, files = info.files.len(), "published");
                 self.cleanup();
                 Ok((Outcome::Updated, Some(new.name)))
@@ -442,6 +444,7 @@ impl Update<'_> {
         current_info: Option<&Info>,
         fingerprint: String,
     ) -> Result<Info, MirrorError> {
+        let t0 = Instant::now();
         let reuse = match (current, current_info) {
             (Some(c), Some(i)) => ReuseIndex::new(&c.tree, i),
             (Some(c), None) => {
@@ -463,7 +466,11 @@ impl Update<'_> {
             for (name, data) in RELEASE_FILES.iter().zip(&r.files) {
                 if let Some(data) = data {
                     let path = aptindex::path::join(&r.dir, name);
-                    crate::snapshot::write_atomic(&new.tree.join(&path), data)?;
+                    let dest = new.tree.join(&path);
+                    crate::snapshot::write_atomic(&dest, data)?;
+                    if let Some(cur) = current {
+                        newer_than(&dest, &cur.tree.join(&path));
+                    }
                     record(&path, &Checksums::of_bytes(data));
                 }
             }
@@ -515,7 +522,9 @@ impl Update<'_> {
 
         // Pool files named by the indices.
         let index_paths: HashSet<&str> = indices.iter().map(|i| i.path.as_str()).collect();
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices fetched");
         let pool = self.read_indices(new, &present).await?;
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices read");
         let mut jobs: Vec<(String, Checksums, Option<Reuse>)> = Vec::new();
         let (mut n, mut bytes) = (0u64, 0u64);
         for (path, sums) in pool.files {
@@ -531,30 +540,28 @@ impl Update<'_> {
         }
         progress.add_planned(n, bytes);
         tracing::info!(mirror = %self.cfg.id, files = jobs.len(), to_download = n, bytes_to_download = bytes, "pool files");
-        futures_util::stream::iter(jobs.iter())
-            .map(|(path, sums, old)| async {
-                self.place(
-                    new,
-                    path,
-                    sums,
-                    old.clone(),
-                    std::slice::from_ref(path),
-                    &progress,
-                )
-                .await?
-                .ok_or_else(|| MirrorError::Missing {
-                    url: self
-                        .url(path)
-                        .map(|u| u.to_string())
-                        .unwrap_or_else(|_| path.clone()),
-                })?;
-                record(path, sums);
-                Ok::<(), MirrorError>(())
-            })
-            .buffer_unordered(self.ctx.parallel)
-            .try_collect::<()>()
-            .await?;
+        // Files the current snapshot has with the same size and hashes are
+        // hard-linked on a blocking thread (file-system bound) while the
+        // others download; a link that fails is downloaded afterwards.
+        let (known, jobs): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .partition(|(_, _, old)| matches!(old, Some(Reuse::Known(_))));
+        let (links, downloads) = tokio::join!(
+            link_all(&new.tree, known),
+            self.place_all(new, &jobs, &progress, &files)
+        );
+        downloads?;
+        let (linked, unlinked) = links?;
+        self.counters
+            .reused
+            .fetch_add(linked.len() as u64, Ordering::Relaxed);
+        for (path, sums) in &linked {
+            record(path, sums);
+        }
+        let unlinked: Vec<_> = unlinked.into_iter().map(|(p, s)| (p, s, None)).collect();
+        self.place_all(new, &unlinked, &progress, &files).await?;
 
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "pool files placed");
         // by-hash links: this snapshot's indices, plus the previous
         // snapshot's so that clients that read the old InRelease still
         // find its indices.
@@ -612,6 +619,7 @@ impl Update<'_> {
             }
         }
 
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "by-hash and carried files linked");
         // The upstream must not have changed meanwhile.
         let again = self.fetch_releases().await?;
         for (a, b) in releases.iter().zip(&again) {
@@ -633,6 +641,43 @@ impl Update<'_> {
             by_hash,
             carried,
         })
+    }
+
+    /// Places pool files (reused or downloaded, in parallel) and records
+    /// them in `files`; a file missing upstream is an error.
+    async fn place_all(
+        &self,
+        new: &Snapshot,
+        jobs: &[(String, Checksums, Option<Reuse>)],
+        progress: &Progress,
+        files: &Mutex<BTreeMap<String, FileInfo>>,
+    ) -> Result<(), MirrorError> {
+        futures_util::stream::iter(jobs.iter())
+            .map(|(path, sums, old)| async move {
+                self.place(
+                    new,
+                    path,
+                    sums,
+                    old.clone(),
+                    std::slice::from_ref(path),
+                    progress,
+                )
+                .await?
+                .ok_or_else(|| MirrorError::Missing {
+                    url: self
+                        .url(path)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| path.clone()),
+                })?;
+                files
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(path.clone(), FileInfo::from_checksums(sums));
+                Ok::<(), MirrorError>(())
+            })
+            .buffer_unordered(self.ctx.parallel)
+            .try_collect::<()>()
+            .await
     }
 
     /// Places one variant of an index; `None` if the upstream lacks it.
@@ -818,6 +863,43 @@ fn same_as_snapshot(cur: &Snapshot, releases: &[SuiteReleases]) -> bool {
     })
 }
 
+/// Hard-links the files of `jobs` (path, checksums, [`Reuse::Known`] source)
+/// into `tree`, on one blocking thread (more threads only contend for the
+/// same directory locks). Returns the files linked and those that could not
+/// be (to be downloaded instead).
+async fn link_all(
+    tree: &Path,
+    mut jobs: Vec<(String, Checksums, Option<Reuse>)>,
+) -> Result<(Vec<(String, Checksums)>, Vec<(String, Checksums)>), MirrorError> {
+    jobs.sort_by(|a, b| a.0.cmp(&b.0));
+    let root = tree.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut linked = Vec::new();
+        let mut failed = Vec::new();
+        for (path, sums, old) in jobs {
+            let dest = root.join(&path);
+            let ok = match &old {
+                Some(Reuse::Known(src)) => {
+                    link_file(src, &dest).is_ok() && file_size(&dest) == Some(sums.size)
+                }
+                _ => false,
+            };
+            if ok {
+                linked.push((path, sums));
+            } else {
+                let _ = std::fs::remove_file(&dest);
+                failed.push((path, sums));
+            }
+        }
+        (linked, failed)
+    })
+    .await
+    .map_err(|e| MirrorError::Io {
+        path: tree.to_path_buf(),
+        source: std::io::Error::other(format!("linking task failed: {e}")),
+    })
+}
+
 /// True when the local file `path` has the `expected` size and hashes.
 fn verify_local(path: &Path, expected: &Checksums) -> bool {
     let (Some(kind), Ok(file)) = (expected.strongest(), std::fs::File::open(path)) else {
@@ -832,6 +914,34 @@ fn verify_local(path: &Path, expected: &Checksums) -> bool {
     }
     let (_, actual) = reader.finish();
     expected.verify(&path.to_string_lossy(), &actual).is_ok()
+}
+
+/// Makes `file`'s modification time at least one second later than
+/// `previous`'s (when that exists): web servers compare `If-Modified-Since`
+/// to the second, and a client must never be told "not modified" about a
+/// Release file that changed within the same second.
+fn newer_than(file: &Path, previous: &Path) {
+    let (Ok(old), Ok(new)) = (std::fs::metadata(previous), std::fs::metadata(file)) else {
+        return;
+    };
+    let (Ok(old_m), Ok(new_m)) = (old.modified(), new.modified()) else {
+        return;
+    };
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    if secs(new_m) <= secs(old_m) {
+        let bumped = std::time::UNIX_EPOCH + Duration::from_secs(secs(old_m) + 1);
+        let result = std::fs::File::options()
+            .write(true)
+            .open(file)
+            .and_then(|f| f.set_modified(bumped));
+        if let Err(e) = result {
+            tracing::warn!(path = %file.display(), error = %e, "cannot adjust modification time");
+        }
+    }
 }
 
 fn file_size(path: &Path) -> Option<u64> {
