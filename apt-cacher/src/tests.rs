@@ -550,3 +550,71 @@ async fn crash_leftovers_are_cleaned_and_state_stays_consistent() {
     assert_eq!(up.count("/repo/dists/stable/main/binary-amd64/Packages"), 1);
     cacher.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_generations_are_removed_after_grace_and_valid_until_is_renewed() {
+    let up = FakeUpstream::default();
+    let deb = vec![1u8; 100];
+    for (p, d) in repo(&deb, 1) {
+        up.put(&p, d);
+    }
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.check_interval = Duration::from_secs(0);
+    cfg.cache_period = Duration::from_secs(0);
+    cfg.generation_grace = Duration::from_secs(1);
+    let cacher = start(cfg).await;
+    let base = format!("http://{}/m/dists/stable", cacher.addr);
+    get(&format!("{base}/Release")).await.unwrap();
+    for (p, d) in repo(&vec![2u8; 100], 2) {
+        up.put(&p, d);
+    }
+    get(&format!("{base}/Release")).await.unwrap();
+    let suite = dir.path().join("meta/m/dists%2Fstable");
+    let gens = || {
+        std::fs::read_dir(&suite)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
+            .count()
+    };
+    assert_eq!(
+        gens(),
+        2,
+        "the previous generation is kept during the grace period"
+    );
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        gens(),
+        1,
+        "the dead generation is removed after the grace period"
+    );
+    cacher.stop().await;
+
+    // A Release whose Valid-Until is near is re-checked even within check_interval.
+    let up = FakeUpstream::default();
+    let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+    up.put(
+        "/repo/dists/s/Release",
+        format!("Suite: s\nValid-Until: {soon}\nSHA256:\n"),
+    );
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.check_interval = Duration::from_secs(600);
+    cfg.cache_period = Duration::from_secs(1);
+    let cacher = start(cfg).await;
+    let url = format!("http://{}/m/dists/s/Release", cacher.addr);
+    get(&url).await.unwrap();
+    get(&url).await.unwrap();
+    assert_eq!(up.count("/repo/dists/s/Release"), 1, "re-checked too soon");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    get(&url).await.unwrap();
+    assert_eq!(
+        up.count("/repo/dists/s/Release"),
+        2,
+        "Valid-Until near: must be renewed"
+    );
+    cacher.stop().await;
+}
