@@ -567,7 +567,7 @@ async fn dead_generations_are_removed_after_grace_and_valid_until_is_renewed() {
     let cacher = start(cfg).await;
     let base = format!("http://{}/m/dists/stable", cacher.addr);
     get(&format!("{base}/Release")).await.unwrap();
-    for (p, d) in repo(&vec![2u8; 100], 2) {
+    for (p, d) in repo(&[2u8; 100], 2) {
         up.put(&p, d);
     }
     get(&format!("{base}/Release")).await.unwrap();
