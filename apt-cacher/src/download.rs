@@ -349,16 +349,36 @@ impl Downloads {
         let me = source.clone();
         tokio::spawn(async move {
             let tx = task.tx.clone();
+            // Leaves the in-flight table however the task ends (even by a panic).
+            let _leave = Leave {
+                downloads: this.clone(),
+                key,
+                source: me,
+            };
             let result = task.run(&this.upstream).await;
-            {
-                let mut map = this.lock();
-                if map.get(&key).is_some_and(|s| Arc::ptr_eq(s, &me)) {
-                    map.remove(&key);
-                }
-            }
+            drop(_leave);
             tx.send_modify(|p| p.outcome = Some(result.map_err(Arc::new)));
         });
         (source, false)
+    }
+}
+
+/// Removes a download from the in-flight table when dropped.
+struct Leave {
+    downloads: Arc<Downloads>,
+    key: String,
+    source: Arc<Source>,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        let mut map = self.downloads.lock();
+        if map
+            .get(&self.key)
+            .is_some_and(|s| Arc::ptr_eq(s, &self.source))
+        {
+            map.remove(&self.key);
+        }
     }
 }
 
