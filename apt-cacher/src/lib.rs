@@ -73,7 +73,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let upstream =
         Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
     let downloads = Arc::new(download::Downloads::new(upstream));
-    let router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
+    let mut router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(
         generation::Generations::new(&config, router.clone(), downloads.clone())
             .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
@@ -82,6 +82,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    router.set_self_port(addr.port());
     tracing::info!(address = %addr, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
     let app = Arc::new(handler::App {
         router,

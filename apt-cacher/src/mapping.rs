@@ -32,6 +32,7 @@ pub enum Route {
 pub struct Router {
     mappings: Vec<Mapping>,
     connect_allow: Vec<String>,
+    self_port: Option<u16>,
 }
 
 /// Percent-decodes a URL path; `None` when the escapes are malformed or
@@ -78,7 +79,15 @@ impl Router {
         Router {
             mappings,
             connect_allow,
+            self_port: None,
         }
+    }
+
+    /// The port the cacher listens on: a proxy-form request to this port
+    /// whose path starts with a mapping prefix is served as the prefix form
+    /// (a client with both a proxy setting and prefix sources).
+    pub fn set_self_port(&mut self, port: u16) {
+        self.self_port = Some(port);
     }
 
     /// The mappings, in configuration order.
@@ -203,6 +212,11 @@ impl Router {
                 if let Some(rest) = path.strip_prefix(base).and_then(|r| r.strip_prefix('/')) {
                     return self.file(i, rest);
                 }
+            }
+        }
+        if self.self_port.is_some() && uri.port_u16() == self.self_port {
+            if let Route::File { mapping, path } = self.route_prefix(raw_path) {
+                return Route::File { mapping, path };
             }
         }
         Route::Refuse(
@@ -363,6 +377,21 @@ mod tests {
                 _ => assert_eq!(&got, want, "{method} {uri}"),
             }
         }
+    }
+
+    #[test]
+    fn proxy_form_to_the_cacher_itself_is_the_prefix_form() {
+        let mut r = router();
+        r.set_self_port(3142);
+        let uri: Uri = "http://cacher.example:3142/debian/pool/a.deb"
+            .parse()
+            .unwrap();
+        assert_eq!(r.route(&Method::GET, &uri), file(0, "pool/a.deb"));
+        let uri: Uri = "http://cacher.example:3142/nope/x".parse().unwrap();
+        assert!(matches!(
+            r.route(&Method::GET, &uri),
+            Route::Refuse(StatusCode::FORBIDDEN, _)
+        ));
     }
 
     #[test]
