@@ -95,9 +95,12 @@ impl Buffers {
         BytesMut::zeroed(n)
     }
 
-    /// Remembers `b` (a clone of a chunk handed to hyper) for reuse.
-    fn keep(&mut self, b: &Bytes) {
-        if self.0.len() >= AHEAD_BUFFERS as usize {
+    /// Remembers `b` (a clone of a chunk handed to hyper) for reuse, and at
+    /// most `keep - 1` older ones: a body that does not read ahead keeps
+    /// only the chunk hyper is sending, so it never holds more than the two
+    /// chunks it held without reuse (with 1,000 clients this matters).
+    fn keep(&mut self, b: &Bytes, keep: usize) {
+        while self.0.len() >= keep.max(1) {
             self.0.remove(0);
         }
         self.0.push(b.clone());
@@ -281,14 +284,14 @@ impl Source {
                     }
                 };
                 self.pos += n;
-                self.bufs.keep(&buf);
+                let (chunk, ahead) = BodyGuard::plan();
+                let ahead = ahead && read_ahead && !self.hot;
+                self.bufs
+                    .keep(&buf, if ahead { AHEAD_BUFFERS as usize } else { 1 });
                 let limit = self.end.map_or(avail, |e| e.min(avail));
-                if read_ahead && !self.hot && self.pos < limit {
-                    let (chunk, ahead) = BodyGuard::plan();
-                    if ahead {
-                        let n = (limit - self.pos).min(chunk);
-                        self.ahead = Some((n, self.spawn_read(n)));
-                    }
+                if ahead && self.pos < limit {
+                    let n = (limit - self.pos).min(chunk);
+                    self.ahead = Some((n, self.spawn_read(n)));
                 }
                 Ok(buf)
             }
