@@ -14,7 +14,9 @@
 //! into place (cache or metadata generation) before success is announced.
 //!
 //! A finished file (a cache hit) is served through the same reader as a
-//! download that is already complete.
+//! download that is already complete; it reads its next chunk on the
+//! blocking pool while hyper sends the previous one, into buffers it reuses,
+//! as far as the shared memory budget (`READ_BUDGET`) allows.
 
 use crate::upstream::{Upstream, UpstreamError};
 use aptindex::checksum::{Checksums, Hasher};
