@@ -602,35 +602,48 @@ fn apt_mirror_command(args: &[&std::ffi::OsStr]) -> std::process::Command {
     cmd
 }
 
-#[test]
-fn kill_9_mid_run_then_rerun() {
-    let bed = Bed::new(|b| b.generated_packages(30, 5000));
+/// Mirrors `n` packages of `size` bytes, changes them all upstream, slows the
+/// pool down, and starts a second run in a child process; returns once that
+/// run has asked for `pool_requests` pool files, with the child and the
+/// snapshot that was current before it.
+fn start_interrupted_update(
+    n: usize,
+    size: usize,
+    pool_requests: usize,
+) -> (Bed, std::process::Child, std::path::PathBuf) {
+    let bed = Bed::new(|b| b.generated_packages(n, size));
     bed.standard_config();
     assert_eq!(bed.run(), 0);
     let target = bed.link_target();
     {
         let mut repo = bed.repo.lock().unwrap();
-        for i in 0..30 {
-            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "2.0").size(5000));
+        for i in 0..n {
+            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "2.0").size(size));
         }
         repo.publish().unwrap();
     }
     bed.up
         .delay("/pool/*", Duration::from_millis(300), Times::Always);
     bed.up.reset_counts();
-    let mut child = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
+    let child = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let t = Instant::now();
-    while bed.up.requests_matching("/pool/*") < 6 {
+    while bed.up.requests_matching("/pool/*") < pool_requests {
         assert!(
             t.elapsed() < Duration::from_secs(20),
-            "the binary never reached the pool"
+            "the child never reached the pool"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    (bed, child, target)
+}
+
+#[test]
+fn kill_9_mid_run_then_rerun() {
+    let (bed, mut child, target) = start_interrupted_update(30, 5000, 6);
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     // Killed: the current snapshot is untouched, an unfinished one is left over.
@@ -747,33 +760,7 @@ architectures = ["amd64"]
 
 #[test]
 fn sigterm_mid_run_keeps_the_current_snapshot_and_cleans_up() {
-    let bed = Bed::new(|b| b.generated_packages(20, 2000));
-    bed.standard_config();
-    assert_eq!(bed.run(), 0);
-    let target = bed.link_target();
-    {
-        let mut repo = bed.repo.lock().unwrap();
-        for i in 0..20 {
-            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "2.0").size(2000));
-        }
-        repo.publish().unwrap();
-    }
-    bed.up
-        .delay("/pool/*", Duration::from_millis(300), Times::Always);
-    bed.up.reset_counts();
-    let mut child = apt_mirror_command(&["-f".as_ref(), bed.config_path().as_os_str()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t = Instant::now();
-    while bed.up.requests_matching("/pool/*") < 4 {
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "never reached the pool"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (bed, mut child, target) = start_interrupted_update(20, 2000, 4);
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
