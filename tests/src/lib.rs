@@ -5,6 +5,7 @@
 //! - [`upstream`]: an in-process HTTP/HTTPS server with request counts, fault switches and
 //!   hooks, serving such a repository.
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
+//! - [`cacher`]: an apt-cacher configured and started for a test.
 //!
 //! Errors are `anyhow::Error` with context: this is test support code whose callers are tests.
 //!
@@ -31,6 +32,7 @@
 #![warn(missing_docs)]
 
 pub mod apt;
+pub mod cacher;
 pub mod keys;
 pub mod repo;
 pub mod upstream;
@@ -39,3 +41,12 @@ pub use apt::{AptEnv, AptOutput};
 pub use keys::TestKey;
 pub use repo::{Checksums, Compression, IndexFile, Package, PackageSpec, Repo, RepoBuilder};
 pub use upstream::{Fault, RequestRecord, TestCa, Times, Upstream};
+
+/// A TCP port of 127.0.0.1 that was free a moment ago (for a server that
+/// must be started on a known address, e.g. in a child process).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding 127.0.0.1:0")
+}

@@ -4,23 +4,10 @@
 //! repositories, corrupted upstream bytes, coalescing, restart, negative
 //! caching.
 
-use apt_cacher::{CancellationToken, Config, Running};
 use std::path::Path;
 use std::time::Duration;
+use testkit::cacher::start as cacher;
 use testkit::{AptEnv, Compression, PackageSpec, Repo, Times, Upstream};
-
-/// Starts a cacher with one mapping `debian` → `upstream_url`.
-async fn cacher(dir: &Path, upstream_url: &str, extra: &str) -> Running {
-    let text = format!(
-        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = \"{upstream_url}\"\n",
-        dir.join("meta").display(),
-        dir.join("cache").display()
-    );
-    let config = Config::parse("test.toml", &text).unwrap();
-    apt_cacher::start(config, CancellationToken::new())
-        .await
-        .unwrap()
-}
 
 fn repo(dir: &Path, by_hash: bool, compressions: &[Compression]) -> Repo {
     Repo::builder(dir)

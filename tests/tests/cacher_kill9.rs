@@ -10,7 +10,7 @@
 
 use apt_cacher::{CancellationToken, Config};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,15 +33,6 @@ fn child_process_entry() {
         .block_on(apt_cacher::run(config, CancellationToken::new()))
         .unwrap();
     std::process::exit(0);
-}
-
-/// A port that was free a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Starts the cacher in a child process and waits until it accepts connections.
@@ -100,17 +91,14 @@ fn kill_9_mid_download_then_restart() {
         .build()
         .unwrap();
     let up = Upstream::serve(repo.root()).unwrap();
-    let cache_dir = tmp.path().join("cache");
-    let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let cache_dir = tmp.path().join("cache"); // as testkit::cacher::config_text lays it out
+    let addr: SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
+        .parse()
+        .unwrap();
     let config = tmp.path().join("apt-cacher.toml");
     std::fs::write(
         &config,
-        format!(
-            "listen_address = \"{addr}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n[mapping]\ndebian = \"{}\"\n",
-            tmp.path().join("meta").display(),
-            cache_dir.display(),
-            up.url()
-        ),
+        testkit::cacher::config_text(tmp.path(), &addr.to_string(), &up.url(), ""),
     )
     .unwrap();
 

@@ -4,23 +4,10 @@
 //! that was served the previous Release keeps getting the matching indices
 //! during the grace period.
 
-use apt_cacher::{CancellationToken, Config, Running};
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
+use testkit::cacher::start as cacher;
 use testkit::{AptEnv, Compression, PackageSpec, Repo, Upstream};
-
-async fn cacher(dir: &Path, upstream_url: &str, extra: &str) -> Running {
-    let text = format!(
-        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = \"{upstream_url}\"\n",
-        dir.join("meta").display(),
-        dir.join("cache").display()
-    );
-    let config = Config::parse("test.toml", &text).unwrap();
-    apt_cacher::start(config, CancellationToken::new())
-        .await
-        .unwrap()
-}
 
 async fn rounds(by_hash: bool) {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,0 +1,26 @@
+//! An apt-cacher for end-to-end tests: its configuration text for one
+//! mapping `debian` → an upstream URL, with its directories under a test's
+//! temporary directory, and an in-process start on `127.0.0.1:0`.
+
+use std::path::Path;
+
+/// The configuration text of a test cacher: `meta_dir` and `cache_dir` under
+/// `dir`, listening on `listen`, one mapping `debian` → `upstream_url`, and
+/// `extra` lines (e.g. `"check_interval = 0"`) before the mapping table.
+pub fn config_text(dir: &Path, listen: &str, upstream_url: &str, extra: &str) -> String {
+    format!(
+        "listen_address = \"{listen}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = \"{upstream_url}\"\n",
+        dir.join("meta").display(),
+        dir.join("cache").display()
+    )
+}
+
+/// Starts a cacher in this process (see [`config_text`]) on a free port of
+/// 127.0.0.1; its address is `Running::addr`. Panics on failure: tests only.
+pub async fn start(dir: &Path, upstream_url: &str, extra: &str) -> apt_cacher::Running {
+    let text = config_text(dir, "127.0.0.1:0", upstream_url, extra);
+    let config = apt_cacher::Config::parse("test.toml", &text).expect("test cacher config");
+    apt_cacher::start(config, apt_cacher::CancellationToken::new())
+        .await
+        .expect("starting the test cacher")
+}
