@@ -63,8 +63,10 @@ pub struct Timeouts {
     pub idle_read: Duration,
     /// Overall cap on one upstream download.
     pub overall: Duration,
-    /// Client request-header read.
+    /// Client request-header read (slowloris).
     pub header_read: Duration,
+    /// Client idle keep-alive: an idle connection is closed after this long.
+    pub client_idle: Duration,
 }
 
 impl Default for Timeouts {
@@ -74,6 +76,7 @@ impl Default for Timeouts {
             idle_read: Duration::from_secs(60),
             overall: Duration::from_secs(30 * 60),
             header_read: Duration::from_secs(30),
+            client_idle: Duration::from_secs(120),
         }
     }
 }
@@ -160,6 +163,7 @@ struct RawTimeouts {
     idle_read: Option<u64>,
     overall: Option<u64>,
     header_read: Option<u64>,
+    client_idle: Option<u64>,
 }
 
 /// The default config path.
@@ -412,6 +416,7 @@ impl Config {
             set(&mut timeouts.idle_read, t.idle_read, "idle_read")?;
             set(&mut timeouts.overall, t.overall, "overall")?;
             set(&mut timeouts.header_read, t.header_read, "header_read")?;
+            set(&mut timeouts.client_idle, t.client_idle, "client_idle")?;
         }
 
         Ok(Config {

