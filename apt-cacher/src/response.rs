@@ -3,7 +3,8 @@
 //! `If-Modified-Since` → 304, single byte ranges → 206 (416 when
 //! unsatisfiable), HEAD without a body, and short text responses for errors.
 
-use crate::download::{DownloadError, Source};
+use crate::download::{DownloadError, Head, Source};
+use crate::mapped;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use http_body_util::{combinators::BoxBody, BodyExt, Empty, Full, StreamBody};
@@ -113,7 +114,9 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-/// Opens a complete file and serves it as repository path `repo_path`.
+/// Opens a complete file and serves it as repository path `repo_path`:
+/// large files from a shared memory map ([`crate::mapped`]), others read
+/// in chunks.
 pub async fn serve_path(
     path: &Path,
     repo_path: &str,
@@ -121,14 +124,18 @@ pub async fn serve_path(
     is_head: bool,
 ) -> Response<Body> {
     let p = path.to_path_buf();
-    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Source> {
+    let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Content> {
         let f = std::fs::File::open(&p)?;
-        let lm = f.metadata()?.modified().ok().map(httpdate::fmt_http_date);
-        Source::complete(f, lm)
+        let meta = f.metadata()?;
+        let lm = meta.modified().ok().map(httpdate::fmt_http_date);
+        if meta.len() >= mapped::MIN_MAPPED {
+            return Ok(Content::Mapped(mapped::map(&f)?, lm));
+        }
+        Ok(Content::Source(Arc::new(Source::complete(f, lm)?)))
     })
     .await;
     match opened {
-        Ok(Ok(src)) => serve(Arc::new(src), repo_path, headers, is_head).await,
+        Ok(Ok(content)) => respond(content, repo_path, headers, is_head).await,
         Ok(Err(e)) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("cannot open cached file: {e}"),
@@ -137,6 +144,17 @@ pub async fn serve_path(
     }
 }
 
+/// What a response's body comes from.
+enum Content {
+    /// A download in flight or a file read in chunks.
+    Source(Arc<Source>),
+    /// A complete file's bytes (memory-mapped) and its `Last-Modified`.
+    Mapped(Bytes, Option<String>),
+}
+
+/// Frames of a mapped body: slices, so hyper writes from the map directly.
+const MAPPED_FRAME: usize = 1 << 20;
+
 /// Serves `source` (repository path `path`, for the content type).
 pub async fn serve(
     source: Arc<Source>,
@@ -144,11 +162,29 @@ pub async fn serve(
     headers: &HeaderMap,
     is_head: bool,
 ) -> Response<Body> {
-    let head = match source.head().await {
-        Ok(h) => h,
-        Err(e) => return download_error(&e),
+    respond(Content::Source(source), path, headers, is_head).await
+}
+
+async fn respond(
+    content: Content,
+    path: &str,
+    headers: &HeaderMap,
+    is_head: bool,
+) -> Response<Body> {
+    let (head, complete) = match &content {
+        Content::Source(source) => match source.head().await {
+            Ok(h) => (h, source.is_complete()),
+            Err(e) => return download_error(&e),
+        },
+        Content::Mapped(bytes, lm) => (
+            Head {
+                length: Some(bytes.len() as u64),
+                last_modified: lm.clone(),
+                verified: false,
+            },
+            true,
+        ),
     };
-    let complete = source.is_complete();
     let last_modified = head
         .last_modified
         .as_deref()
@@ -208,10 +244,18 @@ pub async fn serve(
     if let Some(e) = end {
         builder = builder.header(header::CONTENT_LENGTH, e - start);
     }
-    let body = if is_head {
-        empty()
-    } else {
-        StreamBody::new(source.body(start, end).map_ok(Frame::data)).boxed()
+    let body = match content {
+        _ if is_head => empty(),
+        Content::Source(source) => {
+            StreamBody::new(source.body(start, end).map_ok(Frame::data)).boxed()
+        }
+        Content::Mapped(bytes, _) => {
+            let (start, end) = (start as usize, end.map_or(bytes.len(), |e| e as usize));
+            let frames = (start..end)
+                .step_by(MAPPED_FRAME)
+                .map(move |o| Ok(Frame::data(bytes.slice(o..(o + MAPPED_FRAME).min(end)))));
+            StreamBody::new(futures_util::stream::iter(frames)).boxed()
+        }
     };
     builder
         .status(status)
