@@ -67,6 +67,9 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Client idle keep-alive: an idle connection is closed after this long.
     pub client_idle: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight responses and downloads may
+    /// take to finish before the cacher exits anyway.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Timeouts {
@@ -77,6 +80,7 @@ impl Default for Timeouts {
             overall: Duration::from_secs(30 * 60),
             header_read: Duration::from_secs(30),
             client_idle: Duration::from_secs(120),
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -164,6 +168,7 @@ struct RawTimeouts {
     overall: Option<u64>,
     header_read: Option<u64>,
     client_idle: Option<u64>,
+    shutdown_grace: Option<u64>,
 }
 
 /// The default config path.
@@ -417,6 +422,11 @@ impl Config {
             set(&mut timeouts.overall, t.overall, "overall")?;
             set(&mut timeouts.header_read, t.header_read, "header_read")?;
             set(&mut timeouts.client_idle, t.client_idle, "client_idle")?;
+            set(
+                &mut timeouts.shutdown_grace,
+                t.shutdown_grace,
+                "shutdown_grace",
+            )?;
         }
 
         Ok(Config {

@@ -12,15 +12,18 @@
 //! (metadata), [`store`] (pool files), [`download`] (coalesced verified
 //! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details).
 //! [`config`], [`defaults`] and [`logging`] set it up.
-// One audited `unsafe` block: the memory map in `mapped`.
+// Audited `unsafe` blocks: the memory map in `mapped`; taking systemd's
+// listening socket in `listen`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client_timeouts;
 pub mod config;
 pub mod defaults;
 pub mod download;
 pub mod generation;
 pub mod handler;
+pub mod listen;
 pub mod logging;
 pub mod mapped;
 pub mod mapping;
@@ -80,12 +83,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         generation::Generations::new(&config, router.clone(), downloads.clone())
             .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let (listener, activated) = listen::listener(config.listen)?;
     let addr = listener.local_addr()?;
     router.set_self_port(addr.port());
-    tracing::info!(address = %addr, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
+    tracing::info!(address = %addr, socket = if activated { "from systemd (socket activation)" } else { "bound" }, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
     let app = Arc::new(handler::App {
         router,
         store: Arc::new(store),
@@ -102,19 +103,45 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
             server::serve(listener, app.clone(), shutdown).await;
-            // Let downloads in flight finish (and be kept), within the grace time.
-            let deadline = tokio::time::Instant::now() + server::SHUTDOWN_GRACE;
-            while app.downloads.in_flight() > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            listen::notify("STOPPING=1");
+            remove_temp_files(&app.config).await;
+            tracing::info!("apt-cacher stopped");
         })
     };
+    listen::notify("READY=1");
     Ok(Running {
         addr,
         app,
         shutdown,
         task,
     })
+}
+
+/// Removes what downloads left in the temporary directories of `cache_dir`
+/// and `meta_dir` (after a graceful stop: nothing there is complete).
+async fn remove_temp_files(config: &Config) {
+    let dirs = [config.cache_dir.join(".tmp"), config.meta_dir.join(".tmp")];
+    let _ = tokio::task::spawn_blocking(move || {
+        for dir in dirs {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let removed = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    std::fs::remove_dir_all(&path)
+                } else {
+                    std::fs::remove_file(&path)
+                };
+                match removed {
+                    Ok(()) => tracing::debug!(path = %path.display(), "removed temporary file"),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "cannot remove temporary file"),
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// Runs the cacher until `shutdown` is cancelled.

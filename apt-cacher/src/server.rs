@@ -1,11 +1,15 @@
-//! The HTTP server: accepts connections, serves HTTP/1.1 (keep-alive, a
-//! request-header read timeout) and HTTP/2 with [`App::handle`], supports
-//! `CONNECT` upgrades, and shuts down gracefully when the cancellation token
-//! fires: it stops accepting and lets in-flight responses finish within a
-//! bounded grace time.
+//! The HTTP server: accepts connections, serves HTTP/1.1 (keep-alive) and
+//! HTTP/2 with [`App::handle`], supports `CONNECT` upgrades, bounds every
+//! client connection in time ([`crate::client_timeouts`]: request header,
+//! idle keep-alive, a client that stops reading), and shuts down gracefully
+//! when the cancellation token fires: it stops accepting, lets in-flight
+//! responses and downloads finish within `shutdown_grace`, and returns.
 
+use crate::client_timeouts::{Activity, ClientIo, Limits};
 use crate::handler::App;
+use http_body_util::BodyExt;
 use hyper::service::service_fn;
+use hyper::Method;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -13,23 +17,39 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// How long in-flight responses may take to finish after shutdown starts.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// What a graceful stop left behind (see [`serve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// True when every connection finished within the grace time.
+    pub connections_drained: bool,
+    /// Downloads still running when the grace time ran out.
+    pub downloads_left: usize,
+}
 
-/// Serves `listener` until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+/// Serves `listener` until `shutdown` is cancelled; then stops accepting
+/// (closing the listening socket), lets open connections finish their
+/// current response (idle ones close at once), and waits for downloads in
+/// flight, all within `shutdown_grace`.
+pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) -> Stopped {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(app.config.timeouts.header_read)
+        // Header and idle timeouts are ClientIo's: hyper's would also close
+        // idle keep-alive connections after the header timeout.
+        .header_read_timeout(None)
         // Bounds what one connection buffers (request headers, queued body
         // chunks): memory stays small with many clients.
         .max_buf_size(64 * 1024)
         .keep_alive(true);
+    let limits = Limits {
+        header_read: app.config.timeouts.header_read,
+        client_idle: app.config.timeouts.client_idle,
+    };
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -44,13 +64,31 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             },
         };
         let _ = stream.set_nodelay(true);
+        let activity = Activity::default();
+        let io = ClientIo::new(stream, activity.clone(), limits);
         let app = app.clone();
-        let service = service_fn(move |req| {
-            let app = app.clone();
-            async move { Ok::<_, Infallible>(app.handle(req, peer).await) }
+        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (app, activity) = (app.clone(), activity.clone());
+            async move {
+                // Counts as busy until the response body is sent or dropped.
+                let busy = activity.request();
+                let connect = req.method() == Method::CONNECT;
+                let resp = app.handle(req, peer).await;
+                if connect && resp.status().is_success() {
+                    activity.tunnel();
+                }
+                let resp = resp.map(|body| {
+                    body.map_frame(move |frame| {
+                        let _ = &busy;
+                        frame
+                    })
+                    .boxed()
+                });
+                Ok::<_, Infallible>(resp)
+            }
         });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -60,8 +98,31 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("shutdown grace time over; dropping open connections"),
+    let grace = app.config.timeouts.shutdown_grace;
+    let deadline = Instant::now() + grace;
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        downloads = app.downloads.in_flight(),
+        "stopped accepting; finishing responses and downloads in flight"
+    );
+    let connections_drained = tokio::select! {
+        _ = graceful.shutdown() => true,
+        _ = tokio::time::sleep_until(deadline) => false,
+    };
+    // Downloads whose clients are gone still finish (and are kept).
+    while app.downloads.in_flight() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let stopped = Stopped {
+        connections_drained,
+        downloads_left: app.downloads.in_flight(),
+    };
+    if !stopped.connections_drained || stopped.downloads_left > 0 {
+        tracing::warn!(
+            downloads_left = stopped.downloads_left,
+            connections_drained = stopped.connections_drained,
+            "shutdown grace time over; dropping what is left"
+        );
+    }
+    stopped
 }
