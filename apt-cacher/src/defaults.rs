@@ -202,6 +202,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         connect_allow: Vec::new(),
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
+        status_allow: None,
     };
     (config, sources)
 }

@@ -18,6 +18,7 @@
 //! blocking pool while hyper sends the previous one, into buffers it reuses,
 //! as far as the shared memory budget (`READ_BUDGET`) allows.
 
+use crate::metrics::Metrics;
 use crate::upstream::{Upstream, UpstreamError};
 use aptindex::checksum::{Checksums, Hasher};
 use bytes::{Bytes, BytesMut};
@@ -142,11 +143,33 @@ pub struct Head {
     pub verified: bool,
 }
 
+/// What upstream did for a download (for the access log).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpstreamNote {
+    /// The status upstream answered, when it answered one.
+    pub status: Option<u16>,
+    /// Milliseconds until upstream's response headers (or its failure).
+    pub ms: u64,
+    /// True when the failure was answered from the negative cache, without asking.
+    pub negative: bool,
+}
+
+/// The status an upstream failure carries, if any.
+pub fn status_of(e: &UpstreamError) -> Option<u16> {
+    match e {
+        UpstreamError::NotFound { status, .. } | UpstreamError::Status { status, .. } => {
+            Some(*status)
+        }
+        _ => None,
+    }
+}
+
 /// The state of one download as its readers see it.
 #[derive(Debug, Clone)]
 struct Progress {
     written: u64,
     head: Option<Head>,
+    upstream: Option<UpstreamNote>,
     outcome: Option<Result<(), Arc<DownloadError>>>,
 }
 
@@ -196,6 +219,7 @@ impl Source {
                 last_modified,
                 verified: false,
             }),
+            upstream: None,
             outcome: Some(Ok(())),
         };
         let (_tx, rx) = watch::channel(progress);
@@ -236,6 +260,11 @@ impl Source {
                 return Err(Arc::new(DownloadError::Local("download task ended".into())));
             }
         }
+    }
+
+    /// What upstream did, once it has answered (`None` for a complete file).
+    pub fn upstream_note(&self) -> Option<UpstreamNote> {
+        self.rx.borrow().upstream
     }
 
     /// True when the download has finished successfully.
@@ -375,14 +404,16 @@ impl Source {
 #[derive(Debug)]
 pub struct Downloads {
     upstream: Arc<Upstream>,
+    metrics: Arc<Metrics>,
     inflight: Mutex<HashMap<String, Arc<Source>>>,
 }
 
 impl Downloads {
-    /// An empty table using `upstream`.
-    pub fn new(upstream: Arc<Upstream>) -> Downloads {
+    /// An empty table using `upstream`, counting into `metrics`.
+    pub fn new(upstream: Arc<Upstream>, metrics: Arc<Metrics>) -> Downloads {
         Downloads {
             upstream,
+            metrics,
             inflight: Mutex::new(HashMap::new()),
         }
     }
@@ -390,6 +421,11 @@ impl Downloads {
     /// The upstream client.
     pub fn upstream(&self) -> &Arc<Upstream> {
         &self.upstream
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Source>>> {
@@ -418,6 +454,7 @@ impl Downloads {
         let (tx, rx) = watch::channel(Progress {
             written: 0,
             head: None,
+            upstream: None,
             outcome: None,
         });
         let source = Arc::new(Source {
@@ -448,7 +485,7 @@ impl Downloads {
                 key,
                 source: me,
             };
-            let result = task.run(&this.upstream).await;
+            let result = task.run(&this.upstream, &this.metrics).await;
             drop(_leave);
             tx.send_modify(|p| p.outcome = Some(result.map_err(Arc::new)));
         });
@@ -487,29 +524,54 @@ struct Task {
 }
 
 impl Task {
-    async fn run(self, upstream: &Upstream) -> Result<(), DownloadError> {
+    async fn run(self, upstream: &Upstream, metrics: &Metrics) -> Result<(), DownloadError> {
         let started = Instant::now();
         let mut last_err = None;
         let mut resp = None;
+        let mut negative = false;
         for url in &self.urls {
+            // A remembered failure is answered without asking upstream.
+            negative = upstream.is_negative(url);
+            if !negative {
+                metrics.upstream_request(url);
+            }
             match upstream.get(url).await {
                 Ok(r) => {
                     resp = Some(r);
                     break;
                 }
-                Err(e @ UpstreamError::NotFound { .. }) => last_err = Some(e),
                 Err(e) => {
+                    if !negative {
+                        metrics.upstream_error(url, &e.to_string());
+                    }
+                    let next = matches!(e, UpstreamError::NotFound { .. });
                     last_err = Some(e);
-                    break;
+                    if !next {
+                        break;
+                    }
                 }
             }
         }
+        let note = UpstreamNote {
+            status: match (&resp, &last_err) {
+                (Some(_), _) => Some(200),
+                (None, Some(e)) => status_of(e),
+                (None, None) => None,
+            },
+            ms: started.elapsed().as_millis() as u64,
+            negative: resp.is_none() && negative,
+        };
+        self.tx.send_modify(|p| p.upstream = Some(note));
         let Some(mut resp) = resp else {
             let e = last_err.unwrap_or(UpstreamError::Connect {
                 url: self.what.clone(),
                 reason: "no URL".into(),
             });
-            tracing::info!(what = %self.what, error = %e, "upstream failed");
+            if negative {
+                tracing::debug!(what = %self.what, error = %e, "upstream failure remembered (negative cache)");
+            } else {
+                tracing::warn!(what = %self.what, error = %e, "upstream failed");
+            }
             return Err(e.into());
         };
         let url = resp.url().to_string();
@@ -520,6 +582,7 @@ impl Task {
                     self.what, exp.size
                 );
                 tracing::warn!(what = %self.what, url = %url, expected = exp.size, actual = cl, "verification failed: size");
+                metrics.verification_failure(&url, &reason);
                 return Err(DownloadError::Verify(reason));
             }
         }
@@ -541,14 +604,28 @@ impl Task {
         let mut written = 0u64;
         let mut published = 0u64;
         let mut published_at = Instant::now();
-        while let Some(chunk) = resp.chunk().await? {
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(what = %self.what, url = %url, received = written, error = %e, "upstream failed during the body");
+                    if let Ok(u) = reqwest::Url::parse(&url) {
+                        metrics.upstream_error(&u, &e.to_string());
+                    }
+                    return Err(e.into());
+                }
+            };
             if limit.is_some_and(|l| written + chunk.len() as u64 > l) {
                 let l = limit.unwrap_or(0);
-                tracing::warn!(what = %self.what, url = %url, expected = l, "verification failed: upstream sent more bytes than expected");
-                return Err(DownloadError::Verify(format!(
-                    "{}: more than the expected {l} bytes",
+                let actual = written + chunk.len() as u64;
+                tracing::warn!(what = %self.what, url = %url, expected = l, actual_at_least = actual, "verification failed: upstream sent more bytes than expected");
+                let reason = format!(
+                    "{}: more than the expected {l} bytes (at least {actual})",
                     self.what
-                )));
+                );
+                metrics.verification_failure(&url, &reason);
+                return Err(DownloadError::Verify(reason));
             }
             // Page-cache writes are short; a blocking write here keeps the code simple.
             (&*self.file).write_all(&chunk).map_err(|e| {
@@ -571,6 +648,7 @@ impl Task {
         if let Some(exp) = &self.expected {
             if let Err(e) = exp.verify(&self.what, &actual) {
                 tracing::warn!(what = %self.what, url = %url, error = %e, "verification failed; not cached, clients aborted");
+                metrics.verification_failure(&url, &e.to_string());
                 return Err(DownloadError::Verify(e.to_string()));
             }
         }

@@ -16,8 +16,9 @@
 //! that was served their Release shortly before. Indices also feed the map
 //! of pool files to expected checksums ([`Generations::expected`]).
 
-use crate::download::{Downloads, Job, Source};
+use crate::download::{status_of, Downloads, Job, Source, UpstreamNote};
 use crate::mapping::Router;
+use crate::metrics::{unix_secs, Metrics, Outcome};
 use crate::upstream::UpstreamError;
 use aptindex::checksum::{Checksums, HashKind};
 use aptindex::path::PathKind;
@@ -144,6 +145,39 @@ impl Suite {
     }
 }
 
+/// A Release-type file to serve, and how it was obtained.
+#[derive(Debug)]
+pub struct ReleaseAnswer {
+    /// The file in the generation.
+    pub path: PathBuf,
+    /// [`Outcome::Hit`] (current, not re-checked), [`Outcome::Revalidated`]
+    /// (re-checked upstream, unchanged) or [`Outcome::Miss`] (a new Release).
+    pub outcome: Outcome,
+    /// What upstream did when it was asked.
+    pub upstream: Option<UpstreamNote>,
+}
+
+/// The current generation of one suite, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GenInfo {
+    /// The mapping's prefix.
+    pub mapping: String,
+    /// The suite directory (`dists/bookworm`, or `` for a flat repository).
+    pub suite: String,
+    /// The generation's number.
+    pub generation: u64,
+    /// The Release's `Date` field.
+    pub release_date: Option<String>,
+    /// When the generation was made (seconds since the Unix epoch).
+    pub fetched_unix: u64,
+    /// When the generation was made, as an HTTP date.
+    pub fetched: String,
+    /// Indices held in the generation (fetched because a client asked).
+    pub indices: usize,
+    /// Files the Release lists.
+    pub listed: usize,
+}
+
 /// A metadata file to serve.
 #[derive(Debug)]
 pub enum Meta {
@@ -166,6 +200,7 @@ pub struct Generations {
     grace: Duration,
     router: Router,
     downloads: Arc<Downloads>,
+    metrics: Arc<Metrics>,
     suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
     clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
 }
@@ -231,6 +266,7 @@ impl Generations {
             retry: config.cache_period.max(Duration::from_secs(1)),
             grace: config.generation_grace,
             router,
+            metrics: downloads.metrics().clone(),
             downloads,
             suites: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
@@ -355,37 +391,84 @@ impl Generations {
         dir: &str,
         name: &str,
         client: IpAddr,
-    ) -> Result<PathBuf, MetaError> {
+    ) -> Result<ReleaseAnswer, MetaError> {
         let suite = self
             .suite(mapping, dir)
             .ok_or_else(|| MetaError::Invalid("no such mapping".into()))?;
-        let gen = {
+        let started = Instant::now();
+        let (gen, outcome) = {
             let _guard = suite.lock.lock().await;
             self.ensure_loaded(&suite).await;
             let (has_current, stale) = {
                 let st = suite.state();
                 (st.current.is_some(), self.is_stale(&st))
             };
+            let mut outcome = Outcome::Hit;
             if !has_current {
                 self.fetch_first(&suite, name).await?;
+                outcome = Outcome::Miss;
             } else if stale {
-                self.refresh_retrying(&suite).await;
+                outcome = match self.refresh_retrying(&suite).await {
+                    Some(true) => Outcome::Miss,
+                    Some(false) => Outcome::Revalidated,
+                    // Upstream failed: the current generation is served as is.
+                    None => Outcome::Hit,
+                };
             }
             let cur = suite
                 .current()
                 .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
             if !cur.release_files.iter().any(|f| f == name) {
                 self.refresh(&suite, Some(name)).await?;
+                outcome = Outcome::Miss;
             }
-            suite
+            let gen = suite
                 .current()
-                .ok_or_else(|| MetaError::Invalid("no generation".into()))?
+                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            (gen, outcome)
         };
         if !gen.release_files.iter().any(|f| f == name) {
             return Err(MetaError::Invalid(format!("{name} not available")));
         }
         self.record_client(client, &suite, &gen);
-        Ok(gen.dir.join(name))
+        // Upstream answered when a Release was fetched or re-checked.
+        let upstream = (outcome != Outcome::Hit).then(|| UpstreamNote {
+            status: Some(200),
+            ms: started.elapsed().as_millis() as u64,
+            negative: false,
+        });
+        Ok(ReleaseAnswer {
+            path: gen.dir.join(name),
+            outcome,
+            upstream,
+        })
+    }
+
+    /// The current generation of every suite known, for the status page.
+    pub fn current_generations(&self) -> Vec<GenInfo> {
+        let suites: Vec<Arc<Suite>> = {
+            let s = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+            s.values().cloned().collect()
+        };
+        let mut out: Vec<GenInfo> = suites
+            .iter()
+            .filter_map(|s| {
+                let g = s.current()?;
+                let indices = g.files.read().unwrap_or_else(|e| e.into_inner()).len();
+                Some(GenInfo {
+                    mapping: self.prefix(s.mapping).to_string(),
+                    suite: s.dir.clone(),
+                    generation: g.id,
+                    release_date: g.release.date.clone(),
+                    fetched_unix: unix_secs(g.stamp),
+                    fetched: httpdate::fmt_http_date(g.stamp),
+                    indices,
+                    listed: g.release.entries.len(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.mapping, &a.suite).cmp(&(&b.mapping, &b.suite)));
+        out
     }
 
     fn prefix(&self, mapping: usize) -> &str {
@@ -414,23 +497,33 @@ impl Generations {
         let mut release: Option<Release> = None;
         for name in names {
             let url = self.release_url(suite, name)?;
-            let bytes = match self
-                .downloads
-                .upstream()
-                .get_bytes(&url, RELEASE_LIMIT)
-                .await
-            {
+            let upstream = self.downloads.upstream();
+            let negative = upstream.is_negative(&url);
+            if !negative {
+                self.metrics.upstream_request(&url);
+            }
+            let bytes = match upstream.get_bytes(&url, RELEASE_LIMIT).await {
                 Ok((b, _)) => b,
                 Err(UpstreamError::NotFound { .. })
                     if name != required && name == "Release.gpg" =>
                 {
                     continue
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    if !negative {
+                        self.metrics.upstream_error(&url, &e.to_string());
+                        tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
+                    }
+                    return Err(e.into());
+                }
             };
             if name != "Release.gpg" {
-                let parsed = Release::parse_any(&bytes)
-                    .map_err(|e| MetaError::Invalid(format!("{url}: cannot parse: {e}")))?;
+                let parsed = Release::parse_any(&bytes).map_err(|e| {
+                    let what = format!("{url}: cannot parse: {e}");
+                    tracing::warn!(url = %url, error = %e, "upstream Release unusable");
+                    self.metrics.failure(url.as_str(), &what);
+                    MetaError::Invalid(what)
+                })?;
                 match &release {
                     Some(r) if *r != parsed => {
                         return Err(MetaError::Invalid(format!(
@@ -473,27 +566,34 @@ impl Generations {
 
     /// [`Self::refresh`], tried again (up to 3 times) when upstream changed
     /// while it was being read; failures are logged and the current
-    /// generation stays.
-    async fn refresh_retrying(&self, suite: &Arc<Suite>) {
+    /// generation stays. `Some(swapped)` when upstream was read, `None` when
+    /// the refresh failed.
+    async fn refresh_retrying(&self, suite: &Arc<Suite>) -> Option<bool> {
         for attempt in 1..=3 {
             match self.refresh(suite, None).await {
-                Ok(()) => return,
+                Ok(swapped) => return Some(swapped),
                 Err(e @ MetaError::Invalid(_)) if attempt < 3 => {
                     tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "upstream inconsistent during refresh; retrying");
                 }
                 Err(e) => {
                     tracing::warn!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "refresh failed; serving the current generation");
-                    return;
+                    self.metrics.failure(
+                        &format!("{}/{}", self.prefix(suite.mapping), suite.dir),
+                        &format!("refresh failed: {e}"),
+                    );
+                    return None;
                 }
             }
         }
+        None
     }
 
     /// Re-checks the upstream Release of `suite` (adding `extra` to its
-    /// Release files); builds and swaps in a new generation if it changed.
-    async fn refresh(&self, suite: &Arc<Suite>, extra: Option<&str>) -> Result<(), MetaError> {
+    /// Release files); builds and swaps in a new generation if it changed
+    /// (or gained a Release file). True when a generation was swapped in.
+    async fn refresh(&self, suite: &Arc<Suite>, extra: Option<&str>) -> Result<bool, MetaError> {
         let Some(cur) = suite.current() else {
-            return Ok(());
+            return Ok(false);
         };
         // Retry no sooner than `retry`, whatever happens.
         suite.state_mut().checked = Some(Instant::now());
@@ -522,8 +622,9 @@ impl Generations {
                     .map(|(rel, cs)| (rel, cs, None))
                     .collect();
                 self.publish(suite, release, files, copies).await?;
+                return Ok(true);
             }
-            return Ok(());
+            return Ok(false);
         }
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, "upstream Release changed; fetching the indices of the new generation");
         let mut carried = Vec::new();
@@ -539,7 +640,8 @@ impl Generations {
             let temp = self.fetch_index(suite, &release, &rel, new_cs).await?;
             carried.push((rel, new_cs.clone(), Some(temp)));
         }
-        self.publish(suite, release, files, carried).await
+        self.publish(suite, release, files, carried).await?;
+        Ok(true)
     }
 
     /// Downloads one index for `release` into a temporary file, verified.
@@ -693,6 +795,7 @@ impl Generations {
         .await
         .map_err(|e| MetaError::Io(e.to_string()))??;
         let gen = Arc::new(built);
+        self.metrics.generation_swapped();
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, generation = id, "new metadata generation");
         let dead = {
             let mut st = suite.state_mut();

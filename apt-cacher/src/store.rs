@@ -7,10 +7,11 @@
 //! visible under its key. At start the directory is scanned (sizes and
 //! modification times, in use order) and leftover temporary files are removed.
 
+use crate::metrics::Metrics;
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 use tempfile::TempPath;
 
@@ -23,6 +24,7 @@ pub struct Store {
     tmp: PathBuf,
     capacity: u64,
     index: Mutex<Index>,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, Default)]
@@ -86,9 +88,9 @@ fn safe_key(key: &str) -> bool {
 
 impl Store {
     /// Opens (creating if needed) the store at `root`, removes leftover
-    /// temporary files and indexes what is there. Blocking: call it from a
-    /// blocking task.
-    pub fn open(root: &Path, capacity: u64) -> io::Result<Store> {
+    /// temporary files and indexes what is there; evictions are counted in
+    /// `metrics`. Blocking: call it from a blocking task.
+    pub fn open(root: &Path, capacity: u64, metrics: Arc<Metrics>) -> io::Result<Store> {
         let tmp = root.join(TMP_DIR);
         std::fs::create_dir_all(root)?;
         match std::fs::remove_dir_all(&tmp) {
@@ -115,6 +117,7 @@ impl Store {
             tmp,
             capacity,
             index: Mutex::new(index),
+            metrics,
         };
         store.evict();
         Ok(store)
@@ -122,6 +125,11 @@ impl Store {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The capacity in bytes.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
     }
 
     /// Number of files and their total size.
@@ -191,6 +199,7 @@ impl Store {
                 victims.push(key);
             }
         }
+        self.metrics.evicted(victims.len() as u64);
         for key in victims {
             tracing::debug!(key = %key, "evicting");
             let _ = std::fs::remove_file(self.root.join(&key));
@@ -251,7 +260,7 @@ mod tests {
     #[test]
     fn insert_get_and_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 1 << 20).unwrap();
+        let s = Store::open(dir.path(), 1 << 20, Default::default()).unwrap();
         let p = put(&s, "m/pool/a.deb#ab", b"hello");
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
         assert_eq!(s.get("m/pool/a.deb#ab"), Some(p));
@@ -261,7 +270,7 @@ mod tests {
         let (_f, tp) = s.temp_file().unwrap();
         let leftover = tp.keep().unwrap();
         drop(s);
-        let s = Store::open(dir.path(), 1 << 20).unwrap();
+        let s = Store::open(dir.path(), 1 << 20, Default::default()).unwrap();
         assert!(!leftover.exists());
         assert_eq!(s.usage(), (1, 5));
         assert!(s.get("m/pool/a.deb#ab").is_some());
@@ -270,7 +279,7 @@ mod tests {
     #[test]
     fn lru_eviction() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 10).unwrap();
+        let s = Store::open(dir.path(), 10, Default::default()).unwrap();
         put(&s, "m/a", b"1234");
         put(&s, "m/b", b"1234");
         assert!(s.get("m/a").is_some()); // a is now more recent than b
@@ -279,6 +288,7 @@ mod tests {
         assert!(!dir.path().join("m/b").exists());
         assert!(s.get("m/a").is_some() && s.get("m/c").is_some());
         assert_eq!(s.usage(), (2, 8));
+        assert_eq!(s.metrics.counters().evictions, 1);
     }
 
     #[test]
@@ -292,7 +302,7 @@ mod tests {
             }
         }
         let t = std::time::Instant::now();
-        let s = Store::open(dir.path(), 1 << 30).unwrap();
+        let s = Store::open(dir.path(), 1 << 30, Default::default()).unwrap();
         assert_eq!(s.usage(), (10_000, 10_000));
         assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
     }

@@ -129,6 +129,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         connect_allow: vec![],
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
+        status_allow: None,
     }
 }
 

@@ -1,0 +1,552 @@
+//! The cacher's counters: requests by result, bytes served from the cache
+//! and from upstream, upstream requests and errors per host, verification
+//! failures, evictions and generation swaps, plus a short list of recent
+//! failures for the status page. One [`Metrics`] of atomics belongs to one
+//! running cacher (several run in one test process), shared by the handler,
+//! the store, the downloads and the generations. [`render`] writes the
+//! Prometheus text exposition format served at `/~/metrics`.
+
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// How many recent failures are kept.
+pub const RECENT_FAILURES: usize = 20;
+/// At most this many upstream hosts get their own counters (mappings name
+/// a bounded set of hosts; the cap keeps memory bounded regardless).
+const MAX_HOSTS: usize = 1000;
+
+/// How a request was answered (the `result` of its access-log line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Served from the cache (or the current metadata generation) without asking upstream.
+    Hit,
+    /// A Release file served after upstream was asked and its Release was unchanged.
+    Revalidated,
+    /// Fetched from upstream (a new Release, an index, a pool file).
+    Miss,
+    /// Joined a download of the same file already in flight.
+    Coalesced,
+    /// Answered from the negative cache (a recent upstream failure, `cache_period`).
+    Negative,
+    /// Passed through without caching (not under `pool/`, listed by no index).
+    Pass,
+    /// Refused (unknown prefix, not a mapped upstream, bad path, status page denied).
+    Refused,
+    /// Failed locally or upstream's metadata was unusable.
+    Error,
+    /// A `CONNECT` tunnel.
+    Tunnel,
+    /// The cacher's own pages (`/~/metrics`, `/~/status`).
+    Local,
+}
+
+impl Outcome {
+    /// Every outcome, in rendering order.
+    pub const ALL: [Outcome; 10] = [
+        Outcome::Hit,
+        Outcome::Revalidated,
+        Outcome::Miss,
+        Outcome::Coalesced,
+        Outcome::Negative,
+        Outcome::Pass,
+        Outcome::Refused,
+        Outcome::Error,
+        Outcome::Tunnel,
+        Outcome::Local,
+    ];
+
+    /// The label value (`hit`, `miss`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Hit => "hit",
+            Outcome::Revalidated => "revalidated",
+            Outcome::Miss => "miss",
+            Outcome::Coalesced => "coalesced",
+            Outcome::Negative => "negative",
+            Outcome::Pass => "pass",
+            Outcome::Refused => "refused",
+            Outcome::Error => "error",
+            Outcome::Tunnel => "tunnel",
+            Outcome::Local => "local",
+        }
+    }
+
+    /// True when the bytes of such an answer come from the cache.
+    pub fn from_cache(self) -> bool {
+        matches!(self, Outcome::Hit | Outcome::Revalidated)
+    }
+
+    /// True when the bytes of such an answer come from upstream.
+    pub fn from_upstream(self) -> bool {
+        matches!(self, Outcome::Miss | Outcome::Coalesced | Outcome::Pass)
+    }
+
+    fn index(self) -> usize {
+        Outcome::ALL.iter().position(|o| *o == self).unwrap_or(0)
+    }
+}
+
+/// One recent failure, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// When, in seconds since the Unix epoch.
+    pub unix_time: u64,
+    /// When, as an HTTP date.
+    pub time: String,
+    /// The URL (or mapping and path) concerned.
+    pub url: String,
+    /// What went wrong.
+    pub what: String,
+}
+
+/// Upstream request and error counts of one host.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct HostCounts {
+    /// Requests sent (answers from the negative cache are not requests).
+    pub requests: u64,
+    /// Requests that failed (status, connection, timeout, broken body).
+    pub errors: u64,
+}
+
+/// A point-in-time copy of the counters (also the JSON of the status page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counters {
+    /// Requests by result label.
+    pub requests: BTreeMap<&'static str, u64>,
+    /// Body bytes sent to clients from the cache (hits): the bytes saved.
+    pub bytes_from_cache: u64,
+    /// Body bytes sent to clients as they came from upstream.
+    pub bytes_from_upstream: u64,
+    /// Upstream requests and errors by `host:port`.
+    pub upstream: BTreeMap<String, HostCounts>,
+    /// Downloads whose size or hashes did not match what the indices say.
+    pub verification_failures: u64,
+    /// Files evicted from the cache to stay within capacity.
+    pub evictions: u64,
+    /// Metadata generations swapped in (the first one of a suite included).
+    pub generation_swaps: u64,
+}
+
+impl Counters {
+    /// Requests with result `o`.
+    pub fn requests_of(&self, o: Outcome) -> u64 {
+        self.requests.get(o.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Requests for files: hits, revalidations, misses, coalesced and passed-through.
+    pub fn file_requests(&self) -> u64 {
+        Outcome::ALL
+            .iter()
+            .filter(|o| o.from_cache() || o.from_upstream())
+            .map(|o| self.requests_of(*o))
+            .sum()
+    }
+
+    /// Share of file requests answered from the cache (hit or revalidated),
+    /// `None` before the first file request.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let all = self.file_requests();
+        let hits = self.requests_of(Outcome::Hit) + self.requests_of(Outcome::Revalidated);
+        (all > 0).then(|| hits as f64 / all as f64)
+    }
+}
+
+/// Values read at rendering time rather than counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Gauges {
+    /// Bytes in the cache.
+    pub cache_bytes: u64,
+    /// Files in the cache.
+    pub cache_files: u64,
+    /// The cache's capacity in bytes.
+    pub cache_capacity: u64,
+    /// Log lines dropped because the log destination failed.
+    pub dropped_log_lines: u64,
+}
+
+/// The counters of one cacher.
+#[derive(Debug)]
+pub struct Metrics {
+    started: SystemTime,
+    requests: [AtomicU64; Outcome::ALL.len()],
+    bytes_from_cache: AtomicU64,
+    bytes_from_upstream: AtomicU64,
+    hosts: Mutex<BTreeMap<String, HostCounts>>,
+    verification_failures: AtomicU64,
+    evictions: AtomicU64,
+    generation_swaps: AtomicU64,
+    failures: Mutex<VecDeque<Failure>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+/// Seconds since the Unix epoch of `t` (0 before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The `host:port` an upstream URL's counters are kept under.
+pub fn host_of(url: &reqwest::Url) -> String {
+    format!(
+        "{}:{}",
+        url.host_str().unwrap_or("?"),
+        url.port_or_known_default().unwrap_or(0)
+    )
+}
+
+impl Metrics {
+    /// All counters at zero.
+    pub fn new() -> Metrics {
+        Metrics {
+            started: SystemTime::now(),
+            requests: Default::default(),
+            bytes_from_cache: AtomicU64::new(0),
+            bytes_from_upstream: AtomicU64::new(0),
+            hosts: Mutex::new(BTreeMap::new()),
+            verification_failures: AtomicU64::new(0),
+            evictions: AtomicU64::new(0),
+            generation_swaps: AtomicU64::new(0),
+            failures: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// When these counters started.
+    pub fn started(&self) -> SystemTime {
+        self.started
+    }
+
+    /// Counts one request answered with `o`.
+    pub fn request(&self, o: Outcome) {
+        self.requests[o.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Counts `bytes` of body sent for an answer with `o`.
+    pub fn sent(&self, o: Outcome, bytes: u64) {
+        if o.from_cache() {
+            self.bytes_from_cache.fetch_add(bytes, Relaxed);
+        } else if o.from_upstream() {
+            self.bytes_from_upstream.fetch_add(bytes, Relaxed);
+        }
+    }
+
+    fn host(&self, host: &str, f: impl FnOnce(&mut HostCounts)) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(h) = hosts.get_mut(host) {
+            f(h);
+        } else if hosts.len() < MAX_HOSTS {
+            f(hosts.entry(host.to_string()).or_default());
+        } else {
+            f(hosts.entry("other".to_string()).or_default());
+        }
+    }
+
+    /// Counts one request sent to `url`'s host.
+    pub fn upstream_request(&self, url: &reqwest::Url) {
+        self.host(&host_of(url), |h| h.requests += 1);
+    }
+
+    /// Counts a failed upstream request to `url` and remembers why.
+    pub fn upstream_error(&self, url: &reqwest::Url, what: &str) {
+        self.host(&host_of(url), |h| h.errors += 1);
+        self.failure(url.as_str(), what);
+    }
+
+    /// Counts a verification failure of `url` and remembers it.
+    pub fn verification_failure(&self, url: &str, what: &str) {
+        self.verification_failures.fetch_add(1, Relaxed);
+        self.failure(url, what);
+    }
+
+    /// Counts `n` evicted files.
+    pub fn evicted(&self, n: u64) {
+        self.evictions.fetch_add(n, Relaxed);
+    }
+
+    /// Counts a generation swap.
+    pub fn generation_swapped(&self) {
+        self.generation_swaps.fetch_add(1, Relaxed);
+    }
+
+    /// Remembers a failure (keeping the last [`RECENT_FAILURES`]).
+    pub fn failure(&self, url: &str, what: &str) {
+        let now = SystemTime::now();
+        let mut f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        while f.len() >= RECENT_FAILURES {
+            f.pop_front();
+        }
+        f.push_back(Failure {
+            unix_time: unix_secs(now),
+            time: httpdate::fmt_http_date(now),
+            url: url.to_string(),
+            what: what.to_string(),
+        });
+    }
+
+    /// The recent failures, newest first.
+    pub fn recent_failures(&self) -> Vec<Failure> {
+        let f = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        f.iter().rev().cloned().collect()
+    }
+
+    /// A copy of the counters.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            requests: Outcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), self.requests[o.index()].load(Relaxed)))
+                .collect(),
+            bytes_from_cache: self.bytes_from_cache.load(Relaxed),
+            bytes_from_upstream: self.bytes_from_upstream.load(Relaxed),
+            upstream: self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            verification_failures: self.verification_failures.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            generation_swaps: self.generation_swaps.load(Relaxed),
+        }
+    }
+}
+
+/// A Prometheus label value, escaped.
+fn label(v: &str) -> String {
+    let mut s = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// Writes the `# HELP` and `# TYPE` lines of a metric.
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    header(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The Prometheus text exposition (format 0.0.4) of `c` and `g`.
+pub fn render(c: &Counters, g: &Gauges) -> String {
+    let mut out = String::new();
+    header(
+        &mut out,
+        "apt_cacher_requests_total",
+        "counter",
+        "Requests by how they were answered.",
+    );
+    for o in Outcome::ALL {
+        let _ = writeln!(
+            out,
+            "apt_cacher_requests_total{{result=\"{}\"}} {}",
+            o.as_str(),
+            c.requests_of(o)
+        );
+    }
+    single(
+        &mut out,
+        "apt_cacher_served_from_cache_bytes_total",
+        "counter",
+        "Body bytes sent to clients from the cache.",
+        c.bytes_from_cache,
+    );
+    single(
+        &mut out,
+        "apt_cacher_served_from_upstream_bytes_total",
+        "counter",
+        "Body bytes sent to clients as they came from upstream.",
+        c.bytes_from_upstream,
+    );
+    header(
+        &mut out,
+        "apt_cacher_upstream_requests_total",
+        "counter",
+        "Requests sent upstream, by host.",
+    );
+    for (host, h) in &c.upstream {
+        let _ = writeln!(
+            out,
+            "apt_cacher_upstream_requests_total{{host=\"{}\"}} {}",
+            label(host),
+            h.requests
+        );
+    }
+    header(
+        &mut out,
+        "apt_cacher_upstream_errors_total",
+        "counter",
+        "Upstream requests that failed, by host.",
+    );
+    for (host, h) in &c.upstream {
+        let _ = writeln!(
+            out,
+            "apt_cacher_upstream_errors_total{{host=\"{}\"}} {}",
+            label(host),
+            h.errors
+        );
+    }
+    single(
+        &mut out,
+        "apt_cacher_verification_failures_total",
+        "counter",
+        "Downloads that did not match the expected size or hashes.",
+        c.verification_failures,
+    );
+    single(
+        &mut out,
+        "apt_cacher_cache_bytes",
+        "gauge",
+        "Bytes in the cache.",
+        g.cache_bytes,
+    );
+    single(
+        &mut out,
+        "apt_cacher_cache_files",
+        "gauge",
+        "Files in the cache.",
+        g.cache_files,
+    );
+    single(
+        &mut out,
+        "apt_cacher_cache_capacity_bytes",
+        "gauge",
+        "Capacity of the cache.",
+        g.cache_capacity,
+    );
+    single(
+        &mut out,
+        "apt_cacher_evictions_total",
+        "counter",
+        "Files evicted from the cache.",
+        c.evictions,
+    );
+    single(
+        &mut out,
+        "apt_cacher_generation_swaps_total",
+        "counter",
+        "Metadata generations swapped in.",
+        c.generation_swaps,
+    );
+    single(
+        &mut out,
+        "apt_cacher_log_dropped_lines_total",
+        "counter",
+        "Log lines dropped because the log destination failed.",
+        g.dropped_log_lines,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prometheus_rendering() {
+        let m = Metrics::new();
+        for o in [Outcome::Hit, Outcome::Hit, Outcome::Miss, Outcome::Negative] {
+            m.request(o);
+        }
+        m.sent(Outcome::Hit, 1000);
+        m.sent(Outcome::Miss, 300);
+        m.sent(Outcome::Refused, 7); // error texts count as neither
+        let url = reqwest::Url::parse("http://deb.example/debian/x").unwrap();
+        m.upstream_request(&url);
+        m.upstream_request(&url);
+        m.upstream_error(&url, "upstream answered 503");
+        let odd = reqwest::Url::parse("https://h\"q.example:8443/").unwrap_or(url.clone());
+        m.upstream_request(&odd);
+        m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
+        m.evicted(3);
+        m.generation_swapped();
+        let g = Gauges {
+            cache_bytes: 1234,
+            cache_files: 2,
+            cache_capacity: 1 << 30,
+            dropped_log_lines: 5,
+        };
+        let text = render(&m.counters(), &g);
+        for line in [
+            "# HELP apt_cacher_requests_total Requests by how they were answered.",
+            "# TYPE apt_cacher_requests_total counter",
+            "apt_cacher_requests_total{result=\"hit\"} 2",
+            "apt_cacher_requests_total{result=\"miss\"} 1",
+            "apt_cacher_requests_total{result=\"negative\"} 1",
+            "apt_cacher_requests_total{result=\"coalesced\"} 0",
+            "apt_cacher_served_from_cache_bytes_total 1000",
+            "apt_cacher_served_from_upstream_bytes_total 300",
+            "apt_cacher_upstream_requests_total{host=\"deb.example:80\"} 2",
+            "apt_cacher_upstream_errors_total{host=\"deb.example:80\"} 1",
+            "apt_cacher_verification_failures_total 1",
+            "# TYPE apt_cacher_cache_bytes gauge",
+            "apt_cacher_cache_bytes 1234",
+            "apt_cacher_cache_files 2",
+            "apt_cacher_cache_capacity_bytes 1073741824",
+            "apt_cacher_evictions_total 3",
+            "apt_cacher_generation_swaps_total 1",
+            "apt_cacher_log_dropped_lines_total 5",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample line is `name{labels} value` with a numeric value,
+        // and every metric has HELP and TYPE before its samples.
+        let mut typed = std::collections::HashSet::new();
+        for l in text.lines() {
+            if let Some(rest) = l.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_string());
+                continue;
+            }
+            if l.starts_with('#') {
+                continue;
+            }
+            let (name, value) = l.rsplit_once(' ').unwrap();
+            value.parse::<u64>().unwrap();
+            let base = name.split('{').next().unwrap();
+            assert!(typed.contains(base), "{l}");
+        }
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        // Failures: newest first, at most RECENT_FAILURES.
+        for i in 0..30 {
+            m.failure(&format!("u{i}"), "x");
+        }
+        let f = m.recent_failures();
+        assert_eq!(f.len(), RECENT_FAILURES);
+        assert_eq!(f[0].url, "u29");
+    }
+
+    #[test]
+    fn hit_ratio_counts_file_requests_only() {
+        let m = Metrics::new();
+        assert_eq!(m.counters().hit_ratio(), None);
+        for o in [
+            Outcome::Hit,
+            Outcome::Revalidated,
+            Outcome::Miss,
+            Outcome::Coalesced,
+            Outcome::Refused,
+            Outcome::Negative,
+            Outcome::Local,
+        ] {
+            m.request(o);
+        }
+        let c = m.counters();
+        assert_eq!(c.file_requests(), 4);
+        assert_eq!(c.hit_ratio(), Some(0.5));
+    }
+}
