@@ -20,6 +20,10 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How long after its last accept the server waits before telling
+/// connections to finish (see [`serve`]).
+const ACCEPT_SETTLE: Duration = Duration::from_millis(100);
+
 /// What a graceful stop left behind (see [`serve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stopped {
@@ -50,6 +54,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         header_read: app.config.timeouts.header_read,
         client_idle: app.config.timeouts.client_idle,
     };
+    let mut last_accept = Instant::now();
     loop {
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -63,6 +68,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
                 }
             },
         };
+        last_accept = Instant::now();
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let io = ClientIo::new(stream, activity.clone(), limits);
@@ -98,6 +104,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         });
     }
     drop(listener);
+    // A connection accepted a moment ago may not have read its request yet,
+    // and hyper closes such a connection at once on shutdown: give it the
+    // moment to read the request it has (so a restart loses no request).
+    tokio::time::sleep_until(last_accept + ACCEPT_SETTLE).await;
     let grace = app.config.timeouts.shutdown_grace;
     let deadline = Instant::now() + grace;
     tracing::info!(
