@@ -2,7 +2,7 @@
 //! (`listen_address`, `check_interval`, `cache_period`, `meta_dir`,
 //! `cache_dir`, `cache_capacity`, `max_conns`, `[log]`, `[mapping]`), plus a
 //! few optional keys of our own (`connect_allow`, `generation_grace`,
-//! `[timeouts]`). Unknown keys are errors, and every error names the key,
+//! `status_allow`, `[timeouts]`). Unknown keys are errors, and every error names the key,
 //! the line and the reason.
 
 use reqwest::Url;
@@ -40,6 +40,9 @@ pub struct Config {
     pub generation_grace: Duration,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// Client networks allowed to read `/~/metrics` and `/~/status`
+    /// (`None`: everyone).
+    pub status_allow: Option<Vec<ipnet::IpNet>>,
 }
 
 /// `[log]`: where and how to log.
@@ -143,6 +146,7 @@ struct RawConfig {
     connect_allow: Vec<Spanned<String>>,
     generation_grace: Option<Spanned<u64>>,
     timeouts: Option<Spanned<RawTimeouts>>,
+    status_allow: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +214,24 @@ pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
     let path = url.path().trim_end_matches('/').to_string();
     url.set_path(&path);
     Ok(url)
+}
+
+/// Parses a network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare
+/// address means that one host.
+pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
+    let t = text.trim();
+    if let Ok(net) = t.parse::<ipnet::IpNet>() {
+        if net.trunc() != net {
+            return Err(format!(
+                "{text:?} has host bits set (did you mean {}?)",
+                net.trunc()
+            ));
+        }
+        return Ok(net);
+    }
+    t.parse::<std::net::IpAddr>()
+        .map(ipnet::IpNet::from)
+        .map_err(|_| format!("{text:?} is not a network such as \"10.0.0.0/8\" or \"::1/128\""))
 }
 
 /// Parses a `listen_address` as go-apt-cacher does: `":3142"` means every
@@ -399,6 +421,18 @@ impl Config {
             connect_allow.push(v.to_ascii_lowercase());
         }
 
+        let status_allow = match &raw.status_allow {
+            None => None,
+            Some(list) => Some(
+                list.iter()
+                    .map(|entry| {
+                        parse_network(entry.get_ref())
+                            .map_err(|r| err(Some(entry.span()), "status_allow", r))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        };
+
         let mut timeouts = Timeouts::default();
         if let Some(t) = &raw.timeouts {
             let span = Some(t.span());
@@ -442,6 +476,7 @@ impl Config {
             connect_allow,
             generation_grace: Duration::from_secs(secs(&raw.generation_grace, 600)),
             timeouts,
+            status_allow,
         })
     }
 
@@ -621,6 +656,30 @@ security = "http://security.ubuntu.com/ubuntu"
         assert_eq!(c.connect_allow, ["example.org:443"]);
         assert_eq!(c.timeouts.connect, Duration::from_secs(3));
         assert_eq!(c.generation_grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn status_allow_networks() {
+        let c = Config::parse("t.toml", DIRS).unwrap();
+        assert_eq!(c.status_allow, None);
+        let c = Config::parse(
+            "t.toml",
+            &format!("{DIRS}status_allow = [\"127.0.0.0/8\", \"::1/128\", \"10.1.2.3\"]\n"),
+        )
+        .unwrap();
+        let nets: Vec<String> = c
+            .status_allow
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.2.3/32"]);
+        for bad in ["\"10.0.0.0/33\"", "\"nonsense\"", "\"10.0.0.1/8\""] {
+            let e = parse_err(&format!("{DIRS}status_allow = [\"::1/128\",\n  {bad}]\n"));
+            assert_eq!((e.key.as_str(), e.line), ("status_allow", 4), "{e}");
+        }
+        let e = parse_err(&format!("{DIRS}status_allow = \"10.0.0.0/8\"\n"));
+        assert_eq!((e.key.as_str(), e.line), ("status_allow", 3), "{e}");
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub mod listen;
 pub mod logging;
 pub mod mapped;
 pub mod mapping;
+pub mod metrics;
 pub mod response;
 pub mod server;
+pub mod status;
 pub mod store;
 pub mod upstream;
 
@@ -71,13 +73,17 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     config.create_dirs()?;
     let cache_dir = config.cache_dir.clone();
     let capacity = config.cache_capacity;
-    let store = tokio::task::spawn_blocking(move || store::Store::open(&cache_dir, capacity))
-        .await?
-        .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let store_metrics = metrics.clone();
+    let store = tokio::task::spawn_blocking(move || {
+        store::Store::open(&cache_dir, capacity, store_metrics)
+    })
+    .await?
+    .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
     let (files, bytes) = store.usage();
     let upstream =
         Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
-    let downloads = Arc::new(download::Downloads::new(upstream));
+    let downloads = Arc::new(download::Downloads::new(upstream, metrics.clone()));
     let mut router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(
         generation::Generations::new(&config, router.clone(), downloads.clone())
@@ -93,6 +99,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         downloads,
         gens: gens.clone(),
         config,
+        metrics,
+        self_port: addr.port(),
     });
     {
         let gens = gens.clone();
