@@ -98,7 +98,7 @@ impl Access {
             status = self.status,
             bytes,
             ms = self.started.elapsed().as_millis() as u64,
-            result = self.outcome.as_str(),
+            result = %self.outcome.as_str(),
             complete,
             upstream_status = up.and_then(|u| u.status),
             upstream_ms = up.map(|u| u.ms),
