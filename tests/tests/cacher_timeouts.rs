@@ -1,0 +1,291 @@
+//! apt-cacher's timeouts, with short values in the test config: a client
+//! trickling its request header (slowloris) is cut off after `header_read`;
+//! an idle keep-alive connection after `client_idle` (not `header_read`); a
+//! client that stops reading its response after `client_idle`; an upstream
+//! that stalls before or after its headers, or drips for longer than
+//! `overall`, ends in an error for the client within the limit plus a margin
+//! (pool files and metadata alike), and nothing is cached.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use testkit::{PackageSpec, Repo, Times, Upstream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const HEADER_READ: u64 = 1;
+const CLIENT_IDLE: u64 = 2;
+const IDLE_READ: u64 = 1;
+const OVERALL: u64 = 3;
+/// Scheduling slack on a busy 2-core machine.
+const MARGIN: Duration = Duration::from_millis(1500);
+
+fn extra() -> String {
+    format!(
+        "[timeouts]\nheader_read = {HEADER_READ}\nclient_idle = {CLIENT_IDLE}\n\
+         idle_read = {IDLE_READ}\noverall = {OVERALL}\n"
+    )
+}
+
+fn repo(dir: &Path) -> Repo {
+    Repo::builder(dir)
+        .package(PackageSpec::new("stall-body", "1").size(100_000))
+        .package(PackageSpec::new("stall-head", "1").size(100_000))
+        .package(PackageSpec::new("drip", "1").size(1 << 20))
+        .package(PackageSpec::new("big", "1").size(16 << 20))
+        .build()
+        .unwrap()
+}
+
+/// Waits until the server closes `s` (EOF or reset), reading and counting
+/// what arrives; returns the bytes read.
+async fn until_closed(s: &mut TcpStream) -> usize {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0;
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => return n,
+            Ok(k) => n += k,
+        }
+    }
+}
+
+fn within(what: &str, took: Duration, low: Duration, high: Duration) {
+    eprintln!("{what}: {took:?} (expected {low:?}..{high:?})");
+    assert!(
+        took >= low && took < high,
+        "{what}: {took:?}, expected {low:?}..{high:?}"
+    );
+}
+
+/// Reads one response with a `Content-Length` body; returns its status.
+async fn read_response(s: &mut TcpStream) -> u16 {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            s.read(&mut byte).await.unwrap(),
+            1,
+            "connection closed early"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).await.unwrap();
+    head.split(' ').nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_timeouts_slowloris_idle_and_stalled_reader() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp.path().join("repo"));
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c = testkit::cacher::start(&tmp.path().join("cacher"), &up.url(), &extra()).await;
+    let addr = c.addr;
+    let header_read = Duration::from_secs(HEADER_READ);
+    let client_idle = Duration::from_secs(CLIENT_IDLE);
+
+    // Slowloris: a byte of the request line every 100 ms.
+    let slowloris = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let t = Instant::now();
+        s.write_all(b"GET /debian/").await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        let trickle = tokio::spawn(async move {
+            while w.write_all(b"a").await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        let mut buf = [0u8; 1024];
+        let _ = r.read(&mut buf).await;
+        trickle.abort();
+        t.elapsed()
+    });
+
+    // Idle from the start: closed after client_idle, not header_read.
+    let idle = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let t = Instant::now();
+        until_closed(&mut s).await;
+        t.elapsed()
+    });
+
+    // Idle after a complete request on a keep-alive connection.
+    let kept = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /nosuchmapping/x HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let status = read_response(&mut s).await;
+        let t = Instant::now();
+        until_closed(&mut s).await;
+        (status, t.elapsed())
+    });
+
+    // A client that asks for 16 MiB and stops reading (small receive window).
+    let big = repo.package("big").unwrap().clone();
+    let stalled_reader = tokio::spawn(async move {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut s = socket.connect(addr).await.unwrap();
+        let req = format!("GET /debian/{} HTTP/1.1\r\nHost: t\r\n\r\n", big.pool_path);
+        s.write_all(req.as_bytes()).await.unwrap();
+        tokio::time::sleep(client_idle + MARGIN + Duration::from_secs(1)).await;
+        until_closed(&mut s).await
+    });
+
+    let took = slowloris.await.unwrap();
+    within(
+        "slowloris closed after",
+        took,
+        header_read,
+        header_read + MARGIN,
+    );
+    let took = idle.await.unwrap();
+    within(
+        "idle connection closed after",
+        took,
+        client_idle,
+        client_idle + MARGIN,
+    );
+    let (status, took) = kept.await.unwrap();
+    assert_eq!(status, 404);
+    within(
+        "idle keep-alive closed after",
+        took,
+        client_idle,
+        client_idle + MARGIN,
+    );
+    let got = stalled_reader.await.unwrap();
+    eprintln!(
+        "a client that stopped reading got {got} of {} bytes before the cut",
+        16 << 20
+    );
+    assert!(got < 16 << 20, "the stalled reader was not cut off");
+    c.stop().await;
+}
+
+/// Files in the cache other than its temporary directory.
+fn cached(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                if !p.ends_with(".tmp") {
+                    stack.push(p);
+                }
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// GET over a fresh connection; status (0 when no header came) and body
+/// length, and how long until the connection ended.
+async fn fetch(addr: SocketAddr, path: &str) -> (u16, usize, Duration) {
+    let t = Instant::now();
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut all = Vec::new();
+    let _ = s.read_to_end(&mut all).await;
+    let took = t.elapsed();
+    let Some(split) = all.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return (0, 0, took);
+    };
+    let head = String::from_utf8_lossy(&all[..split]).to_string();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, all.len() - split - 4, took)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_stalls_end_in_errors_within_the_limits_and_nothing_is_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp.path().join("repo"));
+    let up = Upstream::serve(repo.root()).unwrap();
+    let dir = tmp.path().join("cacher");
+    let c = testkit::cacher::start(&dir, &up.url(), &extra()).await;
+    let idle_read = Duration::from_secs(IDLE_READ);
+    let overall = Duration::from_secs(OVERALL);
+
+    // Headers, then no byte of the body.
+    up.stall("*stall-body_*", Times::Always);
+    // No headers at all.
+    up.delay("*stall-head_*", Duration::from_secs(60), Times::Always);
+    // A steady drip that would take 16 s: cut by `overall`.
+    up.throttle("*drip_*", 64 * 1024, Times::Always);
+    let path = |name: &str| format!("/debian/{}", repo.package(name).unwrap().pool_path);
+    let size = |name: &str| repo.package(name).unwrap().size() as usize;
+
+    let (p1, p2, p3) = (path("stall-body"), path("stall-head"), path("drip"));
+    let (a, b, d) = tokio::join!(fetch(c.addr, &p1), fetch(c.addr, &p2), fetch(c.addr, &p3));
+    let (status, len, took) = a;
+    assert!(
+        len < size("stall-body"),
+        "stalled body: status {status}, {len} bytes"
+    );
+    within(
+        "upstream stalled mid-body: client aborted after",
+        took,
+        idle_read,
+        idle_read + MARGIN,
+    );
+    let (status, _, took) = b;
+    assert_eq!(status, 504, "upstream sent no headers");
+    within(
+        "upstream sent no headers: 504 after",
+        took,
+        idle_read,
+        idle_read + MARGIN,
+    );
+    let (status, len, took) = d;
+    assert!(
+        len < size("drip"),
+        "dripping body: status {status}, {len} bytes"
+    );
+    within(
+        "upstream dripping: client aborted after",
+        took,
+        overall,
+        overall + MARGIN,
+    );
+
+    // Metadata: a stalled InRelease (and Release) is a gateway error, in time.
+    up.stall("*Release", Times::Always);
+    let (status, _, took) = fetch(c.addr, "/debian/dists/stable/InRelease").await;
+    assert!(status >= 500, "stalled InRelease: status {status}");
+    within(
+        "upstream stalled on InRelease: 5xx after",
+        took,
+        idle_read,
+        2 * idle_read + MARGIN,
+    );
+
+    // Failed downloads leave nothing, cached or temporary.
+    let t = Instant::now();
+    while c.app.downloads.in_flight() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "downloads still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let files = cached(&dir.join("cache"));
+    assert!(files.is_empty(), "cached after failures: {files:?}");
+    let temps: Vec<_> = std::fs::read_dir(dir.join("cache/.tmp")).unwrap().collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    c.stop().await;
+}
