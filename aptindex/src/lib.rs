@@ -17,6 +17,8 @@ pub mod checksum;
 pub mod compress;
 pub mod deb822;
 pub mod index;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod path;
 pub mod release;
 pub mod signature;
