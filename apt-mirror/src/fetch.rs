@@ -289,13 +289,15 @@ impl Fetcher {
     }
 
     /// Downloads `url` to `dest`, verifying it against `expected` while it
-    /// streams (the body may not exceed `expected.size`). The file appears
-    /// under `dest` only once verified. `Ok(None)` when the upstream does not
-    /// have it (404/410); otherwise the number of bytes written.
+    /// streams (the body may not exceed `expected.size`). The file is written
+    /// in `tmp_dir` (same file system) and renamed to `dest` only once
+    /// verified. `Ok(None)` when the upstream does not have it (404/410);
+    /// otherwise the number of bytes written.
     pub async fn download(
         &self,
         url: &Url,
         dest: &Path,
+        tmp_dir: &Path,
         expected: &Checksums,
         progress: &Progress,
     ) -> Result<Option<u64>, FetchError> {
@@ -314,6 +316,10 @@ impl Fetcher {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        std::fs::create_dir_all(tmp_dir).map_err(|source| FetchError::Io {
+            path: tmp_dir.to_path_buf(),
+            source,
+        })?;
         self.with_retries(url, || async {
             let Some(mut resp) = self.send(url).await? else {
                 return Ok(None);
@@ -328,7 +334,7 @@ impl Fetcher {
             }
             let tmp = tempfile::Builder::new()
                 .prefix(".part-")
-                .tempfile_in(dir)
+                .tempfile_in(tmp_dir)
                 .map_err(io)?;
             let mut writer = HashingWriter::new(
                 std::io::BufWriter::with_capacity(buf_size, tmp),

@@ -5,7 +5,8 @@
 //! the mirror root ([`lock`]), and updates each selected mirror
 //! ([`mirror`]) concurrently: it plans what to fetch ([`plan`]), downloads
 //! through one shared client ([`fetch`]) while reporting [`progress`], builds
-//! and publishes a new snapshot ([`snapshot`]), then prints one line per
+//! and publishes a new snapshot ([`snapshot`], sharing unchanged pool files
+//! with the previous ones: [`pool`]), then prints one line per
 //! mirror and writes a JSON run [`summary`].
 
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod lock;
 pub mod logging;
 pub mod mirror;
 pub mod plan;
+pub mod pool;
 pub mod progress;
 pub mod snapshot;
 pub mod summary;

@@ -19,13 +19,14 @@
 use crate::config::MirrorConfig;
 use crate::fetch::{url_for, FetchError, Fetcher};
 use crate::plan::{self, IndexFile, PlanError, PoolSet};
+use crate::pool;
 use crate::progress::{Progress, Reporter};
 use crate::snapshot::{FileInfo, Info, Reuse, ReuseIndex, Snapshot, SnapshotError, Store};
 use aptindex::checksum::Checksums;
 use aptindex::release::Release;
 use aptindex::signature::{Keyring, SignatureError};
 use futures_util::{StreamExt, TryStreamExt};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,9 @@ use std::time::{Duration, Instant};
 const RELEASE_LIMIT: u64 = 64 << 20;
 /// Largest decompressed index read.
 const INDEX_LIMIT: u64 = aptindex::compress::DEFAULT_LIMIT;
+/// Temporary files of a run, inside its snapshot directory (so that a
+/// killed run's are removed with it).
+const TMP_DIR: &str = ".tmp";
 /// The three Release files of a suite, in the order they are stored.
 const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
 
@@ -291,7 +295,8 @@ impl Update<'_> {
                 Ok((Outcome::Updated, Some(new.name)))
             }
             Err(e) => {
-                self.store.discard(&new);
+                // The unfinished snapshot and what it added to the pool go.
+                self.cleanup();
                 Err(e)
             }
         }
@@ -445,6 +450,7 @@ impl Update<'_> {
         fingerprint: String,
     ) -> Result<Info, MirrorError> {
         let t0 = Instant::now();
+        let tmp = new.dir.join(TMP_DIR);
         let reuse = match (current, current_info) {
             (Some(c), Some(i)) => ReuseIndex::new(&c.tree, i),
             (Some(c), None) => {
@@ -525,41 +531,118 @@ impl Update<'_> {
         tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices fetched");
         let pool = self.read_indices(new, &present).await?;
         tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices read");
-        let mut jobs: Vec<(String, Checksums, Option<Reuse>)> = Vec::new();
-        let (mut n, mut bytes) = (0u64, 0u64);
-        for (path, sums) in pool.files {
-            if index_paths.contains(path.as_str()) {
-                continue;
+        let wanted: Vec<(String, Checksums)> = pool
+            .files
+            .into_iter()
+            .filter(|(path, _)| !index_paths.contains(path.as_str()))
+            .collect();
+        // Pool files just dropped upstream stay one more generation, for
+        // clients that read the previous indices.
+        let carried = carried_files(current_info, &wanted);
+
+        // The top-level directories holding only pool files are shared with
+        // the previous snapshots (crate::pool); the rest of the tree is new.
+        let mut metadata: Vec<String> = files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        metadata.extend(indices.iter().map(|i| i.path.clone()));
+        metadata.extend(current_info.iter().flat_map(|i| i.by_hash.iter().cloned()));
+        let shared = pool::shared_dirs(
+            wanted.iter().chain(&carried).map(|(p, _)| p.as_str()),
+            metadata.iter().map(String::as_str),
+        );
+        let target = self.pool_target(new, current, current_info, &shared, &wanted)?;
+        if let Some(t) = &target {
+            pool::link_shared(&new.tree, &t.dir, &t.name, &shared)?;
+        }
+        let extending = target.as_ref().filter(|t| !t.fresh);
+        let dest_of = |path: &str| match &target {
+            Some(t) if pool::is_shared(&shared, path) => t.dir.join(path),
+            _ => new.tree.join(path),
+        };
+
+        // What to place: files the shared generation already holds for a
+        // kept snapshot are done; the others are hard-linked from the
+        // current snapshot when it has them, or downloaded.
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut journal: Vec<String> = Vec::new();
+        let (mut n, mut bytes, mut in_place) = (0u64, 0u64, 0u64);
+        for (path, sums) in wanted {
+            let mut old = reuse.find(&path, &sums);
+            let dest = dest_of(&path);
+            if let Some(t) = extending.filter(|_| pool::is_shared(&shared, &path)) {
+                if t.present.contains_key(&path) {
+                    record(&path, &sums);
+                    in_place += 1;
+                    continue;
+                }
+                journal.push(path.clone());
+                // A leftover of a failed run: kept if it verifies, else replaced.
+                if std::fs::symlink_metadata(&dest).is_ok() {
+                    old = Some(Reuse::Unverified(dest.clone()));
+                }
             }
-            let old = reuse.find(&path, &sums);
             if old.is_none() {
                 n += 1;
                 bytes += sums.size;
             }
-            jobs.push((path, sums, old));
+            jobs.push(Job {
+                path,
+                sums,
+                dest,
+                old,
+            });
         }
+        let mut carried_names = Vec::new();
+        let mut carry = Vec::new();
+        for (path, sums) in carried {
+            if let Some(t) = extending.filter(|_| pool::is_shared(&shared, &path)) {
+                if t.present.contains_key(&path) {
+                    record(&path, &sums);
+                    carried_names.push(path);
+                    continue;
+                }
+                journal.push(path.clone());
+            }
+            carry.push((path, sums));
+        }
+        if let Some(t) = extending {
+            // Written and flushed before anything is added to the generation.
+            let data = serde_json::to_vec(&pool::Journal {
+                pool: t.name.clone(),
+                paths: journal,
+            })
+            .map_err(|e| MirrorError::Io {
+                path: new.dir.join(pool::JOURNAL),
+                source: e.into(),
+            })?;
+            crate::snapshot::write_atomic(&new.dir.join(pool::JOURNAL), &data)?;
+        }
+        self.counters.reused.fetch_add(in_place, Ordering::Relaxed);
         progress.add_planned(n, bytes);
-        tracing::info!(mirror = %self.cfg.id, files = jobs.len(), to_download = n, bytes_to_download = bytes, "pool files");
+        tracing::info!(mirror = %self.cfg.id, files = jobs.len() as u64 + in_place, already_in_pool = in_place, to_download = n, bytes_to_download = bytes, "pool files");
         // Files the current snapshot has with the same size and hashes are
         // hard-linked on a blocking thread (file-system bound) while the
         // others download; a link that fails is downloaded afterwards.
         let (known, jobs): (Vec<_>, Vec<_>) = jobs
             .into_iter()
-            .partition(|(_, _, old)| matches!(old, Some(Reuse::Known(_))));
+            .partition(|j| matches!(j.old, Some(Reuse::Known(_))));
         let (links, downloads) = tokio::join!(
             link_all(&new.tree, known),
-            self.place_all(new, &jobs, &progress, &files)
+            self.place_all(&tmp, &jobs, &progress, &files)
         );
         downloads?;
         let (linked, unlinked) = links?;
         self.counters
             .reused
             .fetch_add(linked.len() as u64, Ordering::Relaxed);
-        for (path, sums) in &linked {
-            record(path, sums);
+        for job in &linked {
+            record(&job.path, &job.sums);
         }
-        let unlinked: Vec<_> = unlinked.into_iter().map(|(p, s)| (p, s, None)).collect();
-        self.place_all(new, &unlinked, &progress, &files).await?;
+        self.place_all(&tmp, &unlinked, &progress, &files).await?;
 
         tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "pool files placed");
         // by-hash links: this snapshot's indices, plus the previous
@@ -577,31 +660,14 @@ impl Update<'_> {
                 by_hash.push(bh);
             }
         }
-        // Pool files just dropped upstream stay one more generation, for
-        // clients that read the previous indices.
-        let mut carried = Vec::new();
-        if let (Some(cur), Some(info)) = (current, current_info) {
-            let skip: HashSet<&str> = info
-                .carried
-                .iter()
-                .chain(&info.by_hash)
-                .map(String::as_str)
-                .collect();
-            for (path, fi) in &info.files {
-                let present = files
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .contains_key(path);
-                if present
-                    || skip.contains(path.as_str())
-                    || aptindex::path::classify(path) != aptindex::PathKind::Other
-                    || plan::safe_path("info.json", path).is_err()
-                {
-                    continue;
-                }
-                if link_file(&cur.tree.join(path), &new.tree.join(path)).is_ok() {
-                    record(path, &fi.to_checksums());
-                    carried.push(path.clone());
+        if let Some(cur) = current {
+            for (path, sums) in carry {
+                let dest = dest_of(&path);
+                // (A leftover of a failed run in the shared pool is replaced.)
+                let _ = std::fs::remove_file(&dest);
+                if link_file(&cur.tree.join(&path), &dest).is_ok() {
+                    record(&path, &sums);
+                    carried_names.push(path);
                 }
             }
         }
@@ -618,6 +684,7 @@ impl Update<'_> {
                 }
             }
         }
+        let carried = carried_names;
 
         tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "by-hash and carried files linked");
         // The upstream must not have changed meanwhile.
@@ -647,32 +714,33 @@ impl Update<'_> {
     /// them in `files`; a file missing upstream is an error.
     async fn place_all(
         &self,
-        new: &Snapshot,
-        jobs: &[(String, Checksums, Option<Reuse>)],
+        tmp: &Path,
+        jobs: &[Job],
         progress: &Progress,
         files: &Mutex<BTreeMap<String, FileInfo>>,
     ) -> Result<(), MirrorError> {
         futures_util::stream::iter(jobs.iter())
-            .map(|(path, sums, old)| async move {
+            .map(|job| async move {
                 self.place(
-                    new,
-                    path,
-                    sums,
-                    old.clone(),
-                    std::slice::from_ref(path),
+                    &job.dest,
+                    tmp,
+                    &job.path,
+                    &job.sums,
+                    job.old.clone(),
+                    std::slice::from_ref(&job.path),
                     progress,
                 )
                 .await?
                 .ok_or_else(|| MirrorError::Missing {
                     url: self
-                        .url(path)
+                        .url(&job.path)
                         .map(|u| u.to_string())
-                        .unwrap_or_else(|_| path.clone()),
+                        .unwrap_or_else(|_| job.path.clone()),
                 })?;
                 files
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(path.clone(), FileInfo::from_checksums(sums));
+                    .insert(job.path.clone(), FileInfo::from_checksums(&job.sums));
                 Ok::<(), MirrorError>(())
             })
             .buffer_unordered(self.ctx.parallel)
@@ -692,7 +760,8 @@ impl Update<'_> {
         let old = reuse.find(&stored, &idx.checksums);
         let found = self
             .place(
-                new,
+                &new.tree.join(&stored),
+                &new.dir.join(TMP_DIR),
                 &stored,
                 &idx.checksums,
                 old,
@@ -703,12 +772,16 @@ impl Update<'_> {
         Ok(found.map(|_| idx.clone()))
     }
 
-    /// Puts `path` into the new tree: a hard link to `old` when given and
-    /// usable, otherwise a download from the first of `candidates` the
-    /// upstream has. `None` when none of them exists upstream.
+    /// Puts `path` at `dest`: a hard link to `old` when given and usable
+    /// (`old` may be `dest` itself, a leftover of a failed run, kept when it
+    /// verifies), otherwise a download (through `tmp`) from the first of
+    /// `candidates` the upstream has. `None` when none of them exists
+    /// upstream.
+    #[allow(clippy::too_many_arguments)]
     async fn place(
         &self,
-        new: &Snapshot,
+        dest: &Path,
+        tmp: &Path,
         path: &str,
         sums: &Checksums,
         old: Option<Reuse>,
@@ -718,7 +791,6 @@ impl Update<'_> {
         if self.ctx.cancel.is_cancelled() {
             return Err(MirrorError::Cancelled);
         }
-        let dest = new.tree.join(path);
         let old = match old {
             Some(Reuse::Known(p)) => Some(p),
             Some(Reuse::Unverified(p)) => {
@@ -731,15 +803,24 @@ impl Update<'_> {
             None => None,
         };
         if let Some(old) = old {
-            if link_file(&old, &dest).is_ok() && file_size(&dest) == Some(sums.size) {
+            if old == dest {
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(()));
             }
-            let _ = std::fs::remove_file(&dest);
+            if link_file(&old, dest).is_ok() && file_size(dest) == Some(sums.size) {
+                self.counters.reused.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(()));
+            }
+            let _ = std::fs::remove_file(dest);
         }
         for candidate in candidates {
             let url = self.url(candidate)?;
-            match self.ctx.fetcher.download(&url, &dest, sums, progress).await {
+            match self
+                .ctx
+                .fetcher
+                .download(&url, dest, tmp, sums, progress)
+                .await
+            {
                 Ok(Some(n)) => {
                     self.counters.downloaded.fetch_add(1, Ordering::Relaxed);
                     self.counters.bytes.fetch_add(n, Ordering::Relaxed);
@@ -756,6 +837,103 @@ impl Update<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Where this run puts the files of the `shared` directories: the
+    /// current snapshot's pool generation, extended, or a new generation
+    /// (first run, a snapshot made by an older version, or a shared path
+    /// whose bytes change while a kept snapshot still names the old ones).
+    /// `None` when nothing is shared.
+    fn pool_target(
+        &self,
+        new: &Snapshot,
+        current: Option<&Snapshot>,
+        current_info: Option<&Info>,
+        shared: &BTreeSet<String>,
+        wanted: &[(String, Checksums)],
+    ) -> Result<Option<PoolTarget>, MirrorError> {
+        if shared.is_empty() {
+            return Ok(None);
+        }
+        let id = &self.cfg.id;
+        let fresh = |why: Option<String>| -> Result<Option<PoolTarget>, MirrorError> {
+            let name = pool::generation_name(id, &new.name);
+            let dir = self.ctx.root.join(&name);
+            std::fs::create_dir(&dir).map_err(|source| MirrorError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+            if let Some(why) = why {
+                tracing::info!(mirror = %id, generation = %name, reason = %why, "new pool generation: unchanged files are hard-linked into it");
+            }
+            Ok(Some(PoolTarget {
+                name,
+                dir,
+                present: HashMap::new(),
+                fresh: true,
+            }))
+        };
+        let Some(cur) = current else {
+            return fresh(None);
+        };
+        let links = pool::links_of(&cur.tree, id)?;
+        let generations: BTreeSet<&String> = links.values().collect();
+        let generation = match generations.into_iter().collect::<Vec<_>>().as_slice() {
+            [] => {
+                return fresh(Some(
+                    "the current snapshot has no shared pool (made by an older version)".into(),
+                ))
+            }
+            [g] if self.ctx.root.join(g).is_dir() => (*g).clone(),
+            _ => {
+                return fresh(Some(
+                    "the current snapshot's pool generation is missing or not unique".into(),
+                ))
+            }
+        };
+        // What the snapshots clients may still use reference in it.
+        let others = self
+            .store
+            .kept(self.cfg.keep)?
+            .into_iter()
+            .filter(|s| s.name != cur.name)
+            .map(|s| {
+                let l = pool::links_of(&s.tree, id)?;
+                let info = if l.values().any(|g| *g == generation) {
+                    s.read_info()
+                } else {
+                    None
+                };
+                Ok((l, info))
+            })
+            .collect::<Result<Vec<_>, SnapshotError>>()?;
+        let mut refs = pool::references(
+            std::iter::once((&links, current_info))
+                .chain(others.iter().map(|(l, i)| (l, i.as_ref()))),
+        );
+        let Some(Some(present)) = refs.remove(&generation) else {
+            return fresh(Some(format!(
+                "a kept snapshot using {generation} has no readable info.json"
+            )));
+        };
+        // Bytes a kept snapshot still serves are never replaced in place.
+        let changed = wanted.iter().find(|(path, sums)| {
+            pool::is_shared(shared, path)
+                && present
+                    .get(path)
+                    .is_some_and(|old| !crate::snapshot::same_content(sums, old))
+        });
+        if let Some((path, _)) = changed {
+            return fresh(Some(format!(
+                "{path} changed content under the same name while a kept snapshot still has the old one"
+            )));
+        }
+        Ok(Some(PoolTarget {
+            dir: self.ctx.root.join(&generation),
+            name: generation,
+            present,
+            fresh: false,
+        }))
     }
 
     /// Reads the downloaded indices (one variant per group) and collects the
@@ -863,32 +1041,28 @@ fn same_as_snapshot(cur: &Snapshot, releases: &[SuiteReleases]) -> bool {
     })
 }
 
-/// Hard-links the files of `jobs` (path, checksums, [`Reuse::Known`] source)
-/// into `tree`, on one blocking thread (more threads only contend for the
-/// same directory locks). Returns the files linked and those that could not
+/// Hard-links the files of `jobs` (with a [`Reuse::Known`] source) to their
+/// destinations, on one blocking thread (more threads only contend for the
+/// same directory locks). Returns the jobs linked and those that could not
 /// be (to be downloaded instead).
-async fn link_all(
-    tree: &Path,
-    mut jobs: Vec<(String, Checksums, Option<Reuse>)>,
-) -> Result<(Vec<(String, Checksums)>, Vec<(String, Checksums)>), MirrorError> {
-    jobs.sort_by(|a, b| a.0.cmp(&b.0));
-    let root = tree.to_path_buf();
+async fn link_all(tree: &Path, mut jobs: Vec<Job>) -> Result<(Vec<Job>, Vec<Job>), MirrorError> {
+    jobs.sort_by(|a, b| a.path.cmp(&b.path));
     tokio::task::spawn_blocking(move || {
         let mut linked = Vec::new();
         let mut failed = Vec::new();
-        for (path, sums, old) in jobs {
-            let dest = root.join(&path);
-            let ok = match &old {
+        for mut job in jobs {
+            let ok = match &job.old {
                 Some(Reuse::Known(src)) => {
-                    link_file(src, &dest).is_ok() && file_size(&dest) == Some(sums.size)
+                    link_file(src, &job.dest).is_ok() && file_size(&job.dest) == Some(job.sums.size)
                 }
                 _ => false,
             };
             if ok {
-                linked.push((path, sums));
+                linked.push(job);
             } else {
-                let _ = std::fs::remove_file(&dest);
-                failed.push((path, sums));
+                let _ = std::fs::remove_file(&job.dest);
+                job.old = None;
+                failed.push(job);
             }
         }
         (linked, failed)
@@ -898,6 +1072,58 @@ async fn link_all(
         path: tree.to_path_buf(),
         source: std::io::Error::other(format!("linking task failed: {e}")),
     })
+}
+
+/// The pool files of the current snapshot (`info`) that `wanted` no longer
+/// names: kept one more generation for clients of the previous indices
+/// (not those it carried itself, nor metadata, nor unsafe paths).
+fn carried_files(info: Option<&Info>, wanted: &[(String, Checksums)]) -> Vec<(String, Checksums)> {
+    let Some(info) = info else {
+        return Vec::new();
+    };
+    let wanted: HashSet<&str> = wanted.iter().map(|(p, _)| p.as_str()).collect();
+    let skip: HashSet<&str> = info
+        .carried
+        .iter()
+        .chain(&info.by_hash)
+        .map(String::as_str)
+        .collect();
+    info.files
+        .iter()
+        .filter(|(path, _)| {
+            !wanted.contains(path.as_str())
+                && !skip.contains(path.as_str())
+                && aptindex::path::classify(path) == aptindex::PathKind::Other
+                && plan::safe_path("info.json", path).is_ok()
+        })
+        .map(|(path, fi)| (path.clone(), fi.to_checksums()))
+        .collect()
+}
+
+/// One pool file to put into the new snapshot.
+#[derive(Debug)]
+struct Job {
+    /// Path relative to the repository root.
+    path: String,
+    /// Expected size and hashes.
+    sums: Checksums,
+    /// Where it goes: the new tree, or the shared pool generation.
+    dest: PathBuf,
+    /// A local copy that may replace the download.
+    old: Option<Reuse>,
+}
+
+/// The pool generation a run puts shared files into.
+#[derive(Debug)]
+struct PoolTarget {
+    /// `.<ID>.pool-<stamp>`.
+    name: String,
+    /// `<dir>/.<ID>.pool-<stamp>`.
+    dir: PathBuf,
+    /// Files it already holds for a kept snapshot (empty when fresh).
+    present: HashMap<String, Checksums>,
+    /// Made by this run.
+    fresh: bool,
 }
 
 /// True when the local file `path` has the `expected` size and hashes.

@@ -5,6 +5,7 @@
 //! <dir>/<ID>                          symlink -> .<ID>.<timestamp>/<ID>
 //! <dir>/.<ID>.<timestamp>/<ID>/...    the tree that clients see
 //! <dir>/.<ID>.<timestamp>/info.json   size and hashes of every file in it
+//! <dir>/.<ID>.pool-<stamp>/pool/...   pool files shared by snapshots (see [`crate::pool`])
 //! ```
 //!
 //! A new snapshot is built in a fresh `.<ID>.<timestamp>/` next to the
@@ -13,16 +14,20 @@
 //! directory fsynced). Clients therefore see either the old tree or the new
 //! one, never a mix. Clean-up keeps the `keep` newest previous complete
 //! snapshots and removes everything else whose name starts with `.<ID>.`
-//! (failed or killed runs), and nothing else in `<dir>`.
+//! (failed or killed runs, with the pool files only they referenced), and
+//! nothing else in `<dir>`.
 
+use crate::pool;
 use aptindex::checksum::{Checksums, HashKind};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Name of the checksum list inside a snapshot directory.
 pub const INFO_JSON: &str = "info.json";
+/// `info.json` of a snapshot being removed (no longer complete).
+const DROPPED_JSON: &str = "dropped.json";
 
 /// A snapshot operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -268,50 +273,180 @@ impl Store {
         fsync_dir(&self.root)
     }
 
-    /// Removes a snapshot that will not be published (best effort).
-    pub fn discard(&self, snap: &Snapshot) {
-        if let Err(e) = std::fs::remove_dir_all(&snap.dir) {
-            tracing::warn!(path = %snap.dir.display(), error = %e, "cannot remove unfinished snapshot");
-        }
-    }
-
-    /// Keeps the current snapshot and the `keep` newest complete ones
-    /// before it; removes every other `.<ID>.*` entry of the root. Returns
-    /// the names removed.
-    pub fn cleanup(&self, keep: usize) -> Result<Vec<String>, SnapshotError> {
+    /// The `.<ID>.*` entries of the root, by role, for `keep`.
+    fn entries(&self, keep: usize) -> Result<Entries, SnapshotError> {
         let current = self.current()?.map(|s| s.name);
         let prefix = self.prefix();
-        let mut names: Vec<String> = Vec::new();
+        let (mut others, mut generations) = (Vec::new(), Vec::new());
         for entry in std::fs::read_dir(&self.root).map_err(io_err(&self.root))? {
             let entry = entry.map_err(io_err(&self.root))?;
-            if let Some(name) = entry.file_name().to_str() {
-                if name.starts_with(&prefix) && Some(name) != current.as_deref() {
-                    names.push(name.to_string());
-                }
+            let Some(name) = entry.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if pool::is_generation_name(&self.id, &name) {
+                generations.push(name);
+            } else if name.starts_with(&prefix) && Some(&name) != current.as_ref() {
+                others.push(name);
             }
         }
-        names.sort();
-        // Previous snapshots: complete ones older than the current.
-        let mut kept = 0;
-        let mut removed = Vec::new();
-        for name in names.iter().rev() {
+        others.sort();
+        generations.sort();
+        let mut kept: Vec<Snapshot> = current.iter().map(|c| self.snapshot(c)).collect();
+        let mut previous = 0;
+        let mut doomed = Vec::new();
+        for name in others.iter().rev() {
             let path = self.root.join(name);
             let is_previous = current.as_deref().is_some_and(|c| name.as_str() < c)
                 && path.join(INFO_JSON).is_file()
                 && path.join(&self.id).is_dir();
-            if is_previous && kept < keep {
-                kept += 1;
-                continue;
+            if is_previous && previous < keep {
+                previous += 1;
+                kept.push(self.snapshot(name));
+            } else {
+                doomed.push(name.clone());
             }
+        }
+        Ok(Entries {
+            kept,
+            doomed,
+            generations,
+        })
+    }
+
+    /// The snapshots clients may still be using, newest first: the current
+    /// one and the `keep` newest complete ones before it.
+    pub fn kept(&self, keep: usize) -> Result<Vec<Snapshot>, SnapshotError> {
+        Ok(self.entries(keep)?.kept)
+    }
+
+    /// Keeps the current snapshot and the `keep` newest complete ones
+    /// before it; removes every other `.<ID>.*` entry of the root: older
+    /// snapshots, leftovers of failed or killed runs, the pool files only
+    /// they referenced (their `info.json` and journal say which), and pool
+    /// generations no kept snapshot links to. Returns the names removed.
+    pub fn cleanup(&self, keep: usize) -> Result<Vec<String>, SnapshotError> {
+        let Entries {
+            kept,
+            doomed,
+            generations,
+        } = self.entries(keep)?;
+        let links = kept
+            .iter()
+            .map(|s| pool::links_of(&s.tree, &self.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let in_use: HashSet<&str> = links
+            .iter()
+            .flat_map(|l| l.values().map(String::as_str))
+            .collect();
+        let unused: Vec<&String> = generations
+            .iter()
+            .filter(|g| !in_use.contains(g.as_str()))
+            .collect();
+        if doomed.is_empty() && unused.is_empty() {
+            return Ok(Vec::new());
+        }
+        // What the kept snapshots reference in the generations they use.
+        let infos: Vec<Option<Info>> = kept
+            .iter()
+            .zip(&links)
+            .map(|(s, l)| if l.is_empty() { None } else { s.read_info() })
+            .collect();
+        let refs = pool::references(links.iter().zip(infos.iter().map(Option::as_ref)));
+        let mut removed = Vec::new();
+        for name in &doomed {
+            let path = self.root.join(name);
             let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
             if meta.is_dir() {
+                self.release_pool_files(&path, &refs)?;
                 std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
             } else {
                 std::fs::remove_file(&path).map_err(io_err(&path))?;
             }
             removed.push(name.clone());
         }
+        for generation in unused {
+            let path = self.root.join(generation);
+            std::fs::remove_dir_all(&path).map_err(io_err(&path))?;
+            removed.push(generation.clone());
+        }
         Ok(removed)
+    }
+
+    /// Before the snapshot directory `dir` is removed: removes the pool
+    /// files it referenced or its run added (`info.json`, journal) that no
+    /// kept snapshot references (`refs`, by generation in use).
+    fn release_pool_files(
+        &self,
+        dir: &Path,
+        refs: &HashMap<String, pool::References>,
+    ) -> Result<(), SnapshotError> {
+        // First make sure it can never count as a complete snapshot again
+        // (an interrupted removal is finished by the next clean-up).
+        let info = dir.join(INFO_JSON);
+        let dropped = dir.join(DROPPED_JSON);
+        if info.is_file() {
+            std::fs::rename(&info, &dropped).map_err(io_err(&info))?;
+        }
+        let mut candidates: HashMap<String, Vec<String>> = HashMap::new();
+        let links = pool::links_of(&dir.join(&self.id), &self.id)?;
+        if !links.is_empty() {
+            if let Some(info) = read_json::<Info>(&dropped) {
+                for (generation, path) in pool::files_in_generations(&links, &info) {
+                    candidates
+                        .entry(generation.to_string())
+                        .or_default()
+                        .push(path.to_string());
+                }
+            }
+        }
+        if let Some(journal) = read_json::<pool::Journal>(&dir.join(pool::JOURNAL)) {
+            if pool::is_generation_name(&self.id, &journal.pool) {
+                candidates
+                    .entry(journal.pool)
+                    .or_default()
+                    .extend(journal.paths);
+            }
+        }
+        for (generation, paths) in candidates {
+            // Not in use: the whole generation goes. Unknown: keep all.
+            let Some(Some(referenced)) = refs.get(&generation) else {
+                continue;
+            };
+            let n = pool::remove_files(
+                &self.root.join(&generation),
+                paths
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| !referenced.contains_key(*p)),
+            );
+            if n > 0 {
+                tracing::debug!(generation = %generation, files = n, "unreferenced pool files removed");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `.<ID>.*` entries of a mirror root, by role.
+struct Entries {
+    /// The current snapshot and the `keep` newest complete ones before it,
+    /// newest first.
+    kept: Vec<Snapshot>,
+    /// Every other entry but pool generations: older snapshots, leftovers.
+    doomed: Vec<String>,
+    /// Pool generations.
+    generations: Vec<String>,
+}
+
+/// Reads a JSON file; `None` if it is missing or unreadable.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
+    let data = std::fs::read(path).ok()?;
+    match serde_json::from_slice(&data) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "unreadable file ignored");
+            None
+        }
     }
 }
 
@@ -431,6 +566,12 @@ impl ReuseIndex {
         let old = self.by_path.get(other)?;
         matches(expected, old).then(|| Reuse::Known(self.tree.join(other)))
     }
+}
+
+/// True when `a` and `b` describe the same bytes as far as can be told
+/// without reading them (see [`matches`]).
+pub fn same_content(a: &Checksums, b: &Checksums) -> bool {
+    matches(a, b)
 }
 
 /// Same size, and every hash both know equal, with at least one in common.

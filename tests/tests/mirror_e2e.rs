@@ -80,11 +80,24 @@ keyring = "key.gpg""#,
         std::fs::read_link(self.dir().join("m")).unwrap()
     }
 
+    /// The `.m.*` entries of the mirror root other than pool generations.
     fn snapshot_dirs(&self) -> Vec<String> {
+        self.entries(".m.")
+            .into_iter()
+            .filter(|n| !n.starts_with(".m.pool-"))
+            .collect()
+    }
+
+    /// The shared pool generations (`.m.pool-*`).
+    fn pool_generations(&self) -> Vec<String> {
+        self.entries(".m.pool-")
+    }
+
+    fn entries(&self, prefix: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.dir())
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.starts_with(".m."))
+            .filter(|n| n.starts_with(prefix))
             .collect();
         v.sort();
         v
@@ -97,6 +110,48 @@ keyring = "key.gpg""#,
 
     fn mirrored(&self, path: &str) -> PathBuf {
         self.dir().join("m").join(path)
+    }
+
+    /// The files of the current snapshot's `info.json`.
+    fn current_info(&self) -> serde_json::Map<String, serde_json::Value> {
+        let dir = self.dir().join(self.link_target());
+        let info: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(dir.parent().unwrap().join("info.json")).unwrap(),
+        )
+        .unwrap();
+        info["files"].as_object().unwrap().clone()
+    }
+
+    /// Checks that the shared pool generations hold exactly the files that the
+    /// complete snapshots' `info.json` name under their `pool` symlinks, and
+    /// that every snapshot's `pool` is a relative symlink into one.
+    fn assert_pool_exact(&self) {
+        let mut named = std::collections::BTreeSet::new();
+        for snap in self.snapshot_dirs() {
+            let dir = self.dir().join(&snap);
+            let Ok(data) = std::fs::read(dir.join("info.json")) else {
+                continue;
+            };
+            let link = std::fs::read_link(dir.join("m/pool")).unwrap();
+            let link = link.to_string_lossy().to_string();
+            let generation = link
+                .strip_prefix("../../")
+                .and_then(|l| l.strip_suffix("/pool"))
+                .unwrap_or_else(|| panic!("{snap}: pool -> {link}"));
+            let info: serde_json::Value = serde_json::from_slice(&data).unwrap();
+            for path in info["files"].as_object().unwrap().keys() {
+                if path.starts_with("pool/") {
+                    named.insert(format!("{generation}/{path}"));
+                }
+            }
+        }
+        let mut held = std::collections::BTreeSet::new();
+        for generation in self.pool_generations() {
+            for f in files_under(&self.dir().join(&generation)) {
+                held.insert(format!("{generation}/{f}"));
+            }
+        }
+        assert_eq!(held, named, "pool files held vs named by kept snapshots");
     }
 
     /// Checks every published package and the suite's Release files are in the mirror,
@@ -269,13 +324,38 @@ fn full_then_incremental_then_unchanged() {
     let dirs2 = bed.snapshot_dirs();
     assert_eq!(dirs2.len(), 2, "{dirs2:?}");
     assert!(!dirs2.contains(&dirs[0]));
+    // The new snapshot no longer names the files dropped two updates ago...
+    let current = bed.current_info();
+    let dropped = "pool/main/p/pkg0007/pkg0007_1.0_amd64.deb";
+    assert!(!current.contains_key(dropped));
+    assert!(!current.contains_key("pool/main/p/pkg0003/pkg0003_1.0_amd64.deb"));
+    assert!(current.contains_key("pool/main/p/pkg0004/pkg0004_1.0_amd64.deb"));
+    assert!(bed
+        .mirrored("pool/main/p/pkg0004/pkg0004_1.0_amd64.deb")
+        .is_file());
+    // ...but the previous snapshot, which clients may still use, does, and
+    // the pool shared by both holds exactly what they name.
+    assert!(bed.dir().join(&dirs2[0]).join("m").join(dropped).is_file());
+    assert_eq!(bed.pool_generations().len(), 1);
+    bed.assert_pool_exact();
+    // An unchanged file is still the same inode: never copied or re-linked.
+    assert_eq!(inode(&old_unchanged), old_inode);
+
+    // Once no kept snapshot names them, they are removed from the pool.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0006", "2.0"));
+        repo.publish().unwrap();
+    }
+    assert_eq!(bed.run(), 0);
     assert!(!bed.mirrored("pool/main/p/pkg0007").exists());
     assert!(!bed
         .mirrored("pool/main/p/pkg0003/pkg0003_1.0_amd64.deb")
         .exists());
-    assert!(bed
-        .mirrored("pool/main/p/pkg0004/pkg0004_1.0_amd64.deb")
-        .is_file());
+    assert_eq!(bed.snapshot_dirs().len(), 2);
+    assert_eq!(bed.pool_generations().len(), 1);
+    bed.assert_pool_exact();
+    bed.assert_complete();
 }
 
 #[test]
@@ -664,6 +744,144 @@ fn kill_9_mid_run_then_rerun() {
         !after.contains(unfinished[0]),
         "leftover not removed: {after:?}"
     );
+}
+
+#[test]
+fn kill_9_leftovers_in_the_shared_pool_are_removed() {
+    let (bed, mut child, target) = start_interrupted_update(30, 5000, 10);
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(bed.link_target(), target);
+    // The killed run had added verified files to the shared pool (never a
+    // partial one: those are in its own snapshot directory).
+    let generation = bed.dir().join(&bed.pool_generations()[0]);
+    let added = |version: &str| {
+        files_under(&generation)
+            .into_iter()
+            .filter(|f| f.contains(&format!("_{version}_")))
+            .count()
+    };
+    assert!(added("2.0") > 0, "{:?}", files_under(&generation));
+    assert!(!files_under(&generation).iter().any(|f| f.contains(".part")));
+
+    // Meanwhile the upstream moves on: what the killed run fetched is not needed.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        for i in 0..30 {
+            repo.replace(PackageSpec::new(&format!("pkg{i:04}"), "3.0").size(5000));
+        }
+        repo.publish().unwrap();
+    }
+    bed.up.clear_faults();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(added("2.0"), 0, "leftovers of the killed run kept");
+    assert_eq!(added("3.0"), 30);
+    assert_eq!(bed.snapshot_dirs().len(), 2, "{:?}", bed.snapshot_dirs());
+    assert_eq!(bed.pool_generations().len(), 1);
+    bed.assert_pool_exact();
+}
+
+#[test]
+fn rebuilt_package_under_the_same_name_starts_a_new_pool_generation() {
+    let bed = Bed::new(|b| b.generated_packages(5, 1000));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let first = bed.link_target();
+    assert_eq!(bed.pool_generations().len(), 1);
+    let rebuilt = "pool/main/p/pkg0002/pkg0002_1.0_amd64.deb";
+    let unchanged = "pool/main/p/pkg0001/pkg0001_1.0_amd64.deb";
+    let old_bytes = std::fs::read(bed.mirrored(rebuilt)).unwrap();
+    let unchanged_inode = inode(&bed.mirrored(unchanged));
+    // Same file name, other bytes (Debian forbids it; other repositories do it).
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0002", "1.0").seed(7).size(1200));
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_ne!(std::fs::read(bed.mirrored(rebuilt)).unwrap(), old_bytes);
+    // Only the rebuilt file was downloaded; the others are hard links.
+    assert_eq!(
+        bed.up.requests_matching("/pool/*"),
+        1,
+        "{:?}",
+        bed.up.request_log()
+    );
+    assert_eq!(inode(&bed.mirrored(unchanged)), unchanged_inode);
+    // The previous snapshot, which clients may still use, keeps the old bytes.
+    assert_eq!(
+        std::fs::read(bed.dir().join(&first).join(rebuilt)).unwrap(),
+        old_bytes
+    );
+    let generations = bed.pool_generations();
+    assert_eq!(generations.len(), 2, "{generations:?}");
+    bed.assert_pool_exact();
+
+    // Next update: the first snapshot falls out of `keep`, its generation goes.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0004", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(bed.up.requests_matching("/pool/*"), 1);
+    assert_eq!(bed.pool_generations(), generations[1..]);
+    assert_eq!(inode(&bed.mirrored(unchanged)), unchanged_inode);
+    bed.assert_pool_exact();
+}
+
+#[test]
+fn mirror_written_by_the_previous_version_is_migrated() {
+    let bed = Bed::new(|b| b.generated_packages(6, 1500));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    // The previous version's layout: every snapshot a full tree, no shared pool.
+    let first = bed.link_target();
+    let tree = bed.dir().join(&first);
+    let generation = bed.dir().join(&bed.pool_generations()[0]);
+    std::fs::remove_file(tree.join("pool")).unwrap();
+    std::fs::rename(generation.join("pool"), tree.join("pool")).unwrap();
+    std::fs::remove_dir(&generation).unwrap();
+    let unchanged = "pool/main/p/pkg0001/pkg0001_1.0_amd64.deb";
+    let unchanged_inode = inode(&tree.join(unchanged));
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0004", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    // Reused without download or copy: hard links into the new shared pool.
+    assert_eq!(bed.up.requests_matching("/pool/*"), 1);
+    assert_eq!(inode(&bed.mirrored(unchanged)), unchanged_inode);
+    assert_eq!(bed.pool_generations().len(), 1);
+    assert!(std::fs::symlink_metadata(bed.mirrored("pool"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    // The old full tree is kept (keep = 1), complete.
+    assert!(std::fs::symlink_metadata(tree.join("pool"))
+        .unwrap()
+        .is_dir());
+    assert!(tree.join(unchanged).is_file());
+
+    // The next update removes it; the pool holds exactly what is named.
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0005", "2.0"));
+        repo.publish().unwrap();
+    }
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert!(!bed.dir().join(first.parent().unwrap()).exists());
+    assert_eq!(bed.snapshot_dirs().len(), 2);
+    bed.assert_pool_exact();
 }
 
 #[test]

@@ -53,6 +53,8 @@ http {{
     server {{
         listen 127.0.0.1:{port};
         root {root};
+        # As in the README: the lock, snapshot and pool directories are not served directly.
+        location ~ /\. {{ deny all; }}
         location / {{ autoindex on; }}
     }}
 }}
@@ -172,6 +174,12 @@ keyring = "key.gpg"
     )
     .unwrap();
     assert_eq!(run_mirror(&config), 0);
+    // The pool is shared between snapshots: a relative symlink nginx follows.
+    let pool = std::fs::read_link(mirror_dir.join("deb/pool")).unwrap();
+    assert!(
+        pool.to_string_lossy().starts_with("../../.deb.pool-"),
+        "{pool:?}"
+    );
 
     let nginx = Nginx::serve(&mirror_dir);
     let mut apt = AptEnv::with_key(repo.key()).unwrap();
