@@ -1,47 +1,101 @@
-//! Logging set-up from `[log]` (`filename`, `level`, `format`) with
-//! `tracing-subscriber`. Levels follow go-apt-cacher's names (`critical`
-//! and `error` → error, `warning` → warn, `info`, `debug`); formats are
-//! `plain`, `logfmt` (compact key=value) and `json` (JSON Lines).
+//! The cacher's logging settings: the `[log]` table (`filename`, `level`,
+//! `format`), overridden by the command line, turned into
+//! [`aptindex::logging::Settings`]. The logger itself (a bounded queue and a
+//! writer thread that never blocks or kills the server) is shared with
+//! apt-mirror and lives in `aptindex::logging`.
 
 use crate::config::LogConfig;
 use anyhow::Context;
-use tracing_subscriber::EnvFilter;
+pub use aptindex::logging::{Format, Level, LogGuard, Settings};
+use std::path::PathBuf;
 
-/// Installs the global subscriber. Call once, at start.
-pub fn init(log: &LogConfig) -> anyhow::Result<()> {
-    let level = match log.level.as_deref().unwrap_or("info") {
-        "critical" | "error" => "error",
-        "warning" | "warn" => "warn",
-        "debug" => "debug",
-        _ => "info",
+/// Environment variable with `tracing` filter directives that replace the
+/// level, e.g. `APT_CACHER_LOG=info,apt_cacher::download=debug`.
+pub const FILTER_ENV: &str = "APT_CACHER_LOG";
+
+/// Command-line overrides of `[log]`.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--log-level`.
+    pub level: Option<Level>,
+    /// `--log-format`.
+    pub format: Option<Format>,
+    /// `--log-file` (`-` is standard error).
+    pub file: Option<PathBuf>,
+}
+
+/// The logger settings from `[log]` and the command line (which wins).
+pub fn settings(log: &LogConfig, overrides: &Overrides) -> anyhow::Result<Settings> {
+    let level = match (overrides.level, &log.level) {
+        (Some(l), _) => l,
+        (None, Some(name)) => name.parse().context("key \"log.level\"")?,
+        (None, None) => Level::default(),
     };
-    let filter =
-        EnvFilter::try_from_env("APT_CACHER_LOG").unwrap_or_else(|_| EnvFilter::new(level));
-    let writer: tracing_subscriber::fmt::writer::BoxMakeWriter = match &log.filename {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening log file {}", path.display()))?;
-            tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::sync::Mutex::new(file))
-        }
-        None => tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr),
+    let format = match (overrides.format, &log.format) {
+        (Some(f), _) => f,
+        (None, Some(name)) => name.parse().context("key \"log.format\"")?,
+        (None, None) => Format::default(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer)
-        .with_ansi(false);
-    let result = match log.format.as_deref().unwrap_or("plain") {
-        "json" => builder.json().try_init(),
-        "logfmt" => builder.compact().try_init(),
-        _ => builder.try_init(),
+    let filename = match &overrides.file {
+        Some(f) if f.as_os_str() == "-" => None,
+        Some(f) => Some(f.clone()),
+        None => log.filename.clone(),
     };
-    result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+    Ok(Settings {
+        level,
+        format,
+        filename,
+        directives: std::env::var(FILTER_ENV).ok().filter(|d| !d.is_empty()),
+    })
+}
+
+/// Installs the process-wide logger. Call once, at start; keep the guard
+/// until exit (dropping it flushes the log for at most a second).
+pub fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
+    aptindex::logging::init(settings).context("setting up logging")
 }
 
 /// Log lines dropped so far because the destination failed (a dead pipe
-/// reader, a full disk). Shown in `/metrics`.
+/// reader, a full disk) or could not keep up. Shown in `/metrics`.
 pub fn dropped_lines() -> u64 {
-    0
+    aptindex::logging::dropped_lines()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_the_file() {
+        let log = LogConfig {
+            filename: Some("/var/log/x.log".into()),
+            level: Some("warning".into()),
+            format: Some("json".into()),
+        };
+        let s = settings(&log, &Overrides::default()).unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename.as_deref()),
+            (Level::Warn, Format::Json, Some("/var/log/x.log".as_ref()))
+        );
+        let o = Overrides {
+            level: Some(Level::Debug),
+            format: Some(Format::Logfmt),
+            file: Some("-".into()),
+        };
+        let s = settings(&log, &o).unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename),
+            (Level::Debug, Format::Logfmt, None)
+        );
+    }
+
+    #[test]
+    fn bad_names_name_the_key() {
+        let log = LogConfig {
+            level: Some("loud".into()),
+            ..LogConfig::default()
+        };
+        let e = settings(&log, &Overrides::default()).unwrap_err();
+        assert!(format!("{e:#}").contains("log.level"), "{e:#}");
+    }
 }

@@ -1,11 +1,19 @@
 //! The `apt-cacher` binary: parses the command line, reads the
 //! configuration (or builds the embedded default from this machine's apt
 //! sources when no config file exists), sets up logging and runs the
-//! cacher until SIGINT or SIGTERM.
+//! cacher until SIGINT or SIGTERM; SIGUSR1 reopens the log file.
+//!
+//! Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
+//! "ignore" before `main` (we keep it so), so a write to a dead pipe is an
+//! `EPIPE` error, and every write to standard output or error below ignores
+//! its errors (`println!` would panic on them). Log lines go through
+//! `aptindex::logging`, which drops and counts what it cannot write.
 
 use anyhow::Context;
+use apt_cacher::logging::{Format, Level, Overrides};
 use apt_cacher::{config, defaults, Config};
 use clap::Parser;
+use std::io::Write;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -19,6 +27,15 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
+    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<Level>,
+    /// Log format, overriding `[log] format`: plain, logfmt, json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<Format>,
+    /// Log file, overriding `[log] filename` (`-`: standard error).
+    #[arg(long, value_name = "FILE")]
+    log_file: Option<PathBuf>,
 }
 
 fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
@@ -47,7 +64,8 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("apt-cacher: {e:#}");
+            // Ignore write errors: a dead stderr must not turn into a panic.
+            let _ = writeln!(std::io::stderr(), "apt-cacher: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -57,12 +75,23 @@ fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
     if args.check_config {
-        println!("configuration OK ({} mappings)", config.mappings.len());
+        let _ = writeln!(
+            std::io::stdout(),
+            "configuration OK ({} mappings)",
+            config.mappings.len()
+        );
         return Ok(());
     }
-    apt_cacher::logging::init(&config.log)?;
+    let overrides = Overrides {
+        level: args.log_level,
+        format: args.log_format,
+        file: args.log_file.clone(),
+    };
+    let settings = apt_cacher::logging::settings(&config.log, &overrides)?;
+    // Dropped at the end of this function: flushes the log for at most 1 s.
+    let _log = apt_cacher::logging::init(&settings)?;
     if let Some(note) = note {
-        println!("{note}");
+        let _ = writeln!(std::io::stdout(), "{note}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -73,6 +102,17 @@ fn real_main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
+        if let Ok(mut usr1) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+        {
+            // logrotate (`create`): the file was renamed away; open it again by name.
+            tokio::spawn(async move {
+                while usr1.recv().await.is_some() {
+                    aptindex::logging::reopen();
+                    tracing::info!("SIGUSR1: log file reopened");
+                }
+            });
+        }
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
             let (Ok(mut term), Ok(mut int)) = (

@@ -1,0 +1,297 @@
+//! The real `apt-cacher` binary survives any failure of its log destination:
+//! a standard error pipe whose reader died (EPIPE), a full disk (`/dev/full`:
+//! ENOSPC). It keeps answering every request and exits with status 0 on
+//! SIGTERM. And SIGUSR1 reopens a log file that logrotate renamed away.
+//! Everything runs on 127.0.0.1; the upstream is a tiny server started here.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port nobody listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream answering every request with 404, forever (a detached thread).
+fn upstream_404() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            });
+        }
+    });
+    url
+}
+
+/// Writes a config file in `dir` and returns its path.
+fn config(dir: &Path, port: u16, upstream: &str, log: &str) -> std::path::PathBuf {
+    let path = dir.join("apt-cacher.toml");
+    let text = format!(
+        "listen_address = \"127.0.0.1:{port}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n\n[log]\n{log}\n\n[mapping]\ndebian = \"{upstream}\"\n",
+        dir.join("meta").display(),
+        dir.join("cache").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+        .arg("--config")
+        .arg(config)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .env_remove("APT_CACHER_LOG")
+        .spawn()
+        .unwrap()
+}
+
+/// One `GET`, `Connection: close`; the status code, or an error text.
+fn get(port: u16, path: &str) -> Result<u16, String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
+    let head = String::from_utf8_lossy(&resp[..resp.len().min(12)]).to_string();
+    head.strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("not an HTTP response: {head:?}"))
+}
+
+/// Waits until the cacher accepts connections.
+fn wait_listening(port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.try_wait().unwrap().is_none(), "apt-cacher exited");
+        assert!(Instant::now() < deadline, "apt-cacher does not listen");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(child: &Child, sig: i32) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("apt-cacher did not exit after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `n` requests to unknown prefixes (404 from the cacher itself) and a few
+/// through the mapping (404 from the upstream): every one is answered.
+fn hammer(port: u16, n: usize) {
+    for i in 0..n {
+        let path = if i % 100 == 0 {
+            format!("/debian/pool/main/x/x_{i}.deb")
+        } else {
+            format!("/nosuchprefix/{i}")
+        };
+        match get(port, &path) {
+            Ok(code) => assert!((400..600).contains(&code), "{path}: {code}"),
+            Err(e) => panic!("request {i} ({path}) got no response: {e}"),
+        }
+    }
+}
+
+fn assert_clean_exit(status: ExitStatus) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
+#[test]
+fn a_dead_stderr_reader_does_not_kill_the_cacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = config(dir.path(), port, &upstream_404(), "level = \"info\"");
+    let mut child = cacher(&conf, &[], Stdio::piped());
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "apt-cacher's stderr ended before it served");
+        if line.contains("serving") {
+            break;
+        }
+    }
+    drop(stderr); // the reader dies: every later log write gets EPIPE
+    wait_listening(port, &mut child);
+    hammer(port, 500);
+    signal(&child, libc::SIGTERM);
+    assert_clean_exit(wait_exit(&mut child));
+}
+
+#[test]
+fn a_full_disk_does_not_stop_the_cacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = config(
+        dir.path(),
+        port,
+        &upstream_404(),
+        "filename = \"/dev/full\"\nformat = \"json\"",
+    );
+    let mut child = cacher(&conf, &["--log-level", "debug"], Stdio::null());
+    wait_listening(port, &mut child);
+    hammer(port, 300);
+    signal(&child, libc::SIGTERM);
+    assert_clean_exit(wait_exit(&mut child));
+}
+
+/// Polls `path` until it contains `needle`.
+fn wait_for_text(path: &Path, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never got {needle:?}; it has:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn sigusr1_reopens_the_log_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let log = dir.path().join("cacher.log");
+    let conf = config(dir.path(), port, &upstream_404(), "level = \"info\"");
+    // The command line overrides [log]: file and format.
+    let mut child = cacher(
+        &conf,
+        &[
+            "--log-file",
+            log.to_str().unwrap(),
+            "--log-format",
+            "logfmt",
+        ],
+        Stdio::null(),
+    );
+    wait_for_text(&log, "serving");
+    wait_listening(port, &mut child);
+    assert_eq!(get(port, "/nosuchprefix/before"), Ok(404));
+    wait_for_text(&log, "/nosuchprefix/before");
+
+    let rotated = dir.path().join("cacher.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    signal(&child, libc::SIGUSR1);
+    wait_for_text(&log, "reopened");
+    assert_eq!(get(port, "/nosuchprefix/after"), Ok(404));
+    let text = wait_for_text(&log, "/nosuchprefix/after");
+    let access = text
+        .lines()
+        .find(|l| l.contains("/nosuchprefix/after"))
+        .unwrap();
+    assert!(access.starts_with("time=20"), "{access}");
+    assert!(access.contains(" level=info msg=request "), "{access}");
+    assert!(access.contains(" status=404"), "{access}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(old.contains("/nosuchprefix/before"), "{old}");
+    assert!(!old.contains("/nosuchprefix/after"), "{old}");
+
+    signal(&child, libc::SIGTERM);
+    assert_clean_exit(wait_exit(&mut child));
+    // The exit flush wrote the last lines.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("shutting down"), "{text}");
+}
+
+#[test]
+fn bad_log_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(
+        dir.path(),
+        free_port(),
+        "http://127.0.0.1:9",
+        "level = \"loud\"",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+        .arg("--config")
+        .arg(&conf)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("log.level") && err.contains("loud"), "{err}");
+    let conf = config(dir.path(), free_port(), "http://127.0.0.1:9", "");
+    let out = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["--check-config", "--log-format", "text"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--log-format") && err.contains("text"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_config_with_stdout_closed_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), free_port(), "http://127.0.0.1:9", "");
+    // Pipes whose read ends are closed before the start: every write gets EPIPE.
+    let (reader, out) = std::io::pipe().unwrap();
+    drop(reader);
+    let (reader, err) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+        .arg("--config")
+        .arg(&conf)
+        .arg("--check-config")
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    assert_clean_exit(wait_exit(&mut child));
+}
