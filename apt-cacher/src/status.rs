@@ -127,6 +127,7 @@ th,td{text-align:left;padding:.3em .9em;border-bottom:1px solid #ddd;vertical-al
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .none{color:#666;font-style:italic}
 .fail td{color:#8a1010}
+td.t{white-space:nowrap}
 ";
 
 impl Status {
@@ -308,7 +309,7 @@ impl Status {
             for f in &self.recent_failures {
                 let _ = writeln!(
                     h,
-                    "<tr class=\"fail\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr class=\"fail\"><td class=\"t\">{}</td><td>{}</td><td>{}</td></tr>",
                     esc(&f.time),
                     esc(&f.url),
                     esc(&f.what)

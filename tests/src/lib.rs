@@ -6,6 +6,7 @@
 //!   hooks, serving such a repository.
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
 //! - [`cacher`]: an apt-cacher configured and started for a test.
+//! - [`browser`]: a page rendered by headless chromium to a PNG, read back by OCR.
 //!
 //! Errors are `anyhow::Error` with context: this is test support code whose callers are tests.
 //!
@@ -32,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod apt;
+pub mod browser;
 pub mod cacher;
 pub mod keys;
 pub mod repo;
