@@ -4,6 +4,12 @@
 //! a failed connection, at most `max_conns` concurrent requests per host,
 //! and a negative cache that remembers 404s, 5xx and timeouts for
 //! `cache_period`.
+//!
+//! Every wait is bounded: connecting by `connect`; the response headers
+//! (connecting included) by `idle_read` (reqwest's read timeout runs from
+//! the request's start until the headers); each body chunk by `idle_read`;
+//! the whole download by `overall`. Metadata and pool files use the same
+//! [`Response::chunk`], so the bounds hold for both.
 
 use crate::config::{Config, Timeouts};
 use bytes::Bytes;
