@@ -46,6 +46,21 @@ pub struct Args {
     pub mirrors: Vec<String>,
 }
 
+/// The whole command line: [`Args`] plus the logging flags (kept apart so
+/// that code building an [`Args`] need not know about logging).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "apt-mirror",
+    version,
+    about = "Verified, atomic, incremental APT repository mirrors"
+)]
+struct CommandLine {
+    #[command(flatten)]
+    args: Args,
+    #[command(flatten)]
+    log: logging::LogArgs,
+}
+
 /// Exit statuses.
 pub mod exit {
     /// Every selected mirror is up to date.
@@ -60,13 +75,18 @@ pub mod exit {
 
 /// The whole program, as `main` runs it: parses `argv` (program name
 /// first), starts a runtime, installs signal handlers and logging, runs, and
-/// returns the exit status.
+/// returns the exit status. SIGUSR1 reopens the log file.
+///
+/// Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
+/// "ignore" before `main` (we keep it so), so writes to a dead pipe fail with
+/// `EPIPE`; our own output ignores such errors and log lines are dropped and
+/// counted (`aptindex::logging`).
 pub fn main_from_args<I, T>(argv: I) -> u8
 where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let args = match <Args as clap::Parser>::try_parse_from(argv) {
+    let CommandLine { args, log } = match <CommandLine as clap::Parser>::try_parse_from(argv) {
         Ok(a) => a,
         Err(e) => {
             let _ = e.print();
@@ -83,32 +103,50 @@ where
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("apt-mirror: cannot start the runtime: {e}");
+            logging::errln!("apt-mirror: cannot start the runtime: {e}");
             return exit::FAILED;
         }
     };
     runtime.block_on(async {
         let cancel = CancellationToken::new();
         install_signal_handlers(cancel.clone());
-        main_with_logging(&args, cancel).await
+        main_with_logging(&args, &log, cancel).await
     })
 }
 
-/// Sets up logging from the configuration's `[log]`, then [`run`]s.
-pub async fn main_with_logging(args: &Args, cancel: CancellationToken) -> u8 {
+/// Sets up logging from the configuration's `[log]` and the logging flags,
+/// then [`run`]s; the log is flushed (for at most a second) before returning.
+pub async fn main_with_logging(
+    args: &Args,
+    flags: &logging::LogArgs,
+    cancel: CancellationToken,
+) -> u8 {
+    // A configuration that does not load is reported by `run_with_cancel`.
     let log = Config::load(&args.config)
         .map(|c| c.log)
         .unwrap_or_default();
-    if let Err(e) = logging::init(&log) {
-        eprintln!("apt-mirror: log file: {e}");
-        return exit::CONFIG;
-    }
+    let _guard = match logging::settings(&log, flags).and_then(|s| logging::init(&s)) {
+        Ok(guard) => guard,
+        Err(e) => {
+            logging::errln!("apt-mirror: {}: {e}", args.config.display());
+            return exit::CONFIG;
+        }
+    };
     run_with_cancel(args, cancel).await
 }
 
-/// Cancels `cancel` on the first SIGINT or SIGTERM; exits at once on the second.
+/// Cancels `cancel` on the first SIGINT or SIGTERM; exits at once on the
+/// second. SIGUSR1 reopens the log file (logrotate's `create` mode).
 pub fn install_signal_handlers(cancel: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
+    if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
+        tokio::spawn(async move {
+            while usr1.recv().await.is_some() {
+                aptindex::logging::reopen();
+                tracing::info!("SIGUSR1: log file reopened");
+            }
+        });
+    }
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -123,7 +161,7 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
                 _ = term.recv() => {}
             }
             if n > 0 {
-                eprintln!("apt-mirror: second signal, exiting now");
+                logging::errln!("apt-mirror: second signal, exiting now");
                 std::process::exit(130);
             }
             tracing::warn!("signal received: stopping; current snapshots are kept");
@@ -144,7 +182,7 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
     let config = match Config::load(&args.config) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("apt-mirror: {e}");
+            logging::errln!("apt-mirror: {e}");
             return exit::CONFIG;
         }
     };
@@ -157,7 +195,7 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
                 Some(m) if !selected.iter().any(|s| s.id == *id) => selected.push(m),
                 Some(_) => {}
                 None => {
-                    eprintln!(
+                    logging::errln!(
                         "apt-mirror: unknown mirror ID {id:?}: {} defines {:?}",
                         args.config.display(),
                         config.mirrors.keys().collect::<Vec<_>>()
@@ -171,7 +209,7 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
         for m in &selected {
             if !m.keyring.is_empty() {
                 if let Err(e) = aptindex::signature::Keyring::from_files(&m.keyring) {
-                    eprintln!(
+                    logging::errln!(
                         "apt-mirror: {}: mirror {:?}, key \"keyring\": {e}",
                         args.config.display(),
                         m.id
@@ -180,7 +218,7 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
                 }
             }
         }
-        println!(
+        logging::outln!(
             "{}: OK ({} mirrors)",
             args.config.display(),
             config.mirrors.len()
@@ -196,18 +234,18 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
     let _lock = match lock::RunLock::acquire(&config.dir) {
         Ok(l) => l,
         Err(e @ lock::LockError::Busy { .. }) => {
-            eprintln!("apt-mirror: {e}");
+            logging::errln!("apt-mirror: {e}");
             return exit::LOCKED;
         }
         Err(e) => {
-            eprintln!("apt-mirror: {e}");
+            logging::errln!("apt-mirror: {e}");
             return exit::FAILED;
         }
     };
     let fetcher = match fetch::Fetcher::new(config.http.clone(), config.max_conns, cancel.clone()) {
         Ok(f) => Arc::new(f),
         Err(e) => {
-            eprintln!("apt-mirror: {e}");
+            logging::errln!("apt-mirror: {e}");
             return exit::FAILED;
         }
     };
@@ -227,7 +265,7 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
         futures_util::future::join_all(selected.iter().map(|m| mirror::update(&ctx, m))).await;
     let end = chrono::Utc::now();
     for r in &reports {
-        println!("{}", r.line());
+        logging::outln!("{}", r.line());
         if r.result == mirror::Outcome::Failed {
             tracing::error!(mirror = %r.id, error = r.error.as_deref().unwrap_or(""), "mirror not updated");
         }

@@ -1,53 +1,134 @@
-//! Logging set-up from the `[log]` table (go-apt-mirror's keys: `filename`,
-//! `level`, `format`): tracing to standard error or a file, as plain text,
-//! logfmt-like `key=value` text, or JSON Lines. A failing log destination
-//! never stops the program: tracing drops lines it cannot write.
+//! Logging settings from the `[log]` table (go-apt-mirror's keys:
+//! `filename`, `level`, `format`), overridden by `--log-level`,
+//! `--log-format` and `--log-file`. The logger itself is shared with
+//! apt-cacher (`aptindex::logging`): lines go through a bounded queue to one
+//! writer thread, and a failing destination (a dead pipe reader, a full disk)
+//! only drops and counts lines: it never stops or kills the run.
+//!
+//! `outln!` and `errln!` print the run's own output (summary lines,
+//! errors) to standard output or error, ignoring write errors: `println!`
+//! panics on a closed pipe.
 
 use crate::config::LogConfig;
-use tracing_subscriber::filter::LevelFilter;
+pub use aptindex::logging::{Format, Level, LogGuard, Settings};
+use std::path::PathBuf;
 
-/// Maps go-apt-mirror level names to a tracing filter.
-pub fn level_filter(level: Option<&str>) -> LevelFilter {
-    match level.unwrap_or("info") {
-        "critical" | "error" => LevelFilter::ERROR,
-        "warning" | "warn" => LevelFilter::WARN,
-        "debug" => LevelFilter::DEBUG,
-        _ => LevelFilter::INFO,
+/// Environment variable with `tracing` filter directives that replace the
+/// level, e.g. `APT_MIRROR_LOG=info,apt_mirror::fetch=debug`.
+pub const FILTER_ENV: &str = "APT_MIRROR_LOG";
+
+/// The logging flags of the command line.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LogArgs {
+    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<Level>,
+    /// Log format, overriding `[log] format`: plain, logfmt, json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<Format>,
+    /// Log file, overriding `[log] filename` (`-`: standard error).
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// The logger settings from `[log]` and the command line (which wins). The
+/// error names the key.
+pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, String> {
+    let level = match (args.log_level, &log.level) {
+        (Some(l), _) => l,
+        (None, Some(name)) => name
+            .parse()
+            .map_err(|e| format!("key \"log.level\": {e}"))?,
+        (None, None) => Level::default(),
+    };
+    let format = match (args.log_format, &log.format) {
+        (Some(f), _) => f,
+        (None, Some(name)) => name
+            .parse()
+            .map_err(|e| format!("key \"log.format\": {e}"))?,
+        (None, None) => Format::default(),
+    };
+    let filename = match &args.log_file {
+        Some(f) if f.as_os_str() == "-" => None,
+        Some(f) => Some(f.clone()),
+        None => log.filename.clone(),
+    };
+    Ok(Settings {
+        level,
+        format,
+        filename,
+        directives: std::env::var(FILTER_ENV).ok().filter(|d| !d.is_empty()),
+    })
+}
+
+/// Installs the process-wide logger; keep the guard until exit (dropping it
+/// flushes the log for at most a second). `Ok(None)` when a logger is
+/// already installed (tests, repeated calls): the first one stays.
+pub fn init(settings: &Settings) -> Result<Option<LogGuard>, String> {
+    match aptindex::logging::init(settings) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(aptindex::logging::LogError::AlreadyInstalled) => Ok(None),
+        Err(e) => Err(e.to_string()),
     }
 }
 
-/// Installs the global logger described by `log` (once per process; later
-/// calls do nothing). Returns an error naming the log file if it cannot be opened.
-pub fn init(log: &LogConfig) -> Result<(), String> {
-    let level = level_filter(log.level.as_deref());
-    let json = log.format.as_deref() == Some("json");
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_target(false)
-        .with_ansi(false);
-    let result = match &log.filename {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?;
-            let writer = std::sync::Mutex::new(file);
-            if json {
-                builder.json().with_writer(writer).try_init()
-            } else {
-                builder.with_writer(writer).try_init()
-            }
-        }
-        None => {
-            if json {
-                builder.json().with_writer(std::io::stderr).try_init()
-            } else {
-                builder.with_writer(std::io::stderr).try_init()
-            }
-        }
-    };
-    // Already installed (tests, repeated calls): keep the first.
-    let _ = result;
-    Ok(())
+/// `println!` that ignores write errors (a closed standard output).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that ignores write errors (a closed standard error).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+pub(crate) use {errln, outln};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_line_wins_over_the_file() {
+        let log = LogConfig {
+            filename: Some("/var/log/m.log".into()),
+            level: Some("error".into()),
+            format: Some("logfmt".into()),
+        };
+        let s = settings(&log, &LogArgs::default()).unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename.as_deref()),
+            (
+                Level::Error,
+                Format::Logfmt,
+                Some("/var/log/m.log".as_ref())
+            )
+        );
+        let args = LogArgs {
+            log_level: Some(Level::Debug),
+            log_format: Some(Format::Json),
+            log_file: Some("-".into()),
+        };
+        let s = settings(&log, &args).unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename),
+            (Level::Debug, Format::Json, None)
+        );
+    }
+
+    #[test]
+    fn bad_names_name_the_key() {
+        let log = LogConfig {
+            format: Some("text".into()),
+            ..LogConfig::default()
+        };
+        let e = settings(&log, &LogArgs::default()).unwrap_err();
+        assert!(e.contains("log.format") && e.contains("text"), "{e}");
+    }
 }
