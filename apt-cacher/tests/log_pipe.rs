@@ -72,6 +72,11 @@ fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Child {
 
 /// One `GET`, `Connection: close`; the status code, or an error text.
 fn get(port: u16, path: &str) -> Result<u16, String> {
+    get_body(port, path).map(|(code, _)| code)
+}
+
+/// One `GET`, `Connection: close`; the status code and the whole response.
+fn get_body(port: u16, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     write!(
@@ -81,11 +86,37 @@ fn get(port: u16, path: &str) -> Result<u16, String> {
     .map_err(|e| e.to_string())?;
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).map_err(|e| e.to_string())?;
-    let head = String::from_utf8_lossy(&resp[..resp.len().min(12)]).to_string();
-    head.strip_prefix("HTTP/1.1 ")
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let code = resp
+        .strip_prefix("HTTP/1.1 ")
         .and_then(|r| r.get(..3))
         .and_then(|c| c.parse().ok())
-        .ok_or_else(|| format!("not an HTTP response: {head:?}"))
+        .ok_or_else(|| format!("not an HTTP response: {:?}", resp.get(..12)))?;
+    Ok((code, resp))
+}
+
+/// Waits until `/~/metrics` counts at least `n` dropped log lines (the
+/// writer thread drops them a moment after the responses went out).
+fn wait_dropped(port: u16, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let dropped = dropped_lines(port);
+        if dropped >= n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "only {dropped} dropped lines");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The `apt_cacher_log_dropped_lines_total` counter of `/~/metrics`.
+fn dropped_lines(port: u16) -> u64 {
+    let (code, text) = get_body(port, "/~/metrics").unwrap();
+    assert_eq!(code, 200, "{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("apt_cacher_log_dropped_lines_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no dropped-lines counter in /~/metrics:\n{text}"))
 }
 
 /// Waits until the cacher accepts connections.
@@ -159,6 +190,8 @@ fn a_dead_stderr_reader_does_not_kill_the_cacher() {
     drop(stderr); // the reader dies: every later log write gets EPIPE
     wait_listening(port, &mut child);
     hammer(port, 500);
+    // Each access line met EPIPE: dropped and counted.
+    wait_dropped(port, 500);
     signal(&child, libc::SIGTERM);
     assert_clean_exit(wait_exit(&mut child));
 }
@@ -176,6 +209,8 @@ fn a_full_disk_does_not_stop_the_cacher() {
     let mut child = cacher(&conf, &["--log-level", "debug"], Stdio::null());
     wait_listening(port, &mut child);
     hammer(port, 300);
+    // Each line met ENOSPC: dropped and counted.
+    wait_dropped(port, 300);
     signal(&child, libc::SIGTERM);
     assert_clean_exit(wait_exit(&mut child));
 }
