@@ -529,7 +529,9 @@ impl Task {
         let mut last_err = None;
         let mut resp = None;
         let mut negative = false;
+        let mut tried = None;
         for url in &self.urls {
+            tried = Some(url);
             // A remembered failure is answered without asking upstream.
             negative = upstream.is_negative(url);
             if !negative {
@@ -567,10 +569,15 @@ impl Task {
                 url: self.what.clone(),
                 reason: "no URL".into(),
             });
+            let url = tried.map(|u| u.as_str()).unwrap_or("-");
+            let status = status_of(&e);
             if negative {
-                tracing::debug!(what = %self.what, error = %e, "upstream failure remembered (negative cache)");
+                tracing::debug!(what = %self.what, url, error = %e, "upstream failure remembered (negative cache)");
+            } else if matches!(e, UpstreamError::NotFound { .. }) {
+                // Clients ask for files that may not exist (Translation-*): not alarming.
+                tracing::info!(what = %self.what, url, status, error = %e, "not found upstream");
             } else {
-                tracing::warn!(what = %self.what, error = %e, "upstream failed");
+                tracing::warn!(what = %self.what, url, status, error = %e, "upstream failed");
             }
             return Err(e.into());
         };
@@ -647,7 +654,19 @@ impl Task {
         let actual = hasher.finish();
         if let Some(exp) = &self.expected {
             if let Err(e) = exp.verify(&self.what, &actual) {
-                tracing::warn!(what = %self.what, url = %url, error = %e, "verification failed; not cached, clients aborted");
+                let (kind, expected, got) = match &e {
+                    aptindex::checksum::ChecksumError::Hash {
+                        kind,
+                        expected,
+                        actual,
+                        ..
+                    } => (format!("{kind:?}"), expected.clone(), actual.clone()),
+                    aptindex::checksum::ChecksumError::Size {
+                        expected, actual, ..
+                    } => ("size".into(), expected.to_string(), actual.to_string()),
+                    other => ("-".into(), String::new(), other.to_string()),
+                };
+                tracing::warn!(what = %self.what, url = %url, check = %kind, expected = %expected, actual = %got, "verification failed; not cached, clients aborted");
                 metrics.verification_failure(&url, &e.to_string());
                 return Err(DownloadError::Verify(e.to_string()));
             }

@@ -512,7 +512,11 @@ impl Generations {
                 Err(e) => {
                     if !negative {
                         self.metrics.upstream_error(&url, &e.to_string());
-                        tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
+                        if matches!(e, UpstreamError::NotFound { .. }) {
+                            tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
+                        } else {
+                            tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
+                        }
                     }
                     return Err(e.into());
                 }

@@ -352,13 +352,14 @@ impl App {
                 .router
                 .upstream_url(mapping, path)
                 .is_some_and(|u| upstream.is_negative(&u));
+            let asked = Instant::now();
             return match self.gens.release_file(mapping, dir, name, client).await {
                 Ok(a) => Answer {
                     resp: response::serve_path(&a.path, path, headers, is_head).await,
                     outcome: a.outcome,
                     upstream: a.upstream,
                 },
-                Err(e) => meta_error(&e, negative),
+                Err(e) => meta_error(&e, negative, asked),
             };
         }
         // Pool files are never metadata: skip the suite lookup for them.
@@ -377,7 +378,7 @@ impl App {
                     let resp = response::serve(src.clone(), path, headers, is_head).await;
                     fetched(resp, src.upstream_note(), joined, false)
                 }
-                Err(e) => meta_error(&e, false),
+                Err(e) => meta_error(&e, false, Instant::now()),
             };
         }
         let Some(prefix) = self
@@ -500,8 +501,9 @@ fn fetched(resp: Response<Body>, note: Option<UpstreamNote>, joined: bool, pass:
     }
 }
 
-/// The answer for failed metadata; `negative` when the failure was remembered.
-fn meta_error(e: &MetaError, negative: bool) -> Answer {
+/// The answer for failed metadata; `negative` when the failure was
+/// remembered; upstream was asked at `asked`.
+fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
     let (resp, outcome, status) = match e {
         MetaError::Upstream(u) => (
             response::text(u.client_status(), u.to_string()),
@@ -528,7 +530,7 @@ fn meta_error(e: &MetaError, negative: bool) -> Answer {
         outcome,
         upstream: matches!(e, MetaError::Upstream(_)).then_some(UpstreamNote {
             status,
-            ms: 0,
+            ms: asked.elapsed().as_millis() as u64,
             negative,
         }),
     }

@@ -181,6 +181,21 @@ fn repo(deb: &[u8], version: u32) -> Vec<(String, Bytes)> {
     ]
 }
 
+/// Waits (up to 5 s) until the cache holds `n` files: a download's file is
+/// kept just after its last byte went out.
+async fn wait_cached(cacher: &crate::Running, n: usize) {
+    for _ in 0..500 {
+        if cacher.app.store.usage().0 >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "the cache holds {:?}, expected {n} files",
+        cacher.app.store.usage()
+    );
+}
+
 async fn start(cfg: Config) -> crate::Running {
     crate::start(cfg, CancellationToken::new()).await.unwrap()
 }
@@ -410,8 +425,9 @@ async fn head_304_and_range_while_downloading() {
     assert_eq!(r.headers()["content-range"], "bytes 100-199/1048576");
     assert_eq!(r.bytes().await.unwrap(), data.slice(100..200));
     assert!(first.await.unwrap().unwrap().1 == data);
-    // (An unverified download's last byte may reach the client just before it is cached.)
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // (An unverified download's last byte may reach the client just before
+    // it is cached: wait until it is, however busy the machine.)
+    wait_cached(&cacher, 1).await;
     // HEAD on the cached file.
     let r = client().head(&url).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -705,12 +721,7 @@ async fn access_log_lines_and_reserved_pages() {
     let deb_url = format!("{base}/pool/main/a/a_1_amd64.deb");
     get(&deb_url).await.unwrap();
     // The file is kept just after its last byte went out: wait for that.
-    for _ in 0..500 {
-        if cacher.app.store.usage().0 == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_cached(&cacher, 1).await;
     get(&deb_url).await.unwrap();
     get(&format!("{base}/pool/none.deb")).await.unwrap();
     get(&format!("{base}/pool/none.deb")).await.unwrap();
@@ -797,5 +808,86 @@ async fn access_log_lines_and_reserved_pages() {
         .and_then(|b| b.parse().ok())
         .unwrap();
     assert!(bytes > 0 && bytes < big.len() as u64, "{l}");
+    cacher.stop().await;
+}
+
+/// Counters for the results the scripted integration test does not reach:
+/// Release re-checked and unchanged (revalidated), a new Release (miss and
+/// a generation swap), a joined download (coalesced), a file no index
+/// lists (pass); and the current generations the status page shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn release_results_coalesced_and_pass_counters() {
+    use crate::metrics::Outcome;
+    let up = FakeUpstream::default();
+    let deb1 = vec![1u8; 1000];
+    for (p, d) in repo(&deb1, 1) {
+        up.put(&p, d);
+    }
+    up.put("/repo/README", "hello");
+    let slow: Bytes = vec![9u8; 1 << 20].into();
+    up.put("/repo/pool/slow.deb", slow.clone());
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), addr);
+    cfg.check_interval = Duration::from_secs(0); // every Release request re-checks
+    let cacher = start(cfg).await;
+    let m = cacher.app.metrics.clone();
+    let release = format!("http://{}/m/dists/stable/Release", cacher.addr);
+    get(&release).await.unwrap();
+    assert_eq!(m.counters().requests_of(Outcome::Miss), 1);
+    get(&release).await.unwrap();
+    assert_eq!(m.counters().requests_of(Outcome::Revalidated), 1);
+    for (p, d) in repo(&vec![2u8; 1000], 2) {
+        up.put(&p, d);
+    }
+    let (_, r2) = get(&release).await.unwrap();
+    assert!(r2.windows(7).any(|w| w == b"stable2"));
+    let c = m.counters();
+    assert_eq!(
+        (c.requests_of(Outcome::Miss), c.generation_swaps),
+        (2, 2),
+        "{c:?}"
+    );
+    let gens = cacher.app.gens.current_generations();
+    assert_eq!(gens.len(), 1);
+    assert_eq!(
+        (gens[0].mapping.as_str(), gens[0].suite.as_str()),
+        ("m", "dists/stable")
+    );
+    assert_eq!(
+        (gens[0].generation, gens[0].indices, gens[0].listed),
+        (2, 0, 2)
+    );
+
+    // Two clients of one slow download: one miss, one coalesced.
+    up.set_delay(Some(Duration::from_millis(20)));
+    let url = format!("http://{}/m/pool/slow.deb", cacher.addr);
+    let first = tokio::spawn(get_owned(url.clone()));
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let (s, body) = get(&url).await.unwrap();
+    assert_eq!((s, body.len()), (200, slow.len()));
+    assert_eq!(first.await.unwrap().unwrap().1.len(), slow.len());
+    up.set_delay(None);
+    let c = m.counters();
+    assert_eq!(
+        (
+            c.requests_of(Outcome::Miss),
+            c.requests_of(Outcome::Coalesced)
+        ),
+        (3, 1),
+        "{c:?}"
+    );
+    assert_eq!(up.count("/repo/pool/slow.deb"), 1);
+
+    // Not under pool/ and listed by no index: passed through, not cached.
+    let (s, body) = get(&format!("http://{}/m/README", cacher.addr))
+        .await
+        .unwrap();
+    assert_eq!((s, body.as_ref()), (200, b"hello".as_slice()));
+    let c = m.counters();
+    assert_eq!(c.requests_of(Outcome::Pass), 1);
+    wait_cached(&cacher, 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(cacher.app.store.usage().0, 1, "only slow.deb is cached");
     cacher.stop().await;
 }
