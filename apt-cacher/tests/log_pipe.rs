@@ -197,6 +197,32 @@ fn a_dead_stderr_reader_does_not_kill_the_cacher() {
 }
 
 #[test]
+fn a_stuck_stderr_reader_does_not_stall_the_cacher() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = config(dir.path(), port, &upstream_404(), "level = \"debug\"");
+    // The reader stays alive but never reads: once the pipe buffer is full,
+    // the writer thread is stuck in write(2) and the queue fills up.
+    let mut child = cacher(&conf, &[], Stdio::piped());
+    let stuck_reader = child.stderr.take();
+    wait_listening(port, &mut child);
+    let t = Instant::now();
+    hammer(port, 2000);
+    let took = t.elapsed();
+    wait_dropped(port, 1);
+    signal(&child, libc::SIGTERM);
+    let t = Instant::now();
+    assert_clean_exit(wait_exit(&mut child));
+    // The exit flush gives up after a second instead of hanging.
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert!(
+        took < Duration::from_secs(60),
+        "2000 requests took {took:?}"
+    );
+    drop(stuck_reader);
+}
+
+#[test]
 fn a_full_disk_does_not_stop_the_cacher() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
