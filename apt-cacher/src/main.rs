@@ -109,7 +109,6 @@ fn real_main() -> anyhow::Result<()> {
             tokio::spawn(async move {
                 while usr1.recv().await.is_some() {
                     aptindex::logging::reopen();
-                    tracing::info!("SIGUSR1: log file reopened");
                 }
             });
         }

@@ -143,7 +143,6 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
         tokio::spawn(async move {
             while usr1.recv().await.is_some() {
                 aptindex::logging::reopen();
-                tracing::info!("SIGUSR1: log file reopened");
             }
         });
     }

@@ -286,7 +286,11 @@ impl Sink {
     fn reopen(&mut self) {
         if let Sink::File { path, file } = self {
             match open_append(path) {
-                Ok(new) => *file = new,
+                Ok(new) => {
+                    *file = new;
+                    // The first line of the new file.
+                    tracing::info!(file = %path.display(), "log file reopened");
+                }
                 // Keep writing to the old file; this line goes there too.
                 Err(e) => {
                     tracing::error!(file = %path.display(), error = %e, "cannot reopen the log file")
