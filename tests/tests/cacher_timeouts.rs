@@ -4,7 +4,8 @@
 //! client that stops reading its response after `client_idle`; an upstream
 //! that stalls before or after its headers, or drips for longer than
 //! `overall`, ends in an error for the client within the limit plus a margin
-//! (pool files and metadata alike), and nothing is cached.
+//! (pool files and metadata alike), and nothing is cached. A `CONNECT`
+//! tunnel is not cut by `header_read`, only after `client_idle` of silence.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -287,5 +288,47 @@ async fn upstream_stalls_end_in_errors_within_the_limits_and_nothing_is_cached()
     assert!(files.is_empty(), "cached after failures: {files:?}");
     let temps: Vec<_> = std::fs::read_dir(dir.join("cache/.tmp")).unwrap().collect();
     assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_tunnel_outlives_header_read_and_closes_when_silent() {
+    // An echo server as the tunnel's target.
+    let echo = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = echo.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = echo.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = format!("connect_allow = [\"{target}\"]\n{}", extra());
+    let c = testkit::cacher::start(&tmp.path().join("cacher"), "http://127.0.0.1:9", &extra).await;
+    let mut s = TcpStream::connect(c.addr).await.unwrap();
+    let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    assert_eq!(read_response(&mut s).await, 200);
+    let mut buf = [0u8; 4];
+    s.write_all(b"ping").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"ping");
+    // Quiet for longer than header_read: a tunnel is not a request header.
+    tokio::time::sleep(Duration::from_millis(HEADER_READ * 1000 + 500)).await;
+    s.write_all(b"pong").await.unwrap();
+    s.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"pong");
+    // Silent in both directions: closed after client_idle.
+    let t = Instant::now();
+    until_closed(&mut s).await;
+    let client_idle = Duration::from_secs(CLIENT_IDLE);
+    within(
+        "silent CONNECT tunnel closed after",
+        t.elapsed(),
+        client_idle,
+        client_idle + MARGIN,
+    );
     c.stop().await;
 }
