@@ -2,7 +2,8 @@
 //! flight finish (correct bytes for the client, exit status 0, no temporary
 //! files left), the grace time bounds a stalled one, a second SIGTERM exits
 //! at once; systemd socket activation (the real `systemd-socket-activate`),
-//! and a restart on a socket held open across processes refuses no client.
+//! a restart on a socket held open across processes refuses no client, and
+//! `READY=1` / `STOPPING=1` reach `NOTIFY_SOCKET` (systemd `Type=notify`).
 //!
 //! The upstream is a tiny HTTP server on 127.0.0.1 in this test process.
 
@@ -472,4 +473,37 @@ fn restart_on_a_held_socket_refuses_no_client() {
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     let log_a = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
     assert!(log_a.contains("socket activation"), "{log_a}");
+}
+
+#[test]
+fn tells_systemd_ready_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let up = TestUpstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = write_config(dir.path(), port, &up.url(), 5);
+    let socket_path = dir.path().join("notify.sock");
+    let notify = UnixDatagram::bind(&socket_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new(BIN)
+        .arg("-f")
+        .arg(&conf)
+        .env("NOTIFY_SOCKET", &socket_path)
+        .stdout(log_file(dir.path(), "stdout.log"))
+        .stderr(log_file(dir.path(), "stderr.log"))
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = notify.recv(&mut buf).expect("READY=1");
+    assert_eq!(&buf[..n], b"READY=1");
+    // Ready means listening.
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    assert!(TcpStream::connect(addr).is_ok(), "READY=1 before listening");
+    signal(&child, libc::SIGTERM);
+    let n = notify.recv(&mut buf).expect("STOPPING=1");
+    assert_eq!(&buf[..n], b"STOPPING=1");
+    let exit = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(exit.success(), "{exit}");
 }
