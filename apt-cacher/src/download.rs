@@ -544,7 +544,7 @@ impl Task {
                 }
                 Err(e) => {
                     if !negative {
-                        metrics.upstream_error(url, &e.to_string());
+                        metrics.upstream_error(url);
                     }
                     let next = matches!(e, UpstreamError::NotFound { .. });
                     last_err = Some(e);
@@ -571,6 +571,9 @@ impl Task {
             });
             let url = tried.map(|u| u.as_str()).unwrap_or("-");
             let status = status_of(&e);
+            if !negative {
+                metrics.failure(url, &e.to_string());
+            }
             if negative {
                 tracing::debug!(what = %self.what, url, error = %e, "upstream failure remembered (negative cache)");
             } else if matches!(e, UpstreamError::NotFound { .. }) {
@@ -618,8 +621,9 @@ impl Task {
                 Err(e) => {
                     tracing::warn!(what = %self.what, url = %url, received = written, error = %e, "upstream failed during the body");
                     if let Ok(u) = reqwest::Url::parse(&url) {
-                        metrics.upstream_error(&u, &e.to_string());
+                        metrics.upstream_error(&u);
                     }
+                    metrics.failure(&url, &e.to_string());
                     return Err(e.into());
                 }
             };

@@ -511,7 +511,8 @@ impl Generations {
                 }
                 Err(e) => {
                     if !negative {
-                        self.metrics.upstream_error(&url, &e.to_string());
+                        self.metrics.upstream_error(&url);
+                        self.metrics.failure(url.as_str(), &e.to_string());
                         if matches!(e, UpstreamError::NotFound { .. }) {
                             tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
                         } else {

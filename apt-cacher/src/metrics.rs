@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many recent failures are kept.
 pub const RECENT_FAILURES: usize = 20;
+/// Longest URL or message kept for a failure, in characters.
+const FAILURE_TEXT: usize = 600;
 /// At most this many upstream hosts get their own counters (mappings name
 /// a bounded set of hosts; the cap keeps memory bounded regardless).
 const MAX_HOSTS: usize = 1000;
@@ -254,10 +256,10 @@ impl Metrics {
         self.host(&host_of(url), |h| h.requests += 1);
     }
 
-    /// Counts a failed upstream request to `url` and remembers why.
-    pub fn upstream_error(&self, url: &reqwest::Url, what: &str) {
+    /// Counts a failed upstream request to `url` (see [`Self::failure`] to
+    /// also show it among the recent failures).
+    pub fn upstream_error(&self, url: &reqwest::Url) {
         self.host(&host_of(url), |h| h.errors += 1);
-        self.failure(url.as_str(), what);
     }
 
     /// Counts a verification failure of `url` and remembers it.
@@ -283,11 +285,17 @@ impl Metrics {
         while f.len() >= RECENT_FAILURES {
             f.pop_front();
         }
+        let cut = |s: &str| -> String {
+            match s.char_indices().nth(FAILURE_TEXT) {
+                Some((i, _)) => format!("{}…", s.get(..i).unwrap_or("")),
+                None => s.to_string(),
+            }
+        };
         f.push_back(Failure {
             unix_time: unix_secs(now),
             time: httpdate::fmt_http_date(now),
-            url: url.to_string(),
-            what: what.to_string(),
+            url: cut(url),
+            what: cut(what),
         });
     }
 
@@ -466,7 +474,7 @@ mod tests {
         let url = reqwest::Url::parse("http://deb.example/debian/x").unwrap();
         m.upstream_request(&url);
         m.upstream_request(&url);
-        m.upstream_error(&url, "upstream answered 503");
+        m.upstream_error(&url);
         let odd = reqwest::Url::parse("https://h\"q.example:8443/").unwrap_or(url.clone());
         m.upstream_request(&odd);
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
@@ -528,6 +536,8 @@ mod tests {
         let f = m.recent_failures();
         assert_eq!(f.len(), RECENT_FAILURES);
         assert_eq!(f[0].url, "u29");
+        m.failure(&"é".repeat(1000), "x");
+        assert_eq!(m.recent_failures()[0].url.chars().count(), FAILURE_TEXT + 1);
     }
 
     #[test]
