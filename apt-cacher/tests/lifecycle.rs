@@ -426,22 +426,27 @@ fn restart_on_a_held_socket_refuses_no_client() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
-    let client = {
-        let (stop, ok) = (stop.clone(), ok.clone());
-        thread::spawn(move || {
-            let mut failures = Vec::new();
-            while !stop.load(Ordering::SeqCst) {
-                match get(addr, "/debian/pool/small.deb") {
-                    Ok((200, got)) if got == body(SMALL_LEN) => {
-                        ok.fetch_add(1, Ordering::SeqCst);
+    // Four clients, each making one request per connection.
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok) = (stop.clone(), ok.clone());
+            thread::spawn(move || {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::SeqCst) {
+                    match get(addr, "/debian/pool/small.deb") {
+                        Ok((200, got)) if got == body(SMALL_LEN) => {
+                            ok.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok((status, got)) => {
+                            failures.push(format!("{status}, {} bytes", got.len()))
+                        }
+                        Err(e) => failures.push(e.to_string()),
                     }
-                    Ok((status, got)) => failures.push(format!("{status}, {} bytes", got.len())),
-                    Err(e) => failures.push(e.to_string()),
                 }
-            }
-            failures
+                failures
+            })
         })
-    };
+        .collect();
     let wait_ok = |n: usize| {
         let t = Instant::now();
         while ok.load(Ordering::SeqCst) < n {
@@ -449,7 +454,7 @@ fn restart_on_a_held_socket_refuses_no_client() {
             thread::sleep(Duration::from_millis(5));
         }
     };
-    wait_ok(50);
+    wait_ok(100);
     // Three restarts: each old process stops while the client keeps going.
     let mut served_before = Vec::new();
     for i in 0..3 {
@@ -458,10 +463,13 @@ fn restart_on_a_held_socket_refuses_no_client() {
         assert!(exit.success(), "exit status {exit}");
         served_before.push(ok.load(Ordering::SeqCst));
         a = start_on_socket(dir.path(), &conf, &listener, &format!("restart-{i}.log"));
-        wait_ok(ok.load(Ordering::SeqCst) + 50);
+        wait_ok(ok.load(Ordering::SeqCst) + 100);
     }
     stop.store(true, Ordering::SeqCst);
-    let failures = client.join().unwrap();
+    let failures: Vec<String> = clients
+        .into_iter()
+        .flat_map(|c| c.join().unwrap())
+        .collect();
     signal(&a, libc::SIGTERM);
     let exit = wait_exit(&mut a, Duration::from_secs(10));
     let total = ok.load(Ordering::SeqCst);
