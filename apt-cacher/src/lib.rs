@@ -11,7 +11,8 @@
 //! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
 //! (metadata), [`store`] (pool files), [`download`] (coalesced verified
 //! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details).
-//! [`config`], [`defaults`] and [`logging`] set it up.
+//! [`config`], [`defaults`] and [`logging`] set it up; [`metrics`] and
+//! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`).
 // Audited `unsafe` blocks: the memory map in `mapped`; taking systemd's
 // listening socket in `listen`.
 #![deny(unsafe_code)]
