@@ -5,15 +5,16 @@
 //!
 //! Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
 //! "ignore" before `main` (we keep it so), so a write to a dead pipe is an
-//! `EPIPE` error, and every write to standard output or error below ignores
-//! its errors (`println!` would panic on them). Log lines go through
-//! `aptindex::logging`, which drops and counts what it cannot write.
+//! `EPIPE` error, and every write to standard output or error below goes
+//! through `aptindex::logging::print_out`/`print_err`, which ignore errors
+//! (`println!` would panic on them) and give a stuck reader at most a
+//! second. Log lines go through `aptindex::logging`, which drops and counts
+//! what it cannot write.
 
 use anyhow::Context;
 use apt_cacher::logging::{Format, Level, Overrides};
 use apt_cacher::{config, defaults, Config};
 use clap::Parser;
-use std::io::Write;
 use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
@@ -64,8 +65,8 @@ fn main() -> std::process::ExitCode {
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // Ignore write errors: a dead stderr must not turn into a panic.
-            let _ = writeln!(std::io::stderr(), "apt-cacher: {e:#}");
+            // Never panics nor hangs on a dead or stuck standard error.
+            aptindex::logging::print_err(format!("apt-cacher: {e:#}\n"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -75,11 +76,10 @@ fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
     if args.check_config {
-        let _ = writeln!(
-            std::io::stdout(),
-            "configuration OK ({} mappings)",
+        aptindex::logging::print_out(format!(
+            "configuration OK ({} mappings)\n",
             config.mappings.len()
-        );
+        ));
         return Ok(());
     }
     let overrides = Overrides {
@@ -91,7 +91,7 @@ fn real_main() -> anyhow::Result<()> {
     // Dropped at the end of this function: flushes the log for at most 1 s.
     let _log = apt_cacher::logging::init(&settings)?;
     if let Some(note) = note {
-        let _ = writeln!(std::io::stdout(), "{note}");
+        aptindex::logging::print_out(format!("{note}\n"));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

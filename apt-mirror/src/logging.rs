@@ -6,8 +6,8 @@
 //! only drops and counts lines: it never stops or kills the run.
 //!
 //! `outln!` and `errln!` print the run's own output (summary lines,
-//! errors) to standard output or error, ignoring write errors: `println!`
-//! panics on a closed pipe.
+//! errors) to standard output or error, ignoring write errors (`println!`
+//! panics on a closed pipe) and giving a stuck reader at most a second.
 
 use crate::config::LogConfig;
 pub use aptindex::logging::{Format, Level, LogGuard, Settings};
@@ -72,20 +72,19 @@ pub fn init(settings: &Settings) -> Result<Option<LogGuard>, String> {
     }
 }
 
-/// `println!` that ignores write errors (a closed standard output).
+/// `println!` that never panics and never hangs (write errors are ignored;
+/// a stuck reader is given a second): `aptindex::logging::print_out`.
 macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        aptindex::logging::print_out(format!("{}\n", format_args!($($arg)*)))
+    };
 }
 
-/// `eprintln!` that ignores write errors (a closed standard error).
+/// `eprintln!` that never panics and never hangs: `aptindex::logging::print_err`.
 macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        aptindex::logging::print_err(format!("{}\n", format_args!($($arg)*)))
+    };
 }
 
 pub(crate) use {errln, outln};

@@ -91,13 +91,34 @@ fn dead_pipe() -> Stdio {
     writer.into()
 }
 
+/// A pipe that is full and whose reader (returned, keep it) never reads:
+/// every write to it blocks.
+fn stuck_pipe() -> (std::io::PipeReader, Stdio) {
+    use std::os::fd::AsRawFd;
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl(2) flag changes on a descriptor we own.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        assert!(flags >= 0);
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK), 0);
+        while writer.write(&[b'x'; 4096]).is_ok() {}
+        assert_eq!(libc::fcntl(fd, libc::F_SETFL, flags), 0);
+    }
+    (reader, writer.into())
+}
+
 /// Runs apt-mirror with `args`, standard output and error on dead pipes.
 fn run_dead(args: &[&str]) -> ExitStatus {
+    run_with(args, dead_pipe(), dead_pipe())
+}
+
+fn run_with(args: &[&str], stdout: Stdio, stderr: Stdio) -> ExitStatus {
     let mut child = Command::new(env!("CARGO_BIN_EXE_apt-mirror"))
         .args(args)
         .stdin(Stdio::null())
-        .stdout(dead_pipe())
-        .stderr(dead_pipe())
+        .stdout(stdout)
+        .stderr(stderr)
         .env_remove("APT_MIRROR_LOG")
         .spawn()
         .unwrap();
@@ -129,6 +150,20 @@ fn a_run_with_dead_stdout_and_stderr_completes() {
     let root = dir.path().join("mirror");
     assert!(root.join("test").exists(), "the snapshot was published");
     assert!(root.join("apt-mirror-summary.json").exists());
+}
+
+#[test]
+fn stuck_stdout_and_stderr_readers_do_not_hang_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path(), &upstream(repository()), "level = \"debug\"");
+    let (_out_reader, stdout) = stuck_pipe();
+    let (_err_reader, stderr) = stuck_pipe();
+    let t = Instant::now();
+    let status = run_with(&["--config", conf.to_str().unwrap()], stdout, stderr);
+    assert_status(status, 0);
+    // The summary line gives up after a second, the exit flush after another.
+    assert!(t.elapsed() < Duration::from_secs(20), "{:?}", t.elapsed());
+    assert!(dir.path().join("mirror/test").exists());
 }
 
 #[test]

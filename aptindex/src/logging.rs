@@ -16,6 +16,8 @@
 //! logrotate's `create` mode; on standard error it does nothing. At exit,
 //! dropping the [`LogGuard`] gives the thread a bounded time ([`EXIT_FLUSH`])
 //! to write what is queued, so a stuck pipe cannot hang the exit.
+//! [`print_out`] and [`print_err`] are the same promise for a program's own
+//! output (summaries, fatal errors): errors ignored, at most a second's wait.
 //!
 //! A note on `SIGPIPE`: the Rust runtime sets it to "ignore" before `main`,
 //! so a write to a dead pipe returns `EPIPE` instead of killing the process;
@@ -233,6 +235,46 @@ pub fn reopen() {
 /// written; true if everything queued was written (or dropped).
 pub fn flush(timeout: Duration) -> bool {
     GLOBAL.get().is_none_or(|q| q.flush(timeout))
+}
+
+/// How long [`print_out`] and [`print_err`] wait for their write.
+pub const PRINT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Writes `text` to standard output, the way `print!` would, except that it
+/// never panics (write errors are ignored) and never hangs: a write that
+/// takes longer than [`PRINT_TIMEOUT`] (a reader that stopped reading) is
+/// left to finish, or not, in a helper thread.
+pub fn print_out(text: String) {
+    print_bounded(text, false);
+}
+
+/// [`print_out`] for standard error.
+pub fn print_err(text: String) {
+    print_bounded(text, true);
+}
+
+fn print_bounded(text: String, to_stderr: bool) {
+    fn write(text: &str, to_stderr: bool) {
+        // Errors are ignored on purpose: there is nowhere left to report them.
+        let _ = if to_stderr {
+            io::stderr().lock().write_all(text.as_bytes())
+        } else {
+            let mut out = io::stdout().lock();
+            out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        };
+    }
+    let (done, wait) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("print".into())
+        .spawn(move || {
+            write(&text, to_stderr);
+            let _ = done.send(());
+        });
+    // Without a thread to spare (resources exhausted) the text is dropped
+    // rather than risk a write that hangs.
+    if spawned.is_ok() {
+        let _ = wait.recv_timeout(PRINT_TIMEOUT);
+    }
 }
 
 /// Keeps logging set up; dropping it flushes the queue for at most
