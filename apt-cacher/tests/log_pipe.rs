@@ -57,8 +57,31 @@ fn config(dir: &Path, port: u16, upstream: &str, log: &str) -> std::path::PathBu
     path
 }
 
-fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+/// The cacher process; killed if a test fails before it exited.
+struct Cacher(Child);
+
+impl std::ops::Deref for Cacher {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Cacher {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Cacher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Cacher {
+    let child = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
         .arg("--config")
         .arg(config)
         .args(extra)
@@ -67,7 +90,8 @@ fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Child {
         .stderr(stderr)
         .env_remove("APT_CACHER_LOG")
         .spawn()
-        .unwrap()
+        .unwrap();
+    Cacher(child)
 }
 
 /// One `GET`, `Connection: close`; the status code, or an error text.
