@@ -126,7 +126,8 @@ table{border-collapse:collapse;margin:.3em 0}
 th,td{text-align:left;padding:.3em .9em;border-bottom:1px solid #ddd;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .none{color:#666;font-style:italic}
-.fail td{color:#8a1010}
+.fail td{color:#8a1010;overflow-wrap:anywhere}
+table.failures{max-width:100%}
 td.t{white-space:nowrap}
 ";
 
@@ -305,7 +306,7 @@ impl Status {
         if self.recent_failures.is_empty() {
             h.push_str("<p class=\"none\">none</p>\n");
         } else {
-            h.push_str("<table><tr><th>time</th><th>URL</th><th>what went wrong</th></tr>\n");
+            h.push_str("<table class=\"failures\"><tr><th>time</th><th>URL</th><th>what went wrong</th></tr>\n");
             for f in &self.recent_failures {
                 let _ = writeln!(
                     h,
