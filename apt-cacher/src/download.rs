@@ -556,7 +556,7 @@ impl Task {
         }
         let note = UpstreamNote {
             status: match (&resp, &last_err) {
-                (Some(_), _) => Some(200),
+                (Some(r), _) => Some(r.status()),
                 (None, Some(e)) => status_of(e),
                 (None, None) => None,
             },

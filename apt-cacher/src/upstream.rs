@@ -101,6 +101,11 @@ impl Response {
         &self.url
     }
 
+    /// The HTTP status (a success other than 206).
+    pub fn status(&self) -> u16 {
+        self.inner.status().as_u16()
+    }
+
     /// `Content-Length`, if upstream sent it.
     pub fn content_length(&self) -> Option<u64> {
         self.inner.content_length()
