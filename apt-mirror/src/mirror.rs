@@ -265,7 +265,7 @@ impl Update<'_> {
         if let (Some(cur), Some(info)) = (&current, &current_info) {
             if info.config == fingerprint && same_as_snapshot(cur, &releases) {
                 tracing::info!(mirror = %self.cfg.id, "upstream unchanged");
-                self.cleanup();
+                self.cleanup(&[(&cur.name, info)]);
                 return Ok((Outcome::Unchanged, Some(cur.name.clone())));
             }
         }
@@ -291,19 +291,32 @@ impl Update<'_> {
                 self.store.publish(&new, &info)?;
                 tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t.elapsed().as_millis() as u64, "info.json written, synced, symlink swapped");
                 tracing::info!(mirror = %self.cfg.id, snapshot = %new.name, files = info.files.len(), "published");
-                self.cleanup();
+                let mut known = vec![(new.name.as_str(), &info)];
+                if let (Some(cur), Some(cur_info)) = (&current, &current_info) {
+                    known.push((cur.name.as_str(), cur_info));
+                }
+                self.cleanup(&known);
                 Ok((Outcome::Updated, Some(new.name)))
             }
             Err(e) => {
                 // The unfinished snapshot and what it added to the pool go.
-                self.cleanup();
+                let known: Vec<(&str, &Info)> = match (&current, &current_info) {
+                    (Some(cur), Some(cur_info)) => vec![(cur.name.as_str(), cur_info)],
+                    _ => Vec::new(),
+                };
+                self.cleanup(&known);
                 Err(e)
             }
         }
     }
 
-    fn cleanup(&self) {
-        match self.store.cleanup(self.cfg.keep) {
+    /// Removes old snapshots and leftovers (see [`Store::cleanup`]); `known`
+    /// are the `info.json`s in memory.
+    fn cleanup(&self, known: &[(&str, &Info)]) {
+        let t = Instant::now();
+        let result = self.store.cleanup(self.cfg.keep, known);
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t.elapsed().as_millis() as u64, "clean-up done");
+        match result {
             Ok(removed) if !removed.is_empty() => {
                 tracing::info!(mirror = %self.cfg.id, removed = ?removed, "removed old snapshots and leftovers")
             }
@@ -554,7 +567,7 @@ impl Update<'_> {
             wanted.iter().chain(&carried).map(|(p, _)| p.as_str()),
             metadata.iter().map(String::as_str),
         );
-        let target = self.pool_target(new, current, current_info, &shared, &wanted)?;
+        let target = self.pool_target(new, current, current_info, &shared, &wanted, &carried)?;
         if let Some(t) = &target {
             pool::link_shared(&new.tree, &t.dir, &t.name, &shared)?;
         }
@@ -563,22 +576,28 @@ impl Update<'_> {
             Some(t) if pool::is_shared(&shared, path) => t.dir.join(path),
             _ => new.tree.join(path),
         };
+        let no_flags = (vec![false; wanted.len()], vec![false; carried.len()]);
+        let (wanted_present, carried_present) = match extending {
+            Some(t) => (&t.wanted_present, &t.carried_present),
+            None => (&no_flags.0, &no_flags.1),
+        };
 
         // What to place: files the shared generation already holds for a
         // kept snapshot are done; the others are hard-linked from the
-        // current snapshot when it has them, or downloaded.
+        // current snapshot when it has them, or downloaded. Whatever goes
+        // into the shared generation is journaled first.
         let mut jobs: Vec<Job> = Vec::new();
         let mut journal: Vec<String> = Vec::new();
-        let (mut n, mut bytes, mut in_place) = (0u64, 0u64, 0u64);
-        for (path, sums) in wanted {
-            let mut old = reuse.find(&path, &sums);
+        let mut held: Vec<(String, FileInfo)> = Vec::new();
+        let (mut n, mut bytes) = (0u64, 0u64);
+        for ((path, sums), present) in wanted.into_iter().zip(wanted_present) {
+            if *present {
+                held.push((path, FileInfo::from_checksums(&sums)));
+                continue;
+            }
             let dest = dest_of(&path);
-            if let Some(t) = extending.filter(|_| pool::is_shared(&shared, &path)) {
-                if t.present.contains_key(&path) {
-                    record(&path, &sums);
-                    in_place += 1;
-                    continue;
-                }
+            let mut old = reuse.find(&path, &sums);
+            if extending.is_some() && pool::is_shared(&shared, &path) {
                 journal.push(path.clone());
                 // A leftover of a failed run: kept if it verifies, else replaced.
                 if std::fs::symlink_metadata(&dest).is_ok() {
@@ -596,19 +615,21 @@ impl Update<'_> {
                 old,
             });
         }
+        let in_place = held.len() as u64;
         let mut carried_names = Vec::new();
         let mut carry = Vec::new();
-        for (path, sums) in carried {
-            if let Some(t) = extending.filter(|_| pool::is_shared(&shared, &path)) {
-                if t.present.contains_key(&path) {
-                    record(&path, &sums);
-                    carried_names.push(path);
-                    continue;
-                }
+        for ((path, sums), present) in carried.into_iter().zip(carried_present) {
+            if *present {
+                held.push((path.clone(), FileInfo::from_checksums(&sums)));
+                carried_names.push(path);
+                continue;
+            }
+            if extending.is_some() && pool::is_shared(&shared, &path) {
                 journal.push(path.clone());
             }
             carry.push((path, sums));
         }
+        files.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
         if let Some(t) = extending {
             // Written and flushed before anything is added to the generation.
             let data = serde_json::to_vec(&pool::Journal {
@@ -753,7 +774,7 @@ impl Update<'_> {
         &self,
         new: &Snapshot,
         idx: &IndexFile,
-        reuse: &ReuseIndex,
+        reuse: &ReuseIndex<'_>,
         progress: &Progress,
     ) -> Result<Option<IndexFile>, MirrorError> {
         let stored = idx.stored_path();
@@ -843,7 +864,8 @@ impl Update<'_> {
     /// current snapshot's pool generation, extended, or a new generation
     /// (first run, a snapshot made by an older version, or a shared path
     /// whose bytes change while a kept snapshot still names the old ones).
-    /// `None` when nothing is shared.
+    /// `None` when nothing is shared. Marks the files of `wanted` and
+    /// `carried` the generation already holds.
     fn pool_target(
         &self,
         new: &Snapshot,
@@ -851,6 +873,7 @@ impl Update<'_> {
         current_info: Option<&Info>,
         shared: &BTreeSet<String>,
         wanted: &[(String, Checksums)],
+        carried: &[(String, Checksums)],
     ) -> Result<Option<PoolTarget>, MirrorError> {
         if shared.is_empty() {
             return Ok(None);
@@ -869,7 +892,8 @@ impl Update<'_> {
             Ok(Some(PoolTarget {
                 name,
                 dir,
-                present: HashMap::new(),
+                wanted_present: vec![false; wanted.len()],
+                carried_present: vec![false; carried.len()],
                 fresh: true,
             }))
         };
@@ -911,19 +935,29 @@ impl Update<'_> {
             std::iter::once((&links, current_info))
                 .chain(others.iter().map(|(l, i)| (l, i.as_ref()))),
         );
-        let Some(Some(present)) = refs.remove(&generation) else {
+        let Some(Some(present)) = refs.remove(generation.as_str()) else {
             return fresh(Some(format!(
                 "a kept snapshot using {generation} has no readable info.json"
             )));
         };
         // Bytes a kept snapshot still serves are never replaced in place.
-        let changed = wanted.iter().find(|(path, sums)| {
-            pool::is_shared(shared, path)
-                && present
-                    .get(path)
-                    .is_some_and(|old| !crate::snapshot::same_content(sums, old))
-        });
-        if let Some((path, _)) = changed {
+        let mut changed = None;
+        let mut held = |(path, sums): &(String, Checksums)| {
+            if !pool::is_shared(shared, path) {
+                return false;
+            }
+            match present.get(path.as_str()) {
+                None => false,
+                Some(old) if old.describes(sums) => true,
+                Some(_) => {
+                    changed.get_or_insert_with(|| path.clone());
+                    false
+                }
+            }
+        };
+        let wanted_present: Vec<bool> = wanted.iter().map(&mut held).collect();
+        let carried_present: Vec<bool> = carried.iter().map(&mut held).collect();
+        if let Some(path) = changed {
             return fresh(Some(format!(
                 "{path} changed content under the same name while a kept snapshot still has the old one"
             )));
@@ -931,7 +965,8 @@ impl Update<'_> {
         Ok(Some(PoolTarget {
             dir: self.ctx.root.join(&generation),
             name: generation,
-            present,
+            wanted_present,
+            carried_present,
             fresh: false,
         }))
     }
@@ -1120,8 +1155,10 @@ struct PoolTarget {
     name: String,
     /// `<dir>/.<ID>.pool-<stamp>`.
     dir: PathBuf,
-    /// Files it already holds for a kept snapshot (empty when fresh).
-    present: HashMap<String, Checksums>,
+    /// Which files of the wanted and carried lists it already holds for a
+    /// kept snapshot (none when fresh).
+    wanted_present: Vec<bool>,
+    carried_present: Vec<bool>,
     /// Made by this run.
     fresh: bool,
 }

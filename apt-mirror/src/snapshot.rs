@@ -95,6 +95,34 @@ impl FileInfo {
         }
     }
 
+    /// True when this entry describes a file with the `expected` size and
+    /// hashes (see [`same_content`]); cheap when it was recorded from the
+    /// same checksums.
+    pub fn describes(&self, expected: &Checksums) -> bool {
+        if self.size != expected.size {
+            return false;
+        }
+        fn same_hex(recorded: &Option<String>, digest: Option<&[u8]>) -> bool {
+            match (recorded, digest) {
+                (None, None) => true,
+                (Some(r), Some(d)) => {
+                    let mut buf = [0u8; 128];
+                    let Some(out) = buf.get_mut(..d.len() * 2) else {
+                        return false;
+                    };
+                    hex::encode_to_slice(d, out).is_ok() && out == r.as_bytes()
+                }
+                _ => false,
+            }
+        }
+        let exact = expected.strongest().is_some()
+            && same_hex(&self.md5, expected.md5.as_ref().map(|d| &d[..]))
+            && same_hex(&self.sha1, expected.sha1.as_ref().map(|d| &d[..]))
+            && same_hex(&self.sha256, expected.sha256.as_ref().map(|d| &d[..]))
+            && same_hex(&self.sha512, expected.sha512.as_ref().map(|d| &d[..]));
+        exact || matches(expected, &self.to_checksums())
+    }
+
     /// To checksums (a malformed digest is dropped).
     pub fn to_checksums(&self) -> Checksums {
         Checksums {
@@ -323,8 +351,14 @@ impl Store {
     /// before it; removes every other `.<ID>.*` entry of the root: older
     /// snapshots, leftovers of failed or killed runs, the pool files only
     /// they referenced (their `info.json` and journal say which), and pool
-    /// generations no kept snapshot links to. Returns the names removed.
-    pub fn cleanup(&self, keep: usize) -> Result<Vec<String>, SnapshotError> {
+    /// generations no kept snapshot links to. `known` are `info.json`s the
+    /// caller holds in memory, by snapshot name (not read again). Returns the
+    /// names removed.
+    pub fn cleanup(
+        &self,
+        keep: usize,
+        known: &[(&str, &Info)],
+    ) -> Result<Vec<String>, SnapshotError> {
         let Entries {
             kept,
             doomed,
@@ -346,12 +380,24 @@ impl Store {
             return Ok(Vec::new());
         }
         // What the kept snapshots reference in the generations they use.
-        let infos: Vec<Option<Info>> = kept
+        let in_memory = |s: &Snapshot| known.iter().find(|(n, _)| *n == s.name).map(|(_, i)| *i);
+        let read: Vec<Option<Info>> = kept
             .iter()
             .zip(&links)
-            .map(|(s, l)| if l.is_empty() { None } else { s.read_info() })
+            .map(|(s, l)| {
+                if l.is_empty() || in_memory(s).is_some() {
+                    None
+                } else {
+                    s.read_info()
+                }
+            })
             .collect();
-        let refs = pool::references(links.iter().zip(infos.iter().map(Option::as_ref)));
+        let infos: Vec<Option<&Info>> = kept
+            .iter()
+            .zip(&read)
+            .map(|(s, r)| in_memory(s).or(r.as_ref()))
+            .collect();
+        let refs = pool::references(links.iter().zip(infos));
         let mut removed = Vec::new();
         for name in &doomed {
             let path = self.root.join(name);
@@ -378,7 +424,7 @@ impl Store {
     fn release_pool_files(
         &self,
         dir: &Path,
-        refs: &HashMap<String, pool::References>,
+        refs: &HashMap<&str, pool::References>,
     ) -> Result<(), SnapshotError> {
         // First make sure it can never count as a complete snapshot again
         // (an interrupted removal is finished by the next clean-up).
@@ -409,7 +455,7 @@ impl Store {
         }
         for (generation, paths) in candidates {
             // Not in use: the whole generation goes. Unknown: keep all.
-            let Some(Some(referenced)) = refs.get(&generation) else {
+            let Some(Some(referenced)) = refs.get(generation.as_str()) else {
                 continue;
             };
             let n = pool::remove_files(
@@ -493,44 +539,50 @@ pub enum Reuse {
 
 /// Finds files of an earlier snapshot that can be hard-linked instead of
 /// downloaded: same path or same content, with size and hashes matching.
+/// It borrows the snapshot's `info.json`; the index by content is built on
+/// the first look-up that needs it.
 #[derive(Debug, Default)]
-pub struct ReuseIndex {
+pub struct ReuseIndex<'a> {
     tree: PathBuf,
     unverified: bool,
-    by_path: HashMap<String, Checksums>,
-    by_digest: HashMap<(HashKind, Vec<u8>), String>,
+    files: Option<&'a BTreeMap<String, FileInfo>>,
+    by_digest: std::sync::OnceLock<HashMap<(HashKind, &'a str), &'a str>>,
 }
 
-fn key_digest(c: &Checksums) -> Option<(HashKind, Vec<u8>)> {
+/// The digest files are indexed by: the strongest of SHA-256, SHA-1, MD5.
+fn key_digest(c: &Checksums) -> Option<(HashKind, String)> {
     if let Some(d) = c.sha256 {
-        Some((HashKind::Sha256, d.to_vec()))
+        Some((HashKind::Sha256, hex::encode(d)))
     } else if let Some(d) = c.sha1 {
-        Some((HashKind::Sha1, d.to_vec()))
+        Some((HashKind::Sha1, hex::encode(d)))
     } else {
-        c.md5.map(|d| (HashKind::Md5, d.to_vec()))
+        c.md5.map(|d| (HashKind::Md5, hex::encode(d)))
     }
 }
 
-impl ReuseIndex {
+fn key_hex(fi: &FileInfo) -> Option<(HashKind, &str)> {
+    if let Some(d) = &fi.sha256 {
+        Some((HashKind::Sha256, d.as_str()))
+    } else if let Some(d) = &fi.sha1 {
+        Some((HashKind::Sha1, d.as_str()))
+    } else {
+        fi.md5.as_deref().map(|d| (HashKind::Md5, d))
+    }
+}
+
+impl<'a> ReuseIndex<'a> {
     /// An index of `info`'s files in the tree `tree`.
-    pub fn new(tree: &Path, info: &Info) -> ReuseIndex {
-        let mut idx = ReuseIndex {
+    pub fn new(tree: &Path, info: &'a Info) -> ReuseIndex<'a> {
+        ReuseIndex {
             tree: tree.to_path_buf(),
+            files: Some(&info.files),
             ..Default::default()
-        };
-        for (path, fi) in &info.files {
-            let c = fi.to_checksums();
-            if let Some(k) = key_digest(&c) {
-                idx.by_digest.entry(k).or_insert_with(|| path.clone());
-            }
-            idx.by_path.insert(path.clone(), c);
         }
-        idx
     }
 
     /// An index of a tree without `info.json`: files at the same path and of
     /// the same size are offered as [`Reuse::Unverified`].
-    pub fn unverified(tree: &Path) -> ReuseIndex {
+    pub fn unverified(tree: &Path) -> ReuseIndex<'a> {
         ReuseIndex {
             tree: tree.to_path_buf(),
             unverified: true,
@@ -540,12 +592,12 @@ impl ReuseIndex {
 
     /// Number of files known.
     pub fn len(&self) -> usize {
-        self.by_path.len()
+        self.files.map_or(0, BTreeMap::len)
     }
 
     /// True when nothing is known.
     pub fn is_empty(&self) -> bool {
-        self.by_path.is_empty()
+        self.len() == 0
     }
 
     /// A file of an earlier snapshot whose size and hashes match `expected`.
@@ -556,15 +608,23 @@ impl ReuseIndex {
             return (meta.is_file() && meta.len() == expected.size)
                 .then_some(Reuse::Unverified(candidate));
         }
-        if let Some(old) = self.by_path.get(path) {
-            if matches(expected, old) {
+        let files = self.files?;
+        if let Some(old) = files.get(path) {
+            if old.describes(expected) {
                 return Some(Reuse::Known(self.tree.join(path)));
             }
         }
-        let key = key_digest(expected)?;
-        let other = self.by_digest.get(&key)?;
-        let old = self.by_path.get(other)?;
-        matches(expected, old).then(|| Reuse::Known(self.tree.join(other)))
+        let by_digest = self.by_digest.get_or_init(|| {
+            files
+                .iter()
+                .filter_map(|(p, fi)| Some((key_hex(fi)?, p.as_str())))
+                .collect()
+        });
+        let (kind, hex) = key_digest(expected)?;
+        let other = by_digest.get(&(kind, hex.as_str()))?;
+        let old = files.get(*other)?;
+        old.describes(expected)
+            .then(|| Reuse::Known(self.tree.join(other)))
     }
 }
 
@@ -654,7 +714,7 @@ mod tests {
         std::fs::write(failed.tree.join(".part-x"), b"partial").unwrap();
         std::os::unix::fs::symlink("nowhere", root.path().join(".deb.symlink-tmp")).unwrap();
 
-        let removed = store.cleanup(1).unwrap();
+        let removed = store.cleanup(1, &[]).unwrap();
         assert_eq!(removed.len(), 4, "{removed:?}");
         assert!(root.path().join(&names[3]).is_dir());
         assert!(root.path().join(&names[2]).is_dir());
@@ -664,7 +724,7 @@ mod tests {
         assert!(root.path().join("unrelated").exists());
         assert!(root.path().join(".other.2020").exists());
 
-        assert_eq!(store.cleanup(0).unwrap(), vec![names[2].clone()]);
+        assert_eq!(store.cleanup(0, &[]).unwrap(), vec![names[2].clone()]);
         assert!(root.path().join("deb/f").exists());
     }
 
@@ -684,7 +744,7 @@ mod tests {
             Err(SnapshotError::Foreign { .. })
         ));
         assert!(matches!(
-            store.cleanup(1),
+            store.cleanup(1, &[]),
             Err(SnapshotError::Foreign { .. })
         ));
     }
