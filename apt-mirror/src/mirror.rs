@@ -591,11 +591,12 @@ impl Update<'_> {
         let mut held: Vec<(String, FileInfo)> = Vec::new();
         let (mut n, mut bytes) = (0u64, 0u64);
         for ((path, sums), present) in wanted.into_iter().zip(wanted_present) {
-            if *present {
+            let dest = dest_of(&path);
+            // (A file removed or truncated behind our back is placed again.)
+            if *present && file_size(&dest) == Some(sums.size) {
                 held.push((path, FileInfo::from_checksums(&sums)));
                 continue;
             }
-            let dest = dest_of(&path);
             let mut old = reuse.find(&path, &sums);
             if extending.is_some() && pool::is_shared(&shared, &path) {
                 journal.push(path.clone());

@@ -836,6 +836,26 @@ fn rebuilt_package_under_the_same_name_starts_a_new_pool_generation() {
 }
 
 #[test]
+fn pool_file_removed_behind_our_back_is_placed_again() {
+    let bed = Bed::new(|b| b.generated_packages(4, 800));
+    bed.standard_config();
+    assert_eq!(bed.run(), 0);
+    let lost = "pool/main/p/pkg0001/pkg0001_1.0_amd64.deb";
+    std::fs::remove_file(bed.mirrored(lost)).unwrap();
+    {
+        let mut repo = bed.repo.lock().unwrap();
+        repo.replace(PackageSpec::new("pkg0003", "2.0"));
+        repo.publish().unwrap();
+    }
+    bed.up.reset_counts();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert_eq!(bed.up.requests_matching("/pool/*pkg0001*"), 1);
+    assert_eq!(bed.up.requests_matching("/pool/*"), 2);
+    bed.assert_pool_exact();
+}
+
+#[test]
 fn mirror_written_by_the_previous_version_is_migrated() {
     let bed = Bed::new(|b| b.generated_packages(6, 1500));
     bed.standard_config();
