@@ -290,14 +290,14 @@ impl Fetcher {
 
     /// Downloads `url` to `dest`, verifying it against `expected` while it
     /// streams (the body may not exceed `expected.size`). The file is written
-    /// in `tmp_dir` (same file system) and renamed to `dest` only once
-    /// verified. `Ok(None)` when the upstream does not have it (404/410);
+    /// in `tmp_dir` (same file system; default: `dest`'s directory) and
+    /// renamed to `dest` only once verified. `Ok(None)` when the upstream does not have it (404/410);
     /// otherwise the number of bytes written.
     pub async fn download(
         &self,
         url: &Url,
         dest: &Path,
-        tmp_dir: &Path,
+        tmp_dir: Option<&Path>,
         expected: &Checksums,
         progress: &Progress,
     ) -> Result<Option<u64>, FetchError> {
@@ -316,6 +316,7 @@ impl Fetcher {
             source,
         };
         std::fs::create_dir_all(dir).map_err(io)?;
+        let tmp_dir = tmp_dir.unwrap_or(dir);
         std::fs::create_dir_all(tmp_dir).map_err(|source| FetchError::Io {
             path: tmp_dir.to_path_buf(),
             source,

@@ -598,7 +598,8 @@ impl Update<'_> {
                 continue;
             }
             let mut old = reuse.find(&path, &sums);
-            if extending.is_some() && pool::is_shared(&shared, &path) {
+            let staged = extending.is_some() && pool::is_shared(&shared, &path);
+            if staged {
                 journal.push(path.clone());
                 // A leftover of a failed run: kept if it verifies, else replaced.
                 if std::fs::symlink_metadata(&dest).is_ok() {
@@ -614,6 +615,7 @@ impl Update<'_> {
                 sums,
                 dest,
                 old,
+                staged,
             });
         }
         let in_place = held.len() as u64;
@@ -745,7 +747,7 @@ impl Update<'_> {
             .map(|job| async move {
                 self.place(
                     &job.dest,
-                    tmp,
+                    job.staged.then_some(tmp),
                     &job.path,
                     &job.sums,
                     job.old.clone(),
@@ -783,7 +785,7 @@ impl Update<'_> {
         let found = self
             .place(
                 &new.tree.join(&stored),
-                &new.dir.join(TMP_DIR),
+                None,
                 &stored,
                 &idx.checksums,
                 old,
@@ -796,14 +798,15 @@ impl Update<'_> {
 
     /// Puts `path` at `dest`: a hard link to `old` when given and usable
     /// (`old` may be `dest` itself, a leftover of a failed run, kept when it
-    /// verifies), otherwise a download (through `tmp`) from the first of
+    /// verifies), otherwise a download (through `tmp`, else `dest`'s
+    /// directory) from the first of
     /// `candidates` the upstream has. `None` when none of them exists
     /// upstream.
     #[allow(clippy::too_many_arguments)]
     async fn place(
         &self,
         dest: &Path,
-        tmp: &Path,
+        tmp: Option<&Path>,
         path: &str,
         sums: &Checksums,
         old: Option<Reuse>,
@@ -1147,6 +1150,10 @@ struct Job {
     dest: PathBuf,
     /// A local copy that may replace the download.
     old: Option<Reuse>,
+    /// Downloaded through the snapshot's temporary directory: `dest` is in
+    /// a generation that published snapshots share, where a killed run
+    /// must leave no temporary file (elsewhere: next to `dest`, cheaper).
+    staged: bool,
 }
 
 /// The pool generation a run puts shared files into.
