@@ -5,6 +5,13 @@
 //! Concurrent responses for one file share one map, found by device and
 //! inode, so its pages are mapped (and counted in RSS) once.
 //!
+//! A map is only used when every page of the file is already in the page
+//! cache (`mincore`): that is exactly when the copy is the bottleneck, and
+//! it keeps disk reads, and so disk read errors, out of the map. A page
+//! that fails to read through a map raises SIGBUS, which would kill the
+//! whole proxy, where `read` fails one request. Files on disk are read
+//! into buffers; the disk is then slower than the copy anyway.
+//!
 //! Why this is sound: maps are only taken of files the cacher published
 //! itself by renaming a verified temporary file into place (the store and
 //! the metadata generations). Such a file is never written or truncated in
@@ -12,6 +19,8 @@
 //! neither disturbs an existing map. Someone truncating a cache file in
 //! place from outside while it is being served would make the process
 //! fault (SIGBUS); the operators' guide says not to edit the cache by hand.
+//! The remaining risk is a page evicted under memory pressure between the
+//! residency check and the send, whose re-read then fails on a failing disk.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -37,24 +46,44 @@ impl AsRef<[u8]> for Shared {
 static MAPS: Mutex<BTreeMap<(u64, u64), Weak<memmap2::Mmap>>> = Mutex::new(BTreeMap::new());
 
 /// The whole content of `file` (a complete cache file of at least
-/// [`MIN_MAPPED`] bytes) as [`Bytes`] backed by a shared read-only map; the
+/// [`MIN_MAPPED`] bytes) as [`Bytes`] backed by a shared read-only map, if
+/// all of it is in the page cache; `None` otherwise (read it instead). The
 /// map lives while any slice of it does.
-pub fn map(file: &File) -> std::io::Result<Bytes> {
+pub fn map(file: &File) -> std::io::Result<Option<Bytes>> {
     let meta = file.metadata()?;
     let key = (meta.dev(), meta.ino());
     let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(m) = maps.get(&key).and_then(Weak::upgrade) {
-        if m.len() as u64 == meta.len() {
-            return Ok(Bytes::from_owner(Shared(m)));
+    let m = match maps.get(&key).and_then(Weak::upgrade) {
+        Some(m) if m.len() as u64 == meta.len() => m,
+        _ => {
+            // SAFETY: see the module documentation: cache files are
+            // immutable once published (replaced by rename, removed by
+            // unlink, never truncated).
+            #[allow(unsafe_code)]
+            let m = Arc::new(unsafe { memmap2::Mmap::map(file)? });
+            maps.retain(|_, w| w.strong_count() > 0);
+            maps.insert(key, Arc::downgrade(&m));
+            m
         }
+    };
+    drop(maps);
+    Ok(resident(&m).then(|| Bytes::from_owner(Shared(m))))
+}
+
+/// True when every page of `m` is in the page cache.
+fn resident(m: &memmap2::Mmap) -> bool {
+    if m.is_empty() {
+        return true;
     }
-    // SAFETY: see the module documentation: cache files are immutable once
-    // published (replaced by rename, removed by unlink, never truncated).
+    // SAFETY: sysconf has no preconditions.
     #[allow(unsafe_code)]
-    let m = Arc::new(unsafe { memmap2::Mmap::map(file)? });
-    maps.retain(|_, w| w.strong_count() > 0);
-    maps.insert(key, Arc::downgrade(&m));
-    Ok(Bytes::from_owner(Shared(m)))
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let mut vec = vec![0u8; m.len().div_ceil(page.max(1))];
+    // SAFETY: the range is exactly the live, page-aligned map, and `vec`
+    // has one byte per page of it, as mincore(2) requires.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, m.len(), vec.as_mut_ptr()) };
+    rc == 0 && vec.iter().all(|b| b & 1 == 1)
 }
 
 #[cfg(test)]
@@ -67,12 +96,31 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         let data: Vec<u8> = (0..(MIN_MAPPED as usize + 3)).map(|i| i as u8).collect();
         f.write_all(&data).unwrap();
-        let a = map(f.as_file()).unwrap();
-        let b = map(&File::open(f.path()).unwrap()).unwrap();
+        f.as_file().sync_all().unwrap();
+        // Just written: in the page cache.
+        let a = map(f.as_file()).unwrap().expect("resident");
+        let b = map(&File::open(f.path()).unwrap())
+            .unwrap()
+            .expect("resident");
         assert_eq!(&a[..], &data[..]);
         assert_eq!(a.as_ptr(), b.as_ptr(), "one map for one file");
         drop((a, b));
-        let c = map(f.as_file()).unwrap();
+        let c = map(f.as_file()).unwrap().expect("resident");
         assert_eq!(c.len(), data.len());
+    }
+
+    #[test]
+    fn files_not_in_the_page_cache_are_not_mapped() {
+        use std::os::fd::AsRawFd;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(&vec![7u8; MIN_MAPPED as usize]).unwrap();
+        f.as_file().sync_all().unwrap();
+        // Clean pages: DONTNEED drops them from the page cache.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            libc::posix_fadvise(f.as_file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED)
+        };
+        assert_eq!(rc, 0);
+        assert!(map(f.as_file()).unwrap().is_none());
     }
 }

@@ -115,8 +115,8 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
 }
 
 /// Opens a complete file and serves it as repository path `repo_path`:
-/// large files from a shared memory map ([`crate::mapped`]), others read
-/// in chunks.
+/// large files in the page cache from a shared memory map
+/// ([`crate::mapped`]), others read in chunks.
 pub async fn serve_path(
     path: &Path,
     repo_path: &str,
@@ -127,9 +127,11 @@ pub async fn serve_path(
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Content> {
         let f = std::fs::File::open(&p)?;
         let meta = f.metadata()?;
-        let lm = meta.modified().ok().map(httpdate::fmt_http_date);
+        let lm = meta.modified().ok().map(crate::time::http_date);
         if meta.len() >= mapped::MIN_MAPPED {
-            return Ok(Content::Mapped(mapped::map(&f)?, lm));
+            if let Some(bytes) = mapped::map(&f)? {
+                return Ok(Content::Mapped(bytes, lm));
+            }
         }
         Ok(Content::Source(Arc::new(Source::complete(f, lm)?)))
     })
