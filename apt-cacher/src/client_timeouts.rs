@@ -18,6 +18,7 @@
 //! own timeouts bound that wait. A timeout is an I/O error (`TimedOut`)
 //! that ends the connection.
 
+use crate::time::later;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -118,7 +119,7 @@ pub struct ClientIo<S> {
 impl<S> ClientIo<S> {
     /// Wraps `inner`, whose requests report to `activity`.
     pub fn new(inner: S, activity: Activity, limits: Limits) -> ClientIo<S> {
-        let far = Instant::now() + Duration::from_secs(86400 * 365);
+        let far = later(Instant::now(), Duration::from_secs(86400 * 365));
         ClientIo {
             inner,
             activity,
@@ -133,13 +134,22 @@ impl<S> ClientIo<S> {
     fn read_deadline(&self) -> Option<(Instant, &'static str)> {
         let s = self.activity.lock();
         if s.tunnel {
-            Some((s.last_activity + self.limits.client_idle, "idle tunnel"))
+            Some((
+                later(s.last_activity, self.limits.client_idle),
+                "idle tunnel",
+            ))
         } else if s.busy > 0 {
             None
         } else if let Some(t) = s.head_started {
-            Some((t + self.limits.header_read, "request header not complete"))
+            Some((
+                later(t, self.limits.header_read),
+                "request header not complete",
+            ))
         } else {
-            Some((s.idle_since + self.limits.client_idle, "idle connection"))
+            Some((
+                later(s.idle_since, self.limits.client_idle),
+                "idle connection",
+            ))
         }
     }
 
@@ -154,7 +164,11 @@ impl<S> ClientIo<S> {
     /// taken a byte for `client_idle`.
     fn write_pending(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         let since = *self.write_blocked_since.get_or_insert_with(Instant::now);
-        if expired(&mut self.write_timer, since + self.limits.client_idle, cx) {
+        if expired(
+            &mut self.write_timer,
+            later(since, self.limits.client_idle),
+            cx,
+        ) {
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 "client stopped reading",

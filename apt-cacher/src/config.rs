@@ -2,8 +2,10 @@
 //! (`listen_address`, `check_interval`, `cache_period`, `meta_dir`,
 //! `cache_dir`, `cache_capacity`, `max_conns`, `[log]`, `[mapping]`), plus a
 //! few optional keys of our own (`connect_allow`, `generation_grace`,
-//! `status_allow`, `[timeouts]`). Unknown keys are errors, and every error names the key,
-//! the line and the reason.
+//! `status_allow`, `max_clients`, `[timeouts]`). Unknown keys are errors,
+//! and every error names the key, the line and the reason. Every duration
+//! is at most [`MAX_DURATION`] (so no deadline computed from one can
+//! overflow).
 
 use reqwest::Url;
 use serde::Deserialize;
@@ -30,6 +32,9 @@ pub struct Config {
     pub cache_capacity: u64,
     /// Maximum concurrent connections per upstream host (0 = unlimited).
     pub max_conns: usize,
+    /// Maximum simultaneous client connections (at least 1); further
+    /// clients wait in the kernel's listen backlog.
+    pub max_clients: usize,
     /// Logging.
     pub log: LogConfig,
     /// Prefix → upstream mappings, in file order.
@@ -44,6 +49,15 @@ pub struct Config {
     /// (`None`: everyone).
     pub status_allow: Option<Vec<ipnet::IpNet>>,
 }
+
+/// The longest duration any key accepts: 7 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The default of `max_clients`.
+pub const DEFAULT_MAX_CLIENTS: usize = 4096;
+
+/// The largest `max_clients` accepted.
+pub const MAX_CLIENTS_LIMIT: usize = 1 << 20;
 
 /// `[log]`: where and how to log.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -138,6 +152,7 @@ struct RawConfig {
     cache_dir: Option<Spanned<String>>,
     cache_capacity: Option<Spanned<u64>>,
     max_conns: Option<Spanned<u64>>,
+    max_clients: Option<Spanned<u64>>,
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
@@ -217,7 +232,9 @@ pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
 }
 
 /// Parses a network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare
-/// address means that one host.
+/// address means that one host. An IPv4-mapped IPv6 network
+/// (`::ffff:10.0.0.0/104`) becomes the IPv4 network it maps (`10.0.0.0/8`),
+/// as client addresses are compared in their canonical form.
 pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
     let t = text.trim();
     if let Ok(net) = t.parse::<ipnet::IpNet>() {
@@ -227,11 +244,24 @@ pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
                 net.trunc()
             ));
         }
-        return Ok(net);
+        return Ok(canonical_network(net));
     }
     t.parse::<std::net::IpAddr>()
-        .map(ipnet::IpNet::from)
+        .map(|a| canonical_network(ipnet::IpNet::from(a)))
         .map_err(|_| format!("{text:?} is not a network such as \"10.0.0.0/8\" or \"::1/128\""))
+}
+
+/// `net` with an IPv4-mapped IPv6 network (prefix ≥ 96) written as IPv4.
+fn canonical_network(net: ipnet::IpNet) -> ipnet::IpNet {
+    if let ipnet::IpNet::V6(v6) = net {
+        if let (Some(v4), Some(len)) = (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96))
+        {
+            if let Ok(n) = ipnet::Ipv4Net::new(v4, len) {
+                return ipnet::IpNet::V4(n);
+            }
+        }
+    }
+    net
 }
 
 /// Parses a `listen_address` as go-apt-cacher does: `":3142"` means every
@@ -284,6 +314,19 @@ impl Config {
         let secs = |v: &Option<Spanned<u64>>, default: u64| {
             v.as_ref().map(|s| *s.get_ref()).unwrap_or(default)
         };
+        // A duration in seconds, at most MAX_DURATION.
+        let duration =
+            |v: &Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
+                let d = Duration::from_secs(secs(v, default));
+                if d > MAX_DURATION {
+                    return Err(err(
+                        v.as_ref().map(|s| s.span()),
+                        key,
+                        too_long(d.as_secs()),
+                    ));
+                }
+                Ok(d)
+            };
         let dir = |v: &Option<Spanned<String>>, key: &str| -> Result<PathBuf, ConfigError> {
             let s = v
                 .as_ref()
@@ -338,6 +381,15 @@ impl Config {
                 "too large".into(),
             )
         })?;
+        let max_clients = secs(&raw.max_clients, DEFAULT_MAX_CLIENTS as u64);
+        if max_clients == 0 || max_clients > MAX_CLIENTS_LIMIT as u64 {
+            return Err(err(
+                raw.max_clients.as_ref().map(|s| s.span()),
+                "max_clients",
+                format!("{max_clients} must be between 1 and {MAX_CLIENTS_LIMIT}"),
+            ));
+        }
+        let max_clients = max_clients as usize;
 
         if let Some(level) = &raw.log.level {
             if !matches!(
@@ -435,20 +487,25 @@ impl Config {
 
         let mut timeouts = Timeouts::default();
         if let Some(t) = &raw.timeouts {
-            let span = Some(t.span());
+            let table = t.span();
             let t = t.get_ref();
             let set =
                 |slot: &mut Duration, v: Option<u64>, name: &str| -> Result<(), ConfigError> {
-                    if let Some(v) = v {
-                        if v == 0 {
-                            return Err(err(
-                                span.clone(),
-                                &format!("timeouts.{name}"),
-                                "must be at least 1 second".into(),
-                            ));
-                        }
-                        *slot = Duration::from_secs(v);
+                    let Some(v) = v else {
+                        return Ok(());
+                    };
+                    // The key's own line when it is written `name = ...`.
+                    let span = key_span(text.get(table.clone()).unwrap_or(""), name)
+                        .map(|s| s.start + table.start..s.end + table.start)
+                        .or(Some(table.clone()));
+                    let key = format!("timeouts.{name}");
+                    if v == 0 {
+                        return Err(err(span, &key, "must be at least 1 second".into()));
                     }
+                    if Duration::from_secs(v) > MAX_DURATION {
+                        return Err(err(span, &key, too_long(v)));
+                    }
+                    *slot = Duration::from_secs(v);
                     Ok(())
                 };
             set(&mut timeouts.connect, t.connect, "connect")?;
@@ -465,16 +522,17 @@ impl Config {
 
         Ok(Config {
             listen,
-            check_interval: Duration::from_secs(secs(&raw.check_interval, 600)),
-            cache_period: Duration::from_secs(secs(&raw.cache_period, 3)),
+            check_interval: duration(&raw.check_interval, 600, "check_interval")?,
+            cache_period: duration(&raw.cache_period, 3, "cache_period")?,
             meta_dir,
             cache_dir,
             cache_capacity,
             max_conns,
+            max_clients,
             log: raw.log,
             mappings,
             connect_allow,
-            generation_grace: Duration::from_secs(secs(&raw.generation_grace, 600)),
+            generation_grace: duration(&raw.generation_grace, 600, "generation_grace")?,
             timeouts,
             status_allow,
         })
@@ -488,6 +546,14 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The error for a duration above [`MAX_DURATION`].
+fn too_long(secs: u64) -> String {
+    format!(
+        "{secs} seconds is too long: at most {} (7 days)",
+        MAX_DURATION.as_secs()
+    )
 }
 
 /// Removes `.` components and trailing slashes (no file-system access).
@@ -642,6 +708,49 @@ security = "http://security.ubuntu.com/ubuntu"
     }
 
     #[test]
+    fn durations_are_bounded() {
+        let huge = "9223372036854775807";
+        for key in [
+            "connect",
+            "idle_read",
+            "overall",
+            "header_read",
+            "client_idle",
+            "shutdown_grace",
+        ] {
+            let e = parse_err(&format!("{DIRS}[timeouts]\n# a comment\n{key} = {huge}\n"));
+            assert_eq!(
+                (e.key.as_str(), e.line),
+                (format!("timeouts.{key}").as_str(), 5),
+                "{e}"
+            );
+            assert!(e.to_string().contains("at most 604800"), "{e}");
+            let e = parse_err(&format!("{DIRS}[timeouts]\n{key} = 0\n"));
+            assert_eq!(e.key, format!("timeouts.{key}"), "{e}");
+            // Seven days is still accepted.
+            Config::parse("t.toml", &format!("{DIRS}[timeouts]\n{key} = 604800\n")).unwrap();
+        }
+        for key in ["check_interval", "cache_period", "generation_grace"] {
+            let e = parse_err(&format!("{DIRS}{key} = {huge}\n"));
+            assert_eq!((e.key.as_str(), e.line), (key, 3), "{e}");
+            let e = parse_err(&format!("{DIRS}{key} = 604801\n"));
+            assert_eq!(e.key, key, "{e}");
+        }
+    }
+
+    #[test]
+    fn max_clients_is_bounded() {
+        let c = Config::parse("t.toml", DIRS).unwrap();
+        assert_eq!(c.max_clients, DEFAULT_MAX_CLIENTS);
+        let c = Config::parse("t.toml", &format!("{DIRS}max_clients = 2\n")).unwrap();
+        assert_eq!(c.max_clients, 2);
+        for bad in ["0", "99999999999"] {
+            let e = parse_err(&format!("{DIRS}max_clients = {bad}\n"));
+            assert_eq!((e.key.as_str(), e.line), ("max_clients", 3), "{e}");
+        }
+    }
+
+    #[test]
     fn table_mapping_with_aliases_and_new_keys() {
         let c = Config::parse(
             "t.toml",
@@ -674,6 +783,19 @@ security = "http://security.ubuntu.com/ubuntu"
             .map(|n| n.to_string())
             .collect();
         assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.2.3/32"]);
+        // IPv4-mapped nets are compared as the IPv4 nets they map.
+        let c = Config::parse(
+            "t.toml",
+            &format!("{DIRS}status_allow = [\"::ffff:10.0.0.0/104\", \"::ffff:10.1.2.3\", \"::ffff:0:0/96\"]\n"),
+        )
+        .unwrap();
+        let nets: Vec<String> = c
+            .status_allow
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(nets, ["10.0.0.0/8", "10.1.2.3/32", "0.0.0.0/0"]);
         for bad in ["\"10.0.0.0/33\"", "\"nonsense\"", "\"10.0.0.1/8\""] {
             let e = parse_err(&format!("{DIRS}status_allow = [\"::1/128\",\n  {bad}]\n"));
             assert_eq!((e.key.as_str(), e.line), ("status_allow", 4), "{e}");

@@ -197,6 +197,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         cache_dir: dir.join("cache"),
         cache_capacity: 1 << 30,
         max_conns: 10,
+        max_clients: crate::config::DEFAULT_MAX_CLIENTS,
         log: LogConfig::default(),
         mappings: mappings_for(&sources),
         connect_allow: Vec::new(),

@@ -461,7 +461,7 @@ impl Generations {
                     generation: g.id,
                     release_date: g.release.date.clone(),
                     fetched_unix: unix_secs(g.stamp),
-                    fetched: httpdate::fmt_http_date(g.stamp),
+                    fetched: crate::time::http_date(g.stamp),
                     indices,
                     listed: g.release.entries.len(),
                 })
@@ -1138,6 +1138,9 @@ fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
         .first()
         .and_then(|n| std::fs::metadata(dir.join(n)).ok())
         .and_then(|m| m.modified().ok())
+        // An mtime is anyone's to set (`touch -d @-100`): never before 1970
+        // nor in the future.
+        .map(|t| crate::time::clamp_http(t.min(SystemTime::now())))
         .unwrap_or_else(SystemTime::now);
     let gen = Gen {
         id,

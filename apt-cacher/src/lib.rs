@@ -12,7 +12,8 @@
 //! (metadata), [`store`] (pool files), [`download`] (coalesced verified
 //! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details).
 //! [`config`], [`defaults`] and [`logging`] set it up; [`metrics`] and
-//! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`).
+//! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`);
+//! [`time`] computes deadlines and HTTP dates without panicking.
 // Audited `unsafe` blocks: the memory map in `mapped`; taking systemd's
 // listening socket in `listen`.
 #![deny(unsafe_code)]
@@ -33,9 +34,9 @@ pub mod response;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod time;
 pub mod upstream;
 
-/// The shutdown token type [`start`] and [`run`] take.
 pub use anyhow::Context;
 pub use config::Config;
 use std::net::SocketAddr;

@@ -44,6 +44,10 @@ fn percent_decode(s: &str) -> Option<String> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = s.get(i + 1..i + 3)?;
+            // `from_str_radix` would also take a sign (`%+1`): two hex digits only.
+            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                return None;
+            }
             out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
@@ -54,11 +58,14 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// True when `path` is a safe relative repository path.
+/// True when `path` is a safe relative repository path: no empty, `.` or
+/// `..` component, no backslash, and no control character (a decoded `%0A`
+/// would forge log lines, and the `url` crate silently drops `\n\r\t`, so
+/// upstream would be asked for another file than the one cached).
 pub fn safe_path(path: &str) -> bool {
     !path.is_empty()
         && !path.starts_with('/')
-        && !path.contains(['\0', '\\'])
+        && !path.contains(|c: char| c == '\\' || c.is_ascii_control())
         && path
             .split('/')
             .all(|c| !c.is_empty() && c != "." && c != "..")
@@ -350,6 +357,36 @@ mod tests {
             (
                 Method::GET,
                 "/debian//x",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/a%0A2026-11-27T00:00:00Z%20ERROR%20forged.deb",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/a%0d.deb",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/a%09b.deb",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/a%7f.deb",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "/debian/pool/a%+1.deb",
+                Route::Refuse(StatusCode::BAD_REQUEST, ""),
+            ),
+            (
+                Method::GET,
+                "http://deb.example/debian/pool/a%0A.deb",
                 Route::Refuse(StatusCode::BAD_REQUEST, ""),
             ),
             (

@@ -293,7 +293,7 @@ impl Metrics {
         };
         f.push_back(Failure {
             unix_time: unix_secs(now),
-            time: httpdate::fmt_http_date(now),
+            time: crate::time::http_date(now),
             url: cut(url),
             what: cut(what),
         });

@@ -109,7 +109,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
     // moment to read the request it has (so a restart loses no request).
     tokio::time::sleep_until(last_accept + ACCEPT_SETTLE).await;
     let grace = app.config.timeouts.shutdown_grace;
-    let deadline = Instant::now() + grace;
+    let deadline = crate::time::later(Instant::now(), grace);
     tracing::info!(
         grace_secs = grace.as_secs(),
         downloads = app.downloads.in_flight(),

@@ -120,6 +120,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         cache_dir: dir.join("cache"),
         cache_capacity: 1 << 30,
         max_conns: 10,
+        max_clients: crate::config::DEFAULT_MAX_CLIENTS,
         log: LogConfig::default(),
         mappings: vec![Mapping {
             prefix: "m".into(),

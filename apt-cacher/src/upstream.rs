@@ -123,7 +123,9 @@ impl Response {
     /// The next chunk of the body, `None` at the end; bounded by the
     /// idle-read timeout and the overall cap.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
-        let deadline = self.deadline.min(tokio::time::Instant::now() + self.idle);
+        let deadline = self
+            .deadline
+            .min(crate::time::later(tokio::time::Instant::now(), self.idle));
         match tokio::time::timeout_at(deadline, self.inner.chunk()).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(UpstreamError::Transport {
@@ -276,7 +278,7 @@ impl Upstream {
             ),
             None => None,
         };
-        let deadline = tokio::time::Instant::now() + self.timeouts.overall;
+        let deadline = crate::time::later(tokio::time::Instant::now(), self.timeouts.overall);
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
