@@ -6,47 +6,21 @@
 
 use crate::config::LogConfig;
 use anyhow::Context;
-pub use aptindex::logging::{Format, Level, LogGuard, Settings};
-use std::path::PathBuf;
+pub use aptindex::logging::{Format, Level, LogGuard, Overrides, Settings};
 
 /// Environment variable with `tracing` filter directives that replace the
 /// level, e.g. `APT_CACHER_LOG=info,apt_cacher::download=debug`.
 pub const FILTER_ENV: &str = "APT_CACHER_LOG";
 
-/// Command-line overrides of `[log]`.
-#[derive(Debug, Clone, Default)]
-pub struct Overrides {
-    /// `--log-level`.
-    pub level: Option<Level>,
-    /// `--log-format`.
-    pub format: Option<Format>,
-    /// `--log-file` (`-` is standard error).
-    pub file: Option<PathBuf>,
-}
-
-/// The logger settings from `[log]` and the command line (which wins).
+/// The logger settings from `[log]` and the command line (which wins):
+/// `aptindex::logging::settings`. The error names the key.
 pub fn settings(log: &LogConfig, overrides: &Overrides) -> anyhow::Result<Settings> {
-    let level = match (overrides.level, &log.level) {
-        (Some(l), _) => l,
-        (None, Some(name)) => name.parse().context("key \"log.level\"")?,
-        (None, None) => Level::default(),
+    let table = aptindex::logging::LogTable {
+        filename: log.filename.as_deref(),
+        level: log.level.as_deref(),
+        format: log.format.as_deref(),
     };
-    let format = match (overrides.format, &log.format) {
-        (Some(f), _) => f,
-        (None, Some(name)) => name.parse().context("key \"log.format\"")?,
-        (None, None) => Format::default(),
-    };
-    let filename = match &overrides.file {
-        Some(f) if f.as_os_str() == "-" => None,
-        Some(f) => Some(f.clone()),
-        None => log.filename.clone(),
-    };
-    Ok(Settings {
-        level,
-        format,
-        filename,
-        directives: std::env::var(FILTER_ENV).ok().filter(|d| !d.is_empty()),
-    })
+    Ok(aptindex::logging::settings(table, overrides, FILTER_ENV)?)
 }
 
 /// Installs the process-wide logger. Call once, at start; keep the guard

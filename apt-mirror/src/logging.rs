@@ -31,34 +31,20 @@ pub struct LogArgs {
     pub log_file: Option<PathBuf>,
 }
 
-/// The logger settings from `[log]` and the command line (which wins). The
-/// error names the key.
+/// The logger settings from `[log]` and the command line (which wins):
+/// `aptindex::logging::settings`. The error names the key.
 pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, String> {
-    let level = match (args.log_level, &log.level) {
-        (Some(l), _) => l,
-        (None, Some(name)) => name
-            .parse()
-            .map_err(|e| format!("key \"log.level\": {e}"))?,
-        (None, None) => Level::default(),
+    let table = aptindex::logging::LogTable {
+        filename: log.filename.as_deref(),
+        level: log.level.as_deref(),
+        format: log.format.as_deref(),
     };
-    let format = match (args.log_format, &log.format) {
-        (Some(f), _) => f,
-        (None, Some(name)) => name
-            .parse()
-            .map_err(|e| format!("key \"log.format\": {e}"))?,
-        (None, None) => Format::default(),
+    let overrides = aptindex::logging::Overrides {
+        level: args.log_level,
+        format: args.log_format,
+        file: args.log_file.clone(),
     };
-    let filename = match &args.log_file {
-        Some(f) if f.as_os_str() == "-" => None,
-        Some(f) => Some(f.clone()),
-        None => log.filename.clone(),
-    };
-    Ok(Settings {
-        level,
-        format,
-        filename,
-        directives: std::env::var(FILTER_ENV).ok().filter(|d| !d.is_empty()),
-    })
+    aptindex::logging::settings(table, &overrides, FILTER_ENV).map_err(|e| e.to_string())
 }
 
 /// Installs the process-wide logger; keep the guard until exit (dropping it

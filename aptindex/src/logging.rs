@@ -24,7 +24,7 @@
 //! this module relies on that (and only ever sees the error).
 
 use std::collections::VecDeque;
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -141,6 +141,76 @@ pub struct Settings {
     pub directives: Option<String>,
 }
 
+/// Command-line overrides of the `[log]` table: where given, they win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--log-level`.
+    pub level: Option<Level>,
+    /// `--log-format`.
+    pub format: Option<Format>,
+    /// `--log-file` (`-` is standard error).
+    pub file: Option<PathBuf>,
+}
+
+/// The `[log]` table of a configuration file, as written (cybozu-go/well's
+/// keys, used by both go-apt-cacher and go-apt-mirror).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogTable<'a> {
+    /// `filename`: the log file; standard error when absent.
+    pub filename: Option<&'a Path>,
+    /// `level`: a [`Level`] name.
+    pub level: Option<&'a str>,
+    /// `format`: a [`Format`] name.
+    pub format: Option<&'a str>,
+}
+
+/// A bad value in the `[log]` table, naming its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("key \"log.{key}\": {error}")]
+pub struct KeyError {
+    /// The key, without the `log.` prefix.
+    pub key: &'static str,
+    /// What is wrong with its value.
+    pub error: NameError,
+}
+
+/// The logger settings from a `[log]` table and the command line (which
+/// wins); `filter_env` names the environment variable whose `tracing`
+/// directives, when set and not empty, replace the level.
+pub fn settings(
+    table: LogTable<'_>,
+    overrides: &Overrides,
+    filter_env: &str,
+) -> Result<Settings, KeyError> {
+    let level = match (overrides.level, table.level) {
+        (Some(l), _) => l,
+        (None, Some(name)) => name.parse().map_err(|error| KeyError {
+            key: "level",
+            error,
+        })?,
+        (None, None) => Level::default(),
+    };
+    let format = match (overrides.format, table.format) {
+        (Some(f), _) => f,
+        (None, Some(name)) => name.parse().map_err(|error| KeyError {
+            key: "format",
+            error,
+        })?,
+        (None, None) => Format::default(),
+    };
+    let filename = match &overrides.file {
+        Some(f) if f.as_os_str() == "-" => None,
+        Some(f) => Some(f.clone()),
+        None => table.filename.map(Path::to_path_buf),
+    };
+    Ok(Settings {
+        level,
+        format,
+        filename,
+        directives: std::env::var(filter_env).ok().filter(|d| !d.is_empty()),
+    })
+}
+
 /// Why logging could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -201,7 +271,7 @@ pub fn init(settings: &Settings) -> Result<LogGuard, LogError> {
         .log_internal_errors(false)
         .with_timer(UtcTime);
     let installed = match settings.format {
-        Format::Plain => builder.try_init(),
+        Format::Plain => builder.fmt_fields(PlainFields).try_init(),
         Format::Logfmt => builder
             .fmt_fields(LogfmtFields)
             .event_format(Logfmt)
@@ -330,7 +400,8 @@ impl Sink {
             match open_append(path) {
                 Ok(new) => {
                     *file = new;
-                    // The first line of the new file.
+                    // Goes to the new file, after the lines the writer
+                    // thread has already taken out of the queue.
                     tracing::info!(file = %path.display(), "log file reopened");
                 }
                 // Keep writing to the old file; this line goes there too.
@@ -518,6 +589,91 @@ struct UtcTime;
 impl FormatTime for UtcTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
         write!(w, "{}", chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"))
+    }
+}
+
+/// Field formatting for the plain format: tracing-subscriber's layout
+/// (`message key=value …`), except that control characters in messages and
+/// values are escaped (`\n`, `\r`, `\t`, `\u{1b}`), so that no value (a
+/// request path, an upstream's error text) can start a line of its own.
+struct PlainFields;
+
+impl<'w> FormatFields<'w> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        mut w: Writer<'w>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut v = PlainVisitor {
+            out: Escaped(&mut w),
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut v);
+        v.result
+    }
+}
+
+/// Writes `message` and ` key=value` through [`Escaped`].
+struct PlainVisitor<'a> {
+    out: Escaped<'a>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    fn field(&mut self, field: &Field, value: fmt::Arguments<'_>) {
+        let name = field.name();
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let pad = if std::mem::replace(&mut self.first, false) {
+            ""
+        } else {
+            " "
+        };
+        self.result = match name {
+            "message" => write!(self.out, "{pad}{value}"),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(self.out, "{pad}{name}={value}")
+            }
+        };
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.field(field, format_args!("{value}"));
+        } else {
+            self.field(field, format_args!("{value:?}"));
+        }
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.field(field, format_args!("{value}"));
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.field(field, format_args!("{value:?}"));
+    }
+}
+
+/// A `fmt::Write` that passes text through with control characters escaped
+/// the way Rust's `Debug` escapes them (`\n`, `\r`, `\t`, `\u{7f}`).
+struct Escaped<'a>(&'a mut dyn fmt::Write);
+
+impl fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let mut chars = rest[at..].chars();
+            if let Some(c) = chars.next() {
+                write!(self.0, "{}", c.escape_debug())?;
+            }
+            rest = chars.as_str();
+        }
+        self.0.write_str(rest)
     }
 }
 
@@ -720,7 +876,9 @@ mod tests {
             .with_timer(UtcTime)
             .with_max_level(tracing::Level::DEBUG);
         match format {
-            Format::Plain => tracing::subscriber::with_default(builder.finish(), f),
+            Format::Plain => {
+                tracing::subscriber::with_default(builder.fmt_fields(PlainFields).finish(), f)
+            }
             Format::Logfmt => tracing::subscriber::with_default(
                 builder
                     .fmt_fields(LogfmtFields)
@@ -829,6 +987,77 @@ mod tests {
         let text = capture(Format::Plain, || tracing::info!(status = 200u16, "served"));
         assert!(text.contains("Z  INFO "), "{text}");
         assert!(text.ends_with("served status=200\n"), "{text}");
+    }
+
+    /// A value, a message or a span field that holds a newline followed by
+    /// what looks like a log line must not become a line of its own.
+    #[test]
+    fn no_value_can_start_a_line() {
+        let forged = "/debian/pool/a\n2026-11-27T00:00:00.000Z ERROR forged: pwned.deb";
+        for format in [Format::Plain, Format::Logfmt, Format::Json] {
+            let text = capture(format, || {
+                let span = tracing::info_span!("request", client = %"1.2.3.4\r\nX");
+                let _e = span.enter();
+                tracing::warn!(path = %forged, what = forged, n = 1, "cannot fetch {forged}");
+                tracing::info!(error = %"a\u{1b}[31m\u{7f}\tb", "done");
+            });
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines.len(), 2, "{format:?}: {text}");
+            assert!(
+                lines
+                    .iter()
+                    .all(|l| !l.contains('\r') && !l.contains('\u{1b}')),
+                "{format:?}: {text}"
+            );
+            assert!(lines[0].contains("forged"), "{format:?}: {text}");
+        }
+        let plain = capture(Format::Plain, || {
+            tracing::warn!(path = %"a\nb", what = "c\nd", "m\ne\u{7f}");
+        });
+        let want = concat!(r#"m\ne\u{7f} path=a\nb what="c\nd""#, "\n");
+        assert!(plain.ends_with(want), "{plain}");
+    }
+
+    #[test]
+    fn settings_from_table_and_command_line() {
+        let table = LogTable {
+            filename: Some(Path::new("/var/log/x.log")),
+            level: Some("warning"),
+            format: Some("json"),
+        };
+        let s = settings(table, &Overrides::default(), "APTINDEX_TEST_UNSET_LOG").unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename.as_deref(), s.directives),
+            (
+                Level::Warn,
+                Format::Json,
+                Some(Path::new("/var/log/x.log")),
+                None
+            )
+        );
+        let o = Overrides {
+            level: Some(Level::Debug),
+            format: Some(Format::Logfmt),
+            file: Some("-".into()),
+        };
+        let s = settings(table, &o, "APTINDEX_TEST_UNSET_LOG").unwrap();
+        assert_eq!(
+            (s.level, s.format, s.filename),
+            (Level::Debug, Format::Logfmt, None)
+        );
+        let s = settings(LogTable::default(), &Overrides::default(), "X_UNSET").unwrap();
+        assert_eq!(s, Settings::default());
+        let bad = LogTable {
+            format: Some("text"),
+            ..LogTable::default()
+        };
+        let e = settings(bad, &Overrides::default(), "X_UNSET").unwrap_err();
+        assert_eq!(e.key, "format");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("key \"log.format\": ") && e.contains("\"text\""),
+            "{e}"
+        );
     }
 
     /// Fails every write (as a full disk does) while `failing` is set.
