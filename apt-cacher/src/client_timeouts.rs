@@ -17,6 +17,12 @@
 //! While a response waits for upstream, no client timeout runs: upstream's
 //! own timeouts bound that wait. A timeout is an I/O error (`TimedOut`)
 //! that ends the connection.
+//!
+//! HTTP/2 (recognised by its connection preface, `PRI * HTTP/2.0`) has no
+//! request header to time: frames on an idle connection (PING,
+//! WINDOW_UPDATE) do not start one, so such a connection is closed after
+//! `client_idle`, as an idle HTTP/1 one is; hyper's HTTP/2 code bounds the
+//! frames themselves.
 
 use crate::time::later;
 use std::io;
@@ -43,6 +49,43 @@ struct State {
     tunnel: bool,
     /// When a byte last went either way.
     last_activity: Instant,
+    /// The protocol, as far as the first bytes tell.
+    proto: Proto,
+}
+
+/// What the first bytes of a connection say about its protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// Not known yet: this many bytes of [`H2_START`] have been seen.
+    Unknown(usize),
+    /// HTTP/1.x: bytes on an idle connection start a request header.
+    Http1,
+    /// HTTP/2: no header timeout (see the module doc).
+    Http2,
+}
+
+/// How HTTP/2's connection preface starts; no HTTP/1 request does.
+const H2_START: &[u8] = b"PRI ";
+
+impl Proto {
+    /// The protocol once `data` (the next bytes read) has been seen.
+    fn after(self, data: &[u8]) -> Proto {
+        let mut p = self;
+        for &b in data {
+            p = match p {
+                Proto::Unknown(n) if H2_START.get(n) == Some(&b) => {
+                    if n + 1 == H2_START.len() {
+                        Proto::Http2
+                    } else {
+                        Proto::Unknown(n + 1)
+                    }
+                }
+                Proto::Unknown(_) => Proto::Http1,
+                known => return known,
+            };
+        }
+        p
+    }
 }
 
 impl Default for Activity {
@@ -54,6 +97,7 @@ impl Default for Activity {
             head_started: None,
             tunnel: false,
             last_activity: now,
+            proto: Proto::Unknown(0),
         })))
     }
 }
@@ -198,11 +242,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
-                if buf.filled().len() > before {
+                if let Some(data) = buf.filled().get(before..).filter(|d| !d.is_empty()) {
                     let now = Instant::now();
                     let mut s = this.activity.lock();
                     s.last_activity = now;
-                    if s.busy == 0 && !s.tunnel && s.head_started.is_none() {
+                    if !matches!(s.proto, Proto::Http1 | Proto::Http2) {
+                        s.proto = s.proto.after(data);
+                    }
+                    if s.proto == Proto::Http2 {
+                        s.head_started = None;
+                    } else if s.busy == 0 && !s.tunnel && s.head_started.is_none() {
                         s.head_started = Some(now);
                     }
                 }
@@ -269,15 +318,20 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    // Far apart, so that "closed by this limit, not the other" holds even
+    // with the generous upper bound of `about`.
     const LIMITS: Limits = Limits {
         header_read: Duration::from_millis(200),
-        client_idle: Duration::from_millis(500),
+        client_idle: Duration::from_millis(1200),
     };
 
-    /// `elapsed` is `limit`, give or take scheduling.
+    /// `elapsed` is `limit`, give or take scheduling. Every clock below
+    /// starts before the action that starts the connection's timer, so the
+    /// lower bound is exact; the upper bound leaves a loaded machine room
+    /// (the point is "closed by the timer", not its precision).
     fn about(elapsed: Duration, limit: Duration) {
         assert!(
-            elapsed >= limit && elapsed < limit + Duration::from_millis(150),
+            elapsed >= limit && elapsed < limit + Duration::from_millis(800),
             "{elapsed:?} vs {limit:?}"
         );
     }
@@ -285,9 +339,9 @@ mod tests {
     #[tokio::test]
     async fn idle_partial_header_busy_and_stalled_reader() {
         // Idle: closed after client_idle, not header_read.
+        let t = Instant::now();
         let (a, _b) = tokio::io::duplex(64);
         let mut io = ClientIo::new(a, Activity::default(), LIMITS);
-        let t = Instant::now();
         let e = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         about(t.elapsed(), LIMITS.client_idle);
@@ -307,10 +361,11 @@ mod tests {
         let activity = Activity::default();
         let mut io = ClientIo::new(a, activity.clone(), LIMITS);
         let busy = activity.request();
-        let waited = tokio::time::timeout(LIMITS.client_idle * 2, io.read(&mut [0u8; 8])).await;
+        let wait = LIMITS.client_idle + Duration::from_millis(300);
+        let waited = tokio::time::timeout(wait, io.read(&mut [0u8; 8])).await;
         assert!(waited.is_err(), "a busy connection has no read limit");
-        drop(busy);
         let t = Instant::now();
+        drop(busy);
         let e = io.read(&mut [0u8; 8]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         about(t.elapsed(), LIMITS.client_idle);
@@ -324,5 +379,31 @@ mod tests {
         let e = io.write_all(&[0u8; 64]).await.unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         about(t.elapsed(), LIMITS.client_idle);
+    }
+
+    #[tokio::test]
+    async fn http2_frames_on_an_idle_connection_start_no_header() {
+        // The preface and a PING-sized frame: the connection stays idle and
+        // is closed after client_idle, not header_read.
+        let t = Instant::now();
+        let (a, mut b) = tokio::io::duplex(128);
+        let mut io = ClientIo::new(a, Activity::default(), LIMITS);
+        b.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 24];
+        io.read_exact(&mut buf).await.unwrap();
+        b.write_all(&[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
+            .await
+            .unwrap();
+        io.read_exact(&mut [0u8; 17]).await.unwrap();
+        let e = io.read(&mut [0u8; 8]).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        about(t.elapsed(), LIMITS.client_idle);
+
+        // First bytes split across reads are still recognised; "PO" is HTTP/1.
+        assert_eq!(Proto::Unknown(0).after(b"PR").after(b"I "), Proto::Http2);
+        assert_eq!(Proto::Unknown(0).after(b"PO").after(b"ST"), Proto::Http1);
+        assert_eq!(Proto::Unknown(0).after(b"GET /"), Proto::Http1);
     }
 }

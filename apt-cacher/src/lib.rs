@@ -59,12 +59,14 @@ impl Running {
     /// Stops accepting, lets in-flight responses finish (bounded), and returns.
     pub async fn stop(self) {
         self.shutdown.cancel();
-        let _ = self.task.await;
+        self.wait().await;
     }
 
     /// Waits until the server ends (after its shutdown token is cancelled).
     pub async fn wait(self) {
-        let _ = self.task.await;
+        if let Err(e) = self.task.await {
+            tracing::error!(error = %e, "the server task failed");
+        }
     }
 }
 
@@ -109,11 +111,19 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         tokio::spawn(async move { gens.load_all().await });
     }
     tokio::spawn(gens.ticker(shutdown.clone()));
+    {
+        // systemd learns that the stop has begun as soon as it has (the
+        // grace time for responses in flight follows).
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            listen::notify("STOPPING=1");
+        });
+    }
     let task = {
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
             server::serve(listener, app.clone(), shutdown).await;
-            listen::notify("STOPPING=1");
             remove_temp_files(&app.config).await;
             tracing::info!("apt-cacher stopped");
         })

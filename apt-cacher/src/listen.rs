@@ -34,8 +34,9 @@ pub enum ListenError {
 
 /// The listening socket: systemd's (socket activation) if it passed one to
 /// this process, otherwise `addr` bound now. The second value is true for
-/// systemd's socket. The activation variables are removed from the
-/// environment once read, so they are not inherited.
+/// systemd's socket. The activation variables stay in the environment
+/// (removing them from a multi-threaded process is unsound): a child cannot
+/// mistake them for its own, as `LISTEN_PID` names this process.
 pub fn listener(addr: SocketAddr) -> Result<(tokio::net::TcpListener, bool), ListenError> {
     let (std_listener, activated) = match activated()? {
         Some(l) => (l, true),
@@ -72,9 +73,6 @@ fn activated() -> Result<Option<std::net::TcpListener>, ListenError> {
     if pid.trim().parse::<u32>().ok() != Some(std::process::id()) {
         // Meant for another process (e.g. our parent): not ours to use.
         return Ok(None);
-    }
-    for var in ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"] {
-        std::env::remove_var(var);
     }
     let fds = fds.to_string_lossy();
     let count: u32 = fds

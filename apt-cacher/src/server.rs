@@ -1,7 +1,10 @@
 //! The HTTP server: accepts connections, serves HTTP/1.1 (keep-alive) and
 //! HTTP/2 with [`App::handle`], supports `CONNECT` upgrades, bounds every
 //! client connection in time ([`crate::client_timeouts`]: request header,
-//! idle keep-alive, a client that stops reading), and shuts down gracefully
+//! idle keep-alive, a client that stops reading), bounds their number
+//! (`max_clients`: a client beyond it is not accepted until another
+//! connection closes, so it waits in the kernel's backlog instead of being
+//! refused), and shuts down gracefully
 //! when the cancellation token fires: it stops accepting, lets in-flight
 //! responses and downloads finish within `shutdown_grace`, and returns.
 
@@ -17,6 +20,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -54,8 +58,17 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         header_read: app.config.timeouts.header_read,
         client_idle: app.config.timeouts.client_idle,
     };
+    let clients = Arc::new(Semaphore::new(app.config.max_clients.max(1)));
     let mut last_accept = Instant::now();
     loop {
+        // A free place first, then accept: excess clients wait in the backlog.
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = clients.clone().acquire_owned() => match permit {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -98,6 +111,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
+            // The connection's place, given back when it closes.
+            let _permit = permit;
             if let Err(e) = conn.await {
                 tracing::debug!(client = %peer, error = %e, "connection ended with an error");
             }
