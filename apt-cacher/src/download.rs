@@ -571,7 +571,11 @@ impl Task {
             });
             let url = tried.map(|u| u.as_str()).unwrap_or("-");
             let status = status_of(&e);
-            if !negative {
+            let not_found = matches!(e, UpstreamError::NotFound { .. });
+            // A 404 is counted (upstream_errors) but is no "recent failure":
+            // clients ask for files that may not exist, and those must not
+            // push a real failure out of the list.
+            if !negative && !not_found {
                 metrics.failure(url, &e.to_string());
             }
             if negative {

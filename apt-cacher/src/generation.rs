@@ -431,7 +431,11 @@ impl Generations {
             return Err(MetaError::Invalid(format!("{name} not available")));
         }
         self.record_client(client, &suite, &gen);
-        // Upstream answered when a Release was fetched or re-checked.
+        // Upstream answered when a Release was fetched or re-checked. The
+        // status is 200 in practice: every Release file was fetched whole
+        // (no conditional or range request is sent) and `Upstream::get`
+        // turns any status but 2xx (206 included) into an error; the exact
+        // 2xx code of each file is not carried up to here.
         let upstream = (outcome != Outcome::Hit).then(|| UpstreamNote {
             status: Some(200),
             ms: started.elapsed().as_millis() as u64,
@@ -512,10 +516,11 @@ impl Generations {
                 Err(e) => {
                     if !negative {
                         self.metrics.upstream_error(&url);
-                        self.metrics.failure(url.as_str(), &e.to_string());
+                        // A 404 is counted but is no "recent failure" (see download.rs).
                         if matches!(e, UpstreamError::NotFound { .. }) {
                             tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
                         } else {
+                            self.metrics.failure(url.as_str(), &e.to_string());
                             tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
                         }
                     }

@@ -8,8 +8,10 @@
 //!
 //! Every request gets one access-log line (tracing target `access`) when
 //! its response ends: the body is wrapped so that the line is written when
-//! the body finishes or is dropped early, with the bytes actually sent, the
-//! time the whole transfer took and `complete=false` for an aborted one.
+//! the body finishes or is dropped early, with the body bytes handed to
+//! hyper (for an aborted transfer, some may still have been in its buffers
+//! or the socket's, not received by the client), the time the whole
+//! transfer took and `complete=false` for an aborted one.
 use crate::config::Config;
 use crate::download::{Downloads, Job, UpstreamNote};
 use crate::generation::{Generations, Meta, MetaError, RELEASE_FILES};

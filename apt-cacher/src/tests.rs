@@ -378,6 +378,51 @@ async fn generations_swap_only_when_consistent() {
 }
 
 #[tokio::test]
+async fn not_found_is_no_recent_failure() {
+    let up = FakeUpstream::default();
+    let deb = vec![7u8; 1000];
+    for (p, d) in repo(&deb, 1) {
+        up.put(&p, d);
+    }
+    up.put("/repo/pool/main/a/a_1_amd64.deb", vec![8u8; 1000]);
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let base = format!("http://{}/m", cacher.addr);
+    for f in ["Release", "main/binary-amd64/Packages.gz"] {
+        let (s, _) = get(&format!("{base}/dists/stable/{f}")).await.unwrap();
+        assert_eq!(s, 200);
+    }
+    // A verification failure, then many requests for files that do not exist.
+    let _ = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
+    for i in 0..(crate::metrics::RECENT_FAILURES + 5) {
+        let (s, _) = get(&format!("{base}/pool/missing-{i}.deb")).await.unwrap();
+        assert_eq!(s, 404);
+    }
+    let (s, _) = get(&format!("{base}/dists/nosuch/InRelease"))
+        .await
+        .unwrap();
+    assert_eq!(s, 404);
+    let failures = cacher.app.metrics.recent_failures();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert!(failures[0].url.ends_with("a_1_amd64.deb"), "{failures:?}");
+    // The 404s are still counted as upstream errors.
+    let errors: u64 = cacher
+        .app
+        .metrics
+        .counters()
+        .upstream
+        .values()
+        .map(|h| h.errors)
+        .sum();
+    assert!(
+        errors > crate::metrics::RECENT_FAILURES as u64 + 5,
+        "{errors} upstream errors"
+    );
+    cacher.stop().await;
+}
+
+#[tokio::test]
 async fn negative_caching_and_methods() {
     let up = FakeUpstream::default();
     let addr = up.start().await;
