@@ -6,6 +6,10 @@
 //! `READY=1` / `STOPPING=1` reach `NOTIFY_SOCKET` (systemd `Type=notify`).
 //!
 //! The upstream is a tiny HTTP server on 127.0.0.1 in this test process.
+//! The cacher binds port 0 and the test reads the address from its log, or
+//! it is given a socket the test holds: no port is guessed.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -16,7 +20,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_apt-cacher");
+use common::{on_socket, signal, wait_exit, wait_serving, BIN};
 
 /// The body of `/pool/<name>` on the test upstream: `len` bytes of a pattern.
 fn body(len: usize) -> Vec<u8> {
@@ -130,21 +134,14 @@ fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
     Ok((status, all[split + 4..].to_vec()))
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Writes the cacher's config under `dir`; returns its path.
-fn write_config(dir: &Path, port: u16, upstream: &str, grace: u64) -> PathBuf {
+/// Writes the cacher's config under `dir` (listening on `listen`); returns
+/// its path.
+fn write_config(dir: &Path, listen: &str, upstream: &str, grace: u64) -> PathBuf {
     let conf = dir.join("apt-cacher.toml");
     std::fs::write(
         &conf,
         format!(
-            "listen_address = \"127.0.0.1:{port}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n\
+            "listen_address = \"{listen}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n\
              [timeouts]\nshutdown_grace = {grace}\n[mapping]\ndebian = \"{upstream}\"\n",
             dir.join("meta").display(),
             dir.join("cache").display()
@@ -158,50 +155,18 @@ fn log_file(dir: &Path, name: &str) -> Stdio {
     Stdio::from(std::fs::File::create(dir.join(name)).unwrap())
 }
 
-fn start_cacher(dir: &Path, conf: &Path) -> Child {
-    Command::new(BIN)
+/// Starts the cacher (configured for port 0) and waits until it says
+/// where it serves.
+fn start_cacher(dir: &Path, conf: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(BIN)
         .arg("-f")
         .arg(conf)
         .stdout(log_file(dir, "stdout.log"))
         .stderr(log_file(dir, "stderr.log"))
         .spawn()
-        .expect("starting apt-cacher")
-}
-
-fn wait_listening(addr: SocketAddr, child: &mut Child) {
-    let t = Instant::now();
-    while TcpStream::connect(addr).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("apt-cacher exited early: {status}");
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "apt-cacher not listening"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    let pid = child.id() as i32;
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(pid, sig) };
-    assert_eq!(rc, 0, "kill {pid}");
-}
-
-/// Waits at most `limit` for `child` to exit.
-fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let t = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("apt-cacher did not exit within {limit:?}");
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
+        .expect("starting apt-cacher");
+    let addr = wait_serving(&dir.join("stderr.log"), &mut child);
+    (child, addr)
 }
 
 /// Files in `dir` (recursively), as paths relative to it.
@@ -233,11 +198,8 @@ fn log_of(dir: &Path) -> String {
 fn sigterm_lets_the_download_in_flight_finish_and_exits_0() {
     let up = TestUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, &up.url(), 20);
-    let mut child = start_cacher(dir.path(), &conf);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_listening(addr, &mut child);
+    let conf = write_config(dir.path(), "127.0.0.1:0", &up.url(), 20);
+    let (mut child, addr) = start_cacher(dir.path(), &conf);
 
     let client = thread::spawn(move || get(addr, "/debian/pool/slow.deb"));
     up.wait_started();
@@ -245,7 +207,7 @@ fn sigterm_lets_the_download_in_flight_finish_and_exits_0() {
     let t = Instant::now();
     signal(&child, libc::SIGTERM);
     let (status, got) = client.join().unwrap().expect("the client's response");
-    let exit = wait_exit(&mut child, Duration::from_secs(15));
+    let exit = wait_exit(&mut child, Duration::from_secs(20));
     let took = t.elapsed();
     let log = log_of(dir.path());
     assert_eq!(status, 200, "{log}");
@@ -283,11 +245,8 @@ fn sigterm_lets_the_download_in_flight_finish_and_exits_0() {
 fn grace_time_bounds_a_stalled_download_and_leaves_no_temp_files() {
     let up = TestUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, &up.url(), 1);
-    let mut child = start_cacher(dir.path(), &conf);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_listening(addr, &mut child);
+    let conf = write_config(dir.path(), "127.0.0.1:0", &up.url(), 1);
+    let (mut child, addr) = start_cacher(dir.path(), &conf);
 
     let client = thread::spawn(move || get(addr, "/debian/pool/stall.deb"));
     up.wait_started();
@@ -304,7 +263,7 @@ fn grace_time_bounds_a_stalled_download_and_leaves_no_temp_files() {
     let log = log_of(dir.path());
     assert!(exit.success(), "exit status {exit}\n{log}");
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+        took >= Duration::from_secs(1) && took < Duration::from_secs(5),
         "stop took {took:?}, grace is 1 s"
     );
     // The client never gets a complete response.
@@ -327,11 +286,8 @@ fn grace_time_bounds_a_stalled_download_and_leaves_no_temp_files() {
 fn second_sigterm_exits_at_once() {
     let up = TestUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, &up.url(), 60);
-    let mut child = start_cacher(dir.path(), &conf);
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_listening(addr, &mut child);
+    let conf = write_config(dir.path(), "127.0.0.1:0", &up.url(), 60);
+    let (mut child, addr) = start_cacher(dir.path(), &conf);
 
     let _client = thread::spawn(move || get(addr, "/debian/pool/stall.deb"));
     up.wait_started();
@@ -357,21 +313,49 @@ fn socket_activation_with_systemd_socket_activate() {
     );
     let up = TestUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    // The config names another port: the cacher must use systemd's socket.
-    let conf = write_config(dir.path(), free_port(), &up.url(), 5);
-    let mut child = Command::new(tool)
-        .arg("-l")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(BIN)
-        .arg("-f")
-        .arg(&conf)
-        .stdout(log_file(dir.path(), "stdout.log"))
-        .stderr(log_file(dir.path(), "stderr.log"))
-        .spawn()
-        .expect("systemd-socket-activate");
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    wait_listening(addr, &mut child);
+    // The config names a port this test holds: the cacher cannot bind it and
+    // must use systemd's socket.
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let held_addr = held.local_addr().unwrap().to_string();
+    let conf = write_config(dir.path(), &held_addr, &up.url(), 5);
+    // systemd-socket-activate refuses port 0, so a free port is tried; if
+    // another process takes it first, the tool cannot bind and exits, and
+    // another port is tried. Bound, it waits for the first connection
+    // before it starts the cacher.
+    let mut tries = 0;
+    let (mut child, addr) = loop {
+        tries += 1;
+        assert!(tries <= 10, "systemd-socket-activate never bound a port");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let mut child = Command::new(tool)
+            .arg("-l")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg(BIN)
+            .arg("-f")
+            .arg(&conf)
+            .stdout(log_file(dir.path(), "stdout.log"))
+            .stderr(log_file(dir.path(), "stderr.log"))
+            .spawn()
+            .expect("systemd-socket-activate");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listening = loop {
+            if log_of(dir.path()).contains("Listening on") {
+                break true;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break false;
+            }
+            assert!(Instant::now() < deadline, "{}", log_of(dir.path()));
+            thread::sleep(Duration::from_millis(10));
+        };
+        if listening {
+            break (child, SocketAddr::from(([127, 0, 0, 1], port)));
+        }
+        let _ = child.wait();
+    };
     for _ in 0..3 {
         let (status, got) = get(addr, "/debian/pool/small.deb").expect("a response");
         assert_eq!(status, 200, "{}", log_of(dir.path()));
@@ -384,34 +368,16 @@ fn socket_activation_with_systemd_socket_activate() {
     assert!(log.contains("socket activation"), "says so: {log}");
 }
 
-/// Starts the cacher on `listener` as systemd would: descriptor 3,
-/// `LISTEN_FDS=1`, `LISTEN_PID` = its pid (a shell sets it, then execs).
+/// Starts the cacher on `listener` as systemd would (descriptor 3,
+/// `LISTEN_FDS=1`, `LISTEN_PID`), logging to `log` in `dir`.
 fn start_on_socket(dir: &Path, conf: &Path, listener: &TcpListener, log: &str) -> Child {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::process::CommandExt;
-    let fd = listener.as_raw_fd();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("LISTEN_PID=$$ LISTEN_FDS=1 exec \"$0\" -f \"$1\"")
-        .arg(BIN)
+    on_socket(BIN, listener)
+        .arg("-f")
         .arg(conf)
         .stdout(Stdio::null())
-        .stderr(log_file(dir, log));
-    // SAFETY: between fork and exec only async-signal-safe calls (dup2, fcntl).
-    unsafe {
-        cmd.pre_exec(move || {
-            let rc = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
-            if rc < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn().expect("starting apt-cacher on a passed socket")
+        .stderr(log_file(dir, log))
+        .spawn()
+        .expect("starting apt-cacher on a passed socket")
 }
 
 #[test]
@@ -421,7 +387,9 @@ fn restart_on_a_held_socket_refuses_no_client() {
     // The socket outlives both processes, as systemd's does.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    let conf = write_config(dir.path(), free_port(), &up.url(), 5);
+    // The config names the held socket's own port: binding it fails, so a
+    // cacher that ignored the passed socket would not start.
+    let conf = write_config(dir.path(), &addr.to_string(), &up.url(), 5);
     let mut a = start_on_socket(dir.path(), &conf, &listener, "first.log");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -488,8 +456,7 @@ fn tells_systemd_ready_and_stopping() {
     use std::os::unix::net::UnixDatagram;
     let up = TestUpstream::start();
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = write_config(dir.path(), port, &up.url(), 5);
+    let conf = write_config(dir.path(), "127.0.0.1:0", &up.url(), 5);
     let socket_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&socket_path).unwrap();
     notify
@@ -507,7 +474,7 @@ fn tells_systemd_ready_and_stopping() {
     let n = notify.recv(&mut buf).expect("READY=1");
     assert_eq!(&buf[..n], b"READY=1");
     // Ready means listening.
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let addr = wait_serving(&dir.path().join("stderr.log"), &mut child);
     assert!(TcpStream::connect(addr).is_ok(), "READY=1 before listening");
     signal(&child, libc::SIGTERM);
     let n = notify.recv(&mut buf).expect("STOPPING=1");

@@ -3,21 +3,17 @@
 //! ENOSPC). It keeps answering every request and exits with status 0 on
 //! SIGTERM. And SIGUSR1 reopens a log file that logrotate renamed away.
 //! Everything runs on 127.0.0.1; the upstream is a tiny server started here.
+//! The cacher binds port 0 and the test reads the address from its log (or,
+//! logging to `/dev/full`, it is given a socket the test holds).
 
+mod common;
+
+use common::{on_socket, serving_address, signal, wait_serving, BIN};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-/// A port nobody listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// An upstream answering every request with 404, forever (a detached thread).
 fn upstream_404() -> String {
@@ -45,11 +41,11 @@ fn upstream_404() -> String {
     url
 }
 
-/// Writes a config file in `dir` and returns its path.
-fn config(dir: &Path, port: u16, upstream: &str, log: &str) -> std::path::PathBuf {
+/// Writes a config file in `dir` (listening on port 0) and returns its path.
+fn config(dir: &Path, upstream: &str, log: &str) -> std::path::PathBuf {
     let path = dir.join("apt-cacher.toml");
     let text = format!(
-        "listen_address = \"127.0.0.1:{port}\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n\n[log]\n{log}\n\n[mapping]\ndebian = \"{upstream}\"\n",
+        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n\n[log]\n{log}\n\n[mapping]\ndebian = \"{upstream}\"\n",
         dir.join("meta").display(),
         dir.join("cache").display(),
     );
@@ -81,7 +77,12 @@ impl Drop for Cacher {
 }
 
 fn cacher(config: &Path, extra: &[&str], stderr: Stdio) -> Cacher {
-    let child = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+    cacher_with(Command::new(BIN), config, extra, stderr)
+}
+
+/// [`cacher`] run by `cmd` (the binary itself, or a shell passing it a socket).
+fn cacher_with(mut cmd: Command, config: &Path, extra: &[&str], stderr: Stdio) -> Cacher {
+    let child = cmd
         .arg("--config")
         .arg(config)
         .args(extra)
@@ -143,34 +144,8 @@ fn dropped_lines(port: u16) -> u64 {
         .unwrap_or_else(|| panic!("no dropped-lines counter in /~/metrics:\n{text}"))
 }
 
-/// Waits until the cacher accepts connections.
-fn wait_listening(port: u16, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "apt-cacher exited");
-        assert!(Instant::now() < deadline, "apt-cacher does not listen");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn signal(child: &Child, sig: i32) {
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) on our own child's pid; no memory is involved.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
-}
-
 fn wait_exit(child: &mut Child) -> ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("apt-cacher did not exit after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_exit(child, Duration::from_secs(30))
 }
 
 /// `n` requests to unknown prefixes (404 from the cacher itself) and a few
@@ -189,6 +164,20 @@ fn hammer(port: u16, n: usize) {
     }
 }
 
+/// Reads the cacher's standard error up to its `apt-cacher serving` line;
+/// the port it names.
+fn read_serving_port(stderr: &mut impl BufRead) -> u16 {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = stderr.read_line(&mut line).unwrap();
+        assert!(n > 0, "apt-cacher's stderr ended before it served");
+        if let Some(addr) = serving_address(&line) {
+            return addr.port();
+        }
+    }
+}
+
 fn assert_clean_exit(status: ExitStatus) {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(status.signal(), None, "killed by a signal: {status:?}");
@@ -198,21 +187,11 @@ fn assert_clean_exit(status: ExitStatus) {
 #[test]
 fn a_dead_stderr_reader_does_not_kill_the_cacher() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = config(dir.path(), port, &upstream_404(), "level = \"info\"");
+    let conf = config(dir.path(), &upstream_404(), "level = \"info\"");
     let mut child = cacher(&conf, &[], Stdio::piped());
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let n = stderr.read_line(&mut line).unwrap();
-        assert!(n > 0, "apt-cacher's stderr ended before it served");
-        if line.contains("serving") {
-            break;
-        }
-    }
+    let port = read_serving_port(&mut stderr);
     drop(stderr); // the reader dies: every later log write gets EPIPE
-    wait_listening(port, &mut child);
     hammer(port, 500);
     // Each access line met EPIPE: dropped and counted.
     wait_dropped(port, 500);
@@ -223,13 +202,13 @@ fn a_dead_stderr_reader_does_not_kill_the_cacher() {
 #[test]
 fn a_stuck_stderr_reader_does_not_stall_the_cacher() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = config(dir.path(), port, &upstream_404(), "level = \"debug\"");
-    // The reader stays alive but never reads: once the pipe buffer is full,
-    // the writer thread is stuck in write(2) and the queue fills up.
+    let conf = config(dir.path(), &upstream_404(), "level = \"debug\"");
+    // The reader stays alive but, once it has the address, never reads
+    // again: when the pipe buffer is full, the writer thread is stuck in
+    // write(2) and the queue fills up.
     let mut child = cacher(&conf, &[], Stdio::piped());
-    let stuck_reader = child.stderr.take();
-    wait_listening(port, &mut child);
+    let mut stuck_reader = BufReader::new(child.stderr.take().unwrap());
+    let port = read_serving_port(&mut stuck_reader);
     let t = Instant::now();
     hammer(port, 2000);
     let took = t.elapsed();
@@ -249,15 +228,16 @@ fn a_stuck_stderr_reader_does_not_stall_the_cacher() {
 #[test]
 fn a_full_disk_does_not_stop_the_cacher() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let conf = config(
         dir.path(),
-        port,
         &upstream_404(),
         "filename = \"/dev/full\"\nformat = \"json\"",
     );
-    let mut child = cacher(&conf, &["--log-level", "debug"], Stdio::null());
-    wait_listening(port, &mut child);
+    // Its log says nothing (ENOSPC), so the cacher is given a socket.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cmd = on_socket(BIN, &listener);
+    let mut child = cacher_with(cmd, &conf, &["--log-level", "debug"], Stdio::null());
     hammer(port, 300);
     // Each line met ENOSPC: dropped and counted.
     wait_dropped(port, 300);
@@ -285,9 +265,8 @@ fn wait_for_text(path: &Path, needle: &str) -> String {
 #[test]
 fn sigusr1_reopens_the_log_file() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let log = dir.path().join("cacher.log");
-    let conf = config(dir.path(), port, &upstream_404(), "level = \"info\"");
+    let conf = config(dir.path(), &upstream_404(), "level = \"info\"");
     // The command line overrides [log]: file and format.
     let mut child = cacher(
         &conf,
@@ -299,8 +278,7 @@ fn sigusr1_reopens_the_log_file() {
         ],
         Stdio::null(),
     );
-    wait_for_text(&log, "serving");
-    wait_listening(port, &mut child);
+    let port = wait_serving(&log, &mut child).port();
     assert_eq!(get(port, "/nosuchprefix/before"), Ok(404));
     wait_for_text(&log, "/nosuchprefix/before");
 
@@ -331,13 +309,8 @@ fn sigusr1_reopens_the_log_file() {
 #[test]
 fn bad_log_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = config(
-        dir.path(),
-        free_port(),
-        "http://127.0.0.1:9",
-        "level = \"loud\"",
-    );
-    let out = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+    let conf = config(dir.path(), "http://127.0.0.1:9", "level = \"loud\"");
+    let out = Command::new(BIN)
         .arg("--config")
         .arg(&conf)
         .arg("--check-config")
@@ -346,8 +319,8 @@ fn bad_log_names_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("log.level") && err.contains("loud"), "{err}");
-    let conf = config(dir.path(), free_port(), "http://127.0.0.1:9", "");
-    let out = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+    let conf = config(dir.path(), "http://127.0.0.1:9", "");
+    let out = Command::new(BIN)
         .arg("--config")
         .arg(&conf)
         .args(["--check-config", "--log-format", "text"])
@@ -364,13 +337,13 @@ fn bad_log_names_are_refused() {
 #[test]
 fn check_config_with_stdout_closed_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = config(dir.path(), free_port(), "http://127.0.0.1:9", "");
+    let conf = config(dir.path(), "http://127.0.0.1:9", "");
     // Pipes whose read ends are closed before the start: every write gets EPIPE.
     let (reader, out) = std::io::pipe().unwrap();
     drop(reader);
     let (reader, err) = std::io::pipe().unwrap();
     drop(reader);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_apt-cacher"))
+    let mut child = Command::new(BIN)
         .arg("--config")
         .arg(&conf)
         .arg("--check-config")
