@@ -423,6 +423,31 @@ async fn not_found_is_no_recent_failure() {
 }
 
 #[tokio::test]
+async fn status_allow_matches_ipv4_mapped_clients_and_nets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), "127.0.0.1:9".parse().unwrap());
+    cfg.status_allow = Some(
+        ["10.0.0.0/8", "::ffff:192.168.0.0/112", "::1"]
+            .iter()
+            .map(|n| crate::config::parse_network(n).unwrap())
+            .collect(),
+    );
+    let cacher = start(cfg).await;
+    let allowed = |a: &str| cacher.app.status_allowed(a.parse().unwrap());
+    // A dual-stack socket sees IPv4 clients as ::ffff:a.b.c.d.
+    assert!(allowed("10.1.2.3"));
+    assert!(allowed("::ffff:10.1.2.3"));
+    assert!(allowed("192.168.7.8"));
+    assert!(allowed("::ffff:192.168.7.8"));
+    assert!(allowed("::1"));
+    assert!(!allowed("11.0.0.1"));
+    assert!(!allowed("::ffff:11.0.0.1"));
+    assert!(!allowed("192.169.0.1"));
+    assert!(!allowed("127.0.0.1"));
+    cacher.stop().await;
+}
+
+#[tokio::test]
 async fn negative_caching_and_methods() {
     let up = FakeUpstream::default();
     let addr = up.start().await;
