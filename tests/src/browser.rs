@@ -5,6 +5,8 @@
 //! errors that name the Debian package to install.
 
 use anyhow::{bail, Context, Result};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,32 +29,75 @@ fn find_program(candidates: &[&str]) -> Option<PathBuf> {
     })
 }
 
-/// Runs `cmd` to completion within `limit`, killing it after; its output.
+/// Runs `cmd` to completion within `limit`; its output. The program runs
+/// in a process group of its own with its output going to files (so a
+/// chatty program never blocks on a full pipe, and helpers it leaves behind
+/// hold no pipe of ours open); when it finishes, or `limit` passes, the
+/// whole group is killed, so nothing it started outlives the call.
 fn run_bounded(mut cmd: Command, limit: Duration) -> Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
     let what = format!("{cmd:?}");
+    let dir = tempfile::tempdir().context("output directory")?;
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let create = |p: &Path| File::create(p).with_context(|| format!("creating {}", p.display()));
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(create(&out_path)?)
+        .stderr(create(&err_path)?)
+        .process_group(0)
         .spawn()
         .with_context(|| format!("starting {what}"))?;
     let started = Instant::now();
-    loop {
-        if child.try_wait()?.is_some() {
-            return child
-                .wait_with_output()
-                .with_context(|| format!("reading the output of {what}"));
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
         }
         if started.elapsed() > limit {
-            let _ = child.kill();
-            let out = child.wait_with_output()?;
-            bail!(
-                "{what} did not finish within {limit:?}; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            break None;
         }
         std::thread::sleep(Duration::from_millis(50));
+    };
+    // The leader's pid is the group's id; the group outlives the leader
+    // while any member lives, so the id is not reused meanwhile.
+    kill_group(child.id());
+    let status = match status {
+        Some(status) => status,
+        None => {
+            // SIGKILL was sent: the leader is gone in a moment.
+            let t = Instant::now();
+            while child.try_wait()?.is_none() && t.elapsed() < Duration::from_secs(10) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            bail!(
+                "{what} did not finish within {limit:?}; stderr:\n{}",
+                String::from_utf8_lossy(&read_head(&err_path))
+            );
+        }
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: read_head(&out_path),
+        stderr: read_head(&err_path),
+    })
+}
+
+/// Sends SIGKILL to every process of the group `pgid` (none left is fine).
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// The first 4 MiB of a file (empty if it cannot be read).
+fn read_head(path: &Path) -> Vec<u8> {
+    let mut data = Vec::new();
+    if let Ok(f) = File::open(path) {
+        let _ = f.take(4 << 20).read_to_end(&mut data);
     }
+    data
 }
 
 /// Width and height of a PNG, from its header; an error if it is not a PNG.
@@ -138,6 +183,39 @@ pub fn ocr(png: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chatty_output_does_not_block() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "head -c 300000 /dev/zero; echo done >&2"]);
+        let out = run_bounded(cmd, Duration::from_secs(20)).unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout.len(), 300_000);
+        assert_eq!(out.stderr, b"done\n");
+    }
+
+    #[test]
+    fn a_hung_program_and_its_children_are_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("pid");
+        let mut cmd = Command::new("sh");
+        // A child that keeps our output open, then a parent that hangs.
+        cmd.arg("-c")
+            .arg("sleep 60 & echo $! > \"$0\"; sleep 60")
+            .arg(&pid_file);
+        let t = Instant::now();
+        let e = run_bounded(cmd, Duration::from_secs(1)).unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        assert!(e.to_string().contains("did not finish"), "{e}");
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let stat = format!("/proc/{}/stat", pid.trim());
+        let t = Instant::now();
+        // Gone, or a zombie waiting for init to reap it.
+        while std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z ")) {
+            assert!(t.elapsed() < Duration::from_secs(5), "the child lives on");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     #[test]
     fn png_header() {

@@ -8,12 +8,16 @@
 //! grown by less than 30 MiB. Prints the figures.
 //!
 //! The cacher runs in this test's runtime (its tasks are the runtime's);
-//! the upstreams run on their own runtimes, and the one that stalls exists
-//! only during the run (it holds its stalled connections open until dropped).
+//! the upstream runs on its own runtime, and the one that stalls is a plain
+//! thread server here: it sends a header, then nothing, and closes each
+//! connection as soon as the cacher gives up on it.
 
 use futures_util::StreamExt;
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use testkit::{PackageSpec, Repo, Times, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -229,15 +233,48 @@ async fn settle(mut ok: impl FnMut() -> bool) -> bool {
     true
 }
 
+/// An upstream on 127.0.0.1 (port 0) that answers every request with a
+/// `200` header for 10,000 bytes and then sends nothing, holding each
+/// connection (one thread each, 60 s at most) until the peer closes it.
+/// Returns its address and the number of connections it holds open.
+fn stalling_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let open = Arc::new(AtomicUsize::new(0));
+    let count = open.clone();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let count = count.clone();
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                let mut buf = [0u8; 4096];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10000\r\n\r\n");
+                // Until the cacher hangs up (EOF) or 60 s pass.
+                while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
+                drop(conn);
+                count.fetch_sub(1, Ordering::SeqCst);
+            });
+        }
+    });
+    (addr, open)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_leak_no_fds_tasks_or_memory() {
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp.path().join("repo"));
     let up = Upstream::serve(repo.root()).unwrap();
     up.throttle("*coldbig*", 2 << 20, Times::Always);
-    let stall_addr: SocketAddr = format!("127.0.0.1:{}", testkit::free_port())
-        .parse()
-        .unwrap();
+    let (stall_addr, stalled_open) = stalling_upstream();
     let dir = tmp.path().join("cacher");
     let text = testkit::cacher::config_text(
         &dir,
@@ -250,18 +287,12 @@ async fn ten_thousand_requests_leak_no_fds_tasks_or_memory() {
         .await
         .unwrap();
     let addr = c.addr;
-    let stalling = |addr| {
-        let s = Upstream::serve_at(repo.root(), addr).unwrap();
-        s.stall("*", Times::Always);
-        s
-    };
+    let no_stalled = || stalled_open.load(Ordering::SeqCst) == 0;
 
     // Warm-up: every kind of request once or a few times.
-    let stall_up = stalling(stall_addr);
     let failures = run_all(mix(&repo, true), addr).await;
     assert!(failures.is_empty(), "warm-up: {failures:?}");
-    drop(stall_up);
-    let quiet = settle(|| c.app.downloads.in_flight() == 0).await;
+    let quiet = settle(|| c.app.downloads.in_flight() == 0 && no_stalled()).await;
     assert!(quiet, "warm-up downloads did not end");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (fds0, tasks0, rss0) = (open_fds(), alive_tasks(), rss_bytes());
@@ -271,12 +302,10 @@ async fn ten_thousand_requests_leak_no_fds_tasks_or_memory() {
     let reqs = mix(&repo, false);
     let count = reqs.len();
     assert!(count >= 10_000, "{count} requests");
-    let stall_up = stalling(stall_addr);
     let t = Instant::now();
     let failures = run_all(reqs, addr).await;
     let took = t.elapsed();
     let (fds_peak, tasks_peak) = (open_fds(), alive_tasks());
-    drop(stall_up);
     assert!(
         failures.is_empty(),
         "{} failed: {:?}",
@@ -285,7 +314,7 @@ async fn ten_thousand_requests_leak_no_fds_tasks_or_memory() {
     );
 
     // Quiescence: downloads done, client connections closed.
-    let quiet = settle(|| c.app.downloads.in_flight() == 0).await;
+    let quiet = settle(|| c.app.downloads.in_flight() == 0 && no_stalled()).await;
     assert!(quiet, "downloads still in flight");
     // Pooled keep-alive connections to the upstream: one descriptor here
     // for the cacher's end, one for the in-process upstream's end, and one
