@@ -8,16 +8,21 @@
 //! when the cancellation token fires: it stops accepting, lets in-flight
 //! responses and downloads finish within `shutdown_grace`, and returns.
 
-use crate::client_timeouts::{Activity, ClientIo, Limits};
+use crate::client_timeouts::{Activity, Busy, ClientIo, Limits};
 use crate::handler::App;
+use crate::response::Body;
+use bytes::Bytes;
 use http_body_util::BodyExt;
+use hyper::body::{Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper::Method;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -27,6 +32,34 @@ use tokio_util::sync::CancellationToken;
 /// How long after its last accept the server waits before telling
 /// connections to finish (see [`serve`]).
 const ACCEPT_SETTLE: Duration = Duration::from_millis(100);
+
+/// A response body that keeps its request counted as busy until it is
+/// sent or dropped. Unlike `map_frame`, it passes the body's exact size on,
+/// so hyper still writes `Content-Length` (not chunked) for small pages.
+struct Guarded {
+    inner: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Guarded {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// What a graceful stop left behind (see [`serve`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +129,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
                 if connect && resp.status().is_success() {
                     activity.tunnel();
                 }
-                let resp = resp.map(|body| {
-                    body.map_frame(move |frame| {
-                        let _ = &busy;
-                        frame
-                    })
-                    .boxed()
-                });
+                let resp = resp.map(|inner| Guarded { inner, _busy: busy }.boxed());
                 Ok::<_, Infallible>(resp)
             }
         });

@@ -189,7 +189,10 @@ async fn a_client_beyond_max_clients_waits_and_is_then_served() {
     // Two keep-alive clients take both places.
     let mut first = TcpStream::connect(c.addr).await.unwrap();
     first.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut first).await.0, 404);
+    let (status, head) = read_response(&mut first).await;
+    assert_eq!(status, 404);
+    // Small pages keep their Content-Length (not chunked).
+    assert!(head.contains("content-length:"), "{head}");
     let mut second = TcpStream::connect(c.addr).await.unwrap();
     second.write_all(request).await.unwrap();
     assert_eq!(read_response(&mut second).await.0, 404);
