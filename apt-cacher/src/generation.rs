@@ -381,7 +381,11 @@ impl Generations {
         st.current
             .as_ref()
             .and_then(|g| g.release.valid_until_time())
-            .is_some_and(|t| t <= SystemTime::now() + self.check_interval)
+            .is_some_and(|t| {
+                // Past, or due within check_interval (no overflowing sum).
+                t.duration_since(SystemTime::now())
+                    .map_or(true, |left| left <= self.check_interval)
+            })
     }
 
     /// Serves a Release-type file `name` of the suite in `dir`.
