@@ -622,7 +622,7 @@ impl Update<'_> {
         let mut carried_names = Vec::new();
         let mut carry = Vec::new();
         for ((path, sums), present) in carried.into_iter().zip(carried_present) {
-            if *present {
+            if *present && file_size(&dest_of(&path)) == Some(sums.size) {
                 held.push((path.clone(), FileInfo::from_checksums(&sums)));
                 carried_names.push(path);
                 continue;
