@@ -306,6 +306,42 @@ fn sigusr1_reopens_the_log_file() {
     assert!(text.contains("shutting down"), "{text}");
 }
 
+/// A request path whose percent-encoded newline is followed by what looks
+/// like a log line cannot forge a line of the cacher's plain log: every line
+/// the log has is one the cacher began.
+#[test]
+fn a_request_path_cannot_forge_a_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("cacher.log");
+    let conf = config(dir.path(), &upstream_404(), "level = \"debug\"");
+    let mut child = cacher(
+        &conf,
+        &["--log-file", log.to_str().unwrap(), "--log-format", "plain"],
+        Stdio::null(),
+    );
+    let port = wait_serving(&log, &mut child).port();
+    let forged = "%0A1999-01-01T00:00:00.000Z%20ERROR%20forged:%20pwned.deb";
+    for path in [
+        format!("/debian/pool/a{forged}"),
+        format!("/nosuchprefix/a{forged}"),
+        format!("/debian/pool/a%0D{forged}%09.deb"),
+    ] {
+        let code = get(port, &path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!((400..500).contains(&code), "{path}: {code}");
+    }
+    signal(&child, libc::SIGTERM);
+    assert_clean_exit(wait_exit(&mut child));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("shutting down"), "{text}");
+    for line in text.lines() {
+        let stamp = line.get(..24).unwrap_or_default();
+        assert!(
+            stamp.starts_with("20") && stamp.ends_with('Z') && !line.contains('\r'),
+            "a line the cacher did not begin: {line:?}\n{text}"
+        );
+    }
+}
+
 #[test]
 fn bad_log_names_are_refused() {
     let dir = tempfile::tempdir().unwrap();
