@@ -45,7 +45,8 @@ pub use repo::{Checksums, Compression, IndexFile, Package, PackageSpec, Repo, Re
 pub use upstream::{Fault, RequestRecord, TestCa, Times, Upstream};
 
 /// A TCP port of 127.0.0.1 that was free a moment ago (for a server that
-/// must be started on a known address, e.g. in a child process).
+/// must be started on a known address, e.g. in a child process). Racy: another process may
+/// take it first; prefer binding port 0 and reading the address, or passing the socket.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
