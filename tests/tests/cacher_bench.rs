@@ -271,7 +271,9 @@ async fn bench_apt_all_packages() {
         v[v.len() / 2]
     };
     let direct = median(&|r| r.0.as_secs_f64());
-    println!("apt-get install --download-only of {n} packages (8 KiB each), median of {rounds} rounds:");
+    println!(
+        "apt-get install --download-only of {n} packages (8 KiB each), median of {rounds} rounds:"
+    );
     line(
         "  cold cacher vs direct",
         "nginx direct",

@@ -80,7 +80,7 @@ async fn control_characters_in_paths_are_refused_and_nothing_is_fetched() {
         format!("/debian/{pool}%09"),
         format!("/debian/{pool}%00"),
         format!("/debian/{pool}%7F"),
-        format!("/debian/dists/stable%0A/InRelease"),
+        "/debian/dists/stable%0A/InRelease".to_string(),
         // The proxy form goes through the same check.
         format!("{}/{pool}%0A", up.url()),
     ];
