@@ -118,13 +118,17 @@ curl -s --no-progress-meter --fail --create-dirs --parallel --parallel-max "$CON
 sync
 t1=$(now)
 CURL_S=$(secs "$t0" "$t1")
-rm -rf "$WORK/curl"
+# (Its copy is removed only after apt-mirror's initial run: on ext4, creating
+# files right after many were deleted is slower (new inodes avoid recently
+# deleted ones), which would handicap whichever runs second.)
 
 echo "== apt-mirror: initial mirror"
 config "$WORK/mirror.toml" "$WORK/mirror"
 sync
 run_mirror "$WORK/mirror.toml"
 INIT_S=$ELAPSED; INIT_RSS=$RSS_KB
+rm -rf "$WORK/curl"
+sync
 
 echo "== apt-mirror: rerun, upstream unchanged"
 run_mirror "$WORK/mirror.toml"
@@ -133,6 +137,7 @@ NOCHANGE_S=$ELAPSED
 CHANGED=$((N / 100))
 echo "== upstream: $CHANGED packages (1%) change"
 python3 "$ROOT/bench/mirror_gen.py" "$WORK/upstream" --packages "$N" --size-kb "$SIZE_KB" --changed "$CHANGED"
+sync  # apt-mirror's syncfs must not pay for the generator's writes
 echo "== apt-mirror: rerun after 1% changed"
 run_mirror "$WORK/mirror.toml"
 CHANGE_S=$ELAPSED
@@ -141,6 +146,7 @@ CHANGE_S=$ELAPSED
 # oldest snapshot falls out of `keep` (removed with the pool files only it named).
 echo "== upstream: another $CHANGED packages (1%) change"
 python3 "$ROOT/bench/mirror_gen.py" "$WORK/upstream" --packages "$N" --size-kb "$SIZE_KB" --changed "$((2 * CHANGED))"
+sync
 echo "== apt-mirror: rerun after another 1% changed (oldest snapshot removed)"
 run_mirror "$WORK/mirror.toml"
 CHANGE2_S=$ELAPSED
