@@ -591,12 +591,11 @@ impl Update<'_> {
         let mut held: Vec<(String, FileInfo)> = Vec::new();
         let (mut n, mut bytes) = (0u64, 0u64);
         for ((path, sums), present) in wanted.into_iter().zip(wanted_present) {
-            let dest = dest_of(&path);
-            // (A file removed or truncated behind our back is placed again.)
-            if *present && file_size(&dest) == Some(sums.size) {
+            if *present {
                 held.push((path, FileInfo::from_checksums(&sums)));
                 continue;
             }
+            let dest = dest_of(&path);
             let mut old = reuse.find(&path, &sums);
             let staged = extending.is_some() && pool::is_shared(&shared, &path);
             if staged {
@@ -621,9 +620,10 @@ impl Update<'_> {
         let in_place = held.len() as u64;
         let mut carried_names = Vec::new();
         let mut carry = Vec::new();
+        let mut held_carried = Vec::new();
         for ((path, sums), present) in carried.into_iter().zip(carried_present) {
             if *present && file_size(&dest_of(&path)) == Some(sums.size) {
-                held.push((path.clone(), FileInfo::from_checksums(&sums)));
+                held_carried.push((path.clone(), FileInfo::from_checksums(&sums)));
                 carried_names.push(path);
                 continue;
             }
@@ -632,7 +632,10 @@ impl Update<'_> {
             }
             carry.push((path, sums));
         }
-        files.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
+        files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(held_carried);
         if let Some(t) = extending {
             // Written and flushed before anything is added to the generation.
             let data = serde_json::to_vec(&pool::Journal {
@@ -645,7 +648,6 @@ impl Update<'_> {
             })?;
             crate::snapshot::write_atomic(&new.dir.join(pool::JOURNAL), &data)?;
         }
-        self.counters.reused.fetch_add(in_place, Ordering::Relaxed);
         progress.add_planned(n, bytes);
         tracing::info!(mirror = %self.cfg.id, files = jobs.len() as u64 + in_place, already_in_pool = in_place, to_download = n, bytes_to_download = bytes, "pool files");
         // Files the current snapshot has with the same size and hashes are
@@ -654,17 +656,38 @@ impl Update<'_> {
         let (known, jobs): (Vec<_>, Vec<_>) = jobs
             .into_iter()
             .partition(|j| matches!(j.old, Some(Reuse::Known(_))));
-        let (links, downloads) = tokio::join!(
+        // Meanwhile, the files the generation holds are checked to be there
+        // (one removed or truncated behind our back is placed again).
+        let holds = target.as_ref().map(|t| t.dir.clone());
+        let (links, downloads, held) = tokio::join!(
             link_all(&new.tree, known),
-            self.place_all(&tmp, &jobs, &progress, &files)
+            self.place_all(&tmp, &jobs, &progress, &files),
+            check_held(holds, held),
         );
         downloads?;
-        let (linked, unlinked) = links?;
-        self.counters
-            .reused
-            .fetch_add(linked.len() as u64, Ordering::Relaxed);
+        let (linked, mut unlinked) = links?;
+        let (held, missing) = held?;
+        self.counters.reused.fetch_add(
+            linked.len() as u64 + in_place - missing.len() as u64,
+            Ordering::Relaxed,
+        );
         for job in &linked {
             record(&job.path, &job.sums);
+        }
+        files.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
+        for (path, fi) in missing {
+            tracing::warn!(mirror = %self.cfg.id, path = %path, "missing from the shared pool: placed again");
+            let dest = dest_of(&path);
+            let old = std::fs::symlink_metadata(&dest)
+                .is_ok()
+                .then(|| Reuse::Unverified(dest.clone()));
+            unlinked.push(Job {
+                path,
+                sums: fi.to_checksums(),
+                dest,
+                old,
+                staged: true,
+            });
         }
         self.place_all(&tmp, &unlinked, &progress, &files).await?;
 
@@ -1110,6 +1133,28 @@ async fn link_all(tree: &Path, mut jobs: Vec<Job>) -> Result<(Vec<Job>, Vec<Job>
     .map_err(|e| MirrorError::Io {
         path: tree.to_path_buf(),
         source: std::io::Error::other(format!("linking task failed: {e}")),
+    })
+}
+
+/// Of the files `held` (path, entry) that the generation directory `dir`
+/// should hold, those it does not (missing, or of another size), on a
+/// blocking thread: returns (those present, those missing).
+async fn check_held(
+    dir: Option<PathBuf>,
+    held: Vec<(String, FileInfo)>,
+) -> Result<(Vec<(String, FileInfo)>, Vec<(String, FileInfo)>), MirrorError> {
+    let Some(dir) = dir else {
+        return Ok((held, Vec::new()));
+    };
+    let error_path = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        held.into_iter()
+            .partition(|(path, fi)| file_size(&dir.join(path)) == Some(fi.size))
+    })
+    .await
+    .map_err(|e| MirrorError::Io {
+        path: error_path,
+        source: std::io::Error::other(format!("checking task failed: {e}")),
     })
 }
 

@@ -18,7 +18,7 @@
 //! nothing else in `<dir>`.
 
 use crate::pool;
-use aptindex::checksum::{Checksums, HashKind};
+use aptindex::checksum::Checksums;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::AsRawFd;
@@ -58,6 +58,41 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SnapshotError + '_ {
     }
 }
 
+/// A digest of `N` bytes, written as lowercase hex in `info.json` (read
+/// without an intermediate string: `info.json` of a large mirror is read
+/// on every run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Hex<const N: usize>(pub [u8; N]);
+
+impl<const N: usize> Serialize for Hex<N> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; 128];
+        let out = buf
+            .get_mut(..2 * N)
+            .ok_or_else(|| serde::ser::Error::custom("digest too long"))?;
+        hex::encode_to_slice(self.0, out).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_str(std::str::from_utf8(out).map_err(serde::ser::Error::custom)?)
+    }
+}
+
+impl<'de, const N: usize> Deserialize<'de> for Hex<N> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<const N: usize>;
+        impl<const N: usize> serde::de::Visitor<'_> for Visitor<N> {
+            type Value = Hex<N>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                write!(f, "{} hex digits", 2 * N)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Hex<N>, E> {
+                let mut out = [0u8; N];
+                hex::decode_to_slice(v, &mut out).map_err(E::custom)?;
+                Ok(Hex(out))
+            }
+        }
+        deserializer.deserialize_str(Visitor::<N>)
+    }
+}
+
 /// Size and hashes of one file, as stored in `info.json` (hex digests).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileInfo {
@@ -65,22 +100,16 @@ pub struct FileInfo {
     pub size: u64,
     /// MD5.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub md5: Option<String>,
+    pub md5: Option<Hex<16>>,
     /// SHA-1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha1: Option<String>,
+    pub sha1: Option<Hex<20>>,
     /// SHA-256.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
+    pub sha256: Option<Hex<32>>,
     /// SHA-512.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha512: Option<String>,
-}
-
-fn decode<const N: usize>(hex_str: &Option<String>) -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    hex::decode_to_slice(hex_str.as_deref()?, &mut out).ok()?;
-    Some(out)
+    pub sha512: Option<Hex<64>>,
 }
 
 impl FileInfo {
@@ -88,49 +117,38 @@ impl FileInfo {
     pub fn from_checksums(c: &Checksums) -> FileInfo {
         FileInfo {
             size: c.size,
-            md5: c.md5.map(hex::encode),
-            sha1: c.sha1.map(hex::encode),
-            sha256: c.sha256.map(hex::encode),
-            sha512: c.sha512.map(hex::encode),
+            md5: c.md5.map(Hex),
+            sha1: c.sha1.map(Hex),
+            sha256: c.sha256.map(Hex),
+            sha512: c.sha512.map(Hex),
         }
     }
 
     /// True when this entry describes a file with the `expected` size and
-    /// hashes (see [`same_content`]); cheap when it was recorded from the
-    /// same checksums.
+    /// hashes (see [`same_content`]).
     pub fn describes(&self, expected: &Checksums) -> bool {
-        if self.size != expected.size {
-            return false;
-        }
-        fn same_hex(recorded: &Option<String>, digest: Option<&[u8]>) -> bool {
-            match (recorded, digest) {
-                (None, None) => true,
-                (Some(r), Some(d)) => {
-                    let mut buf = [0u8; 128];
-                    let Some(out) = buf.get_mut(..d.len() * 2) else {
-                        return false;
-                    };
-                    hex::encode_to_slice(d, out).is_ok() && out == r.as_bytes()
-                }
-                _ => false,
-            }
-        }
-        let exact = expected.strongest().is_some()
-            && same_hex(&self.md5, expected.md5.as_ref().map(|d| &d[..]))
-            && same_hex(&self.sha1, expected.sha1.as_ref().map(|d| &d[..]))
-            && same_hex(&self.sha256, expected.sha256.as_ref().map(|d| &d[..]))
-            && same_hex(&self.sha512, expected.sha512.as_ref().map(|d| &d[..]));
-        exact || matches(expected, &self.to_checksums())
+        matches(expected, &self.to_checksums())
     }
 
-    /// To checksums (a malformed digest is dropped).
+    /// To checksums.
     pub fn to_checksums(&self) -> Checksums {
         Checksums {
             size: self.size,
-            md5: decode(&self.md5),
-            sha1: decode(&self.sha1),
-            sha256: decode(&self.sha256),
-            sha512: decode(&self.sha512),
+            md5: self.md5.map(|h| h.0),
+            sha1: self.sha1.map(|h| h.0),
+            sha256: self.sha256.map(|h| h.0),
+            sha512: self.sha512.map(|h| h.0),
+        }
+    }
+
+    /// The digest files are indexed by: the strongest of SHA-256, SHA-1, MD5.
+    fn key(&self) -> Option<&[u8]> {
+        if let Some(d) = &self.sha256 {
+            Some(&d.0)
+        } else if let Some(d) = &self.sha1 {
+            Some(&d.0)
+        } else {
+            self.md5.as_ref().map(|d| &d.0[..])
         }
     }
 }
@@ -546,28 +564,7 @@ pub struct ReuseIndex<'a> {
     tree: PathBuf,
     unverified: bool,
     files: Option<&'a BTreeMap<String, FileInfo>>,
-    by_digest: std::sync::OnceLock<HashMap<(HashKind, &'a str), &'a str>>,
-}
-
-/// The digest files are indexed by: the strongest of SHA-256, SHA-1, MD5.
-fn key_digest(c: &Checksums) -> Option<(HashKind, String)> {
-    if let Some(d) = c.sha256 {
-        Some((HashKind::Sha256, hex::encode(d)))
-    } else if let Some(d) = c.sha1 {
-        Some((HashKind::Sha1, hex::encode(d)))
-    } else {
-        c.md5.map(|d| (HashKind::Md5, hex::encode(d)))
-    }
-}
-
-fn key_hex(fi: &FileInfo) -> Option<(HashKind, &str)> {
-    if let Some(d) = &fi.sha256 {
-        Some((HashKind::Sha256, d.as_str()))
-    } else if let Some(d) = &fi.sha1 {
-        Some((HashKind::Sha1, d.as_str()))
-    } else {
-        fi.md5.as_deref().map(|d| (HashKind::Md5, d))
-    }
+    by_digest: std::sync::OnceLock<HashMap<&'a [u8], &'a str>>,
 }
 
 impl<'a> ReuseIndex<'a> {
@@ -617,11 +614,11 @@ impl<'a> ReuseIndex<'a> {
         let by_digest = self.by_digest.get_or_init(|| {
             files
                 .iter()
-                .filter_map(|(p, fi)| Some((key_hex(fi)?, p.as_str())))
+                .filter_map(|(p, fi)| Some((fi.key()?, p.as_str())))
                 .collect()
         });
-        let (kind, hex) = key_digest(expected)?;
-        let other = by_digest.get(&(kind, hex.as_str()))?;
+        let key = FileInfo::from_checksums(expected);
+        let other = by_digest.get(key.key()?)?;
         let old = files.get(*other)?;
         old.describes(expected)
             .then(|| Reuse::Known(self.tree.join(other)))
