@@ -321,28 +321,62 @@ async fn bench_concurrent_cold_big_file() {
     );
     assert_eq!(upstream_requests, 1);
 
-    // Warm-hit throughput of one client.
+    // Warm-hit throughput of one client, with three clients: this
+    // process's reqwest (which shares the two cores with the servers and
+    // the test harness), curl, and apt's own http method (apt-helper
+    // download-file, the real client; it writes the file, as apt does).
+    // Best of 5, alternating the two servers.
     let url_direct = format!("http://{}/pool/big2.deb", ng.addr);
     let url_cacher = format!("http://{}/debian/pool/big2.deb", c.addr);
-    let cl = client();
-    let mut best = (f64::MAX, f64::MAX);
-    for _ in 0..5 {
-        let t = Instant::now();
-        fetch(&cl, &url_direct).await;
-        best.0 = best.0.min(t.elapsed().as_secs_f64());
-        let t = Instant::now();
-        fetch(&cl, &url_cacher).await;
-        best.1 = best.1.min(t.elapsed().as_secs_f64());
-    }
     let mb = mib as f64 * 1.048576;
-    line(
-        "warm-hit throughput, one client",
-        "nginx",
-        mb / best.0,
-        mb / best.1,
-        "MB/s",
-        ">= 0.8",
-    );
+    let cl = client();
+    let out = tmp.path().join("apt-helper.out");
+    for client_name in ["reqwest (in-process)", "curl", "apt-helper download-file"] {
+        let mut best = (f64::MAX, f64::MAX);
+        for _ in 0..5 {
+            for (i, url) in [&url_direct, &url_cacher].into_iter().enumerate() {
+                let t = Instant::now();
+                match client_name {
+                    "curl" => external(Command::new("curl").args(["-sf", "-o", "/dev/null", url])),
+                    "apt-helper download-file" => {
+                        let _ = std::fs::remove_file(&out);
+                        external(
+                            Command::new("/usr/lib/apt/apt-helper")
+                                .args(["-o", "Acquire::http::Proxy=DIRECT", "download-file", url])
+                                .arg(&out),
+                        )
+                    }
+                    _ => {
+                        fetch(&cl, url).await;
+                    }
+                }
+                let secs = t.elapsed().as_secs_f64();
+                if i == 0 {
+                    best.0 = best.0.min(secs);
+                } else {
+                    best.1 = best.1.min(secs);
+                }
+            }
+        }
+        line(
+            &format!("warm-hit throughput, one client: {client_name}"),
+            "nginx",
+            mb / best.0,
+            mb / best.1,
+            "MB/s",
+            ">= 0.8",
+        );
+    }
+}
+
+/// Runs an external client to completion; it must succeed.
+fn external(cmd: &mut Command) {
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("running an external client");
+    assert!(status.success(), "{cmd:?}: {status}");
 }
 
 /// Time to first byte of a cold miss, against the upstream's own.
