@@ -18,6 +18,7 @@
 //! blocking pool while hyper sends the previous one, into buffers it reuses,
 //! as far as the shared memory budget (`READ_BUDGET`) allows.
 
+use crate::mapped;
 use crate::metrics::Metrics;
 use crate::upstream::{Upstream, UpstreamError};
 use aptindex::checksum::{Checksums, Hasher};
@@ -289,6 +290,10 @@ impl Source {
             bufs: Buffers,
             /// A read of the next chunk (`pos..pos + n`) already under way.
             ahead: Option<(u64, tokio::task::JoinHandle<std::io::Result<BytesMut>>)>,
+            /// A download that has finished (verified, never written again)
+            /// is sent from a shared memory map from then on, when it is
+            /// large and in the page cache: `None` = not tried yet.
+            mapped: Option<Option<Bytes>>,
             _guard: BodyGuard,
         }
         impl St {
@@ -336,6 +341,7 @@ impl Source {
             hot: self.hot,
             bufs: Buffers::default(),
             ahead: None,
+            mapped: None,
             _guard: BodyGuard::new(),
         };
         futures_util::stream::unfold(st, |mut st| async move {
@@ -376,6 +382,25 @@ impl Source {
                     }
                 };
                 let limit = st.end.map_or(avail, |e| e.min(avail));
+                if complete && st.hot && st.mapped.is_none() {
+                    st.mapped = Some(if avail >= mapped::MIN_MAPPED && limit > st.pos {
+                        mapped::map(&st.file).ok().flatten()
+                    } else {
+                        None
+                    });
+                }
+                if let Some(Some(m)) = &st.mapped {
+                    let from = usize::try_from(st.pos).unwrap_or(usize::MAX);
+                    let to = usize::try_from(limit)
+                        .unwrap_or(usize::MAX)
+                        .min(m.len())
+                        .min(from.saturating_add(mapped::FRAME));
+                    if from < to {
+                        let chunk = m.slice(from..to);
+                        st.pos += chunk.len() as u64;
+                        return Some((Ok(chunk), st));
+                    }
+                }
                 if st.pos < limit {
                     let n = (limit - st.pos).min(BodyGuard::plan().0);
                     let read = if st.hot {

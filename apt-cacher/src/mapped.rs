@@ -33,6 +33,10 @@ use std::sync::{Arc, Mutex, Weak};
 /// pays off for large files).
 pub const MIN_MAPPED: u64 = 4 << 20;
 
+/// Body frames sent from a map: slices of this size, so hyper writes from
+/// the map directly and a slow client holds no more than a few of them.
+pub const FRAME: usize = 1 << 20;
+
 /// A map shared by the responses that serve it.
 struct Shared(Arc<memmap2::Mmap>);
 

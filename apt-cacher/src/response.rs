@@ -154,9 +154,6 @@ enum Content {
     Mapped(Bytes, Option<String>),
 }
 
-/// Frames of a mapped body: slices, so hyper writes from the map directly.
-const MAPPED_FRAME: usize = 1 << 20;
-
 /// Serves `source` (repository path `path`, for the content type).
 pub async fn serve(
     source: Arc<Source>,
@@ -254,8 +251,8 @@ async fn respond(
         Content::Mapped(bytes, _) => {
             let (start, end) = (start as usize, end.map_or(bytes.len(), |e| e as usize));
             let frames = (start..end)
-                .step_by(MAPPED_FRAME)
-                .map(move |o| Ok(Frame::data(bytes.slice(o..(o + MAPPED_FRAME).min(end)))));
+                .step_by(mapped::FRAME)
+                .map(move |o| Ok(Frame::data(bytes.slice(o..(o + mapped::FRAME).min(end)))));
             StreamBody::new(futures_util::stream::iter(frames)).boxed()
         }
     };

@@ -236,6 +236,45 @@ async fn coalescing_many_clients_one_upstream_request() {
     cacher.stop().await;
 }
 
+/// A client that joined a large download and reads its body only after the
+/// download finished gets the rest from the memory map (`mapped`): the
+/// bytes are exact, whole and for a range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_readers_of_a_finished_download_get_exact_bytes() {
+    let up = FakeUpstream::default();
+    let data: Bytes = (0..16u32 << 20)
+        .map(|i| (i % 253) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    up.put("/repo/pool/late.deb", data.clone());
+    up.set_delay(Some(Duration::from_millis(1)));
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let url = format!("http://{}/m/pool/late.deb", cacher.addr);
+    // Both requests get their headers while the download is in flight.
+    let whole = client().get(&url).send().await.unwrap();
+    let range = client()
+        .get(&url)
+        .header("range", "bytes=5000000-15999999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((whole.status().as_u16(), range.status().as_u16()), (200, 206));
+    let t = std::time::Instant::now();
+    while cacher.app.store.usage().0 < 1 {
+        assert!(t.elapsed() < Duration::from_secs(30), "never cached");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(whole.bytes().await.unwrap() == data, "whole body differs");
+    assert!(
+        range.bytes().await.unwrap() == data.slice(5_000_000..16_000_000),
+        "range differs"
+    );
+    assert_eq!(up.count("/repo/pool/late.deb"), 1);
+    cacher.stop().await;
+}
+
 async fn get_owned(url: String) -> Result<(u16, Bytes), String> {
     get(&url).await
 }
