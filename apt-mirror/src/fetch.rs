@@ -224,14 +224,21 @@ impl Fetcher {
         }
     }
 
-    /// Sends a GET; `Ok(None)` for 404 and 410.
+    /// Sends a GET; `Ok(None)` for 404 and 410. Connecting is bounded by
+    /// the client's connect timeout, the wait for the headers after it by
+    /// the read timeout (so a hanging connect is reported as one, even when
+    /// the read timeout is the shorter).
     async fn send(&self, url: &Url) -> Result<Option<reqwest::Response>, FetchError> {
         let req = self.client.get(url.clone()).send();
-        let resp = match tokio::time::timeout(self.http.read_timeout, req).await {
+        let limit = self
+            .http
+            .connect_timeout
+            .saturating_add(self.http.read_timeout);
+        let resp = match tokio::time::timeout(limit, req).await {
             Err(_) => {
                 return Err(FetchError::Stalled {
                     url: url.to_string(),
-                    secs: self.http.read_timeout.as_secs_f64(),
+                    secs: limit.as_secs_f64(),
                 })
             }
             Ok(Err(e)) => return Err(network(url, &e)),
@@ -369,7 +376,11 @@ impl Fetcher {
 }
 
 fn network(url: &Url, e: &reqwest::Error) -> FetchError {
-    let mut message = e.to_string();
+    let mut message = if e.is_connect() && e.is_timeout() {
+        format!("connect timeout: {e}")
+    } else {
+        e.to_string()
+    };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
         message.push_str(": ");

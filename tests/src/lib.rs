@@ -7,6 +7,7 @@
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
 //! - [`cacher`]: an apt-cacher configured and started for a test.
 //! - [`browser`]: a page rendered by headless chromium to a PNG, read back by OCR.
+//! - [`blackhole`]: an address on 127.0.0.1 where connecting hangs (connect timeouts).
 //!
 //! Errors are `anyhow::Error` with context: this is test support code whose callers are tests.
 //!
@@ -33,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod apt;
+pub mod blackhole;
 pub mod browser;
 pub mod cacher;
 pub mod keys;
@@ -40,6 +42,7 @@ pub mod repo;
 pub mod upstream;
 
 pub use apt::{AptEnv, AptOutput};
+pub use blackhole::Blackhole;
 pub use keys::TestKey;
 pub use repo::{Checksums, Compression, IndexFile, Package, PackageSpec, Repo, RepoBuilder};
 pub use upstream::{Fault, RequestRecord, TestCa, Times, Upstream};

@@ -6,6 +6,8 @@
 //! `overall`, ends in an error for the client within the limit plus a margin
 //! (pool files and metadata alike), and nothing is cached. A `CONNECT`
 //! tunnel is not cut by `header_read`, only after `client_idle` of silence.
+//! An upstream whose connects hang ([`testkit::Blackhole`]) is a gateway
+//! error after `connect` (twice: one retry), remembered for `cache_period`.
 //!
 //! Bounds are loose on purpose (a loaded 2-core machine): a lower bound
 //! allows [`SLACK`] when the server's clock may start before the test's, an
@@ -15,7 +17,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use testkit::{PackageSpec, Repo, Times, Upstream};
+use testkit::{Blackhole, PackageSpec, Repo, Times, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -377,5 +379,51 @@ async fn connect_tunnel_outlives_header_read_and_closes_when_silent() {
         client_idle,
         client_idle + MARGIN,
     );
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_connect_is_a_gateway_error_after_the_connect_timeout() {
+    const CONNECT: u64 = 1;
+    let hole = Blackhole::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cacher");
+    let extra = format!("cache_period = 30\n[timeouts]\nconnect = {CONNECT}\n");
+    let c = testkit::cacher::start(&dir, &hole.url(), &extra).await;
+    let connect = Duration::from_secs(CONNECT);
+    let path = "/debian/pool/main/h/hello/hello_2.10-3_amd64.deb";
+
+    // A failed connection is retried once: two connect timeouts.
+    let (status, _, took) = fetch(c.addr, path).await;
+    assert!(
+        status == 504 || status == 502,
+        "hanging connect: status {status}"
+    );
+    eprintln!("hanging connect: status {status}");
+    within(
+        "upstream connect hangs: 5xx after",
+        took,
+        2 * connect,
+        2 * connect + MARGIN,
+    );
+
+    // Within cache_period the failure is answered from memory.
+    let (status2, _, took) = fetch(c.addr, path).await;
+    assert_eq!(status2, status, "negative cache answer");
+    eprintln!("the same request again, from the negative cache: {took:?}");
+    assert!(took < Duration::from_millis(500), "{took:?}");
+
+    let t = Instant::now();
+    while c.app.downloads.in_flight() > 0 {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "downloads still in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let files = cached(&dir.join("cache"));
+    assert!(files.is_empty(), "cached after failures: {files:?}");
+    let temps: Vec<_> = std::fs::read_dir(dir.join("cache/.tmp")).unwrap().collect();
+    assert!(temps.is_empty(), "temporary files left: {temps:?}");
     c.stop().await;
 }

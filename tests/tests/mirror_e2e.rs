@@ -459,6 +459,37 @@ fn permanent_stall_fails_without_hanging() {
     assert!(err.contains("read timeout"), "{err}");
 }
 
+/// An upstream whose connects hang (accept queue full, SYNs dropped): each
+/// attempt ends at `connect_timeout` (2 s; not at the shorter read timeout),
+/// three attempts (`retries = 2`) and the backoff between them, then the run
+/// fails naming the connect timeout and publishes nothing.
+#[test]
+fn hanging_connect_fails_after_the_connect_timeouts() {
+    let hole = testkit::Blackhole::new().unwrap();
+    let bed = Bed::new(|b| b.generated_packages(1, 100));
+    bed.standard_config();
+    let text = std::fs::read_to_string(bed.config_path()).unwrap();
+    std::fs::write(bed.config_path(), text.replace(&bed.up.url(), &hole.url())).unwrap();
+    // connect_timeout × (retries + 1) + retry_delay × (1 + 2), as configured.
+    let expected = Duration::from_secs(2) * 3 + Duration::from_millis(150);
+    let t = Instant::now();
+    assert_eq!(bed.run(), 1);
+    let took = t.elapsed();
+    eprintln!("hanging connect: failed after {took:?} (expected {expected:?})");
+    assert!(
+        took >= expected - Duration::from_millis(100) && took < expected + Duration::from_secs(3),
+        "{took:?}"
+    );
+    let err = bed.summary()["mirrors"]["m"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("connect timeout"), "{err}");
+    assert!(bed.snapshot_dirs().is_empty(), "{:?}", bed.snapshot_dirs());
+    assert!(std::fs::symlink_metadata(bed.dir().join("m")).is_err());
+    assert_eq!(bed.up.requests_total(), 0);
+}
+
 #[test]
 fn lock_contention_exits_at_once() {
     let bed = Bed::new(|b| b.generated_packages(1, 100));
