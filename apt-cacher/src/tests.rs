@@ -260,7 +260,10 @@ async fn late_readers_of_a_finished_download_get_exact_bytes() {
         .send()
         .await
         .unwrap();
-    assert_eq!((whole.status().as_u16(), range.status().as_u16()), (200, 206));
+    assert_eq!(
+        (whole.status().as_u16(), range.status().as_u16()),
+        (200, 206)
+    );
     let t = std::time::Instant::now();
     while cacher.app.store.usage().0 < 1 {
         assert!(t.elapsed() < Duration::from_secs(30), "never cached");
