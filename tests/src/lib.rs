@@ -38,6 +38,7 @@ pub mod blackhole;
 pub mod browser;
 pub mod cacher;
 pub mod keys;
+pub mod rawhttp;
 pub mod repo;
 pub mod upstream;
 

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use testkit::{PackageSpec, Repo, Upstream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn client() -> reqwest::Client {
@@ -23,46 +23,13 @@ fn repo(dir: &Path) -> Repo {
         .unwrap()
 }
 
-/// Reads one response (a `Content-Length` or a small chunked body);
-/// returns its status and head (lower case).
-async fn read_response(s: &mut TcpStream) -> (u16, String) {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).await.unwrap(),
-            1,
-            "connection closed early"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    if head.contains("transfer-encoding: chunked") {
-        // Small bodies only: read up to the last (empty) chunk.
-        let mut body = Vec::new();
-        while !(body.ends_with(b"\r\n0\r\n\r\n") || body == b"0\r\n\r\n") {
-            assert_eq!(s.read(&mut byte).await.unwrap(), 1, "body cut short");
-            body.push(byte[0]);
-        }
-    } else {
-        let mut body = vec![0u8; len];
-        s.read_exact(&mut body).await.unwrap();
-    }
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, head)
-}
-
 /// Sends `request` (the request line's target) on a new connection and
 /// returns the response's status.
 async fn raw_get(addr: std::net::SocketAddr, target: &str) -> u16 {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
-    read_response(&mut s).await.0
+    testkit::rawhttp::read_response(&mut s).await.0
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -189,13 +156,13 @@ async fn a_client_beyond_max_clients_waits_and_is_then_served() {
     // Two keep-alive clients take both places.
     let mut first = TcpStream::connect(c.addr).await.unwrap();
     first.write_all(request).await.unwrap();
-    let (status, head) = read_response(&mut first).await;
+    let (status, head) = testkit::rawhttp::read_response(&mut first).await;
     assert_eq!(status, 404);
     // Small pages keep their Content-Length (not chunked).
     assert!(head.contains("content-length:"), "{head}");
     let mut second = TcpStream::connect(c.addr).await.unwrap();
     second.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut second).await.0, 404);
+    assert_eq!(testkit::rawhttp::read_response(&mut second).await.0, 404);
 
     // A third connects (the kernel's backlog) but is not served yet...
     let mut third = TcpStream::connect(c.addr).await.unwrap();
@@ -210,9 +177,12 @@ async fn a_client_beyond_max_clients_waits_and_is_then_served() {
     // ...until one of the first two closes: then it is served, not refused.
     drop(first);
     let t = std::time::Instant::now();
-    let (status, _) = tokio::time::timeout(Duration::from_secs(10), read_response(&mut third))
-        .await
-        .expect("the third client is served once a place is free");
+    let (status, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        testkit::rawhttp::read_response(&mut third),
+    )
+    .await
+    .expect("the third client is served once a place is free");
     assert_eq!(status, 404);
     eprintln!(
         "third client served {:?} after a place was freed",
@@ -220,6 +190,6 @@ async fn a_client_beyond_max_clients_waits_and_is_then_served() {
     );
     // The second one is still served on its kept connection.
     second.write_all(request).await.unwrap();
-    assert_eq!(read_response(&mut second).await.0, 404);
+    assert_eq!(testkit::rawhttp::read_response(&mut second).await.0, 404);
     c.stop().await;
 }

@@ -93,28 +93,6 @@ fn server_end_established(server: SocketAddr, client: SocketAddr) -> bool {
     })
 }
 
-/// Reads one response with a `Content-Length` body; returns its status.
-async fn read_response(s: &mut TcpStream) -> u16 {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        assert_eq!(
-            s.read(&mut byte).await.unwrap(),
-            1,
-            "connection closed early"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    let len: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .map_or(0, |v| v.trim().parse().unwrap());
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body).await.unwrap();
-    head.split(' ').nth(1).unwrap().parse().unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_timeouts_slowloris_idle_and_stalled_reader() {
     let tmp = tempfile::tempdir().unwrap();
@@ -156,7 +134,7 @@ async fn client_timeouts_slowloris_idle_and_stalled_reader() {
         s.write_all(b"GET /nosuchmapping/x HTTP/1.1\r\nHost: t\r\n\r\n")
             .await
             .unwrap();
-        let status = read_response(&mut s).await;
+        let status = testkit::rawhttp::read_response(&mut s).await.0;
         let t = Instant::now();
         until_closed(&mut s).await;
         (status, t.elapsed())
@@ -359,7 +337,7 @@ async fn connect_tunnel_outlives_header_read_and_closes_when_silent() {
     let mut s = TcpStream::connect(c.addr).await.unwrap();
     let req = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
-    assert_eq!(read_response(&mut s).await, 200);
+    assert_eq!(testkit::rawhttp::read_response(&mut s).await.0, 200);
     let mut buf = [0u8; 4];
     s.write_all(b"ping").await.unwrap();
     s.read_exact(&mut buf).await.unwrap();
