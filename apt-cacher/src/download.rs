@@ -13,6 +13,11 @@
 //! published. On success the job's `commit` step moves the synced file
 //! into place (cache or metadata generation) before success is announced.
 //!
+//! A large download whose length is known is memory-mapped while in flight
+//! ([`mapped::map_download`]): its readers send slices of the map (no copy
+//! out of the file per reader), which is what lets one download feed
+//! hundreds of concurrent clients. Others read the temporary file.
+//!
 //! A finished file (a cache hit) is served through the same reader as a
 //! download that is already complete; it reads its next chunk on the
 //! blocking pool while hyper sends the previous one, into buffers it reuses,
@@ -169,6 +174,9 @@ pub fn status_of(e: &UpstreamError) -> Option<u16> {
 #[derive(Debug, Clone)]
 struct Progress {
     written: u64,
+    /// The whole (pre-sized) temporary file mapped, for large downloads of
+    /// known length: readers slice the bytes already written out of it.
+    map: Option<Bytes>,
     head: Option<Head>,
     upstream: Option<UpstreamNote>,
     outcome: Option<Result<(), Arc<DownloadError>>>,
@@ -215,6 +223,7 @@ impl Source {
         let len = file.metadata()?.len();
         let progress = Progress {
             written: len,
+            map: None,
             head: Some(Head {
                 length: Some(len),
                 last_modified,
@@ -358,7 +367,7 @@ impl Source {
                 return Some((out, st));
             }
             loop {
-                let (avail, complete) = {
+                let (avail, complete, map) = {
                     let p = st.rx.borrow_and_update();
                     match &p.outcome {
                         Some(Err(e)) => {
@@ -367,7 +376,7 @@ impl Source {
                             st.done = true;
                             return Some((Err(err), st));
                         }
-                        Some(Ok(())) => (p.written, true),
+                        Some(Ok(())) => (p.written, true, p.map.clone()),
                         None => {
                             let held = match &p.head {
                                 Some(Head {
@@ -377,12 +386,24 @@ impl Source {
                                 }) => p.written.min(len.saturating_sub(1)),
                                 _ => p.written,
                             };
-                            (held, false)
+                            (held, false, p.map.clone())
                         }
                     }
                 };
                 let limit = st.end.map_or(avail, |e| e.min(avail));
-                if complete && st.hot && st.mapped.is_none() {
+                if let Some(m) = map {
+                    // A download mapped in flight: slice what is written,
+                    // a frame at a time, if its pages are in memory.
+                    let from = usize::try_from(st.pos).unwrap_or(usize::MAX);
+                    let to = usize::try_from(limit)
+                        .unwrap_or(usize::MAX)
+                        .min(m.len())
+                        .min(from.saturating_add(mapped::FRAME));
+                    if from < to && mapped::resident_range(&m, from, to) {
+                        st.pos += (to - from) as u64;
+                        return Some((Ok(m.slice(from..to)), st));
+                    }
+                } else if complete && st.hot && st.mapped.is_none() {
                     st.mapped = Some(if avail >= mapped::MIN_MAPPED && limit > st.pos {
                         mapped::map(&st.file).ok().flatten()
                     } else {
@@ -478,6 +499,7 @@ impl Downloads {
         let file = Arc::new(file);
         let (tx, rx) = watch::channel(Progress {
             written: 0,
+            map: None,
             head: None,
             upstream: None,
             outcome: None,
@@ -634,6 +656,21 @@ impl Task {
             last_modified: resp.last_modified(),
             verified: self.expected.is_some(),
         };
+        // A large download of known length is mapped for its readers.
+        let presized = match head
+            .length
+            .map(|len| (len, mapped::map_download(&self.file, len)))
+        {
+            Some((len, Ok(Some(map)))) => {
+                self.tx.send_modify(|p| p.map = Some(map));
+                Some(len)
+            }
+            Some((_, Err(e))) => {
+                tracing::debug!(what = %self.what, error = %e, "download not mapped; its readers read the file");
+                None
+            }
+            _ => None,
+        };
         self.tx.send_modify(|p| p.head = Some(head));
         let mut hasher = match &self.expected {
             Some(e) => Hasher::for_expected(e),
@@ -683,6 +720,16 @@ impl Task {
             }
         }
         drop(resp); // frees the upstream connection slot
+        if presized.is_some_and(|len| len != written) {
+            // The file was extended to the announced length: anything else is
+            // a short (or, without an expectation, unverifiable) download.
+            let len = presized.unwrap_or(0);
+            tracing::warn!(what = %self.what, url = %url, announced = len, received = written, "upstream sent fewer bytes than announced");
+            return Err(DownloadError::Upstream(UpstreamError::Transport {
+                url,
+                reason: format!("upstream sent {written} of the {len} bytes it announced"),
+            }));
+        }
         self.tx.send_modify(|p| p.written = written);
         let actual = hasher.finish();
         if let Some(exp) = &self.expected {

@@ -21,6 +21,15 @@
 //! fault (SIGBUS); the operators' guide says not to edit the cache by hand.
 //! The remaining risk is a page evicted under memory pressure between the
 //! residency check and the send, whose re-read then fails on a failing disk.
+//!
+//! A download in flight is mapped too ([`map_download`]), so that the many
+//! clients of one cold file (they all follow the same download) are served
+//! like hits instead of each copying every chunk out of the temporary file.
+//! Its temporary file is first extended to the announced length, so the map
+//! never reaches past the end of the file; it is only ever written
+//! sequentially by its download and unlinked or renamed, never truncated.
+//! Readers only slice bytes the download has already written, and only
+//! frames whose pages are resident ([`resident_range`]); others are read.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -74,19 +83,68 @@ pub fn map(file: &File) -> std::io::Result<Option<Bytes>> {
     Ok(resident(&m).then(|| Bytes::from_owner(Shared(m))))
 }
 
+/// Downloads larger than this are not mapped while in flight (the map is
+/// address space, and extending the temporary file up front trusts the
+/// announced length that far).
+pub const MAX_DOWNLOAD_MAPPED: u64 = 64 << 30;
+
+/// A map of the temporary file of a download that will be `len` bytes long
+/// (at least [`MIN_MAPPED`], at most [`MAX_DOWNLOAD_MAPPED`]; `None`
+/// otherwise). The file is extended to `len` first; it must be written only
+/// sequentially from offset 0 afterwards and never truncated while any slice
+/// of the map lives. The map is registered like a complete file's, so the
+/// published file's readers share it.
+pub fn map_download(file: &File, len: u64) -> std::io::Result<Option<Bytes>> {
+    if !(MIN_MAPPED..=MAX_DOWNLOAD_MAPPED).contains(&len) {
+        return Ok(None);
+    }
+    file.set_len(len)?;
+    let meta = file.metadata()?;
+    // SAFETY: see the module documentation: the temporary file is already
+    // `len` bytes long and is never truncated while mapped; readers only
+    // touch bytes the download has written.
+    #[allow(unsafe_code)]
+    let m = Arc::new(unsafe { memmap2::Mmap::map(file)? });
+    let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
+    maps.retain(|_, w| w.strong_count() > 0);
+    maps.insert((meta.dev(), meta.ino()), Arc::downgrade(&m));
+    Ok(Some(Bytes::from_owner(Shared(m))))
+}
+
 /// True when every page of `m` is in the page cache.
 fn resident(m: &memmap2::Mmap) -> bool {
-    if m.is_empty() {
+    pages_resident(m.as_ptr(), m.len())
+}
+
+/// True when every page of `map[from..to]` (a slice of a map returned by
+/// this module) is in the page cache.
+pub fn resident_range(map: &Bytes, from: usize, to: usize) -> bool {
+    match map.get(from..to) {
+        Some(s) => pages_resident(s.as_ptr(), s.len()),
+        None => false,
+    }
+}
+
+/// True when every page touching `len` bytes at `ptr` (inside a live map)
+/// is in the page cache.
+fn pages_resident(ptr: *const u8, len: usize) -> bool {
+    if len == 0 {
         return true;
     }
     // SAFETY: sysconf has no preconditions.
     #[allow(unsafe_code)]
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    let mut vec = vec![0u8; m.len().div_ceil(page.max(1))];
-    // SAFETY: the range is exactly the live, page-aligned map, and `vec`
-    // has one byte per page of it, as mincore(2) requires.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(1);
+    let addr = ptr as usize;
+    let start = addr - addr % page;
+    let span = addr + len - start;
+    let mut vec = vec![0u8; span.div_ceil(page)];
+    // SAFETY: `start..addr + len` lies within the pages of a live map
+    // (maps are page-aligned and whole pages), `start` is page-aligned, and
+    // `vec` has one byte per page of the range, as mincore(2) requires.
     #[allow(unsafe_code)]
-    let rc = unsafe { libc::mincore(m.as_ptr() as *mut libc::c_void, m.len(), vec.as_mut_ptr()) };
+    let rc = unsafe { libc::mincore(start as *mut libc::c_void, span, vec.as_mut_ptr()) };
     rc == 0 && vec.iter().all(|b| b & 1 == 1)
 }
 

@@ -19,6 +19,9 @@ struct UpstreamState {
     counts: HashMap<String, usize>,
     /// Delay between 64 KiB chunks.
     chunk_delay: Option<Duration>,
+    /// A `Content-Length` to announce instead of the true one (a lying or
+    /// truncating upstream).
+    announced: HashMap<String, usize>,
 }
 
 #[derive(Clone, Default)]
@@ -61,10 +64,14 @@ impl FakeUpstream {
                             let me = me.clone();
                             async move {
                                 let path = req.uri().path().to_string();
-                                let (data, delay) = {
+                                let (data, delay, announced) = {
                                     let mut st = me.0.lock().unwrap();
                                     *st.counts.entry(path.clone()).or_default() += 1;
-                                    (st.files.get(&path).cloned(), st.chunk_delay)
+                                    (
+                                        st.files.get(&path).cloned(),
+                                        st.chunk_delay,
+                                        st.announced.get(&path).copied(),
+                                    )
                                 };
                                 let resp = match data {
                                     None => hyper::Response::builder()
@@ -90,7 +97,7 @@ impl FakeUpstream {
                                             },
                                         );
                                         hyper::Response::builder()
-                                            .header("content-length", len)
+                                            .header("content-length", announced.unwrap_or(len))
                                             .body(BodyExt::boxed(StreamBody::new(stream)))
                                             .unwrap()
                                     }
@@ -278,20 +285,88 @@ async fn late_readers_of_a_finished_download_get_exact_bytes() {
     cacher.stop().await;
 }
 
+/// An upstream that announces more bytes than it sends: the clients that
+/// joined the (memory-mapped) download get an aborted body, never a
+/// complete one, and nothing is cached; once upstream is right, the file is
+/// fetched again and served whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_upstream_body_is_never_complete_nor_cached() {
+    let up = FakeUpstream::default();
+    let len = crate::mapped::MIN_MAPPED as usize * 2;
+    let data: Bytes = (0..len)
+        .map(|i| (i % 241) as u8)
+        .collect::<Vec<u8>>()
+        .into();
+    up.put("/repo/pool/short.deb", data.slice(..len - 100_000));
+    up.0.lock()
+        .unwrap()
+        .announced
+        .insert("/repo/pool/short.deb".into(), len);
+    up.set_delay(Some(Duration::from_millis(1)));
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let url = format!("http://{}/m/pool/short.deb", cacher.addr);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| tokio::spawn(get_owned(url.clone())))
+        .collect();
+    for t in tasks {
+        match t.await.unwrap() {
+            Err(_) => {}
+            Ok((status, body)) => assert!(
+                status != 200 || body.len() < len,
+                "a short upstream body was served as complete ({status}, {} bytes)",
+                body.len()
+            ),
+        }
+    }
+    assert_eq!(up.count("/repo/pool/short.deb"), 1);
+    assert_eq!(cacher.app.store.usage().0, 0, "a short download was cached");
+    // Upstream fixed (after the negative-cache period): fetched again, whole.
+    up.0.lock().unwrap().announced.clear();
+    up.put("/repo/pool/short.deb", data.clone());
+    up.set_delay(None);
+    let t = std::time::Instant::now();
+    let body = loop {
+        match get(&url).await {
+            Ok((200, body)) => break body,
+            other => {
+                assert!(t.elapsed() < Duration::from_secs(10), "{other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(body == data, "body differs");
+    wait_cached(&cacher, 1).await;
+    cacher.stop().await;
+}
+
 async fn get_owned(url: String) -> Result<(u16, Bytes), String> {
     get(&url).await
 }
 
 #[tokio::test]
 async fn verified_pool_file_corruption_is_never_served_complete_nor_cached() {
+    corrupted_pool_file(300_000).await;
+}
+
+/// The same with a file large enough to be memory-mapped while it downloads
+/// (`mapped::map_download`): readers slice the map, and still never get the
+/// last byte of a file that fails verification.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verified_mapped_download_corruption_is_never_served_complete_nor_cached() {
+    corrupted_pool_file(crate::mapped::MIN_MAPPED as usize + 12_345).await;
+}
+
+async fn corrupted_pool_file(size: usize) {
     let up = FakeUpstream::default();
-    let deb = vec![7u8; 300_000];
+    let deb = vec![7u8; size];
     for (p, d) in repo(&deb, 1) {
         up.put(&p, d);
     }
-    // Upstream serves a corrupted .deb of the right size.
+    // Upstream serves a corrupted .deb of the right size (its last byte).
     let mut bad = deb.clone();
-    bad[299_999] = 8;
+    bad[size - 1] = 8;
     up.put("/repo/pool/main/a/a_1_amd64.deb", bad);
     let addr = up.start().await;
     let dir = tempfile::tempdir().unwrap();

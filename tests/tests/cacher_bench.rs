@@ -40,6 +40,38 @@ fn wait_listening(addr: SocketAddr) {
     }
 }
 
+/// CPU seconds (user + system, all threads) that process `pid` has used,
+/// plus, with `children`, those of its live children (nginx's workers).
+fn cpu_secs(pid: u32, children: bool) -> f64 {
+    let ticks = |stat: &str| -> Option<(u32, f64)> {
+        // Fields after the ")" that closes the command name: state is 3,
+        // ppid 4, utime 14, stime 15 (1-based, as in proc(5)).
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let ppid = f.get(1)?.parse().ok()?;
+        let t: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((ppid, t / 100.0))
+    };
+    let mut total = 0.0;
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let me = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok());
+        if let Some((ppid, t)) = ticks(&stat) {
+            if me == Some(pid) || (children && ppid == pid) {
+                total += t;
+            }
+        }
+    }
+    total
+}
+
+/// CPU seconds this test process has used so far.
+fn own_cpu_secs() -> f64 {
+    cpu_secs(std::process::id(), false)
+}
+
 /// A child process killed (by its own pid) when dropped.
 struct Proc(Child);
 impl Drop for Proc {
@@ -53,7 +85,7 @@ impl Drop for Proc {
 }
 
 struct Nginx {
-    _p: Proc,
+    p: Proc,
     addr: SocketAddr,
     log: PathBuf,
 }
@@ -88,7 +120,7 @@ fn nginx(root: &Path, work: &Path) -> Nginx {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     wait_listening(addr);
     Nginx {
-        _p: Proc(child),
+        p: Proc(child),
         addr,
         log,
     }
@@ -303,14 +335,32 @@ async fn bench_concurrent_cold_big_file() {
     write_big(&www.join("pool/big.deb"), mib);
     write_big(&www.join("pool/big2.deb"), mib);
     let ng = nginx(&www, &tmp.path().join("nginx"));
+    let ng_pid = ng.p.0.id();
+    let (cpu_ng0, cpu_me0) = (cpu_secs(ng_pid, true), own_cpu_secs());
     let (direct, bytes) = concurrent(&format!("http://{}/pool/big.deb", ng.addr), clients).await;
+    let (cpu_ng1, cpu_me1) = (cpu_secs(ng_pid, true), own_cpu_secs());
     assert_eq!(bytes, ((clients * mib) as u64) << 20);
     let (c, _) = cacher(&tmp.path().join("cacher"), ng.addr);
+    let c_pid = c.p.0.id();
+    let cpu_c1 = cpu_secs(c_pid, false);
     let (cold, bytes) =
         concurrent(&format!("http://{}/debian/pool/big2.deb", c.addr), clients).await;
+    let (cpu_ng2, cpu_me2, cpu_c2) = (
+        cpu_secs(ng_pid, true),
+        own_cpu_secs(),
+        cpu_secs(c_pid, false),
+    );
     assert_eq!(bytes, ((clients * mib) as u64) << 20);
     let upstream_requests = ng.requests_for("/pool/big2.deb");
     println!("{clients} concurrent clients x {mib} MiB, cold (upstream requests through the cacher: {upstream_requests}):");
+    println!(
+        "  CPU seconds, direct: nginx {:.2}, clients {:.2} | through the cacher: apt-cacher {:.2}, nginx {:.2}, clients {:.2}",
+        cpu_ng1 - cpu_ng0,
+        cpu_me1 - cpu_me0,
+        cpu_c2 - cpu_c1,
+        cpu_ng2 - cpu_ng1,
+        cpu_me2 - cpu_me1
+    );
     line(
         "  wall time",
         "nginx direct",
