@@ -10,12 +10,13 @@
 //! Modules, in the order a request meets them: [`server`] (HTTP),
 //! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
 //! (metadata), [`store`] (pool files), [`download`] (coalesced verified
-//! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details).
+//! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details),
+//! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`defaults`] and [`logging`] set it up; [`metrics`] and
 //! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`);
 //! [`time`] computes deadlines and HTTP dates without panicking.
-// Audited `unsafe` blocks: the memory map in `mapped`; taking systemd's
-// listening socket in `listen`.
+// Audited `unsafe` blocks: the memory maps in `mapped`; `sendfile(2)` in
+// `sendfile`; taking systemd's listening socket in `listen`.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,6 +32,7 @@ pub mod mapped;
 pub mod mapping;
 pub mod metrics;
 pub mod response;
+pub mod sendfile;
 pub mod server;
 pub mod status;
 pub mod store;

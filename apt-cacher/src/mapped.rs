@@ -30,12 +30,17 @@
 //! sequentially by its download and unlinked or renamed, never truncated.
 //! Readers only slice bytes the download has already written, and only
 //! frames whose pages are resident ([`resident_range`]); others are read.
+//!
+//! Every map keeps its file open and is registered by address, so the
+//! client socket ([`crate::sendfile`]) can recognise a body slice that lies
+//! in a map and hand the kernel the file range instead (`sendfile(2)`: the
+//! socket takes the page-cache pages themselves, no copy at all).
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 /// Files at least this large are served from a map; smaller ones are read
 /// into buffers (a map costs a system call and page-table set-up that only
@@ -46,17 +51,76 @@ pub const MIN_MAPPED: u64 = 4 << 20;
 /// the map directly and a slow client holds no more than a few of them.
 pub const FRAME: usize = 1 << 20;
 
+/// A read-only map of a whole file, and the file (for `sendfile`).
+pub struct Map {
+    mmap: memmap2::Mmap,
+    file: File,
+}
+
+impl Map {
+    /// Maps `file` (which stays open as long as the map) and registers the
+    /// map's address range.
+    ///
+    /// # Safety
+    /// The file must not be truncated while the map lives, and no byte of
+    /// it may be read through the map before it is written (see the module
+    /// documentation).
+    #[allow(unsafe_code)]
+    unsafe fn new(file: &File) -> std::io::Result<Arc<Map>> {
+        let file = file.try_clone()?;
+        // SAFETY: the caller's promise.
+        let mmap = unsafe { memmap2::Mmap::map(&file)? };
+        let map = Arc::new(Map { mmap, file });
+        let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
+        regions.insert(map.mmap.as_ptr() as usize, Arc::downgrade(&map));
+        Ok(map)
+    }
+
+    /// The mapped file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    fn len(&self) -> usize {
+        self.mmap.len()
+    }
+}
+
+impl Drop for Map {
+    fn drop(&mut self) {
+        // Before the unmap (the fields drop after this), so no other map
+        // can have been placed at this address yet.
+        let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
+        regions.remove(&(self.mmap.as_ptr() as usize));
+    }
+}
+
 /// A map shared by the responses that serve it.
-struct Shared(Arc<memmap2::Mmap>);
+struct Shared(Arc<Map>);
 
 impl AsRef<[u8]> for Shared {
     fn as_ref(&self) -> &[u8] {
-        &self.0
+        &self.0.mmap
     }
 }
 
 /// Live maps by (device, inode).
-static MAPS: Mutex<BTreeMap<(u64, u64), Weak<memmap2::Mmap>>> = Mutex::new(BTreeMap::new());
+static MAPS: Mutex<BTreeMap<(u64, u64), Weak<Map>>> = Mutex::new(BTreeMap::new());
+
+/// Live maps by start address.
+static REGIONS: RwLock<BTreeMap<usize, Weak<Map>>> = RwLock::new(BTreeMap::new());
+
+/// If `buf` lies wholly inside a live map made here: that map and the file
+/// offset where `buf` starts. The map stays alive while the caller holds
+/// it, so the file range stays valid.
+pub fn file_range(buf: &[u8]) -> Option<(Arc<Map>, u64)> {
+    let addr = buf.as_ptr() as usize;
+    let regions = REGIONS.read().unwrap_or_else(|e| e.into_inner());
+    let (&start, map) = regions.range(..=addr).next_back()?;
+    let map = map.upgrade()?;
+    let offset = addr - start;
+    (offset.checked_add(buf.len())? <= map.len()).then_some((map, offset as u64))
+}
 
 /// The whole content of `file` (a complete cache file of at least
 /// [`MIN_MAPPED`] bytes) as [`Bytes`] backed by a shared read-only map, if
@@ -73,7 +137,7 @@ pub fn map(file: &File) -> std::io::Result<Option<Bytes>> {
             // immutable once published (replaced by rename, removed by
             // unlink, never truncated).
             #[allow(unsafe_code)]
-            let m = Arc::new(unsafe { memmap2::Mmap::map(file)? });
+            let m = unsafe { Map::new(file)? };
             maps.retain(|_, w| w.strong_count() > 0);
             maps.insert(key, Arc::downgrade(&m));
             m
@@ -104,7 +168,7 @@ pub fn map_download(file: &File, len: u64) -> std::io::Result<Option<Bytes>> {
     // `len` bytes long and is never truncated while mapped; readers only
     // touch bytes the download has written.
     #[allow(unsafe_code)]
-    let m = Arc::new(unsafe { memmap2::Mmap::map(file)? });
+    let m = unsafe { Map::new(file)? };
     let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
     maps.retain(|_, w| w.strong_count() > 0);
     maps.insert((meta.dev(), meta.ino()), Arc::downgrade(&m));
@@ -112,8 +176,8 @@ pub fn map_download(file: &File, len: u64) -> std::io::Result<Option<Bytes>> {
 }
 
 /// True when every page of `m` is in the page cache.
-fn resident(m: &memmap2::Mmap) -> bool {
-    pages_resident(m.as_ptr(), m.len())
+fn resident(m: &Map) -> bool {
+    pages_resident(m.mmap.as_ptr(), m.len())
 }
 
 /// True when every page of `map[from..to]` (a slice of a map returned by

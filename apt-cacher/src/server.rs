@@ -11,6 +11,7 @@
 use crate::client_timeouts::{Activity, Busy, ClientIo, Limits};
 use crate::handler::App;
 use crate::response::Body;
+use crate::sendfile::ClientSocket;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
@@ -117,7 +118,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         last_accept = Instant::now();
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
-        let io = ClientIo::new(stream, activity.clone(), limits);
+        let io = ClientIo::new(ClientSocket::new(stream), activity.clone(), limits);
         let app = app.clone();
         let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let (app, activity) = (app.clone(), activity.clone());
