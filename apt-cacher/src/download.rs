@@ -176,10 +176,21 @@ struct Progress {
     written: u64,
     /// The whole (pre-sized) temporary file mapped, for large downloads of
     /// known length: readers slice the bytes already written out of it.
-    map: Option<Bytes>,
+    map: Option<InFlightMap>,
     head: Option<Head>,
     upstream: Option<UpstreamNote>,
     outcome: Option<Result<(), Arc<DownloadError>>>,
+}
+
+/// The map of a download in flight ([`Progress::map`]); its `Debug` shows
+/// only the length (never the bytes, which may not be written yet).
+#[derive(Clone)]
+struct InFlightMap(Bytes);
+
+impl std::fmt::Debug for InFlightMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "InFlightMap({} bytes)", self.0.len())
+    }
 }
 
 /// Moves a verified, synced temporary file into place. Gets the computed checksums.
@@ -391,7 +402,7 @@ impl Source {
                     }
                 };
                 let limit = st.end.map_or(avail, |e| e.min(avail));
-                if let Some(m) = map {
+                if let Some(InFlightMap(m)) = map {
                     // A download mapped in flight: slice what is written,
                     // a frame at a time, if its pages are in memory.
                     let from = usize::try_from(st.pos).unwrap_or(usize::MAX);
@@ -405,7 +416,11 @@ impl Source {
                     }
                 } else if complete && st.hot && st.mapped.is_none() {
                     st.mapped = Some(if avail >= mapped::MIN_MAPPED && limit > st.pos {
-                        mapped::map(&st.file).ok().flatten()
+                        // SAFETY: a finished download: never written again
+                        // (kept by rename, or unlinked).
+                        #[allow(unsafe_code)]
+                        let m = unsafe { mapped::map(&st.file) };
+                        m.ok().flatten()
                     } else {
                         None
                     });
@@ -657,17 +672,32 @@ impl Task {
             verified: self.expected.is_some(),
         };
         // A large download of known length is mapped for its readers.
-        let presized = match head
-            .length
-            .map(|len| (len, mapped::map_download(&self.file, len)))
-        {
-            Some((len, Ok(Some(map)))) => {
-                self.tx.send_modify(|p| p.map = Some(map));
-                Some(len)
-            }
-            Some((_, Err(e))) => {
-                tracing::debug!(what = %self.what, error = %e, "download not mapped; its readers read the file");
-                None
+        let presized = match head.length {
+            Some(len) if (mapped::MIN_MAPPED..=mapped::MAX_DOWNLOAD_MAPPED).contains(&len) => {
+                let file = self.file.clone();
+                // SAFETY: this task's own temporary file, still empty; below
+                // it is only written sequentially, never truncated (on
+                // failure it is unlinked), and readers slice only what
+                // `written` says is written.
+                #[allow(unsafe_code)]
+                let mapped = tokio::task::spawn_blocking(move || unsafe {
+                    mapped::map_download(&file, len)
+                })
+                .await
+                .map_err(|e| {
+                    DownloadError::Local(format!("mapping the download of {}: {e}", self.what))
+                })?;
+                match mapped {
+                    Ok(Some(map)) => {
+                        self.tx.send_modify(|p| p.map = Some(InFlightMap(map)));
+                        Some(len)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(what = %self.what, error = %e, "download not mapped; its readers read the file");
+                        None
+                    }
+                }
             }
             _ => None,
         };

@@ -72,12 +72,16 @@ impl Map {
         let mmap = unsafe { memmap2::Mmap::map(&file)? };
         let map = Arc::new(Map { mmap, file });
         let mut regions = REGIONS.write().unwrap_or_else(|e| e.into_inner());
-        regions.insert(map.mmap.as_ptr() as usize, Arc::downgrade(&map));
+        regions.insert(
+            map.mmap.as_ptr() as usize,
+            (map.len(), Arc::downgrade(&map)),
+        );
         Ok(map)
     }
 
-    /// The mapped file.
-    pub fn file(&self) -> &File {
+    /// The mapped file (crate-private: it is open for writing, and the map
+    /// is only sound while nobody truncates it).
+    pub(crate) fn file(&self) -> &File {
         &self.file
     }
 
@@ -107,36 +111,49 @@ impl AsRef<[u8]> for Shared {
 /// Live maps by (device, inode).
 static MAPS: Mutex<BTreeMap<(u64, u64), Weak<Map>>> = Mutex::new(BTreeMap::new());
 
-/// Live maps by start address.
-static REGIONS: RwLock<BTreeMap<usize, Weak<Map>>> = RwLock::new(BTreeMap::new());
+/// Live maps by start address: their length and the map.
+static REGIONS: RwLock<BTreeMap<usize, (usize, Weak<Map>)>> = RwLock::new(BTreeMap::new());
 
 /// If `buf` lies wholly inside a live map made here: that map and the file
 /// offset where `buf` starts. The map stays alive while the caller holds
 /// it, so the file range stays valid.
 pub fn file_range(buf: &[u8]) -> Option<(Arc<Map>, u64)> {
     let addr = buf.as_ptr() as usize;
-    let regions = REGIONS.read().unwrap_or_else(|e| e.into_inner());
-    let (&start, map) = regions.range(..=addr).next_back()?;
-    let map = map.upgrade()?;
-    let offset = addr - start;
-    (offset.checked_add(buf.len())? <= map.len()).then_some((map, offset as u64))
+    let (offset, weak) = {
+        let regions = REGIONS.read().unwrap_or_else(|e| e.into_inner());
+        let (&start, (len, weak)) = regions.range(..=addr).next_back()?;
+        let offset = addr - start;
+        if offset.checked_add(buf.len())? > *len {
+            return None;
+        }
+        (offset, weak.clone())
+    };
+    // Upgraded only after the lock is released: if this turns out to be the
+    // last reference, its drop takes the write lock (`Map::drop`). A map
+    // that died meanwhile (and any new one at its address) is simply not
+    // found; the caller then writes the bytes as they are.
+    let map = weak.upgrade()?;
+    Some((map, offset as u64))
 }
 
 /// The whole content of `file` (a complete cache file of at least
 /// [`MIN_MAPPED`] bytes) as [`Bytes`] backed by a shared read-only map, if
 /// all of it is in the page cache; `None` otherwise (read it instead). The
 /// map lives while any slice of it does.
-pub fn map(file: &File) -> std::io::Result<Option<Bytes>> {
+///
+/// # Safety
+/// `file` must be immutable: never written, truncated or extended while
+/// any map of it lives (the cacher's published files: replaced by rename,
+/// removed by unlink; or a finished download).
+#[allow(unsafe_code)]
+pub unsafe fn map(file: &File) -> std::io::Result<Option<Bytes>> {
     let meta = file.metadata()?;
     let key = (meta.dev(), meta.ino());
     let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
     let m = match maps.get(&key).and_then(Weak::upgrade) {
         Some(m) if m.len() as u64 == meta.len() => m,
         _ => {
-            // SAFETY: see the module documentation: cache files are
-            // immutable once published (replaced by rename, removed by
-            // unlink, never truncated).
-            #[allow(unsafe_code)]
+            // SAFETY: the caller's promise (see the module documentation).
             let m = unsafe { Map::new(file)? };
             maps.retain(|_, w| w.strong_count() > 0);
             maps.insert(key, Arc::downgrade(&m));
@@ -154,21 +171,34 @@ pub const MAX_DOWNLOAD_MAPPED: u64 = 64 << 30;
 
 /// A map of the temporary file of a download that will be `len` bytes long
 /// (at least [`MIN_MAPPED`], at most [`MAX_DOWNLOAD_MAPPED`]; `None`
-/// otherwise). The file is extended to `len` first; it must be written only
-/// sequentially from offset 0 afterwards and never truncated while any slice
-/// of the map lives. The map is registered like a complete file's, so the
-/// published file's readers share it.
-pub fn map_download(file: &File, len: u64) -> std::io::Result<Option<Bytes>> {
+/// otherwise). The file is extended to `len` first (on a file system
+/// without sparse files that writes zeros: call this on the blocking pool);
+/// if mapping then fails, it is cut back to empty and `Err` returned. The map
+/// is registered like a complete file's, so the published file's readers
+/// share it.
+///
+/// # Safety
+/// `file` must be empty and, while any slice of the map lives, only be
+/// written sequentially from offset 0 by its download, never truncated; and
+/// no byte of the map may be read before the download has written it.
+#[allow(unsafe_code)]
+pub unsafe fn map_download(file: &File, len: u64) -> std::io::Result<Option<Bytes>> {
     if !(MIN_MAPPED..=MAX_DOWNLOAD_MAPPED).contains(&len) {
         return Ok(None);
     }
     file.set_len(len)?;
-    let meta = file.metadata()?;
-    // SAFETY: see the module documentation: the temporary file is already
-    // `len` bytes long and is never truncated while mapped; readers only
-    // touch bytes the download has written.
-    #[allow(unsafe_code)]
-    let m = unsafe { Map::new(file)? };
+    // SAFETY: the caller's promise; the file is already `len` bytes long.
+    let mapped = file
+        .metadata()
+        .and_then(|meta| Ok((meta, unsafe { Map::new(file)? })));
+    let (meta, m) = match mapped {
+        Ok(v) => v,
+        Err(e) => {
+            // No map exists: nothing written yet, back to empty.
+            file.set_len(0)?;
+            return Err(e);
+        }
+    };
     let mut maps = MAPS.lock().unwrap_or_else(|e| e.into_inner());
     maps.retain(|_, w| w.strong_count() > 0);
     maps.insert((meta.dev(), meta.ino()), Arc::downgrade(&m));
@@ -223,15 +253,19 @@ mod tests {
         let data: Vec<u8> = (0..(MIN_MAPPED as usize + 3)).map(|i| i as u8).collect();
         f.write_all(&data).unwrap();
         f.as_file().sync_all().unwrap();
-        // Just written: in the page cache.
-        let a = map(f.as_file()).unwrap().expect("resident");
-        let b = map(&File::open(f.path()).unwrap())
+        // Just written: in the page cache. (SAFETY, here and below: the
+        // file is not changed while mapped.)
+        #[allow(unsafe_code)]
+        let a = unsafe { map(f.as_file()) }.unwrap().expect("resident");
+        #[allow(unsafe_code)]
+        let b = unsafe { map(&File::open(f.path()).unwrap()) }
             .unwrap()
             .expect("resident");
         assert_eq!(&a[..], &data[..]);
         assert_eq!(a.as_ptr(), b.as_ptr(), "one map for one file");
         drop((a, b));
-        let c = map(f.as_file()).unwrap().expect("resident");
+        #[allow(unsafe_code)]
+        let c = unsafe { map(f.as_file()) }.unwrap().expect("resident");
         assert_eq!(c.len(), data.len());
     }
 
@@ -247,6 +281,8 @@ mod tests {
             libc::posix_fadvise(f.as_file().as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED)
         };
         assert_eq!(rc, 0);
-        assert!(map(f.as_file()).unwrap().is_none());
+        #[allow(unsafe_code)]
+        let m = unsafe { map(f.as_file()) }.unwrap();
+        assert!(m.is_none());
     }
 }

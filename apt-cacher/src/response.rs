@@ -129,7 +129,13 @@ pub async fn serve_path(
         let meta = f.metadata()?;
         let lm = meta.modified().ok().map(crate::time::http_date);
         if meta.len() >= mapped::MIN_MAPPED {
-            if let Some(bytes) = mapped::map(&f)? {
+            // SAFETY: a published cache or metadata file: never written or
+            // truncated in place (replaced by rename, removed by unlink).
+            // A map that cannot be made (out of descriptors) falls back to
+            // reading.
+            #[allow(unsafe_code)]
+            let mapped = unsafe { mapped::map(&f) };
+            if let Ok(Some(bytes)) = mapped {
                 return Ok(Content::Mapped(bytes, lm));
             }
         }

@@ -20,8 +20,8 @@ struct UpstreamState {
     /// Delay between 64 KiB chunks.
     chunk_delay: Option<Duration>,
     /// A `Content-Length` to announce instead of the true one (a lying or
-    /// truncating upstream).
-    announced: HashMap<String, usize>,
+    /// truncating upstream); `None`: none at all (chunked).
+    announced: HashMap<String, Option<usize>>,
 }
 
 #[derive(Clone, Default)]
@@ -96,10 +96,13 @@ impl FakeUpstream {
                                                 Ok::<_, std::io::Error>(Frame::data(c))
                                             },
                                         );
-                                        hyper::Response::builder()
-                                            .header("content-length", announced.unwrap_or(len))
-                                            .body(BodyExt::boxed(StreamBody::new(stream)))
-                                            .unwrap()
+                                        let mut b = hyper::Response::builder();
+                                        match announced {
+                                            None => b = b.header("content-length", len),
+                                            Some(Some(n)) => b = b.header("content-length", n),
+                                            Some(None) => {}
+                                        }
+                                        b.body(BodyExt::boxed(StreamBody::new(stream))).unwrap()
                                     }
                                 };
                                 Ok::<_, std::convert::Infallible>(resp)
@@ -259,6 +262,7 @@ async fn late_readers_of_a_finished_download_get_exact_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let cacher = start(config(dir.path(), addr)).await;
     let url = format!("http://{}/m/pool/late.deb", cacher.addr);
+    let sent_before = crate::sendfile::bytes_sent();
     // Both requests get their headers while the download is in flight.
     let whole = client().get(&url).send().await.unwrap();
     let range = client()
@@ -281,14 +285,17 @@ async fn late_readers_of_a_finished_download_get_exact_bytes() {
         range.bytes().await.unwrap() == data.slice(5_000_000..16_000_000),
         "range differs"
     );
+    // Map slices went out with sendfile (at least the frames of one body).
+    assert!(crate::sendfile::bytes_sent() - sent_before >= 4 << 20);
     assert_eq!(up.count("/repo/pool/late.deb"), 1);
     cacher.stop().await;
 }
 
-/// An upstream that announces more bytes than it sends: the clients that
-/// joined the (memory-mapped) download get an aborted body, never a
-/// complete one, and nothing is cached; once upstream is right, the file is
-/// fetched again and served whole.
+/// An upstream that announces more bytes than it sends (hyper's client
+/// notices the early end): the clients that joined the memory-mapped
+/// download get an aborted body, never a complete one, and nothing is
+/// cached; once upstream is right, the file is fetched again and served
+/// whole.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_upstream_body_is_never_complete_nor_cached() {
     let up = FakeUpstream::default();
@@ -301,7 +308,7 @@ async fn short_upstream_body_is_never_complete_nor_cached() {
     up.0.lock()
         .unwrap()
         .announced
-        .insert("/repo/pool/short.deb".into(), len);
+        .insert("/repo/pool/short.deb".into(), Some(len));
     up.set_delay(Some(Duration::from_millis(1)));
     let addr = up.start().await;
     let dir = tempfile::tempdir().unwrap();
@@ -338,6 +345,70 @@ async fn short_upstream_body_is_never_complete_nor_cached() {
     };
     assert!(body == data, "body differs");
     wait_cached(&cacher, 1).await;
+    cacher.stop().await;
+}
+
+/// GETs `url` reading the body as it comes: (status, bytes received,
+/// whether the body ended normally).
+async fn get_streamed(url: &str) -> (u16, usize, bool) {
+    let mut r = client().get(url).send().await.unwrap();
+    let status = r.status().as_u16();
+    let mut n = 0;
+    loop {
+        match r.chunk().await {
+            Ok(Some(c)) => n += c.len(),
+            Ok(None) => return (status, n, true),
+            Err(_) => return (status, n, false),
+        }
+    }
+}
+
+/// A verified file large enough to be mapped while it downloads, which
+/// upstream sends chunked (no `Content-Length`) and short: nothing but the
+/// expected size tells the download it is short. Clients are aborted,
+/// nothing is cached, and the fixed file is fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_chunked_upstream_body_of_a_listed_file_is_never_complete_nor_cached() {
+    let up = FakeUpstream::default();
+    let size = crate::mapped::MIN_MAPPED as usize + 1000;
+    let deb: Vec<u8> = (0..size).map(|i| (i % 233) as u8).collect();
+    for (p, d) in repo(&deb, 1) {
+        up.put(&p, d);
+    }
+    let path = "/repo/pool/main/a/a_1_amd64.deb";
+    up.put(path, deb[..size - 5000].to_vec());
+    up.0.lock().unwrap().announced.insert(path.into(), None);
+    let addr = up.start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cacher = start(config(dir.path(), addr)).await;
+    let base = format!("http://{}/m", cacher.addr);
+    for p in [
+        "dists/stable/Release",
+        "dists/stable/main/binary-amd64/Packages.gz",
+    ] {
+        assert_eq!(get(&format!("{base}/{p}")).await.unwrap().0, 200);
+    }
+    let url = format!("{base}/pool/main/a/a_1_amd64.deb");
+    let (status, received, complete) = get_streamed(&url).await;
+    assert!(
+        !complete || status != 200,
+        "short body served as complete ({received} bytes)"
+    );
+    assert!(received < size);
+    assert_eq!(cacher.app.store.usage().0, 0, "a short download was cached");
+    up.0.lock().unwrap().announced.clear();
+    up.put(path, deb.clone());
+    let t = std::time::Instant::now();
+    let body = loop {
+        match get(&url).await {
+            Ok((200, body)) => break body,
+            other => {
+                assert!(t.elapsed() < Duration::from_secs(10), "{other:?}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert!(body == deb, "body differs");
     cacher.stop().await;
 }
 
@@ -381,15 +452,19 @@ async fn corrupted_pool_file(size: usize) {
     .await
     .unwrap();
     assert_eq!(s, 200);
-    // The corrupted file: the response must not complete successfully.
-    let r = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
-    match r {
-        Err(_) => {}
-        Ok((status, body)) => assert!(
-            status != 200 || body.len() < deb.len(),
-            "corrupted bytes served as complete"
-        ),
-    }
+    // The corrupted file, streamed slowly: bytes flow while it downloads
+    // (all but the last, held back until the file verifies), then the
+    // response breaks off; it never completes.
+    up.set_delay(Some(Duration::from_millis(2)));
+    let (status, received, complete) =
+        get_streamed(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
+    up.set_delay(None);
+    assert_eq!(status, 200);
+    assert!(!complete, "corrupted bytes served as a complete response");
+    assert!(
+        received > 0 && received < size,
+        "{received} of {size} bytes before the abort"
+    );
     // Not cached: once upstream is fixed, the right bytes come (a new upstream request).
     up.put("/repo/pool/main/a/a_1_amd64.deb", deb.clone());
     let (s, body) = get(&format!("{base}/pool/main/a/a_1_amd64.deb"))
