@@ -417,6 +417,14 @@ impl App {
                 Outcome::Refused,
             );
         };
+        // A download of this file in flight: join it (no temporary file).
+        let job_key = key
+            .as_ref()
+            .map_or_else(|| format!("pass:{prefix}/{path}"), |k| format!("store:{k}"));
+        if let Some(src) = self.downloads.joinable(&job_key) {
+            let resp = response::serve(src.clone(), path, headers, is_head).await;
+            return fetched(resp, src.upstream_note(), true, key.is_none());
+        }
         let temp = match self.store.temp_file() {
             Ok(t) => t,
             Err(e) => {
@@ -449,7 +457,7 @@ impl App {
                 })
             });
         let job = Job {
-            key: key.map_or_else(|| format!("pass:{prefix}/{path}"), |k| format!("store:{k}")),
+            key: job_key,
             urls: vec![url],
             expected,
             what: format!("{prefix}/{path}"),
