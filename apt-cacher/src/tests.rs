@@ -333,16 +333,7 @@ async fn short_upstream_body_is_never_complete_nor_cached() {
     up.0.lock().unwrap().announced.clear();
     up.put("/repo/pool/short.deb", data.clone());
     up.set_delay(None);
-    let t = std::time::Instant::now();
-    let body = loop {
-        match get(&url).await {
-            Ok((200, body)) => break body,
-            other => {
-                assert!(t.elapsed() < Duration::from_secs(10), "{other:?}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let body = get_200_within_10s(&url).await;
     assert!(body == data, "body differs");
     wait_cached(&cacher, 1).await;
     cacher.stop().await;
@@ -398,18 +389,24 @@ async fn short_chunked_upstream_body_of_a_listed_file_is_never_complete_nor_cach
     assert_eq!(cacher.app.store.usage().0, 0, "a short download was cached");
     up.0.lock().unwrap().announced.clear();
     up.put(path, deb.clone());
+    let body = get_200_within_10s(&url).await;
+    assert!(body == deb, "body differs");
+    cacher.stop().await;
+}
+
+/// GETs `url` until it answers 200 (a remembered upstream failure expires
+/// after `cache_period`), for at most 10 s; the body.
+async fn get_200_within_10s(url: &str) -> Bytes {
     let t = std::time::Instant::now();
-    let body = loop {
-        match get(&url).await {
-            Ok((200, body)) => break body,
+    loop {
+        match get(url).await {
+            Ok((200, body)) => return body,
             other => {
                 assert!(t.elapsed() < Duration::from_secs(10), "{other:?}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
-    };
-    assert!(body == deb, "body differs");
-    cacher.stop().await;
+    }
 }
 
 async fn get_owned(url: String) -> Result<(u16, Bytes), String> {

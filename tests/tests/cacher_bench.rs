@@ -369,33 +369,25 @@ async fn bench_concurrent_cold_big_file() {
     let (c, _) = cacher(&tmp.path().join("cacher"), ng.addr);
     let c_pid = c.p.0.id();
     println!("{clients} concurrent clients x {mib} MiB, cold, {rounds} rounds:");
+    // CPU seconds so far: nginx (with its workers), this process, the cacher.
+    let cpu = || {
+        (
+            cpu_secs(ng_pid, true),
+            own_cpu_secs(),
+            cpu_secs(c_pid, false),
+        )
+    };
     let mut ratios = Vec::new();
     for r in 0..rounds {
-        let (cpu_ng0, cpu_me0) = (cpu_secs(ng_pid, true), own_cpu_secs());
-        let (direct, bytes) = concurrent(
-            &format!("http://{}/pool/big.deb", ng.addr),
-            clients,
-            expected.clone(),
-        )
-        .await;
-        let (cpu_ng1, cpu_me1, cpu_c1) = (
-            cpu_secs(ng_pid, true),
-            own_cpu_secs(),
-            cpu_secs(c_pid, false),
-        );
+        let (cpu_ng0, cpu_me0, _) = cpu();
+        let url = format!("http://{}/pool/big.deb", ng.addr);
+        let (direct, bytes) = concurrent(&url, clients, expected.clone()).await;
+        let (cpu_ng1, cpu_me1, cpu_c1) = cpu();
         assert_eq!(bytes, ((clients * mib) as u64) << 20);
         let name = cold_name(r);
-        let (cold, bytes) = concurrent(
-            &format!("http://{}/debian/pool/{name}", c.addr),
-            clients,
-            expected.clone(),
-        )
-        .await;
-        let (cpu_ng2, cpu_me2, cpu_c2) = (
-            cpu_secs(ng_pid, true),
-            own_cpu_secs(),
-            cpu_secs(c_pid, false),
-        );
+        let url = format!("http://{}/debian/pool/{name}", c.addr);
+        let (cold, bytes) = concurrent(&url, clients, expected.clone()).await;
+        let (cpu_ng2, cpu_me2, cpu_c2) = cpu();
         assert_eq!(bytes, ((clients * mib) as u64) << 20);
         let upstream_requests = ng.requests_for(&format!("/pool/{name}"));
         println!(
