@@ -2,7 +2,8 @@
 //! changes its repository between a client's InRelease and Packages
 //! requests never makes the real apt report "Hash Sum mismatch"; a client
 //! that was served the previous Release keeps getting the matching indices
-//! during the grace period.
+//! during the grace period; and on a cold cache, where the previous index
+//! may exist nowhere, apt fails that one fetch but never mismatches.
 
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -162,4 +163,74 @@ async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
     let ph = get(&client_from("127.0.0.5"), &by_hash).await;
     assert_eq!(testkit::Checksums::of(&ph).sha256, old.sha256);
     c.stop().await;
+}
+
+/// A cold cache (the suite never served before), and the upstream changes
+/// right after the cacher's first InRelease request. With by-hash the old
+/// index is still upstream under its hash, and the update is clean. Without
+/// by-hash the old index exists nowhere any more: apt fails to fetch it
+/// (the cacher answers 502 rather than hand out bytes that do not match the
+/// Release it served), never with "Hash Sum mismatch", and the next update
+/// is clean and brings the new version.
+async fn cold_rounds(by_hash: bool) {
+    for round in 0..3 {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo = Repo::builder(tmp.path().join("repo"))
+            .by_hash(by_hash)
+            .compressions(&[Compression::Xz])
+            .package(PackageSpec::new("hello", "1.0").size(20_000))
+            .generated_packages(20, 1000)
+            .build()
+            .unwrap();
+        let up = Upstream::serve(repo.root()).unwrap();
+        let repo = Arc::new(Mutex::new(repo));
+        let c = cacher(
+            &tmp.path().join("cacher"),
+            &up.url(),
+            "check_interval = 0\ncache_period = 0",
+        )
+        .await;
+        let mut apt = AptEnv::new().unwrap();
+        apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+            .unwrap();
+        let r = repo.clone();
+        up.on_request("*/InRelease", 1, move || {
+            let mut r = r.lock().unwrap();
+            r.replace(PackageSpec::new("hello", "2.0").size(20_000));
+            r.publish().unwrap();
+        });
+        let out = apt.update_async().await.unwrap();
+        assert!(
+            !out.hash_sum_mismatch(),
+            "round {round}, by-hash {by_hash}: {}",
+            out.all()
+        );
+        assert!(up.hooks_done());
+        if by_hash {
+            assert!(out.clean(), "round {round}: {}", out.all());
+        }
+        apt.update_async().await.unwrap().ok_clean().unwrap();
+        apt.install_download_only_async(&["hello"])
+            .await
+            .unwrap()
+            .ok_clean()
+            .unwrap();
+        let debs = apt.downloaded_archives().unwrap();
+        assert!(
+            debs.iter()
+                .any(|p| p.to_string_lossy().contains("hello_2.0_")),
+            "round {round}: {debs:?}"
+        );
+        c.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_cache_upstream_changing_mid_update_without_by_hash() {
+    cold_rounds(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cold_cache_upstream_changing_mid_update_with_by_hash() {
+    cold_rounds(true).await;
 }
