@@ -193,6 +193,29 @@ impl std::fmt::Debug for InFlightMap {
     }
 }
 
+/// How far a reader at `pos` of a download still in flight may send: what
+/// is written, except the last byte of a file that must verify first; and
+/// once every byte is in, nothing more until the (imminent) verdict, so the
+/// rest goes out in one piece rather than all but one byte now and one
+/// later.
+fn sendable(p: &Progress, pos: u64) -> u64 {
+    match &p.head {
+        Some(Head {
+            length: Some(len),
+            verified: true,
+            ..
+        }) => {
+            let last = len.saturating_sub(1);
+            if p.written >= *len {
+                pos.min(last)
+            } else {
+                p.written.min(last)
+            }
+        }
+        _ => p.written,
+    }
+}
+
 /// Moves a verified, synced temporary file into place. Gets the computed checksums.
 pub type Commit =
     Box<dyn FnOnce(TempPath, Checksums) -> BoxFuture<'static, Result<(), String>> + Send>;
@@ -286,6 +309,33 @@ impl Source {
     /// What upstream did, once it has answered (`None` for a complete file).
     pub fn upstream_note(&self) -> Option<UpstreamNote> {
         self.rx.borrow().upstream
+    }
+
+    /// Waits, at most `max`, until the body has bytes to send or the
+    /// download has ended, so that the response header and the first bytes
+    /// leave together (a small file: header and whole body in one write).
+    /// The error if the download failed by then: the client can get an
+    /// error status instead of a broken-off body.
+    pub async fn settle(&self, max: std::time::Duration) -> Result<(), Arc<DownloadError>> {
+        let mut rx = self.rx.clone();
+        let settled = tokio::time::timeout(max, async {
+            loop {
+                {
+                    let p = rx.borrow_and_update();
+                    match &p.outcome {
+                        Some(Err(e)) => return Err(e.clone()),
+                        Some(Ok(())) => return Ok(()),
+                        None if sendable(&p, 0) > 0 => return Ok(()),
+                        None => {}
+                    }
+                }
+                if rx.changed().await.is_err() {
+                    return Ok(());
+                }
+            }
+        })
+        .await;
+        settled.unwrap_or(Ok(()))
     }
 
     /// True when the download has finished successfully.
@@ -388,17 +438,7 @@ impl Source {
                             return Some((Err(err), st));
                         }
                         Some(Ok(())) => (p.written, true, p.map.clone()),
-                        None => {
-                            let held = match &p.head {
-                                Some(Head {
-                                    length: Some(len),
-                                    verified: true,
-                                    ..
-                                }) => p.written.min(len.saturating_sub(1)),
-                                _ => p.written,
-                            };
-                            (held, false, p.map.clone())
-                        }
+                        None => (sendable(&p, st.pos), false, p.map.clone()),
                     }
                 };
                 let limit = st.end.map_or(avail, |e| e.min(avail));

@@ -152,6 +152,10 @@ pub async fn serve_path(
     }
 }
 
+/// How long a response to a download in flight may wait for its first
+/// body bytes, so that they leave with the header.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What a response's body comes from.
 enum Content {
     /// A download in flight or a file read in chunks.
@@ -178,7 +182,14 @@ async fn respond(
 ) -> Response<Body> {
     let (head, complete) = match &content {
         Content::Source(source) => match source.head().await {
-            Ok(h) => (h, source.is_complete()),
+            Ok(h) => {
+                if !is_head {
+                    if let Err(e) = source.settle(SETTLE).await {
+                        return download_error(&e);
+                    }
+                }
+                (h, source.is_complete())
+            }
             Err(e) => return download_error(&e),
         },
         Content::Mapped(bytes, lm) => (
