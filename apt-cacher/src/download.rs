@@ -790,10 +790,9 @@ impl Task {
             }
         }
         drop(resp); // frees the upstream connection slot
-        if presized.is_some_and(|len| len != written) {
+        if let Some(len) = presized.filter(|&len| len != written) {
             // The file was extended to the announced length: anything else is
             // a short (or, without an expectation, unverifiable) download.
-            let len = presized.unwrap_or(0);
             tracing::warn!(what = %self.what, url = %url, announced = len, received = written, "upstream sent fewer bytes than announced");
             return Err(DownloadError::Upstream(UpstreamError::Transport {
                 url,
