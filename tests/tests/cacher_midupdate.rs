@@ -10,7 +10,18 @@ use std::sync::{Arc, Mutex};
 use testkit::cacher::start as cacher;
 use testkit::{AptEnv, Compression, PackageSpec, Repo, Upstream};
 
-async fn rounds(by_hash: bool) {
+/// A repository (hello 1.0 and 20 others, Packages.xz) served by an
+/// upstream, a cacher in front of it that re-checks upstream on every
+/// update (`check_interval = 0`), and an apt pointed at the cacher.
+struct Setup {
+    _tmp: tempfile::TempDir,
+    repo: Arc<Mutex<Repo>>,
+    up: Upstream,
+    c: apt_cacher::Running,
+    apt: AptEnv,
+}
+
+async fn setup(by_hash: bool) -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::builder(tmp.path().join("repo"))
         .by_hash(by_hash)
@@ -21,7 +32,6 @@ async fn rounds(by_hash: bool) {
         .unwrap();
     let up = Upstream::serve(repo.root()).unwrap();
     let repo = Arc::new(Mutex::new(repo));
-    // check_interval = 0: every apt-get update re-checks upstream.
     let c = cacher(
         &tmp.path().join("cacher"),
         &up.url(),
@@ -31,6 +41,23 @@ async fn rounds(by_hash: bool) {
     let mut apt = AptEnv::new().unwrap();
     apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
         .unwrap();
+    Setup {
+        _tmp: tmp,
+        repo,
+        up,
+        c,
+        apt,
+    }
+}
+
+async fn rounds(by_hash: bool) {
+    let Setup {
+        _tmp,
+        repo,
+        up,
+        c,
+        apt,
+    } = setup(by_hash).await;
     // The cacher has served this suite before (warm).
     apt.update_async().await.unwrap().ok_clean().unwrap();
 
@@ -174,25 +201,13 @@ async fn a_client_served_the_old_release_gets_the_old_indices_during_grace() {
 /// is clean and brings the new version.
 async fn cold_rounds(by_hash: bool) {
     for round in 0..3 {
-        let tmp = tempfile::tempdir().unwrap();
-        let repo = Repo::builder(tmp.path().join("repo"))
-            .by_hash(by_hash)
-            .compressions(&[Compression::Xz])
-            .package(PackageSpec::new("hello", "1.0").size(20_000))
-            .generated_packages(20, 1000)
-            .build()
-            .unwrap();
-        let up = Upstream::serve(repo.root()).unwrap();
-        let repo = Arc::new(Mutex::new(repo));
-        let c = cacher(
-            &tmp.path().join("cacher"),
-            &up.url(),
-            "check_interval = 0\ncache_period = 0",
-        )
-        .await;
-        let mut apt = AptEnv::new().unwrap();
-        apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
-            .unwrap();
+        let Setup {
+            _tmp,
+            repo,
+            up,
+            c,
+            apt,
+        } = setup(by_hash).await;
         let r = repo.clone();
         up.on_request("*/InRelease", 1, move || {
             let mut r = r.lock().unwrap();
