@@ -50,6 +50,23 @@ async fn setup(by_hash: bool) -> Setup {
     }
 }
 
+/// `apt-get install --download-only hello` must succeed and fetch `version`;
+/// every archive apt has downloaded so far.
+async fn install_hello(apt: &AptEnv, version: &str) -> Vec<std::path::PathBuf> {
+    apt.install_download_only_async(&["hello"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    let debs = apt.downloaded_archives().unwrap();
+    let name = format!("hello_{version}_");
+    assert!(
+        debs.iter().any(|p| p.to_string_lossy().contains(&name)),
+        "no {name}: {debs:?}"
+    );
+    debs
+}
+
 async fn rounds(by_hash: bool) {
     let Setup {
         _tmp,
@@ -89,17 +106,7 @@ async fn rounds(by_hash: bool) {
     // of the cacher's upstream requests).
     apt.update_async().await.unwrap().ok_clean().unwrap();
     assert!(up.hooks_done());
-    apt.install_download_only_async(&["hello"])
-        .await
-        .unwrap()
-        .ok_clean()
-        .unwrap();
-    let debs = apt.downloaded_archives().unwrap();
-    assert!(
-        debs.iter()
-            .any(|p| p.to_string_lossy().contains("hello_21.0_")),
-        "{debs:?}"
-    );
+    let debs = install_hello(&apt, "21.0").await;
     // apt followed the upstream: a new version in at least every other round
     // (when the upstream moves twice while the cacher reads it, it skips one).
     assert!(debs.len() >= 10, "{debs:?}");
@@ -225,17 +232,7 @@ async fn cold_rounds(by_hash: bool) {
             assert!(out.clean(), "round {round}: {}", out.all());
         }
         apt.update_async().await.unwrap().ok_clean().unwrap();
-        apt.install_download_only_async(&["hello"])
-            .await
-            .unwrap()
-            .ok_clean()
-            .unwrap();
-        let debs = apt.downloaded_archives().unwrap();
-        assert!(
-            debs.iter()
-                .any(|p| p.to_string_lossy().contains("hello_2.0_")),
-            "round {round}: {debs:?}"
-        );
+        install_hello(&apt, "2.0").await;
         c.stop().await;
     }
 }

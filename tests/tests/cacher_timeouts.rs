@@ -303,18 +303,7 @@ async fn upstream_stalls_end_in_errors_within_the_limits_and_nothing_is_cached()
     );
 
     // Failed downloads leave nothing, cached or temporary.
-    let t = Instant::now();
-    while c.app.downloads.in_flight() > 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(5),
-            "downloads still in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let files = cached(&dir.join("cache"));
-    assert!(files.is_empty(), "cached after failures: {files:?}");
-    let temps: Vec<_> = std::fs::read_dir(dir.join("cache/.tmp")).unwrap().collect();
-    assert!(temps.is_empty(), "temporary files left: {temps:?}");
+    nothing_left(&c, &dir).await;
     c.stop().await;
 }
 
@@ -391,6 +380,13 @@ async fn hanging_connect_is_a_gateway_error_after_the_connect_timeout() {
     eprintln!("the same request again, from the negative cache: {took:?}");
     assert!(took < Duration::from_millis(500), "{took:?}");
 
+    nothing_left(&c, &dir).await;
+    c.stop().await;
+}
+
+/// Once the downloads in flight have ended (within 5 s), failed downloads
+/// have left nothing under `dir/cache`: no cached file, no temporary file.
+async fn nothing_left(c: &apt_cacher::Running, dir: &Path) {
     let t = Instant::now();
     while c.app.downloads.in_flight() > 0 {
         assert!(
@@ -403,5 +399,4 @@ async fn hanging_connect_is_a_gateway_error_after_the_connect_timeout() {
     assert!(files.is_empty(), "cached after failures: {files:?}");
     let temps: Vec<_> = std::fs::read_dir(dir.join("cache/.tmp")).unwrap().collect();
     assert!(temps.is_empty(), "temporary files left: {temps:?}");
-    c.stop().await;
 }
