@@ -2,7 +2,9 @@
 //!
 //! [`AptEnv`] gives `apt-get` its own state, cache, lists, sources.list, keyring and empty
 //! configuration directories through an `APT_CONFIG` file, so the machine's own apt setup is
-//! neither read nor touched. A test writes the `deb` lines ([`AptEnv::add_source`] or
+//! neither read nor touched. Otherwise apt keeps its own defaults, as on a real host: PDiffs
+//! on, by-hash as the Release says, apt's default languages. A test that switches one of them
+//! off does so with [`AptEnv::option`] and says why. A test writes the `deb` lines ([`AptEnv::add_source`] or
 //! [`AptEnv::set_sources`]), optionally a proxy ([`AptEnv::proxy`]) or a CA
 //! ([`AptEnv::https_ca`]), then runs [`AptEnv::update`], [`AptEnv::install_download_only`] or
 //! [`AptEnv::download`] and inspects the [`AptOutput`] and the downloaded `.deb` files.
@@ -224,7 +226,7 @@ impl AptEnv {
     pub fn prefer_compression(&mut self, ext: &str) -> Result<()> {
         self.option("Acquire::CompressionTypes::Order::", ext)
     }
-    /// Languages of Translation files to fetch (default `none`).
+    /// Languages of Translation files to fetch (default: apt's own, `environment,en`).
     pub fn languages(&mut self, langs: &str) -> Result<()> {
         self.option("Acquire::Languages", langs)
     }
@@ -296,8 +298,6 @@ impl AptEnv {
             ("APT::Architectures::".into(), "amd64".into()),
             ("APT::Get::Assume-Yes".into(), "true".into()),
             ("APT::Install-Recommends".into(), "false".into()),
-            ("Acquire::Languages".into(), "none".into()),
-            ("Acquire::PDiffs".into(), "false".into()),
             ("Acquire::Retries".into(), "0".into()),
             ("Acquire::http::Proxy".into(), "DIRECT".into()),
             ("Acquire::https::Proxy".into(), "DIRECT".into()),
