@@ -32,7 +32,7 @@ pub enum Route {
 pub struct Router {
     mappings: Vec<Mapping>,
     connect_allow: Vec<String>,
-    self_port: Option<u16>,
+    self_ports: Vec<u16>,
 }
 
 /// Percent-decodes a URL path; `None` when the escapes are malformed or
@@ -86,15 +86,17 @@ impl Router {
         Router {
             mappings,
             connect_allow,
-            self_port: None,
+            self_ports: Vec::new(),
         }
     }
 
-    /// The port the cacher listens on: a proxy-form request to this port
-    /// whose path starts with a mapping prefix is served as the prefix form
-    /// (a client with both a proxy setting and prefix sources).
+    /// Adds a port the cacher listens on: a proxy-form request to such a
+    /// port whose path starts with a mapping prefix is served as the prefix
+    /// form (a client with both a proxy setting and prefix sources).
     pub fn set_self_port(&mut self, port: u16) {
-        self.self_port = Some(port);
+        if !self.self_ports.contains(&port) {
+            self.self_ports.push(port);
+        }
     }
 
     /// The mappings, in configuration order.
@@ -221,7 +223,7 @@ impl Router {
                 }
             }
         }
-        if self.self_port.is_some() && uri.port_u16() == self.self_port {
+        if uri.port_u16().is_some_and(|p| self.self_ports.contains(&p)) {
             if let Route::File { mapping, path } = self.route_prefix(raw_path) {
                 return Route::File { mapping, path };
             }
