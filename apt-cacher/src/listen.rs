@@ -44,6 +44,9 @@ pub enum ListenError {
     /// descriptor is not a listening TCP socket.
     #[error("socket activation (LISTEN_FDS): {0}")]
     Activation(String),
+    /// Neither systemd passed a socket nor `listen_address` names one.
+    #[error("listen_address: no address to listen on")]
+    NoAddress,
 }
 
 /// Where the listening sockets came from.
@@ -100,9 +103,7 @@ pub fn listeners(addrs: &[ListenAddr]) -> Result<Listening, ListenError> {
         }
     }
     if sockets.is_empty() {
-        return Err(ListenError::Activation(
-            "no address to listen on (listen_address is empty)".into(),
-        ));
+        return Err(ListenError::NoAddress);
     }
     Ok(Listening { sockets, origin })
 }
