@@ -1,5 +1,6 @@
-//! The HTTP server: accepts connections on every listening socket, serves HTTP/1.1 (keep-alive) and
-//! HTTP/2 with [`App::handle`], supports `CONNECT` upgrades, bounds every
+//! The HTTP server: accepts connections on every listening socket, serves
+//! HTTP/1.1 (keep-alive) and HTTP/2 with [`App::handle`], supports
+//! `CONNECT` upgrades, bounds every
 //! client connection in time ([`crate::client_timeouts`]: request header,
 //! idle keep-alive, a client that stops reading), bounds their number
 //! (`max_clients`: a client beyond it is not accepted until another
@@ -75,9 +76,9 @@ pub struct Stopped {
     pub downloads_left: usize,
 }
 
-/// The next connection on any of `listeners`, and which socket it came
-/// on. The socket polled first rotates with `turn`, so a busy one cannot
-/// starve the others. Cancel-safe: no connection is lost when dropped.
+/// The next connection on any of `listeners`. The socket polled first
+/// rotates with `turn`, so a busy one cannot starve the others.
+/// Cancel-safe: no connection is lost when the future is dropped.
 async fn accept_any(
     listeners: &[TcpListener],
     turn: usize,
