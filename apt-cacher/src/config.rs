@@ -1,16 +1,17 @@
 //! The configuration file: go-apt-cacher's TOML format, read unchanged
 //! (`listen_address`, `check_interval`, `cache_period`, `meta_dir`,
 //! `cache_dir`, `cache_capacity`, `max_conns`, `[log]`, `[mapping]`), plus a
-//! few optional keys of our own (`connect_allow`, `generation_grace`,
+//! few optional keys of our own (`listen_address` may also be an array,
+//! `connect_allow`, `generation_grace`,
 //! `status_allow`, `max_clients`, `[timeouts]`). Unknown keys are errors,
 //! and every error names the key, the line and the reason. Every duration
 //! is at most [`MAX_DURATION`] (so no deadline computed from one can
 //! overflow).
 
+pub use crate::listen_address::ListenAddr;
 use reqwest::Url;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -18,8 +19,8 @@ use toml::Spanned;
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Addresses to listen on.
-    pub listen: SocketAddr,
+    /// Addresses to listen on (at least one).
+    pub listen: Vec<ListenAddr>,
     /// How often a Release is re-checked upstream.
     pub check_interval: Duration,
     /// How long a bad upstream answer (404, 5xx, timeout) is remembered.
@@ -145,7 +146,7 @@ impl ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen_address: Option<Spanned<String>>,
+    listen_address: Option<Spanned<RawListen>>,
     check_interval: Option<Spanned<u64>>,
     cache_period: Option<Spanned<u64>>,
     meta_dir: Option<Spanned<String>>,
@@ -162,6 +163,14 @@ struct RawConfig {
     generation_grace: Option<Spanned<u64>>,
     timeouts: Option<Spanned<RawTimeouts>>,
     status_allow: Option<Vec<Spanned<String>>>,
+}
+
+/// `listen_address`: go-apt-cacher's one string, or an array of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawListen {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -264,16 +273,12 @@ fn canonical_network(net: ipnet::IpNet) -> ipnet::IpNet {
     net
 }
 
-/// Parses a `listen_address` as go-apt-cacher does: `":3142"` means every
-/// address, `"host:port"` a specific one.
-pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
-    let full = if text.starts_with(':') {
-        format!("0.0.0.0{text}")
-    } else {
-        text.to_string()
-    };
-    full.parse::<SocketAddr>()
-        .map_err(|_| format!("{text:?} is not an address of the form [host]:port"))
+/// Parses one `listen_address` as go-apt-cacher does: `":3142"` means every
+/// address (IPv6 and IPv4), `"host:port"` a specific one (see
+/// [`crate::listen_address`]).
+pub fn parse_listen(text: &str) -> Result<ListenAddr, String> {
+    text.parse()
+        .map_err(|e: crate::listen_address::BadListenAddr| e.to_string())
 }
 
 impl Config {
@@ -306,10 +311,30 @@ impl Config {
         })?;
 
         let listen = match &raw.listen_address {
-            Some(s) => {
-                parse_listen(s.get_ref()).map_err(|r| err(Some(s.span()), "listen_address", r))?
-            }
-            None => parse_listen(":3142").map_err(|r| err(None, "listen_address", r))?,
+            Some(s) => match s.get_ref() {
+                RawListen::One(one) => {
+                    vec![parse_listen(one).map_err(|r| err(Some(s.span()), "listen_address", r))?]
+                }
+                RawListen::Many(list) if list.is_empty() => {
+                    return Err(err(
+                        Some(s.span()),
+                        "listen_address",
+                        "the list is empty: give at least one address (\":3142\": all of them)"
+                            .into(),
+                    ))
+                }
+                RawListen::Many(list) => list
+                    .iter()
+                    .map(|one| {
+                        parse_listen(one).map_err(|r| {
+                            // The entry's own line, when the array spans several.
+                            let span = element_span(text, s.span(), one);
+                            err(Some(span), "listen_address", r)
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            },
+            None => vec![ListenAddr::Any(3142)],
         };
         let secs = |v: &Option<Spanned<u64>>, default: u64| {
             v.as_ref().map(|s| *s.get_ref()).unwrap_or(default)
@@ -538,13 +563,10 @@ impl Config {
         })
     }
 
-    /// Creates `meta_dir` and `cache_dir` if missing.
+    /// Creates `meta_dir` and `cache_dir` if missing and checks that they
+    /// can be written ([`crate::writable`]).
     pub fn create_dirs(&self) -> anyhow::Result<()> {
-        use anyhow::Context;
-        for d in [&self.meta_dir, &self.cache_dir] {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-        }
-        Ok(())
+        Ok(crate::writable::create_dirs(self)?)
     }
 }
 
@@ -554,6 +576,15 @@ fn too_long(secs: u64) -> String {
         "{secs} seconds is too long: at most {} (7 days)",
         MAX_DURATION.as_secs()
     )
+}
+
+/// The span of the string `value` inside the array at `array` (the whole
+/// array when it is not found, e.g. written with escapes).
+fn element_span(text: &str, array: std::ops::Range<usize>, value: &str) -> std::ops::Range<usize> {
+    let quoted = [format!("\"{value}\""), format!("'{value}'")];
+    text.get(array.clone())
+        .and_then(|inner| quoted.iter().find_map(|q| inner.find(q.as_str())))
+        .map_or(array.clone(), |at| array.start + at..array.start + at + 1)
 }
 
 /// Removes `.` components and trailing slashes (no file-system access).
@@ -645,7 +676,8 @@ security = "http://security.ubuntu.com/ubuntu"
     #[test]
     fn go_apt_cacher_example_parses_unchanged() {
         let c = Config::parse("go.toml", GO_EXAMPLE).unwrap();
-        assert_eq!(c.listen, "0.0.0.0:3142".parse().unwrap());
+        // Every address, IPv6 and IPv4, as Go listens.
+        assert_eq!(c.listen, [ListenAddr::Any(3142)]);
         assert_eq!(c.check_interval, Duration::from_secs(600));
         assert_eq!(c.cache_period, Duration::from_secs(3));
         assert_eq!(c.meta_dir, PathBuf::from("/var/spool/go-apt-cacher/meta"));
@@ -802,6 +834,43 @@ security = "http://security.ubuntu.com/ubuntu"
         }
         let e = parse_err(&format!("{DIRS}status_allow = \"10.0.0.0/8\"\n"));
         assert_eq!((e.key.as_str(), e.line), ("status_allow", 3), "{e}");
+    }
+
+    #[test]
+    fn listen_address_one_or_many() {
+        let c = Config::parse("t.toml", DIRS).unwrap();
+        assert_eq!(c.listen, [ListenAddr::Any(3142)]);
+        let c = Config::parse("t.toml", &format!("{DIRS}listen_address = \"[::1]:80\"\n")).unwrap();
+        assert_eq!(c.listen, [ListenAddr::At("[::1]:80".parse().unwrap())]);
+        let c = Config::parse(
+            "t.toml",
+            &format!("{DIRS}listen_address = [\"127.0.0.1:3142\", '[::1]:3142', \":0\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.listen,
+            [
+                ListenAddr::At("127.0.0.1:3142".parse().unwrap()),
+                ListenAddr::At("[::1]:3142".parse().unwrap()),
+                ListenAddr::Any(0),
+            ]
+        );
+        // A bad entry of a multi-line array: its own line.
+        let e = parse_err(&format!(
+            "{DIRS}listen_address = [\n  \":3142\",\n  \"localhost:3142\",\n]\n"
+        ));
+        assert_eq!((e.key.as_str(), e.line), ("listen_address", 5), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("t.toml:5: listen_address: \"localhost:3142\" is not an address"),
+            "{e}"
+        );
+        let e = parse_err(&format!("{DIRS}listen_address = []\n"));
+        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
+        let e = parse_err(&format!("{DIRS}listen_address = 3142\n"));
+        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
+        let e = parse_err(&format!("{DIRS}listen_address = [3142]\n"));
+        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
     }
 
     #[test]

@@ -190,7 +190,7 @@ pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
 pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
     let sources = read_sources(etc_apt);
     let config = Config {
-        listen: ([127, 0, 0, 1], 3142).into(),
+        listen: vec![std::net::SocketAddr::from(([127, 0, 0, 1], 3142)).into()],
         check_interval: Duration::from_secs(600),
         cache_period: Duration::from_secs(3),
         meta_dir: dir.join("meta"),
@@ -210,12 +210,19 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
 
 /// The lines a client puts in its apt configuration, for both ways in.
 pub fn client_lines(config: &Config, sources: &[Source]) -> String {
-    let host = if config.listen.ip().is_unspecified() {
-        "CACHER-HOST".to_string()
-    } else {
-        config.listen.ip().to_string()
+    let (host, port) = match config.listen.first() {
+        Some(crate::config::ListenAddr::At(a)) if !a.ip().is_unspecified() => {
+            // A URL's host: an IPv6 address in brackets.
+            let host = match a.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            };
+            (host, a.port())
+        }
+        Some(other) => ("CACHER-HOST".to_string(), other.port()),
+        None => ("CACHER-HOST".to_string(), 3142),
     };
-    let base = format!("http://{host}:{}", config.listen.port());
+    let base = format!("http://{host}:{port}");
     let mut s = String::from("Path-prefix mode (in /etc/apt/sources.list):\n");
     for src in sources {
         let Ok(url) = parse_upstream_url(&src.uri) else {

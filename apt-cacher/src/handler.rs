@@ -46,9 +46,9 @@ pub struct App {
     pub config: Config,
     /// The counters behind `/~/metrics` and `/~/status`.
     pub metrics: Arc<Metrics>,
-    /// The port the cacher listens on: proxy requests to it for `/~/...`
+    /// The ports the cacher listens on: proxy requests to them for `/~/...`
     /// reach its own pages.
-    pub self_port: u16,
+    pub self_ports: Vec<u16>,
 }
 
 /// The cache tag of a file expected to have checksums `cs`.
@@ -64,11 +64,11 @@ pub const RESERVED: &str = "/~/";
 
 /// The page under [`RESERVED`] that `uri` asks for, if it is for this
 /// cacher: origin-form, or absolute-form to this cacher's port.
-fn reserved_page(uri: &Uri, self_port: u16) -> Option<&str> {
+fn reserved_page<'u>(uri: &'u Uri, self_ports: &[u16]) -> Option<&'u str> {
     let page = uri.path().strip_prefix(RESERVED)?;
     match uri.scheme_str() {
         None => Some(page),
-        Some("http") if uri.port_u16().unwrap_or(80) == self_port => Some(page),
+        Some("http") if self_ports.contains(&uri.port_u16().unwrap_or(80)) => Some(page),
         Some(_) => None,
     }
 }
@@ -218,7 +218,7 @@ impl App {
         let method = req.method().clone();
         let uri = req.uri().clone();
         let (mut mapping, mut path) = (String::new(), uri.path().to_string());
-        let answer = if let Some(page) = reserved_page(&uri, self.self_port) {
+        let answer = if let Some(page) = reserved_page(&uri, &self.self_ports) {
             self.local(page, &method, peer.ip())
         } else {
             match self.router.route(&method, req.uri()) {

@@ -12,7 +12,8 @@
 //! (metadata), [`store`] (pool files), [`download`] (coalesced verified
 //! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
-//! [`config`], [`defaults`] and [`logging`] set it up; [`metrics`] and
+//! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
+//! and [`logging`] set it up; [`metrics`] and
 //! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`);
 //! [`time`] computes deadlines and HTTP dates without panicking.
 // Audited `unsafe` blocks: the memory maps in `mapped`; `sendfile(2)` in
@@ -27,6 +28,7 @@ pub mod download;
 pub mod generation;
 pub mod handler;
 pub mod listen;
+pub mod listen_address;
 pub mod logging;
 pub mod mapped;
 pub mod mapping;
@@ -38,6 +40,7 @@ pub mod status;
 pub mod store;
 pub mod time;
 pub mod upstream;
+pub mod writable;
 
 pub use anyhow::Context;
 pub use config::Config;
@@ -49,8 +52,10 @@ pub use tokio_util::sync::CancellationToken;
 /// A running cacher (see [`start`]).
 #[derive(Debug)]
 pub struct Running {
-    /// The address it listens on.
+    /// The address it listens on (the first, when there are several).
     pub addr: SocketAddr,
+    /// Every address it listens on, in `listen_address` order.
+    pub addrs: Vec<SocketAddr>,
     /// The application state (for tests and metrics).
     pub app: Arc<handler::App>,
     shutdown: CancellationToken,
@@ -72,11 +77,12 @@ impl Running {
     }
 }
 
-/// Opens the cache, binds `config.listen` and starts serving in the
-/// background until `shutdown` is cancelled. Use port 0 to get a free port
-/// (see [`Running::addr`]).
+/// Opens the cache, binds every address of `config.listen` (or takes the
+/// sockets systemd passed) and starts serving in the background until
+/// `shutdown` is cancelled. Use port 0 to get a free port (see
+/// [`Running::addr`]).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
-    config.create_dirs()?;
+    writable::create_dirs(&config)?;
     let cache_dir = config.cache_dir.clone();
     let capacity = config.cache_capacity;
     let metrics = Arc::new(metrics::Metrics::new());
@@ -95,10 +101,33 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         generation::Generations::new(&config, router.clone(), downloads.clone())
             .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
     );
-    let (listener, activated) = listen::listener(config.listen)?;
-    let addr = listener.local_addr()?;
-    router.set_self_port(addr.port());
-    tracing::info!(address = %addr, socket = if activated { "from systemd (socket activation)" } else { "bound" }, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
+    let listening = listen::listeners(&config.listen)?;
+    let addrs = listening
+        .sockets
+        .iter()
+        .map(|l| l.local_addr())
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("the address of a listening socket")?;
+    let Some(&addr) = addrs.first() else {
+        anyhow::bail!("no listening socket");
+    };
+    let mut self_ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+    self_ports.sort_unstable();
+    self_ports.dedup();
+    for &port in &self_ports {
+        router.set_self_port(port);
+    }
+    let socket = match listening.origin {
+        listen::Origin::Activated => "from systemd (socket activation)",
+        listen::Origin::Bound => "bound",
+    };
+    // `address` first: tests and scripts read it from this line.
+    let all = addrs
+        .iter()
+        .map(|a| a.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    tracing::info!(address = %addr, all_addresses = %all, socket, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
     let app = Arc::new(handler::App {
         router,
         store: Arc::new(store),
@@ -106,7 +135,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         gens: gens.clone(),
         config,
         metrics,
-        self_port: addr.port(),
+        self_ports,
     });
     {
         let gens = gens.clone();
@@ -125,7 +154,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let task = {
         let (app, shutdown) = (app.clone(), shutdown.clone());
         tokio::spawn(async move {
-            server::serve(listener, app.clone(), shutdown).await;
+            server::serve(listening.sockets, app.clone(), shutdown).await;
             remove_temp_files(&app.config).await;
             tracing::info!("apt-cacher stopped");
         })
@@ -133,6 +162,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     listen::notify("READY=1");
     Ok(Running {
         addr,
+        addrs,
         app,
         shutdown,
         task,

@@ -5,7 +5,6 @@
 //! apt-mirror and lives in `aptindex::logging`.
 
 use crate::config::LogConfig;
-use anyhow::Context;
 pub use aptindex::logging::{Format, Level, LogGuard, Overrides, Settings};
 
 /// Environment variable with `tracing` filter directives that replace the
@@ -24,9 +23,12 @@ pub fn settings(log: &LogConfig, overrides: &Overrides) -> anyhow::Result<Settin
 }
 
 /// Installs the process-wide logger. Call once, at start; keep the guard
-/// until exit (dropping it flushes the log for at most a second).
-pub fn init(settings: &Settings) -> anyhow::Result<LogGuard> {
-    aptindex::logging::init(settings).context("setting up logging")
+/// until exit (dropping it flushes the log for at most a second). A log
+/// file that cannot be opened is named with `key`, the setting that chose
+/// it (`log.filename` or `--log-file`), and what to do
+/// ([`crate::writable`]).
+pub fn init(settings: &Settings, key: &'static str) -> anyhow::Result<LogGuard> {
+    aptindex::logging::init(settings).map_err(|e| crate::writable::log_error(e, key))
 }
 
 /// Log lines dropped so far because the destination failed (a dead pipe

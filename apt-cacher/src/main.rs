@@ -90,7 +90,12 @@ fn real_main() -> anyhow::Result<()> {
     };
     let settings = apt_cacher::logging::settings(&config.log, &overrides)?;
     // Dropped at the end of this function: flushes the log for at most 1 s.
-    let _log = apt_cacher::logging::init(&settings)?;
+    let log_key = if args.log_file.is_some() {
+        "--log-file"
+    } else {
+        "log.filename"
+    };
+    let _log = apt_cacher::logging::init(&settings, log_key)?;
     if let Some(note) = note {
         aptindex::logging::print_out(format!("{note}\n"));
     }

@@ -32,7 +32,7 @@ pub enum Route {
 pub struct Router {
     mappings: Vec<Mapping>,
     connect_allow: Vec<String>,
-    self_port: Option<u16>,
+    self_ports: Vec<u16>,
 }
 
 /// Percent-decodes a URL path; `None` when the escapes are malformed or
@@ -86,15 +86,17 @@ impl Router {
         Router {
             mappings,
             connect_allow,
-            self_port: None,
+            self_ports: Vec::new(),
         }
     }
 
-    /// The port the cacher listens on: a proxy-form request to this port
-    /// whose path starts with a mapping prefix is served as the prefix form
-    /// (a client with both a proxy setting and prefix sources).
+    /// Adds a port the cacher listens on: a proxy-form request to such a
+    /// port whose path starts with a mapping prefix is served as the prefix
+    /// form (a client with both a proxy setting and prefix sources).
     pub fn set_self_port(&mut self, port: u16) {
-        self.self_port = Some(port);
+        if !self.self_ports.contains(&port) {
+            self.self_ports.push(port);
+        }
     }
 
     /// The mappings, in configuration order.
@@ -202,6 +204,11 @@ impl Router {
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_ascii_lowercase();
+        // An IPv6 address in its canonical form, as the mapping's URL has it
+        // (`[0:0::1]` is `[::1]`).
+        let host = host
+            .parse::<std::net::Ipv6Addr>()
+            .map_or(host, |a| a.to_string());
         for (i, m) in self.mappings.iter().enumerate() {
             for url in std::iter::once(&m.url).chain(&m.aliases) {
                 let url_host = url
@@ -221,7 +228,7 @@ impl Router {
                 }
             }
         }
-        if self.self_port.is_some() && uri.port_u16() == self.self_port {
+        if uri.port_u16().is_some_and(|p| self.self_ports.contains(&p)) {
             if let Route::File { mapping, path } = self.route_prefix(raw_path) {
                 return Route::File { mapping, path };
             }
@@ -429,6 +436,45 @@ mod tests {
             r.route(&Method::GET, &uri),
             Route::Refuse(StatusCode::FORBIDDEN, _)
         ));
+    }
+
+    #[test]
+    fn ipv6_upstreams_and_several_self_ports() {
+        let m = |p: &str, u: &str| Mapping {
+            prefix: p.into(),
+            url: parse_upstream_url(u).unwrap(),
+            aliases: Vec::new(),
+        };
+        let mut r = Router::new(
+            vec![
+                m("six", "http://[::1]:8080/debian"),
+                m("sixs", "https://[2001:db8::1]/debian"),
+            ],
+            Vec::new(),
+        );
+        r.set_self_port(3142);
+        r.set_self_port(3143);
+        let route = |uri: &str| r.route(&Method::GET, &uri.parse::<Uri>().unwrap());
+        assert_eq!(
+            route("http://[::1]:8080/debian/pool/a.deb"),
+            file(0, "pool/a.deb")
+        );
+        assert_eq!(route("http://[0:0::1]:8080/debian/x"), file(0, "x"));
+        assert!(matches!(
+            route("http://[::1]:8081/debian/pool/a.deb"),
+            Route::Refuse(StatusCode::FORBIDDEN, _)
+        ));
+        assert_eq!(
+            route("http://HTTPS///[2001:db8::1]/debian/pool/a.deb"),
+            file(1, "pool/a.deb")
+        );
+        // The cacher itself, on either of its ports, by an IPv6 address.
+        assert_eq!(route("http://[::1]:3142/six/y"), file(0, "y"));
+        assert_eq!(route("http://[::1]:3143/six/y"), file(0, "y"));
+        assert_eq!(
+            r.upstream_url(0, "dists/x/InRelease").unwrap().as_str(),
+            "http://[::1]:8080/debian/dists/x/InRelease"
+        );
     }
 
     #[test]

@@ -1,12 +1,16 @@
-//! The HTTP server: accepts connections, serves HTTP/1.1 (keep-alive) and
-//! HTTP/2 with [`App::handle`], supports `CONNECT` upgrades, bounds every
+//! The HTTP server: accepts connections on every listening socket, serves
+//! HTTP/1.1 (keep-alive) and HTTP/2 with [`App::handle`], supports
+//! `CONNECT` upgrades, bounds every
 //! client connection in time ([`crate::client_timeouts`]: request header,
 //! idle keep-alive, a client that stops reading), bounds their number
 //! (`max_clients`: a client beyond it is not accepted until another
 //! connection closes, so it waits in the kernel's backlog instead of being
-//! refused), and shuts down gracefully
+//! refused; one budget for all the sockets), and shuts down gracefully
 //! when the cancellation token fires: it stops accepting, lets in-flight
 //! responses and downloads finish within `shutdown_grace`, and returns.
+//! A client's address is made canonical once, at accept: an IPv4 client of
+//! a dual-stack socket (`::ffff:a.b.c.d`) is `a.b.c.d` in logs, the status
+//! page, `status_allow` and everything keyed by client.
 
 use crate::client_timeouts::{Activity, Busy, ClientIo, Limits};
 use crate::handler::App;
@@ -21,6 +25,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -71,11 +76,42 @@ pub struct Stopped {
     pub downloads_left: usize,
 }
 
-/// Serves `listener` until `shutdown` is cancelled; then stops accepting
-/// (closing the listening socket), lets open connections finish their
+/// The next connection on any of `listeners`. The socket polled first
+/// rotates with `turn`, so a busy one cannot starve the others.
+/// Cancel-safe: no connection is lost when the future is dropped.
+async fn accept_any(
+    listeners: &[TcpListener],
+    turn: usize,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for i in 0..n {
+            if let Some(l) = listeners.get((turn + i) % n) {
+                if let Poll::Ready(r) = l.poll_accept(cx) {
+                    return Poll::Ready(r);
+                }
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// `peer` with an IPv4-mapped IPv6 address (an IPv4 client of a dual-stack
+/// socket) written as the IPv4 address it is.
+pub fn canonical_peer(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
+/// Serves `listeners` until `shutdown` is cancelled; then stops accepting
+/// (closing the listening sockets), lets open connections finish their
 /// current response (idle ones close at once), and waits for downloads in
-/// flight, all within `shutdown_grace`.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) -> Stopped {
+/// flight, all within `shutdown_grace`. All sockets share `max_clients`.
+pub async fn serve(
+    listeners: Vec<TcpListener>,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+) -> Stopped {
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -94,6 +130,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
     };
     let clients = Arc::new(Semaphore::new(app.config.max_clients.max(1)));
     let mut last_accept = Instant::now();
+    let mut turn: usize = 0;
     loop {
         // A free place first, then accept: excess clients wait in the backlog.
         let permit = tokio::select! {
@@ -105,8 +142,8 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(v) => v,
+            accepted = accept_any(&listeners, turn) => match accepted {
+                Ok((stream, peer)) => (stream, canonical_peer(peer)),
                 Err(e) => {
                     // Typically EMFILE: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
@@ -116,6 +153,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             },
         };
         last_accept = Instant::now();
+        turn = turn.wrapping_add(1);
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let io = ClientIo::new(ClientSocket::new(stream), activity.clone(), limits);
@@ -146,7 +184,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     // A connection accepted a moment ago may not have read its request yet,
     // and hyper closes such a connection at once on shutdown: give it the
     // moment to read the request it has (so a restart loses no request).

@@ -123,7 +123,7 @@ use futures_util::StreamExt;
 
 fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
     Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
         check_interval: Duration::from_secs(600),
         cache_period: Duration::from_secs(3),
         meta_dir: dir.join("meta"),

@@ -107,4 +107,6 @@ fn service_keeps_its_promises() {
     );
     let socket = std::fs::read_to_string(contrib().join("apt-cacher.socket")).unwrap();
     assert!(socket.lines().any(|l| l == "ListenStream=3142"));
+    // One socket for IPv6 and IPv4 whatever net.ipv6.bindv6only says.
+    assert!(socket.lines().any(|l| l == "BindIPv6Only=both"));
 }

@@ -24,3 +24,23 @@ pub async fn start(dir: &Path, upstream_url: &str, extra: &str) -> apt_cacher::R
         .await
         .expect("starting the test cacher")
 }
+
+/// Like [`start`], listening on `listen`, a TOML value: `"\"[::1]:0\""`,
+/// `"\":0\""` (every address) or an array such as
+/// `"[\"127.0.0.1:0\", \"[::1]:0\"]"`. Its addresses are `Running::addrs`.
+pub async fn start_listening(
+    dir: &Path,
+    listen: &str,
+    upstream_url: &str,
+    extra: &str,
+) -> apt_cacher::Running {
+    let text = format!(
+        "listen_address = {listen}\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = \"{upstream_url}\"\n",
+        dir.join("meta").display(),
+        dir.join("cache").display()
+    );
+    let config = apt_cacher::Config::parse("test.toml", &text).expect("test cacher config");
+    apt_cacher::start(config, apt_cacher::CancellationToken::new())
+        .await
+        .expect("starting the test cacher")
+}
