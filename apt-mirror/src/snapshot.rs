@@ -176,6 +176,22 @@ pub struct Info {
     /// an update still find them.
     #[serde(default)]
     pub carried: Vec<String>,
+    /// Release files fetched but not published (e.g. a `Release.gpg` that
+    /// does not verify next to a good `InRelease`), by path: what they
+    /// were, so that the next run sees an upstream still serving the same
+    /// bytes as unchanged, and why they were left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub withheld: BTreeMap<String, Withheld>,
+}
+
+/// A Release file left out of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Withheld {
+    /// Its size and hashes, as fetched.
+    #[serde(flatten)]
+    pub file: FileInfo,
+    /// Why it was left out.
+    pub reason: String,
 }
 
 /// One snapshot directory.
