@@ -694,6 +694,31 @@ mod tests {
     }
 
     #[test]
+    fn withheld_release_files_round_trip_and_are_optional() {
+        let mut info = Info {
+            format: 1,
+            id: "deb".into(),
+            ..Default::default()
+        };
+        let plain = serde_json::to_string(&info).unwrap();
+        assert!(!plain.contains("withheld"), "{plain}");
+        info.withheld.insert(
+            "dists/s/Release.gpg".into(),
+            Withheld {
+                file: FileInfo::from_checksums(&sums(7, 3)),
+                reason: "BAD signature".into(),
+            },
+        );
+        let back: Info = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
+        let w = &back.withheld["dists/s/Release.gpg"];
+        assert_eq!(w.reason, "BAD signature");
+        assert!(w.file.describes(&sums(7, 3)));
+        // An info.json written before the field existed still reads.
+        let old: Info = serde_json::from_str(&plain).unwrap();
+        assert!(old.withheld.is_empty());
+    }
+
+    #[test]
     fn publish_swaps_symlink_and_cleanup_keeps_previous() {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("unrelated"), b"x").unwrap();

@@ -389,7 +389,7 @@ impl Ctx<'_, '_> {
                 Ok((signer, plain)) => {
                     let warning =
                         self.warning(ReleaseFile::InRelease, Problem::Signature(in_error), false);
-                    self.from_pair(signer, plain, vec![warning])
+                    self.believe_pair(signer, plain, vec![warning])
                 }
                 Err(fallback) => Err(TrustError::NoValidRelease {
                     url: self.url(ReleaseFile::InRelease),
@@ -402,13 +402,13 @@ impl Ctx<'_, '_> {
                     return Err(self.neither());
                 }
                 let (signer, plain) = self.pair(keyring, at)?;
-                self.from_pair(signer, plain, Vec::new())
+                self.believe_pair(signer, plain, Vec::new())
             }
         }
     }
 
     /// No valid `InRelease`; `Release` + `Release.gpg` verified.
-    fn from_pair(
+    fn believe_pair(
         &self,
         signer: Signer,
         plain: &[u8],

@@ -313,27 +313,22 @@ fn bad_inrelease_and_a_bad_pair_is_an_error_naming_both() {
         .replacen("Origin: Test", "Origin: Evil", 1)
         .into_bytes();
     // Stale signature, no signature, no Release.
-    let cases: [(Option<&[u8]>, Option<&[u8]>, &str); 3] = [
+    let cases = [
         (
-            Some(&release),
-            Some(&stale_gpg),
+            fetched(Some(&tampered), Some(&release), Some(&stale_gpg)),
             "Release.gpg: BAD signature",
         ),
         (
-            Some(&release),
-            None,
+            fetched(Some(&tampered), Some(&release), None),
             "Release.gpg: not found upstream (404), so",
         ),
-        (None, Some(&stale_gpg), "Release: not found upstream (404)"),
+        (
+            fetched(Some(&tampered), None, Some(&stale_gpg)),
+            "Release: not found upstream (404)",
+        ),
     ];
-    for (release, gpg, want) in cases {
-        let e = decide(
-            LOCATION,
-            &fetched(Some(&tampered), release, gpg),
-            Some(&keyring),
-            SystemTime::now(),
-        )
-        .unwrap_err();
+    for (files, want) in cases {
+        let e = decide(LOCATION, &files, Some(&keyring), SystemTime::now()).unwrap_err();
         let text = e.to_string();
         assert!(matches!(e, TrustError::NoValidRelease { .. }), "{text}");
         assert!(
