@@ -113,6 +113,12 @@ fn debian_stale_release_gpg_is_a_warning_and_not_published() {
         "{text}"
     );
     assert!(text.ends_with("not published"), "{text}");
+    // One line, fit for a log line and the run summary.
+    assert!(!text.contains('\n'), "{text}");
+    assert!(
+        text.contains("the signature does not match the signed data"),
+        "{text}"
+    );
 }
 
 #[test]
