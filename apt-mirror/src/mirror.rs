@@ -4,8 +4,10 @@
 //! 1. fetch `InRelease`, `Release` and `Release.gpg` of every suite; if they
 //!    are byte-identical to the current snapshot's (and the configuration
 //!    did not change), stop: nothing else is downloaded;
-//! 2. verify signatures (when a keyring is configured) and check that
-//!    `Release` and `InRelease` agree;
+//! 2. decide which Release text to believe, the way apt does
+//!    (`aptindex::trust`: `InRelease` first, `Release` + `Release.gpg` only
+//!    without a valid `InRelease`; a file that fails verification next to a
+//!    good one is a warning and is not published);
 //! 3. fetch the selected indices (by-hash first), verified against Release;
 //! 4. read the pool files they name, hard-link those the current snapshot
 //!    already has, download the rest in parallel, each verified;
@@ -21,10 +23,12 @@ use crate::fetch::{url_for, FetchError, Fetcher};
 use crate::plan::{self, IndexFile, PlanError, PoolSet};
 use crate::pool;
 use crate::progress::{Progress, Reporter};
-use crate::snapshot::{FileInfo, Info, Reuse, ReuseIndex, Snapshot, SnapshotError, Store};
+use crate::snapshot::{
+    FileInfo, Info, Reuse, ReuseIndex, Snapshot, SnapshotError, Store, Withheld,
+};
 use aptindex::checksum::Checksums;
-use aptindex::release::Release;
 use aptindex::signature::{Keyring, SignatureError};
+use aptindex::trust::{Decision, Fetched, ReleaseFile, TrustError};
 use futures_util::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -57,15 +61,10 @@ pub enum MirrorError {
     /// The keyring could not be read.
     #[error("keyring: {0}")]
     Keyring(#[source] SignatureError),
-    /// A signature did not verify.
-    #[error("{url}: {source}")]
-    Signature {
-        /// The signed file.
-        url: String,
-        /// Why.
-        #[source]
-        source: SignatureError,
-    },
+    /// No Release text of a suite can be believed (signatures,
+    /// disagreement, missing files).
+    #[error(transparent)]
+    Trust(#[from] TrustError),
     /// A Release file is unusable or inconsistent.
     #[error("{url}: {message}")]
     Release {
@@ -141,6 +140,9 @@ pub struct MirrorReport {
     pub duration_secs: f64,
     /// The published snapshot directory (current one when unchanged or failed).
     pub snapshot: Option<String>,
+    /// What was wrong but did not stop the update (e.g. a `Release.gpg`
+    /// that does not verify next to a good `InRelease`), each naming its URL.
+    pub warnings: Vec<String>,
 }
 
 impl MirrorReport {
@@ -184,6 +186,17 @@ struct Counters {
     downloaded: AtomicU64,
     reused: AtomicU64,
     bytes: AtomicU64,
+    /// The run's warnings, for the report.
+    warnings: Mutex<Vec<String>>,
+}
+
+impl Counters {
+    fn warn(&self, warning: String) {
+        self.warnings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(warning);
+    }
 }
 
 /// Updates mirror `cfg`; never panics, always reports.
@@ -218,6 +231,10 @@ pub async fn update(ctx: &Context, cfg: &MirrorConfig) -> MirrorReport {
         bytes_downloaded: counters.bytes.load(Ordering::Relaxed),
         duration_secs: start.elapsed().as_secs_f64(),
         snapshot,
+        warnings: counters
+            .warnings
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner()),
     }
 }
 
@@ -263,8 +280,17 @@ impl Update<'_> {
 
         let releases = self.fetch_releases().await?;
         if let (Some(cur), Some(info)) = (&current, &current_info) {
-            if info.config == fingerprint && same_as_snapshot(cur, &releases) {
+            if info.config == fingerprint && same_as_snapshot(cur, info, &releases) {
                 tracing::info!(mirror = %self.cfg.id, "upstream unchanged");
+                for (path, w) in &info.withheld {
+                    let url = self
+                        .url(path)
+                        .map(|u| u.to_string())
+                        .unwrap_or_else(|_| path.clone());
+                    tracing::warn!(mirror = %self.cfg.id, url = %url, reason = %w.reason, "still not published (unchanged upstream)");
+                    self.counters
+                        .warn(format!("{url}: {}; still not published", w.reason));
+                }
                 self.cleanup(&[(&cur.name, info)]);
                 return Ok((Outcome::Unchanged, Some(cur.name.clone())));
             }
@@ -272,7 +298,7 @@ impl Update<'_> {
         let parsed = releases
             .iter()
             .map(|r| self.verify_release(keyring.as_ref(), r))
-            .collect::<Result<Vec<(Release, Option<Release>)>, MirrorError>>()?;
+            .collect::<Result<Vec<Decision>, MirrorError>>()?;
 
         let new = self.store.begin()?;
         let result = self
@@ -360,104 +386,41 @@ impl Update<'_> {
         Ok(out)
     }
 
-    /// Checks signatures and consistency; returns the parsed Release, and
-    /// the other version when Release and InRelease disagree but both use
-    /// by-hash (then both versions' indices are kept, the other one only
-    /// under `by-hash/`).
+    /// Decides which Release text of the suite to believe and which of
+    /// its Release files to publish (`aptindex::trust`); logs and records
+    /// the warnings, each naming its URL.
     fn verify_release(
         &self,
         keyring: Option<&Keyring>,
         r: &SuiteReleases,
-    ) -> Result<(Release, Option<Release>), MirrorError> {
-        let url_of = |name: &str| {
-            self.url(&aptindex::path::join(&r.dir, name))
-                .map(|u| u.to_string())
-                .unwrap_or_else(|_| name.to_string())
-        };
+    ) -> Result<Decision, MirrorError> {
+        let location = self
+            .url(&aptindex::path::join(&r.dir, "InRelease"))?
+            .to_string();
+        let location = location.strip_suffix("InRelease").unwrap_or(&location);
         let [in_release, release, release_gpg] = &r.files;
-        let parse = |name: &str, text: &[u8]| {
-            Release::parse(text).map_err(|e| MirrorError::Release {
-                url: url_of(name),
-                message: e.to_string(),
-            })
+        let fetched = Fetched {
+            in_release: in_release.as_deref(),
+            release: release.as_deref(),
+            release_gpg: release_gpg.as_deref(),
         };
-        // The signed text of InRelease.
-        let in_text = match in_release {
-            None => None,
-            Some(data) => Some(match keyring {
-                Some(k) => {
-                    let (text, signer) =
-                        k.verify_clearsigned(data)
-                            .map_err(|source| MirrorError::Signature {
-                                url: url_of("InRelease"),
-                                source,
-                            })?;
-                    tracing::debug!(mirror = %self.cfg.id, suite = %r.suite, signer = %signer.fingerprint, "InRelease signature good");
-                    text
-                }
-                None => {
-                    aptindex::release::split_clearsigned(data)
-                        .map_err(|e| MirrorError::Release {
-                            url: url_of("InRelease"),
-                            message: e.to_string(),
-                        })?
-                        .text
-                }
-            }),
-        };
-        if let (Some(k), Some(data)) = (keyring, release) {
-            match release_gpg {
-                Some(sig) => {
-                    k.verify_detached(data, sig)
-                        .map_err(|source| MirrorError::Signature {
-                            url: url_of("Release.gpg"),
-                            source,
-                        })?;
-                }
-                None if in_text.as_deref() == Some(data.as_slice()) => {}
-                None => {
-                    return Err(MirrorError::Release {
-                        url: url_of("Release"),
-                        message: "no Release.gpg, and Release differs from the signed InRelease"
-                            .into(),
-                    })
-                }
-            }
+        let decision =
+            aptindex::trust::decide(location, &fetched, keyring, std::time::SystemTime::now())?;
+        if let Some(signer) = &decision.signer {
+            tracing::debug!(mirror = %self.cfg.id, suite = %r.suite, file = %decision.authority, signer = %signer.fingerprint, "signature good");
         }
-        let from_in = in_text
-            .as_deref()
-            .map(|t| parse("InRelease", t))
-            .transpose()?;
-        let from_plain = release
-            .as_deref()
-            .map(|t| parse("Release", t))
-            .transpose()?;
-        match (from_in, from_plain) {
-            (Some(a), Some(b)) => {
-                if a.entries == b.entries && a.acquire_by_hash == b.acquire_by_hash {
-                    Ok((a, None))
-                } else if a.acquire_by_hash && b.acquire_by_hash {
-                    tracing::warn!(mirror = %self.cfg.id, url = %url_of("Release"), "Release and InRelease disagree; keeping both versions' indices through by-hash");
-                    Ok((a, Some(b)))
-                } else {
-                    Err(MirrorError::Release {
-                        url: url_of("Release"),
-                        message: "Release and InRelease disagree (different files or checksums) and the upstream does not use by-hash".into(),
-                    })
-                }
-            }
-            (Some(a), None) | (None, Some(a)) => Ok((a, None)),
-            (None, None) => Err(MirrorError::Missing {
-                url: url_of("Release"),
-            }),
+        for w in &decision.warnings {
+            tracing::warn!(mirror = %self.cfg.id, url = %w.url, published = w.published, believed = %decision.authority, "{w}");
+            self.counters.warn(w.to_string());
         }
+        Ok(decision)
     }
 
     async fn build(
         &self,
         new: &Snapshot,
         releases: &[SuiteReleases],
-        parsed: &[(Release, Option<Release>)],
+        parsed: &[Decision],
         current: Option<&Snapshot>,
         current_info: Option<&Info>,
         fingerprint: String,
@@ -480,11 +443,28 @@ impl Update<'_> {
                 .insert(path.to_string(), FileInfo::from_checksums(sums));
         };
 
-        // Release files, as fetched.
-        for r in releases {
-            for (name, data) in RELEASE_FILES.iter().zip(&r.files) {
+        // Release files, as fetched, those that verified (or all, without
+        // a keyring); the others are only recorded, so that the next run
+        // recognises an upstream still serving the same bytes.
+        let mut withheld = BTreeMap::new();
+        for (r, decision) in releases.iter().zip(parsed) {
+            for (file, data) in ReleaseFile::ALL.into_iter().zip(&r.files) {
                 if let Some(data) = data {
-                    let path = aptindex::path::join(&r.dir, name);
+                    let path = aptindex::path::join(&r.dir, file.name());
+                    if !decision.publishes(file) {
+                        let reason = decision
+                            .warning(file)
+                            .map(|w| w.problem.to_string())
+                            .unwrap_or_else(|| "not verified".to_string());
+                        withheld.insert(
+                            path,
+                            Withheld {
+                                file: FileInfo::from_checksums(&Checksums::of_bytes(data)),
+                                reason,
+                            },
+                        );
+                        continue;
+                    }
                     let dest = new.tree.join(&path);
                     crate::snapshot::write_atomic(&dest, data)?;
                     if let Some(cur) = current {
@@ -497,7 +477,8 @@ impl Update<'_> {
 
         // Indices.
         let mut indices: Vec<IndexFile> = Vec::new();
-        for (r, (rel, other)) in releases.iter().zip(parsed) {
+        for (r, decision) in releases.iter().zip(parsed) {
+            let (rel, other) = (&decision.release, &decision.other);
             let main = plan::select_indices(self.cfg, &r.suite, rel)?;
             if let Some(other) = other {
                 for mut idx in plan::select_indices(self.cfg, &r.suite, other)? {
@@ -754,6 +735,7 @@ impl Update<'_> {
             files: files.into_inner().unwrap_or_else(|p| p.into_inner()),
             by_hash,
             carried,
+            withheld,
         })
     }
 
@@ -1093,12 +1075,21 @@ fn read_index(
     }
 }
 
-/// True when every suite's Release files equal the snapshot's copies.
-fn same_as_snapshot(cur: &Snapshot, releases: &[SuiteReleases]) -> bool {
+/// True when every suite's Release files, as fetched, equal what the
+/// snapshot was made from: its copies, or for a file it did not publish
+/// (`info.withheld`), the size and hashes recorded.
+fn same_as_snapshot(cur: &Snapshot, info: &Info, releases: &[SuiteReleases]) -> bool {
     releases.iter().all(|r| {
         RELEASE_FILES.iter().zip(&r.files).all(|(name, data)| {
-            let on_disk = std::fs::read(cur.tree.join(aptindex::path::join(&r.dir, name))).ok();
-            on_disk.as_ref() == data.as_ref()
+            let path = aptindex::path::join(&r.dir, name);
+            let on_disk = std::fs::read(cur.tree.join(&path)).ok();
+            match (info.withheld.get(&path), data) {
+                (Some(w), Some(data)) => {
+                    on_disk.is_none() && w.file.describes(&Checksums::of_bytes(data))
+                }
+                (Some(_), None) => false,
+                (None, _) => on_disk.as_ref() == data.as_ref(),
+            }
         })
     })
 }

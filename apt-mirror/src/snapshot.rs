@@ -176,6 +176,22 @@ pub struct Info {
     /// an update still find them.
     #[serde(default)]
     pub carried: Vec<String>,
+    /// Release files fetched but not published (e.g. a `Release.gpg` that
+    /// does not verify next to a good `InRelease`), by path: what they
+    /// were, so that the next run sees an upstream still serving the same
+    /// bytes as unchanged, and why they were left out.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub withheld: BTreeMap<String, Withheld>,
+}
+
+/// A Release file left out of a snapshot.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Withheld {
+    /// Its size and hashes, as fetched.
+    #[serde(flatten)]
+    pub file: FileInfo,
+    /// Why it was left out.
+    pub reason: String,
 }
 
 /// One snapshot directory.
@@ -675,6 +691,31 @@ mod tests {
             sha256: Some([b; 32]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn withheld_release_files_round_trip_and_are_optional() {
+        let mut info = Info {
+            format: 1,
+            id: "deb".into(),
+            ..Default::default()
+        };
+        let plain = serde_json::to_string(&info).unwrap();
+        assert!(!plain.contains("withheld"), "{plain}");
+        info.withheld.insert(
+            "dists/s/Release.gpg".into(),
+            Withheld {
+                file: FileInfo::from_checksums(&sums(7, 3)),
+                reason: "BAD signature".into(),
+            },
+        );
+        let back: Info = serde_json::from_str(&serde_json::to_string(&info).unwrap()).unwrap();
+        let w = &back.withheld["dists/s/Release.gpg"];
+        assert_eq!(w.reason, "BAD signature");
+        assert!(w.file.describes(&sums(7, 3)));
+        // An info.json written before the field existed still reads.
+        let old: Info = serde_json::from_str(&plain).unwrap();
+        assert!(old.withheld.is_empty());
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct MirrorSummary {
     /// The snapshot now published.
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// What was wrong but did not stop the update (each names its URL).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// The whole file.
@@ -96,6 +99,7 @@ pub fn write(
                 bytes_downloaded: r.bytes_downloaded,
                 duration_secs: r.duration_secs,
                 snapshot: r.snapshot.clone(),
+                warnings: r.warnings.clone(),
             },
         );
     }

@@ -5,7 +5,8 @@
 //! deb822 control files ([`deb822`]), `Release`/`InRelease` ([`release`]),
 //! the indices they list and the files those name ([`index`]), checksums
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
-//! ([`path`]), and OpenPGP signatures ([`signature`]).
+//! ([`path`]), OpenPGP signatures ([`signature`]) and which Release files
+//! to believe ([`trust`]).
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -22,6 +23,7 @@ pub mod logging;
 pub mod path;
 pub mod release;
 pub mod signature;
+pub mod trust;
 
 pub use checksum::{ChecksumError, Checksums, HashKind, Hasher};
 pub use compress::Compression;

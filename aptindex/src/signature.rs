@@ -808,8 +808,18 @@ fn check(
         return Err(bad(reason.clone()));
     }
     key.can_sign.clone().map_err(bad)?;
-    key.verify(sig, data)
-        .map_err(|e| Failure::Mismatch(error(e.to_string())))?;
+    key.verify(sig, data).map_err(|e| {
+        // rpgp's message spans lines (an assertion with both hash
+        // prefixes): one line, after what it means.
+        let detail = e
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        Failure::Mismatch(error(format!(
+            "the signature does not match the signed data ({detail})"
+        )))
+    })?;
 
     // The signature is cryptographically good; now the time checks.
     let Some(created) = created_secs(sig) else {

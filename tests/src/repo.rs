@@ -541,6 +541,18 @@ impl Repo {
         write_atomic(&dir.join("Release.gpg"), &self.key.detach_sign(&release)?)
     }
 
+    /// Replaces the suite's `Release.gpg` with a signature by the repository key over other,
+    /// older text, as a mirror or CDN serves it when its cached `Release.gpg` outlived the
+    /// `Release` next to it: `gpgv` says BAD signature, `InRelease` and `Release` stay current.
+    /// The next [`Repo::publish`] writes a good one again.
+    pub fn stale_release_gpg(&self, suite: &str) -> Result<()> {
+        let dir = self.suite_dir(suite);
+        let mut older = std::fs::read(dir.join("Release"))
+            .with_context(|| format!("reading {}", dir.join("Release").display()))?;
+        older.extend_from_slice(b"X-Testkit-Older: this text is not the current Release\n");
+        write_atomic(&dir.join("Release.gpg"), &self.key.detach_sign(&older)?)
+    }
+
     /// Adds a package (listed and written to the pool at the next publish).
     pub fn add(&mut self, spec: PackageSpec) -> Result<()> {
         if self.specs.iter().any(|s| same_slot(s, &spec)) {

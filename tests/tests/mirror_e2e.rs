@@ -579,7 +579,9 @@ fn bad_signature_is_refused() {
 }
 
 #[test]
-fn release_tampered_against_inrelease_is_refused() {
+fn release_tampered_against_inrelease_is_not_published() {
+    // As apt: a good InRelease decides; the tampered Release (its
+    // Release.gpg fails) is a warning, and neither is published.
     let bed = Bed::new(|b| b.generated_packages(2, 100));
     bed.standard_config();
     let release = bed.repo.lock().unwrap().root().join("dists/stable/Release");
@@ -588,12 +590,37 @@ fn release_tampered_against_inrelease_is_refused() {
         .unwrap()
         .replacen("Testkit", "Evil", 1);
     std::fs::write(&release, s).unwrap();
+    assert_eq!(bed.run(), 0);
+    bed.assert_complete();
+    assert!(bed.mirrored("dists/stable/InRelease").is_file());
+    assert!(!bed.mirrored("dists/stable/Release").exists());
+    assert!(!bed.mirrored("dists/stable/Release.gpg").exists());
+    let warnings = bed.summary()["mirrors"]["m"]["warnings"].to_string();
+    for name in ["Release", "Release.gpg"] {
+        let url = format!("{}/dists/stable/{name}: ", bed.up.url());
+        assert!(warnings.contains(&url), "{warnings}");
+    }
+}
+
+#[test]
+fn release_tampered_without_inrelease_is_refused() {
+    let bed = Bed::new(|b| b.generated_packages(2, 100));
+    bed.standard_config();
+    let dir = bed.repo.lock().unwrap().root().join("dists/stable");
+    std::fs::remove_file(dir.join("InRelease")).unwrap();
+    let text = std::fs::read(dir.join("Release")).unwrap();
+    let s = String::from_utf8(text)
+        .unwrap()
+        .replacen("Testkit", "Evil", 1);
+    std::fs::write(dir.join("Release"), s).unwrap();
     assert_eq!(bed.run(), 1);
+    assert!(!bed.dir().join("m").exists());
     let err = bed.summary()["mirrors"]["m"]["error"]
         .as_str()
         .unwrap()
         .to_string();
     assert!(err.contains("Release.gpg"), "{err}");
+    assert!(err.contains("BAD signature"), "{err}");
 }
 
 /// A hand-made unsigned repository whose Packages names `filename`.
