@@ -264,8 +264,15 @@ impl Update<'_> {
         if let Some(cur) = &current {
             // A snapshot published by an older version (files 0600, which a
             // web server running as another user cannot read) is fixed
-            // before anything else, unchanged upstream or not.
-            let changed = self.store.heal_modes(cur)?;
+            // before anything else, unchanged upstream or not (a walk of
+            // the whole tree, once: on a blocking thread).
+            let (store, snap) = (self.store.clone(), cur.clone());
+            let changed = tokio::task::spawn_blocking(move || store.heal_modes(&snap))
+                .await
+                .map_err(|e| MirrorError::Io {
+                    path: cur.dir.clone(),
+                    source: std::io::Error::other(format!("mode task failed: {e}")),
+                })??;
             if changed > 0 {
                 tracing::info!(mirror = %self.cfg.id, snapshot = %cur.name, changed, "published modes restored (0644 files, 0755 directories, minus the umask)");
             }
