@@ -563,8 +563,8 @@ impl Config {
         })
     }
 
-    /// Creates `meta_dir` and `cache_dir` if missing and checks that they
-    /// can be written ([`crate::writable`]).
+    /// Creates `meta_dir` and `cache_dir` if missing (mode 0755 minus the
+    /// umask) and checks that they can be written ([`crate::writable`]).
     pub fn create_dirs(&self) -> anyhow::Result<()> {
         Ok(crate::writable::create_dirs(self)?)
     }

@@ -72,7 +72,7 @@ pub fn check_dir(key: &'static str, dir: &Path) -> Result<(), NotWritable> {
         action,
         error,
     };
-    std::fs::create_dir_all(dir).map_err(|e| fail("creating the directory", e))?;
+    aptindex::fsmode::create_dir_all(dir).map_err(|e| fail("creating the directory", e))?;
     let probe = dir.join(format!(".apt-cacher-probe-{}", std::process::id()));
     // A probe left by a killed run with the same pid is simply reused.
     std::fs::OpenOptions::new()

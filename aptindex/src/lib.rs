@@ -6,7 +6,8 @@
 //! the indices they list and the files those name ([`index`]), checksums
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
 //! ([`path`]), OpenPGP signatures ([`signature`]) and which Release files
-//! to believe ([`trust`]).
+//! to believe ([`trust`]); [`fsmode`] holds the modes of the files both
+//! binaries publish.
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -17,6 +18,7 @@
 pub mod checksum;
 pub mod compress;
 pub mod deb822;
+pub mod fsmode;
 pub mod index;
 #[cfg(feature = "logging")]
 pub mod logging;
