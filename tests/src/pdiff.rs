@@ -270,7 +270,7 @@ mod tests {
             {
                 st.begin_publish(t0); // same date: stamps still differ
                 let text = st
-                    .update(&dir, "s", "P/Packages", *body, layout, 2)
+                    .update(&dir, "s", "P/Packages", body, layout, 2)
                     .unwrap()
                     .unwrap();
                 let text = String::from_utf8(text).unwrap();
