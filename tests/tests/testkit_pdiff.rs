@@ -90,6 +90,13 @@ fn check_layout(layout: PdiffLayout, by_hash: bool) {
         "{:?}",
         up.request_log()
     );
+    // The Translation too, by its own diff Index and patch.
+    assert_eq!(
+        up.requests_matching("*/i18n/Translation-en.diff/*.gz"),
+        1,
+        "{:?}",
+        up.request_log()
+    );
     assert!(
         full_packages_requests(&up).is_empty(),
         "{:?}",
