@@ -8,7 +8,9 @@
 //!    (`aptindex::trust`: `InRelease` first, `Release` + `Release.gpg` only
 //!    without a valid `InRelease`; a file that fails verification next to a
 //!    good one is a warning and is not published);
-//! 3. fetch the selected indices (by-hash first), verified against Release;
+//! 3. fetch the selected indices (by-hash first), verified against Release,
+//!    and the PDiff patches their `*.diff/Index` lists, verified against it
+//!    ([`pdiff`]);
 //! 4. read the pool files they name, hard-link those the current snapshot
 //!    already has, download the rest in parallel, each verified;
 //! 5. add `by-hash/` links, fetch the Release files again to make sure the
@@ -35,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+mod pdiff;
 
 /// Largest Release / InRelease / Release.gpg accepted.
 const RELEASE_LIMIT: u64 = 64 << 20;
@@ -524,6 +528,9 @@ impl Update<'_> {
         for idx in &present {
             record(&idx.stored_path(), &idx.checksums);
         }
+        // PDiffs: the patches each diff Index lists, verified against it.
+        self.place_patches(new, &present, &reuse, &progress, &record)
+            .await?;
         // Every group needs one variant; Packages and Sources are required.
         let have: HashSet<&str> = present.iter().map(|i| i.group.as_str()).collect();
         for idx in &indices {

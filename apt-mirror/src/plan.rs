@@ -130,7 +130,15 @@ fn contents_wanted(cfg: &MirrorConfig, name: &str) -> bool {
 /// the suite's directory).
 pub fn wanted(cfg: &MirrorConfig, flat: bool, rel: &str) -> bool {
     let segments: Vec<&str> = rel.split('/').collect();
-    if segments.contains(&"by-hash") || segments.iter().any(|s| s.ends_with(".diff")) {
+    if segments.contains(&"by-hash") {
+        return false;
+    }
+    // A PDiff index goes with the index it patches (its patches are not in
+    // the Release: crate::mirror places them from the Index).
+    if let Some(base) = rel.strip_suffix(".diff/Index") {
+        return !base.is_empty() && !base.ends_with('/') && wanted(cfg, flat, base);
+    }
+    if segments.iter().any(|s| s.ends_with(".diff")) {
         return false;
     }
     let name = segments.last().copied().unwrap_or("");
@@ -309,6 +317,8 @@ mod tests {
             "main/dep11/Components-amd64.yml.gz",
             "main/dep11/icons-64x64.tar.gz",
             "main/cnf/Commands-amd64.xz",
+            "main/binary-amd64/Packages.diff/Index",
+            "main/i18n/Translation-de.diff/Index",
         ] {
             assert!(wanted(&c, false, yes), "{yes}");
         }
@@ -318,7 +328,11 @@ mod tests {
             "main/Contents-source.gz",
             "main/Contents-i386.gz",
             "non-free/binary-amd64/Packages",
-            "main/binary-amd64/Packages.diff/Index",
+            "main/binary-i386/Packages.diff/Index",
+            "main/source/Sources.diff/Index",
+            "main/binary-amd64/Packages.diff/Index.gz",
+            "main/binary-amd64/Packages.diff/T-2026-12-06-0800.00-F-2026-12-05-0800.00.gz",
+            "main/binary-amd64/Packages.diff/by-hash/SHA256/abc",
             "main/binary-amd64/by-hash/SHA256/abc",
             "main/dep11/Components-arm64.yml.gz",
             "main/installer-amd64/current/images/SHA256SUMS",
@@ -358,6 +372,8 @@ mod tests {
         assert!(wanted(&c, true, "Packages.gz"));
         assert!(!wanted(&c, true, "Sources.gz"));
         assert!(wanted(&c, true, "Translation-de.bz2"));
+        assert!(wanted(&c, true, "Packages.diff/Index"));
+        assert!(!wanted(&c, true, "Sources.diff/Index"));
     }
 
     #[test]

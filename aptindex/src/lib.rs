@@ -5,9 +5,9 @@
 //! deb822 control files ([`deb822`]), `Release`/`InRelease` ([`release`]),
 //! the indices they list and the files those name ([`index`]), checksums
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
-//! ([`path`]), OpenPGP signatures ([`signature`]) and which Release files
-//! to believe ([`trust`]); [`fsmode`] holds the modes of the files both
-//! binaries publish.
+//! ([`path`]), PDiff indices ([`pdiff`]), OpenPGP signatures ([`signature`])
+//! and which Release files to believe ([`trust`]); [`fsmode`] holds the
+//! modes of the files both binaries publish.
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -23,6 +23,7 @@ pub mod index;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod path;
+pub mod pdiff;
 pub mod release;
 pub mod signature;
 pub mod trust;
@@ -31,4 +32,5 @@ pub use checksum::{ChecksumError, Checksums, HashKind, Hasher};
 pub use compress::Compression;
 pub use index::{FileEntry, IndexKind};
 pub use path::PathKind;
+pub use pdiff::DiffIndex;
 pub use release::Release;
