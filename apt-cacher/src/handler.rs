@@ -367,6 +367,8 @@ impl App {
         // Pool files are never metadata: skip the suite lookup for them.
         let found = if path.starts_with("pool/") {
             None
+        } else if let Some(patch) = self.gens.patch_file(mapping, path, client).await {
+            Some(patch)
         } else {
             self.gens.index_file(mapping, path, client).await
         };
@@ -394,7 +396,8 @@ impl App {
                 Outcome::Refused,
             );
         };
-        let expected = self.gens.expected(mapping, path);
+        // No loaded index lists it: load the ones that should (pool_lookup.rs).
+        let expected = self.gens.expected_or_lookup(mapping, path).await;
         let key = match &expected {
             Some(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
             None if path.starts_with("pool/") => Some(format!("{prefix}/{path}#u")),
@@ -465,7 +468,13 @@ impl App {
             commit,
             commit_first: false,
         };
+        let unverified = job.expected.is_none();
         let (src, joined) = self.downloads.start(job);
+        if unverified && !joined {
+            // No index of any served suite names it: nothing to verify against.
+            self.metrics.unverified_download();
+            tracing::info!(mapping = %prefix, path = %path, cached = !pass, "downloading a file no index names, unverified");
+        }
         let resp = response::serve(src.clone(), path, headers, is_head).await;
         fetched(resp, src.upstream_note(), joined, pass)
     }
@@ -532,6 +541,11 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
         MetaError::Io(m) => (
             response::text(StatusCode::INTERNAL_SERVER_ERROR, m.clone()),
             Outcome::Error,
+            None,
+        ),
+        MetaError::NotListed(m) => (
+            response::text(StatusCode::NOT_FOUND, m.clone()),
+            Outcome::Refused,
             None,
         ),
     };
