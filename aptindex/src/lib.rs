@@ -5,7 +5,7 @@
 //! deb822 control files ([`deb822`]), `Release`/`InRelease` ([`release`]),
 //! the indices they list and the files those name ([`index`]), checksums
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
-//! ([`path`]), and OpenPGP signatures ([`signature`]).
+//! ([`path`]), PDiff indices ([`pdiff`]), and OpenPGP signatures ([`signature`]).
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -20,6 +20,7 @@ pub mod index;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod path;
+pub mod pdiff;
 pub mod release;
 pub mod signature;
 
@@ -27,4 +28,5 @@ pub use checksum::{ChecksumError, Checksums, HashKind, Hasher};
 pub use compress::Compression;
 pub use index::{FileEntry, IndexKind};
 pub use path::PathKind;
+pub use pdiff::DiffIndex;
 pub use release::Release;

@@ -193,6 +193,15 @@ proptest! {
     }
 
     #[test]
+    fn pdiff_index_parser_never_panics(data in input()) {
+        if let Ok(index) = aptindex::pdiff::DiffIndex::parse(&data) {
+            for p in &index.patches {
+                prop_assert!(aptindex::pdiff::check_patch_name(&p.name).is_ok());
+            }
+        }
+    }
+
+    #[test]
     fn packages_fast_scanner_agrees_with_deb822(data in input()) {
         // On input the generic parser accepts, the fast scanner finds the same Filename values.
         if let (Ok(fast), Ok(pars)) = (index::packages_entries(&data), paragraphs(&data).collect::<Result<Vec<_>, _>>()) {
