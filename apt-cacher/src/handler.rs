@@ -17,6 +17,7 @@ use crate::download::{Downloads, Job, UpstreamNote};
 use crate::generation::{Generations, Meta, MetaError, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
+use crate::pool_lookup::Lookup;
 use crate::response::{self, Body};
 use crate::store::Store;
 use aptindex::checksum::Checksums;
@@ -397,10 +398,16 @@ impl App {
             );
         };
         // No loaded index lists it: load the ones that should (pool_lookup.rs).
-        let expected = self.gens.expected_or_lookup(mapping, path).await;
+        let (expected, undecided) = match self.gens.lookup(mapping, path).await {
+            Lookup::Listed(cs) => (Some(cs), false),
+            Lookup::Unlisted => (None, false),
+            Lookup::Undecided => (None, true),
+        };
         let key = match &expected {
             Some(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
-            None if path.starts_with("pool/") => Some(format!("{prefix}/{path}#u")),
+            // Listed by no index: cached as unverified. Undecided (an index
+            // that should list it failed to load): passed through, not cached.
+            None if path.starts_with("pool/") && !undecided => Some(format!("{prefix}/{path}#u")),
             None => None,
         };
         if let Some(key) = &key {
@@ -473,7 +480,11 @@ impl App {
         if unverified && !joined {
             // No index of any served suite names it: nothing to verify against.
             self.metrics.unverified_download();
-            tracing::info!(mapping = %prefix, path = %path, cached = !pass, "downloading a file no index names, unverified");
+            if undecided {
+                tracing::warn!(mapping = %prefix, path = %path, "an index that should list this file failed to load: passing it through unverified, not cached");
+            } else {
+                tracing::info!(mapping = %prefix, path = %path, cached = !pass, "downloading a file no index names, unverified");
+            }
         }
         let resp = response::serve(src.clone(), path, headers, is_head).await;
         fetched(resp, src.upstream_note(), joined, pass)

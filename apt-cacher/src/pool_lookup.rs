@@ -17,6 +17,12 @@
 //! Concurrent lookups share one download per index (the downloads table
 //! coalesces by key), and an index that failed is not tried again for a
 //! while ([`FailedLookups`]).
+//!
+//! When such an index cannot be loaded (upstream failing, bytes that do not
+//! verify), whether the file is listed is unknown ([`Lookup::Undecided`]):
+//! it is then passed through without being cached, so that nothing
+//! unverified lands in the cache on account of an upstream hiccup (apt
+//! still checks the bytes against its own index).
 
 use crate::generation::{Gen, Generations, Meta};
 use aptindex::checksum::Checksums;
@@ -54,6 +60,17 @@ impl FailedLookups {
         }
         map.insert(key, Instant::now());
     }
+}
+
+/// What the indices of the served suites say about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An index lists it with these checksums.
+    Listed(Checksums),
+    /// No index of any served suite lists it (all that could were loaded).
+    Unlisted,
+    /// An index that should list it could not be loaded (now or recently).
+    Undecided,
 }
 
 /// What a pool path says about the index that lists it.
@@ -175,34 +192,38 @@ fn candidates(
 }
 
 impl Generations {
-    /// The checksums for `path` of `mapping`, loading the indices that should
-    /// list it when no loaded one does (see the module documentation).
-    /// `None` when no index of any served suite names it.
-    pub async fn expected_or_lookup(&self, mapping: usize, path: &str) -> Option<Checksums> {
+    /// What the indices of `mapping` say about `path`, loading those that
+    /// should list it when no loaded one does (see the module documentation).
+    pub async fn lookup(&self, mapping: usize, path: &str) -> Lookup {
         if let Some(cs) = self.expected(mapping, path) {
-            return Some(cs);
+            return Lookup::Listed(cs);
         }
         let name = path.rsplit('/').next().unwrap_or(path);
-        wanted(name)?;
+        if wanted(name).is_none() {
+            return Lookup::Unlisted;
+        }
         let mut loaded_any = false;
+        let mut failed_any = false;
         for suite in self.served_suites(mapping).await {
             let Some(gen) = suite.current() else { continue };
             for (rel, cs) in candidates(&gen.release, path, |r| gen.has(r)) {
                 let key = format!("{mapping}/{}/{}/{rel}", suite.dir, gen.id);
                 if self.failed_lookups.recent(&key, self.retry) {
+                    failed_any = true;
                     continue;
                 }
                 if self.load_for(&suite, &gen, &rel, cs, path).await {
                     loaded_any = true;
                 } else {
+                    failed_any = true;
                     self.failed_lookups.remember(key, self.retry);
                 }
             }
         }
-        if loaded_any {
-            self.expected(mapping, path)
-        } else {
-            None
+        match loaded_any.then(|| self.expected(mapping, path)).flatten() {
+            Some(cs) => Lookup::Listed(cs),
+            None if failed_any => Lookup::Undecided,
+            None => Lookup::Unlisted,
         }
     }
 

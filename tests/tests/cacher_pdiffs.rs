@@ -427,3 +427,61 @@ async fn a_file_no_index_names_is_downloaded_unverified_and_counted() {
     assert_eq!(unverified(&c).await, 1);
     c.stop().await;
 }
+
+/// (5) The index that should list a pool file fails to load (its bytes do
+/// not verify): the file is passed through, not cached, and the index is
+/// not tried again on every request (`cache_period`); once upstream is
+/// mended, the index loads and the file is verified and cached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_index_is_not_retried_on_every_request_and_nothing_unverified_is_cached() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp.path().join("repo"));
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c = testkit::cacher::start(&tmp.path().join("cacher"), &up.url(), "cache_period = 1").await;
+    let base = format!("http://{}/debian", c.addr);
+    let (status, _) = get(&format!("{base}/dists/stable/InRelease")).await;
+    assert_eq!(status, 200);
+    let hello = repo.package("hello").unwrap();
+    let url = format!("{base}/pool/main/h/hello/{}", hello.deb_file_name());
+    let good = std::fs::read(
+        repo.root()
+            .join("pool/main/h/hello")
+            .join(hello.deb_file_name()),
+    )
+    .unwrap();
+    let index_requests = || {
+        up.requests_matching("*binary-amd64/*Packages*")
+            + up.requests_matching("*binary-amd64/by-hash/*")
+    };
+
+    up.corrupt("*binary-amd64/*", Times::Always);
+    for _ in 0..3 {
+        let (status, body) = get(&url).await;
+        assert_eq!(status, 200);
+        assert_eq!(body.unwrap().as_ref(), good.as_slice());
+    }
+    assert_eq!(index_requests(), 1, "{:?}", up.request_log());
+    assert_eq!(c.app.store.usage().0, 0, "nothing cached");
+    assert_eq!(unverified(&c).await, 3);
+
+    up.clear_faults();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, body) = get(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap().as_ref(), good.as_slice());
+    assert_eq!(index_requests(), 2, "{:?}", up.request_log());
+    assert_eq!(unverified(&c).await, 3);
+    // Committed to the cache just after the response (bounded wait).
+    for _ in 0..100 {
+        if c.app.store.usage().0 == 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(c.app.store.usage().0, 1, "cached, verified");
+    let before = up.requests_matching("*hello_*.deb");
+    let (status, _) = get(&url).await;
+    assert_eq!(status, 200);
+    assert_eq!(up.requests_matching("*hello_*.deb"), before);
+    c.stop().await;
+}
