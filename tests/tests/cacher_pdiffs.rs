@@ -485,3 +485,97 @@ async fn a_failing_index_is_not_retried_on_every_request_and_nothing_unverified_
     assert_eq!(up.requests_matching("*hello_*.deb"), before);
     c.stop().await;
 }
+
+/// (6) The lookup for a source file loads `Sources`, for an `_all` package
+/// the `Packages` of every architecture, and for a flat repository its
+/// top-level `Packages`: each file verified, none unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_all_and_flat_repositories_are_looked_up_too() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .sources(true)
+        .architectures(&["amd64", "arm64"])
+        .package(PackageSpec::new("hello", "2.10-3").size(5000))
+        .package(PackageSpec::new("data-all", "0.1").arch("all"))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c = testkit::cacher::start(&tmp.path().join("cacher"), &up.url(), "").await;
+    let base = format!("http://{}/debian", c.addr);
+    let (status, _) = get(&format!("{base}/dists/stable/InRelease")).await;
+    assert_eq!(status, 200);
+
+    let dsc = "pool/main/h/hello/hello_2.10-3.dsc";
+    let (status, body) = get(&format!("{base}/{dsc}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.unwrap().as_ref(),
+        std::fs::read(repo.root().join(dsc)).unwrap()
+    );
+    assert_eq!(
+        up.requests_matching("*main/source/*"),
+        1,
+        "{:?}",
+        up.request_log()
+    );
+    assert_eq!(
+        up.requests_matching("*binary-*"),
+        0,
+        "{:?}",
+        up.request_log()
+    );
+
+    let all = repo.package("data-all").unwrap().pool_path.clone();
+    let (status, body) = get(&format!("{base}/{all}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.unwrap().as_ref(),
+        std::fs::read(repo.root().join(&all)).unwrap()
+    );
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            up.requests_matching(&format!("*main/binary-{arch}/*")),
+            1,
+            "{:?}",
+            up.request_log()
+        );
+    }
+    assert_eq!(unverified(&c).await, 0);
+    c.stop().await;
+
+    // A flat repository (suite directory = the repository root).
+    let flat = Repo::builder(tmp.path().join("flat"))
+        .suites(&["./"])
+        .package(PackageSpec::new("rootpkg", "1.0").suite("./"))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(flat.root()).unwrap();
+    let c = testkit::cacher::start(&tmp.path().join("cacher-flat"), &up.url(), "").await;
+    let base = format!("http://{}/debian", c.addr);
+    let (status, _) = get(&format!("{base}/InRelease")).await;
+    assert_eq!(status, 200);
+    let deb = flat.package("rootpkg").unwrap().pool_path.clone();
+    up.corrupt(
+        &format!("*{}", flat.package("rootpkg").unwrap().deb_file_name()),
+        Times::Once,
+    );
+    let (status, body) = get(&format!("{base}/{deb}")).await;
+    assert!(
+        status != 200 || body.is_none(),
+        "corrupted bytes served as complete"
+    );
+    let (status, body) = get(&format!("{base}/{deb}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.unwrap().as_ref(),
+        std::fs::read(flat.root().join(&deb)).unwrap()
+    );
+    assert_eq!(
+        up.requests_matching("/Packages*"),
+        1,
+        "{:?}",
+        up.request_log()
+    );
+    assert_eq!(unverified(&c).await, 0);
+    c.stop().await;
+}
