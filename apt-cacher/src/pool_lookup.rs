@@ -13,7 +13,8 @@
 //! repository's top-level `Packages` / `Sources` for anything. Only indices
 //! the Release lists are candidates (bounded by what it lists for that
 //! component), one compression each (the best one listed, or the one the
-//! generation already holds, in which case there is nothing to load).
+//! generation already holds, in which case there is nothing to load),
+//! loaded one after the other until one lists the file.
 //! Concurrent lookups share one download per index (the downloads table
 //! coalesces by key), and an index that failed is not tried again for a
 //! while ([`FailedLookups`]).
@@ -213,6 +214,11 @@ impl Generations {
                     continue;
                 }
                 if self.load_for(&suite, &gen, &rel, cs, path).await {
+                    // One at a time, stopping at the first that lists it
+                    // (an `_all` package is usually in every `binary-*`).
+                    if let Some(cs) = self.expected(mapping, path) {
+                        return Lookup::Listed(cs);
+                    }
                     loaded_any = true;
                 } else {
                     failed_any = true;

@@ -487,8 +487,8 @@ async fn a_failing_index_is_not_retried_on_every_request_and_nothing_unverified_
 }
 
 /// (6) The lookup for a source file loads `Sources`, for an `_all` package
-/// the `Packages` of every architecture, and for a flat repository its
-/// top-level `Packages`: each file verified, none unverified.
+/// the `Packages` of the architectures until one lists it, and for a flat
+/// repository its top-level `Packages`: each file verified, none unverified.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_all_and_flat_repositories_are_looked_up_too() {
     let tmp = tempfile::tempdir().unwrap();
@@ -532,14 +532,13 @@ async fn sources_all_and_flat_repositories_are_looked_up_too() {
         body.unwrap().as_ref(),
         std::fs::read(repo.root().join(&all)).unwrap()
     );
-    for arch in ["amd64", "arm64"] {
-        assert_eq!(
-            up.requests_matching(&format!("*main/binary-{arch}/*")),
-            1,
-            "{:?}",
-            up.request_log()
-        );
-    }
+    // The first index that lists it ends the lookup: one of the two loaded.
+    assert_eq!(
+        up.requests_matching("*main/binary-*"),
+        1,
+        "{:?}",
+        up.request_log()
+    );
     assert_eq!(unverified(&c).await, 0);
     c.stop().await;
 
