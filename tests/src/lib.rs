@@ -2,6 +2,7 @@
 //!
 //! - [`keys`]: a throw-away OpenPGP key that signs test repositories.
 //! - [`repo`]: generated, signed APT repositories on disk, changeable between publishes.
+//! - [`pdiff`]: PDiffs (`*.diff/Index` + ed-script patches) for those repositories.
 //! - [`upstream`]: an in-process HTTP/HTTPS server with request counts, fault switches and
 //!   hooks, serving such a repository.
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
@@ -38,6 +39,7 @@ pub mod blackhole;
 pub mod browser;
 pub mod cacher;
 pub mod keys;
+pub mod pdiff;
 pub mod rawhttp;
 pub mod repo;
 pub mod upstream;
@@ -45,6 +47,7 @@ pub mod upstream;
 pub use apt::{AptEnv, AptOutput};
 pub use blackhole::Blackhole;
 pub use keys::TestKey;
+pub use pdiff::PdiffLayout;
 pub use repo::{Checksums, Compression, IndexFile, Package, PackageSpec, Repo, RepoBuilder};
 pub use upstream::{Fault, RequestRecord, TestCa, Times, Upstream};
 

@@ -31,6 +31,8 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::keys::TestKey;
+use crate::pdiff::{wants_pdiff, PdiffLayout, PdiffState};
+use std::sync::Mutex;
 
 /// A compression in which indices are published (the uncompressed file is controlled by
 /// [`RepoBuilder::uncompressed`]).
@@ -321,6 +323,13 @@ pub struct RepoConfig {
     pub signed: bool,
     /// `Origin` and `Label`.
     pub origin: String,
+    /// PDiffs (`<index>.diff/Index` and patches) for Packages, Sources and Translation
+    /// indices on every publish after the first (see [`crate::pdiff`]).
+    pub pdiffs: bool,
+    /// How the patches relate to generations (default: merged, as Debian).
+    pub pdiff_layout: PdiffLayout,
+    /// Generations a client may be behind and still patch (default 8).
+    pub pdiff_keep: usize,
 }
 
 /// Builder of a [`Repo`]. Defaults: suite `stable`, component `main`, architecture `amd64`,
@@ -410,6 +419,21 @@ impl RepoBuilder {
         self.config.signed = yes;
         self
     }
+    /// Publishes PDiffs from the second publish on (default false); see [`crate::pdiff`].
+    pub fn pdiffs(mut self, yes: bool) -> Self {
+        self.config.pdiffs = yes;
+        self
+    }
+    /// The PDiff layout (default [`PdiffLayout::Merged`], as Debian).
+    pub fn pdiff_layout(mut self, layout: PdiffLayout) -> Self {
+        self.config.pdiff_layout = layout;
+        self
+    }
+    /// How many old generations keep a patch (default 8).
+    pub fn pdiff_keep(mut self, generations: usize) -> Self {
+        self.config.pdiff_keep = generations;
+        self
+    }
     /// Signs with this key instead of [`TestKey::shared`].
     pub fn key(mut self, key: &TestKey) -> Self {
         self.key = key.clone();
@@ -439,6 +463,7 @@ impl RepoBuilder {
             specs: Vec::new(),
             published: Vec::new(),
             indices: BTreeMap::new(),
+            pdiff: Mutex::new(PdiffState::default()),
         };
         for spec in self.packages {
             repo.add(spec)?;
@@ -458,6 +483,7 @@ pub struct Repo {
     specs: Vec<PackageSpec>,
     published: Vec<Package>,
     indices: BTreeMap<String, Vec<IndexFile>>,
+    pdiff: Mutex<PdiffState>,
 }
 
 impl Repo {
@@ -481,6 +507,9 @@ impl Repo {
                 date: None,
                 signed: true,
                 origin: "Testkit".to_string(),
+                pdiffs: false,
+                pdiff_layout: PdiffLayout::Merged,
+                pdiff_keep: 8,
             },
             key: TestKey::shared().clone(),
             packages: Vec::new(),
@@ -625,11 +654,18 @@ impl Repo {
         }
         self.published = published;
         let date = self.config.date.unwrap_or_else(SystemTime::now);
+        self.pdiff_state()?.begin_publish(date);
         for suite in self.config.suites.clone() {
             let indices = self.write_suite(&suite, date)?;
             self.indices.insert(suite, indices);
         }
         Ok(())
+    }
+
+    fn pdiff_state(&self) -> Result<std::sync::MutexGuard<'_, PdiffState>> {
+        self.pdiff
+            .lock()
+            .map_err(|_| anyhow::anyhow!("pdiff state poisoned"))
     }
 
     fn in_suite<'a>(&'a self, suite: &'a str) -> impl Iterator<Item = &'a Package> + 'a {
@@ -718,6 +754,27 @@ impl Repo {
                     translation_files.push(f.clone());
                 }
                 files.push(f);
+            }
+        }
+        if self.config.pdiffs {
+            for (path, data) in plain.iter().filter(|(p, _)| wants_pdiff(p)) {
+                let index = self.pdiff_state()?.update(
+                    &dir,
+                    suite,
+                    path,
+                    data,
+                    self.config.pdiff_layout,
+                    self.config.pdiff_keep,
+                )?;
+                if let Some(text) = index {
+                    let ipath = format!("{path}.diff/Index");
+                    self.write_index(&dir, &ipath, &text, flat)?;
+                    files.push(IndexFile {
+                        path: ipath,
+                        checksums: Checksums::of(&text),
+                        present: true,
+                    });
+                }
             }
         }
         // i18n/Index: SHA1 list of the translation files of each component.
