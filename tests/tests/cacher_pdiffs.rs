@@ -6,9 +6,11 @@
 //! against the index the cacher loads for it, and only a file no index
 //! names is downloaded unverified, and counted.
 //!
-//! The PDiffs are made here by hand (`diff --ed` between the old and the
-//! new uncompressed `Packages`, gzipped, with a `Packages.diff/Index` in
-//! dak's merged layout listed in the re-signed Release).
+//! The PDiffs of tests (1) and (2) are made here by hand (`diff --ed`
+//! between the old and the new uncompressed `Packages`, gzipped, with a
+//! `Packages.diff/Index` in dak's merged layout listed in the re-signed
+//! Release); those of (7) by the test kit (`RepoBuilder::pdiffs`), in both
+//! of its layouts.
 
 use std::path::Path;
 use std::process::Command;
@@ -577,4 +579,64 @@ async fn sources_all_and_flat_repositories_are_looked_up_too() {
     );
     assert_eq!(unverified(&c).await, 0);
     c.stop().await;
+}
+
+/// (7) The test kit's own PDiffs (`RepoBuilder::pdiffs`), Debian's merged
+/// layout and the chained one: an apt two publishes behind updates through
+/// the cacher with the patches (each verified against the diff Index of its
+/// generation), then installs both new packages, verified.
+async fn kit_pdiffs(layout: testkit::PdiffLayout) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = Repo::builder(tmp.path().join("repo"))
+        .by_hash(true)
+        .translations(true)
+        .pdiffs(true)
+        .pdiff_layout(layout)
+        .generated_packages(150, 300)
+        .package(PackageSpec::new("hello", "2.10-3").size(20_000))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c =
+        testkit::cacher::start(&tmp.path().join("cacher"), &up.url(), "check_interval = 0").await;
+    let mut apt = AptEnv::new().unwrap();
+    apt_defaults(&mut apt);
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
+    apt.update_async().await.unwrap().ok_clean().unwrap();
+    for name in ["newpkg1", "newpkg2"] {
+        // One second apart at least: patch names are time stamps.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        repo.add(PackageSpec::new(name, "1.0").size(4000)).unwrap();
+        repo.publish().unwrap();
+    }
+    let out = apt.update_async().await.unwrap();
+    println!("{}", out.all());
+    let out = out.ok_clean().unwrap();
+    assert!(out.all().contains(".pdiff"), "{}", out.all());
+    assert!(
+        up.requests_matching("*Packages.diff/*") >= 2,
+        "{:?}",
+        up.request_log()
+    );
+    apt.install_download_only_async(&["newpkg1", "newpkg2"])
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    check_deb(&apt, &repo, "newpkg1");
+    check_deb(&apt, &repo, "newpkg2");
+    assert_eq!(c.app.metrics.counters().verification_failures, 0);
+    assert_eq!(unverified(&c).await, 0);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_pdiffs_merged_layout_through_the_cacher() {
+    kit_pdiffs(testkit::PdiffLayout::Merged).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_pdiffs_chained_layout_through_the_cacher() {
+    kit_pdiffs(testkit::PdiffLayout::Chained).await;
 }
