@@ -49,6 +49,10 @@ pub enum MetaError {
     /// Local I/O.
     #[error("{0}")]
     Io(String),
+    /// Nothing the client's generation lists (a PDiff patch its diff Index
+    /// does not name, see [`crate::pdiff`]): nothing could verify it.
+    #[error("{0}")]
+    NotListed(String),
 }
 
 fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> MetaError {
@@ -58,13 +62,13 @@ fn io_err(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> MetaEr
 /// One generation of one suite.
 #[derive(Debug)]
 pub struct Gen {
-    id: u64,
+    pub(crate) id: u64,
     /// Modification time of every file in it (`Last-Modified`): strictly
     /// later, in whole seconds, than the previous generation's, so that
     /// `If-Modified-Since` never mistakes a new generation for the old.
     stamp: SystemTime,
-    dir: PathBuf,
-    release: Release,
+    pub(crate) dir: PathBuf,
+    pub(crate) release: Release,
     /// Which Release-type files it has.
     release_files: Vec<String>,
     /// Indices present in `dir`, relative to the suite directory.
@@ -74,7 +78,8 @@ pub struct Gen {
 }
 
 impl Gen {
-    fn has(&self, rel: &str) -> bool {
+    /// True when the generation holds `rel` (relative to the suite directory).
+    pub(crate) fn has(&self, rel: &str) -> bool {
         self.files
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -126,8 +131,8 @@ struct SuiteState {
 /// One suite of one mapping.
 #[derive(Debug)]
 pub struct Suite {
-    mapping: usize,
-    dir: String,
+    pub(crate) mapping: usize,
+    pub(crate) dir: String,
     path: PathBuf,
     lock: tokio::sync::Mutex<()>,
     state: RwLock<SuiteState>,
@@ -140,7 +145,7 @@ impl Suite {
     fn state_mut(&self) -> std::sync::RwLockWriteGuard<'_, SuiteState> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
-    fn current(&self) -> Option<Arc<Gen>> {
+    pub(crate) fn current(&self) -> Option<Arc<Gen>> {
         self.state().current.clone()
     }
 }
@@ -196,13 +201,15 @@ pub struct Generations {
     meta_dir: PathBuf,
     tmp: PathBuf,
     check_interval: Duration,
-    retry: Duration,
+    pub(crate) retry: Duration,
     grace: Duration,
-    router: Router,
-    downloads: Arc<Downloads>,
-    metrics: Arc<Metrics>,
+    pub(crate) router: Router,
+    pub(crate) downloads: Arc<Downloads>,
+    pub(crate) metrics: Arc<Metrics>,
     suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
     clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
+    /// Indices that failed to load on behalf of a pool file (see [`crate::pool_lookup`]).
+    pub(crate) failed_lookups: crate::pool_lookup::FailedLookups,
 }
 
 /// Escapes a suite directory into one file name.
@@ -270,6 +277,7 @@ impl Generations {
             downloads,
             suites: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            failed_lookups: Default::default(),
         })
     }
 
@@ -352,7 +360,7 @@ impl Generations {
     }
 
     /// The generation whose plain paths `client` should see in `suite`.
-    fn gen_for_client(&self, client: IpAddr, suite: &Suite) -> Option<Arc<Gen>> {
+    pub(crate) fn gen_for_client(&self, client: IpAddr, suite: &Suite) -> Option<Arc<Gen>> {
         let st = suite.state();
         let current = st.current.clone()?;
         let c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
@@ -479,7 +487,7 @@ impl Generations {
         out
     }
 
-    fn prefix(&self, mapping: usize) -> &str {
+    pub(crate) fn prefix(&self, mapping: usize) -> &str {
         self.router
             .mappings()
             .get(mapping)
@@ -876,8 +884,38 @@ impl Generations {
         }
     }
 
+    /// Every suite of `mapping` that has a current generation: those in
+    /// memory and those on disk (loaded now if need be).
+    pub(crate) async fn served_suites(&self, mapping: usize) -> Vec<Arc<Suite>> {
+        let mut dirs: Vec<String> = {
+            let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+            suites
+                .keys()
+                .filter(|(m, _)| *m == mapping)
+                .map(|(_, d)| d.clone())
+                .collect()
+        };
+        if let Some(m) = self.router.mappings().get(mapping) {
+            if let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) {
+                dirs.extend(
+                    rd.flatten()
+                        .map(|e| unescape_dir(&e.file_name().to_string_lossy())),
+                );
+            }
+        }
+        dirs.sort();
+        dirs.dedup();
+        let mut out = Vec::new();
+        for dir in dirs {
+            if let Some(s) = self.existing_suite(mapping, &dir).await {
+                out.push(s);
+            }
+        }
+        out
+    }
+
     /// The suite for `dir` if it has (or had on disk) a generation.
-    async fn existing_suite(&self, mapping: usize, dir: &str) -> Option<Arc<Suite>> {
+    pub(crate) async fn existing_suite(&self, mapping: usize, dir: &str) -> Option<Arc<Suite>> {
         let known = {
             let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
             suites.get(&(mapping, dir.to_string())).cloned()
@@ -946,12 +984,25 @@ impl Generations {
     }
 
     /// Serves `rel` of `gen`, fetching and verifying it into the generation if needed.
-    fn gen_file(
+    pub(crate) fn gen_file(
         &self,
         suite: &Arc<Suite>,
         gen: Arc<Gen>,
         rel: &str,
         cs: Checksums,
+    ) -> Result<Meta, MetaError> {
+        let urls = self.index_urls(suite, &gen.release, rel, &cs);
+        self.gen_file_from(suite, gen, rel, cs, urls)
+    }
+
+    /// [`Self::gen_file`] from `urls` (tried in order, the next after a 404).
+    pub(crate) fn gen_file_from(
+        &self,
+        suite: &Arc<Suite>,
+        gen: Arc<Gen>,
+        rel: &str,
+        cs: Checksums,
+        urls: Vec<reqwest::Url>,
     ) -> Result<Meta, MetaError> {
         if gen.has(rel) {
             return Ok(Meta::File(gen.dir.join(rel)));
@@ -967,7 +1018,7 @@ impl Generations {
         let expected = cs.clone();
         let job = Job {
             key: format!("meta/{}/{}/{}", suite.mapping, gen.id, repo_path),
-            urls: self.index_urls(suite, &gen.release, rel, &cs),
+            urls,
             expected: Some(cs),
             what: format!("{}/{}", self.prefix(suite.mapping), repo_path),
             temp: (file, temp),

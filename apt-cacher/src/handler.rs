@@ -17,6 +17,7 @@ use crate::download::{Downloads, Job, UpstreamNote};
 use crate::generation::{Generations, Meta, MetaError, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
+use crate::pool_lookup::Lookup;
 use crate::response::{self, Body};
 use crate::store::Store;
 use aptindex::checksum::Checksums;
@@ -367,6 +368,8 @@ impl App {
         // Pool files are never metadata: skip the suite lookup for them.
         let found = if path.starts_with("pool/") {
             None
+        } else if let Some(patch) = self.gens.patch_file(mapping, path, client).await {
+            Some(patch)
         } else {
             self.gens.index_file(mapping, path, client).await
         };
@@ -394,10 +397,17 @@ impl App {
                 Outcome::Refused,
             );
         };
-        let expected = self.gens.expected(mapping, path);
+        // No loaded index lists it: load the ones that should (pool_lookup.rs).
+        let (expected, undecided) = match self.gens.lookup(mapping, path).await {
+            Lookup::Listed(cs) => (Some(cs), false),
+            Lookup::Unlisted => (None, false),
+            Lookup::Undecided => (None, true),
+        };
         let key = match &expected {
             Some(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
-            None if path.starts_with("pool/") => Some(format!("{prefix}/{path}#u")),
+            // Listed by no index: cached as unverified. Undecided (an index
+            // that should list it failed to load): passed through, not cached.
+            None if path.starts_with("pool/") && !undecided => Some(format!("{prefix}/{path}#u")),
             None => None,
         };
         if let Some(key) = &key {
@@ -465,7 +475,17 @@ impl App {
             commit,
             commit_first: false,
         };
+        let unverified = job.expected.is_none();
         let (src, joined) = self.downloads.start(job);
+        if unverified && !joined {
+            // No index of any served suite names it: nothing to verify against.
+            self.metrics.unverified_download();
+            if undecided {
+                tracing::warn!(mapping = %prefix, path = %path, "an index that should list this file failed to load: passing it through unverified, not cached");
+            } else {
+                tracing::info!(mapping = %prefix, path = %path, cached = !pass, "downloading a file no index names, unverified");
+            }
+        }
         let resp = response::serve(src.clone(), path, headers, is_head).await;
         fetched(resp, src.upstream_note(), joined, pass)
     }
@@ -532,6 +552,11 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
         MetaError::Io(m) => (
             response::text(StatusCode::INTERNAL_SERVER_ERROR, m.clone()),
             Outcome::Error,
+            None,
+        ),
+        MetaError::NotListed(m) => (
+            response::text(StatusCode::NOT_FOUND, m.clone()),
+            Outcome::Refused,
             None,
         ),
     };

@@ -9,7 +9,8 @@
 //!
 //! Modules, in the order a request meets them: [`server`] (HTTP),
 //! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
-//! (metadata), [`store`] (pool files), [`download`] (coalesced verified
+//! (metadata) with [`pdiff`] (PDiff patches) and [`pool_lookup`] (loading
+//! the index that should list a pool file), [`store`] (pool files), [`download`] (coalesced verified
 //! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
@@ -33,6 +34,8 @@ pub mod logging;
 pub mod mapped;
 pub mod mapping;
 pub mod metrics;
+pub mod pdiff;
+pub mod pool_lookup;
 pub mod response;
 pub mod sendfile;
 pub mod server;

@@ -128,6 +128,9 @@ pub struct Counters {
     pub upstream: BTreeMap<String, HostCounts>,
     /// Downloads whose size or hashes did not match what the indices say.
     pub verification_failures: u64,
+    /// Downloads with nothing to verify against: files no index of any
+    /// served suite names (pool files cached so, others passed through).
+    pub unverified_downloads: u64,
     /// Files evicted from the cache to stay within capacity.
     pub evictions: u64,
     /// Metadata generations swapped in (the first one of a suite included).
@@ -180,6 +183,7 @@ pub struct Metrics {
     bytes_from_upstream: AtomicU64,
     hosts: Mutex<BTreeMap<String, HostCounts>>,
     verification_failures: AtomicU64,
+    unverified_downloads: AtomicU64,
     evictions: AtomicU64,
     generation_swaps: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
@@ -215,6 +219,7 @@ impl Metrics {
             bytes_from_upstream: AtomicU64::new(0),
             hosts: Mutex::new(BTreeMap::new()),
             verification_failures: AtomicU64::new(0),
+            unverified_downloads: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             generation_swaps: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
@@ -268,6 +273,11 @@ impl Metrics {
         self.failure(url, what);
     }
 
+    /// Counts one download started with nothing to verify against.
+    pub fn unverified_download(&self) {
+        self.unverified_downloads.fetch_add(1, Relaxed);
+    }
+
     /// Counts `n` evicted files.
     pub fn evicted(&self, n: u64) {
         self.evictions.fetch_add(n, Relaxed);
@@ -316,6 +326,7 @@ impl Metrics {
             bytes_from_upstream: self.bytes_from_upstream.load(Relaxed),
             upstream: self.hosts.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             verification_failures: self.verification_failures.load(Relaxed),
+            unverified_downloads: self.unverified_downloads.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             generation_swaps: self.generation_swaps.load(Relaxed),
         }
@@ -415,6 +426,13 @@ pub fn render(c: &Counters, g: &Gauges) -> String {
     );
     single(
         &mut out,
+        "apt_cacher_unverified_downloads_total",
+        "counter",
+        "Downloads with nothing to verify against: files no index of any served suite names.",
+        c.unverified_downloads,
+    );
+    single(
+        &mut out,
         "apt_cacher_cache_bytes",
         "gauge",
         "Bytes in the cache.",
@@ -480,6 +498,7 @@ mod tests {
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
         m.evicted(3);
         m.generation_swapped();
+        m.unverified_download();
         let g = Gauges {
             cache_bytes: 1234,
             cache_files: 2,
@@ -499,6 +518,7 @@ mod tests {
             "apt_cacher_upstream_requests_total{host=\"deb.example:80\"} 2",
             "apt_cacher_upstream_errors_total{host=\"deb.example:80\"} 1",
             "apt_cacher_verification_failures_total 1",
+            "apt_cacher_unverified_downloads_total 1",
             "# TYPE apt_cacher_cache_bytes gauge",
             "apt_cacher_cache_bytes 1234",
             "apt_cacher_cache_files 2",

@@ -241,8 +241,8 @@ impl Status {
         }
         let _ = writeln!(
             h,
-            "</table>\n<p>Verification failures: {} &middot; evictions: {} &middot; generation swaps: {} &middot; dropped log lines: {}</p>",
-            c.verification_failures, c.evictions, c.generation_swaps, g.dropped_log_lines
+            "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; dropped log lines: {}</p>",
+            c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, g.dropped_log_lines
         );
 
         h.push_str("<h2>Mappings</h2>\n");
