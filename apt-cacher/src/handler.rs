@@ -398,17 +398,18 @@ impl App {
             );
         };
         // No loaded index lists it: load the ones that should (pool_lookup.rs).
-        let (expected, undecided) = match self.gens.lookup(mapping, path).await {
-            Lookup::Listed(cs) => (Some(cs), false),
-            Lookup::Unlisted => (None, false),
-            Lookup::Undecided => (None, true),
-        };
-        let key = match &expected {
-            Some(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
+        let lookup = self.gens.lookup(mapping, path).await;
+        let key = match &lookup {
+            Lookup::Listed(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
             // Listed by no index: cached as unverified. Undecided (an index
             // that should list it failed to load): passed through, not cached.
-            None if path.starts_with("pool/") && !undecided => Some(format!("{prefix}/{path}#u")),
-            None => None,
+            Lookup::Unlisted if path.starts_with("pool/") => Some(format!("{prefix}/{path}#u")),
+            Lookup::Unlisted | Lookup::Undecided => None,
+        };
+        let undecided = lookup == Lookup::Undecided;
+        let expected = match lookup {
+            Lookup::Listed(cs) => Some(cs),
+            Lookup::Unlisted | Lookup::Undecided => None,
         };
         if let Some(key) = &key {
             if let Some(p) = self.store.get(key) {
