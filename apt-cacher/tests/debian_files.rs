@@ -6,7 +6,8 @@
 //! is the binary's own; and the units cargo-deb finds in `debian/` are the
 //! ones in `contrib/systemd/`.
 
-use apt_cacher::config::Config;
+use apt_cacher::config::{Config, LogConfig};
+use apt_cacher::logging::{settings, Overrides};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -64,9 +65,14 @@ fn commented_values_are_the_defaults() {
     let text = shipped_config();
     let (uncommented, count) = with_defaults_uncommented(&text);
     assert_eq!(count, 16, "documented defaults:\n{uncommented}");
-    let as_shipped = Config::parse("apt-cacher.toml", &text).unwrap();
-    let all_set = Config::parse("apt-cacher.toml (uncommented)", &uncommented)
+    let mut as_shipped = Config::parse("apt-cacher.toml", &text).unwrap();
+    let mut all_set = Config::parse("apt-cacher.toml (uncommented)", &uncommented)
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    // [log] keeps what the file says: compare what the logger makes of it.
+    let logger = |log: &LogConfig| settings(log, &Overrides::default()).unwrap();
+    assert_eq!(logger(&all_set.log), logger(&as_shipped.log));
+    all_set.log = LogConfig::default();
+    as_shipped.log = LogConfig::default();
     assert_eq!(format!("{all_set:?}"), format!("{as_shipped:?}"));
     // The directories the unit may write (ReadWritePaths=).
     assert_eq!(
