@@ -75,10 +75,7 @@ fn commented_values_are_the_defaults() {
     as_shipped.log = LogConfig::default();
     assert_eq!(format!("{all_set:?}"), format!("{as_shipped:?}"));
     // The directories the unit may write (ReadWritePaths=).
-    assert_eq!(
-        as_shipped.meta_dir,
-        Path::new("/var/cache/apt-cacher/meta")
-    );
+    assert_eq!(as_shipped.meta_dir, Path::new("/var/cache/apt-cacher/meta"));
     assert_eq!(
         as_shipped.cache_dir,
         Path::new("/var/cache/apt-cacher/cache")

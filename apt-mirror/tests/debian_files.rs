@@ -45,8 +45,7 @@ fn uncomment(text: &str, prefix: &str) -> (String, usize) {
 }
 
 fn parse(text: &str) -> Config {
-    Config::parse(Path::new("/etc/apt/mirror.toml"), text)
-        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+    Config::parse(Path::new("/etc/apt/mirror.toml"), text).unwrap_or_else(|e| panic!("{e}\n{text}"))
 }
 
 #[test]
@@ -63,7 +62,10 @@ fn shipped_config_passes_check_config() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.ends_with("mirror.toml: OK (0 mirrors)\n"), "{stdout}");
+    assert!(
+        stdout.ends_with("mirror.toml: OK (0 mirrors)\n"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -17,9 +17,9 @@
 //! fails midway.
 
 use std::fs;
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::io::Read;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -166,7 +166,10 @@ fn wait_exit(child: &mut Child, limit: Duration, what: &str) -> std::process::Ex
         if let Some(status) = child.try_wait().expect("waiting for a child") {
             return status;
         }
-        assert!(Instant::now() < deadline, "{what} still running after {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{what} still running after {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -246,7 +249,10 @@ fn wait_serving(log: &Path, child: &mut Child) -> String {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("apt-cacher exited ({status}) before serving:\n{text}");
         }
-        assert!(Instant::now() < deadline, "apt-cacher did not start:\n{text}");
+        assert!(
+            Instant::now() < deadline,
+            "apt-cacher did not start:\n{text}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -310,7 +316,11 @@ fn build_install_run_and_purge_both_packages() {
                 .replace(".deb", ".ddeb"),
         );
         if dbgsym.exists() {
-            eprintln!("  debug symbols: {} ({} bytes)", dbgsym.display(), file_size(&dbgsym));
+            eprintln!(
+                "  debug symbols: {} ({} bytes)",
+                dbgsym.display(),
+                file_size(&dbgsym)
+            );
         }
         debs.push(deb);
     }
@@ -344,15 +354,23 @@ fn build_install_run_and_purge_both_packages() {
             .find(|(_, s)| s.starts_with(package))
             .expect("a conffile per package");
         assert!(
-            conffiles.lines().any(|l| l.trim().starts_with(&format!("{conffile} "))),
+            conffiles
+                .lines()
+                .any(|l| l.trim().starts_with(&format!("{conffile} "))),
             "{conffile} is not a conffile of {package}: {conffiles:?}"
         );
-        assert_eq!(fs::read(conffile).unwrap(), fs::read(ws.join(source)).unwrap());
+        assert_eq!(
+            fs::read(conffile).unwrap(),
+            fs::read(ws.join(source)).unwrap()
+        );
         assert_eq!(
             fs::read(format!("/usr/lib/sysusers.d/{package}.conf")).unwrap(),
             fs::read(ws.join(format!("contrib/systemd/{package}.sysusers.conf"))).unwrap(),
         );
-        for unit in files.iter().filter(|f| f.starts_with("/usr/lib/systemd/system/")) {
+        for unit in files
+            .iter()
+            .filter(|f| f.starts_with("/usr/lib/systemd/system/"))
+        {
             let name = Path::new(unit).file_name().expect("a unit file name");
             assert_eq!(
                 fs::read(unit).unwrap(),
@@ -374,7 +392,11 @@ fn build_install_run_and_purge_both_packages() {
         assert_eq!(shell, "/usr/sbin/nologin");
         let m = fs::metadata(dir).unwrap_or_else(|e| panic!("{dir}: {e}"));
         assert!(m.is_dir());
-        assert_eq!((m.uid(), m.gid()), (uid, gid), "{dir} is not owned by {user}");
+        assert_eq!(
+            (m.uid(), m.gid()),
+            (uid, gid),
+            "{dir} is not owned by {user}"
+        );
         assert_eq!(m.mode() & 0o7777, 0o755, "{dir}");
     }
 
@@ -388,8 +410,7 @@ fn build_install_run_and_purge_both_packages() {
         .build()
         .unwrap();
     let up = Upstream::serve(repo.root()).unwrap();
-    let want_tool =
-        fs::read(repo.root().join(&repo.package("tool").unwrap().pool_path)).unwrap();
+    let want_tool = fs::read(repo.root().join(&repo.package("tool").unwrap().pool_path)).unwrap();
 
     // apt-cacher as its user, with the installed configuration plus only a
     // port of its own and one mapping.
@@ -431,12 +452,19 @@ fn build_install_run_and_purge_both_packages() {
     let (cacher_uid, ..) = passwd("apt-cacher").expect("the user apt-cacher");
     let cached = walk(Path::new("/var/cache/apt-cacher"));
     assert!(
-        cached.iter().any(|p| p.to_string_lossy().contains("tool_1.0_amd64.deb")),
+        cached
+            .iter()
+            .any(|p| p.to_string_lossy().contains("tool_1.0_amd64.deb")),
         "tool is not in the cache: {cached:#?}"
     );
     for p in &cached {
         let m = fs::symlink_metadata(p).unwrap();
-        assert_eq!(m.uid(), cacher_uid, "{} not owned by apt-cacher", p.display());
+        assert_eq!(
+            m.uid(),
+            cacher_uid,
+            "{} not owned by apt-cacher",
+            p.display()
+        );
     }
     run(Command::new("kill").args(["-TERM", &cacher.0.id().to_string()]));
     let status = wait_exit(&mut cacher.0, Duration::from_secs(30), "apt-cacher");
@@ -475,8 +503,16 @@ fn build_install_run_and_purge_both_packages() {
     let status = wait_exit(&mut mirror.0, Duration::from_secs(120), "apt-mirror");
     let mut mirror_out = String::new();
     for pipe in [
-        mirror.0.stdout.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
-        mirror.0.stderr.take().map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        mirror
+            .0
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
+        mirror
+            .0
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
     ]
     .into_iter()
     .flatten()
@@ -493,7 +529,12 @@ fn build_install_run_and_purge_both_packages() {
     let spool = walk(Path::new("/var/spool/apt-mirror"));
     for p in &spool {
         let m = fs::symlink_metadata(p).unwrap();
-        assert_eq!(m.uid(), mirror_uid, "{} not owned by apt-mirror", p.display());
+        assert_eq!(
+            m.uid(),
+            mirror_uid,
+            "{} not owned by apt-mirror",
+            p.display()
+        );
     }
     let server = nginx::Nginx::serve(Path::new("/var/spool/apt-mirror"));
     let mut apt = AptEnv::with_key(repo.key()).unwrap();
@@ -542,7 +583,10 @@ fn build_install_run_and_purge_both_packages() {
         .map(|(d, _)| *d)
         .chain(CONFFILES.iter().map(|(f, _)| *f))
     {
-        assert!(fs::symlink_metadata(path).is_err(), "{path} left after purge");
+        assert!(
+            fs::symlink_metadata(path).is_err(),
+            "{path} left after purge"
+        );
     }
     for dir in [
         "/etc/systemd/system",
