@@ -122,7 +122,7 @@ fn every_key_is_documented() {
         assert!(text.lines().any(|l| l == table), "{table} missing");
     }
     // The test of the package appends a mapping: [mapping] comes last.
-    let last_table = text.lines().filter(|l| l.starts_with('[')).last();
+    let last_table = text.lines().rfind(|l| l.starts_with('['));
     assert_eq!(last_table, Some("[mapping]"));
     for (n, line) in text.lines().enumerate() {
         assert!(
