@@ -608,7 +608,7 @@ fn build_install_run_and_purge_both_packages() {
             assert!(left.is_empty(), "left after purge: {left:#?}");
         }
     }
-    for (_, user) in STATE_DIRS {
+    for user in PACKAGES {
         if passwd(user).is_some() {
             eprintln!("the system user {user} stays after purge (Debian practice)");
         }
