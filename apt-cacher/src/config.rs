@@ -538,11 +538,12 @@ impl Config {
         })
     }
 
-    /// Creates `meta_dir` and `cache_dir` if missing.
+    /// Creates `meta_dir` and `cache_dir` if missing (mode 0755 minus the umask).
     pub fn create_dirs(&self) -> anyhow::Result<()> {
         use anyhow::Context;
         for d in [&self.meta_dir, &self.cache_dir] {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            aptindex::fsmode::create_dir_all(d)
+                .with_context(|| format!("creating {}", d.display()))?;
         }
         Ok(())
     }

@@ -830,11 +830,25 @@ impl Task {
         let Some(commit) = self.commit else {
             return Ok(());
         };
+        // Kept files are readable by others, like what apt-mirror publishes
+        // (0644 minus the umask); the mode is synced with the data.
         let file = self.file.clone();
-        let synced = tokio::task::spawn_blocking(move || file.sync_all()).await;
-        if !matches!(synced, Ok(Ok(()))) {
-            tracing::warn!(what = %self.what, "cannot sync the downloaded file; not cached");
-            return Ok(());
+        let path = self.temp.to_path_buf();
+        let synced = tokio::task::spawn_blocking(move || {
+            aptindex::fsmode::publish_file(&file, &path).map_err(std::io::Error::other)?;
+            file.sync_all()
+        })
+        .await;
+        match synced {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(what = %self.what, error = %e, "cannot give the downloaded file its mode or sync it; not cached");
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::warn!(what = %self.what, error = %e, "cannot sync the downloaded file; not cached");
+                return Ok(());
+            }
         }
         // The bytes verified: clients get them even if keeping them fails.
         if let Err(e) = commit(self.temp, actual).await {

@@ -227,9 +227,9 @@ fn sync_dir(dir: &Path) {
 
 fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
     if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p)?;
+        aptindex::fsmode::create_dir_all(p)?;
     }
-    let mut f = std::fs::File::create(path)?;
+    let mut f = aptindex::fsmode::create_file(path)?;
     f.write_all(data)?;
     f.sync_all()
 }
@@ -753,7 +753,7 @@ impl Generations {
         };
         let built = tokio::task::spawn_blocking(move || -> Result<Gen, MetaError> {
             let _ = std::fs::remove_dir_all(&gen_dir);
-            std::fs::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
+            aptindex::fsmode::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
             for (name, data) in &files {
                 write_synced(&gen_dir.join(name), data)
                     .map_err(io_err(gen_dir.join(name).display()))?;
@@ -770,7 +770,7 @@ impl Generations {
             for (rel, cs, temp) in indices {
                 let dest = gen_dir.join(&rel);
                 if let Some(p) = dest.parent() {
-                    std::fs::create_dir_all(p).map_err(io_err(p.display()))?;
+                    aptindex::fsmode::create_dir_all(p).map_err(io_err(p.display()))?;
                 }
                 let carried = temp.is_none();
                 match (temp, &old_dir) {
@@ -782,6 +782,9 @@ impl Generations {
                         if std::fs::hard_link(&src, &dest).is_err() {
                             std::fs::copy(&src, &dest).map_err(io_err(src.display()))?;
                         }
+                        // Kept 0600 by an older version: given the cache's mode.
+                        aptindex::fsmode::heal_path(&dest)
+                            .map_err(|e| MetaError::Io(e.to_string()))?;
                     }
                     (None, None) => continue,
                 }
@@ -974,7 +977,7 @@ impl Generations {
                     tokio::task::spawn_blocking(move || {
                         let dest = g.dir.join(&rel_owned);
                         if let Some(p) = dest.parent() {
-                            std::fs::create_dir_all(p)
+                            aptindex::fsmode::create_dir_all(p)
                                 .map_err(|e| format!("{}: {e}", p.display()))?;
                         }
                         temp.persist(&dest)

@@ -5,7 +5,9 @@
 //! file system, so publishing is a rename). Files are written whole to a
 //! temporary file, synced, and renamed into place: a partial file is never
 //! visible under its key. At start the directory is scanned (sizes and
-//! modification times, in use order) and leftover temporary files are removed.
+//! modification times, in use order) and leftover temporary files are removed;
+//! files kept by an older version with another mode get the cache's mode
+//! (0644 minus the umask, set by the download before the rename).
 
 use crate::metrics::Metrics;
 use std::collections::{BTreeMap, HashMap};
@@ -92,7 +94,7 @@ impl Store {
     /// `metrics`. Blocking: call it from a blocking task.
     pub fn open(root: &Path, capacity: u64, metrics: Arc<Metrics>) -> io::Result<Store> {
         let tmp = root.join(TMP_DIR);
-        std::fs::create_dir_all(root)?;
+        aptindex::fsmode::create_dir_all(root)?;
         match std::fs::remove_dir_all(&tmp) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -172,7 +174,7 @@ impl Store {
         }
         let dest = self.root.join(key);
         if let Some(parent) = dest.parent() {
-            std::fs::create_dir_all(parent)?;
+            aptindex::fsmode::create_dir_all(parent)?;
         }
         temp.persist(&dest).map_err(|e| e.error)?;
         if let Some(parent) = dest.parent() {
@@ -230,6 +232,10 @@ fn scan(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> io::Resul
             scan(root, &path, out)?;
         } else if ft.is_file() {
             let Ok(meta) = entry.metadata() else { continue };
+            // Kept 0600 by an older version: given the mode of the cache.
+            if let Err(e) = aptindex::fsmode::heal(&path, &meta) {
+                tracing::warn!(error = %e, "cached file keeps its mode");
+            }
             let Some(key) = path.strip_prefix(root).ok().and_then(|p| p.to_str()) else {
                 continue;
             };

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+mod modes;
+
 #[derive(Default)]
 struct UpstreamState {
     files: HashMap<String, Bytes>,

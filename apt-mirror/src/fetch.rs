@@ -72,6 +72,9 @@ pub enum FetchError {
         #[source]
         source: ChecksumError,
     },
+    /// A downloaded file could not be given its published mode.
+    #[error(transparent)]
+    Mode(#[from] aptindex::fsmode::ModeError),
     /// A local file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -322,9 +325,9 @@ impl Fetcher {
             path: dest.to_path_buf(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        aptindex::fsmode::create_dir_all(dir).map_err(io)?;
         let tmp_dir = tmp_dir.unwrap_or(dir);
-        std::fs::create_dir_all(tmp_dir).map_err(|source| FetchError::Io {
+        aptindex::fsmode::create_dir_all(tmp_dir).map_err(|source| FetchError::Io {
             path: tmp_dir.to_path_buf(),
             source,
         })?;
@@ -368,6 +371,7 @@ impl Fetcher {
                     url: url.to_string(),
                     source,
                 })?;
+            aptindex::fsmode::publish_file(tmp.as_file(), dest)?;
             tmp.persist(dest).map_err(|e| io(e.error))?;
             Ok(Some(written))
         })

@@ -22,6 +22,9 @@ pub mod progress;
 pub mod snapshot;
 pub mod summary;
 
+#[cfg(test)]
+mod modes_tests;
+
 use config::{Config, MirrorConfig};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -35,14 +35,15 @@ pub enum LockError {
 }
 
 impl RunLock {
-    /// Takes `<dir>/.lock` without waiting; creates `dir` if needed.
+    /// Takes `<dir>/.lock` without waiting; creates `dir` if needed (with
+    /// the published mode: it is the root a web server serves).
     pub fn acquire(dir: &Path) -> Result<RunLock, LockError> {
         let path = dir.join(".lock");
         let io = |source| LockError::Io {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(io)?;
+        aptindex::fsmode::create_dir_all(dir).map_err(io)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)

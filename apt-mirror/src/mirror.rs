@@ -96,6 +96,9 @@ pub enum MirrorError {
         /// The Release file that changed.
         url: String,
     },
+    /// A reused file could not be given its published mode.
+    #[error(transparent)]
+    Mode(#[from] aptindex::fsmode::ModeError),
     /// A local file operation failed.
     #[error("{path}: {source}")]
     Io {
@@ -258,6 +261,22 @@ impl Update<'_> {
             Some(Keyring::from_files(&self.cfg.keyring).map_err(MirrorError::Keyring)?)
         };
         let current = self.store.current()?;
+        if let Some(cur) = &current {
+            // A snapshot published by an older version (files 0600, which a
+            // web server running as another user cannot read) is fixed
+            // before anything else, unchanged upstream or not (a walk of
+            // the whole tree, once: on a blocking thread).
+            let (store, snap) = (self.store.clone(), cur.clone());
+            let changed = tokio::task::spawn_blocking(move || store.heal_modes(&snap))
+                .await
+                .map_err(|e| MirrorError::Io {
+                    path: cur.dir.clone(),
+                    source: std::io::Error::other(format!("mode task failed: {e}")),
+                })??;
+            if changed > 0 {
+                tracing::info!(mirror = %self.cfg.id, snapshot = %cur.name, changed, "published modes restored (0644 files, 0755 directories, minus the umask)");
+            }
+        }
         let current_info = current.as_ref().and_then(Snapshot::read_info);
         let fingerprint = config_fingerprint(self.cfg);
 
@@ -623,6 +642,7 @@ impl Update<'_> {
         let mut held_carried = Vec::new();
         for ((path, sums), present) in carried.into_iter().zip(carried_present) {
             if *present && file_size(&dest_of(&path)) == Some(sums.size) {
+                aptindex::fsmode::heal_path(&dest_of(&path))?;
                 held_carried.push((path.clone(), FileInfo::from_checksums(&sums)));
                 carried_names.push(path);
                 continue;
@@ -852,6 +872,7 @@ impl Update<'_> {
         };
         if let Some(old) = old {
             if old == dest {
+                aptindex::fsmode::heal_path(dest)?;
                 self.counters.reused.fetch_add(1, Ordering::Relaxed);
                 return Ok(Some(()));
             }
@@ -909,7 +930,7 @@ impl Update<'_> {
         let fresh = |why: Option<String>| -> Result<Option<PoolTarget>, MirrorError> {
             let name = pool::generation_name(id, &new.name);
             let dir = self.ctx.root.join(&name);
-            std::fs::create_dir(&dir).map_err(|source| MirrorError::Io {
+            aptindex::fsmode::create_dir(&dir).map_err(|source| MirrorError::Io {
                 path: dir.clone(),
                 source,
             })?;
@@ -1138,7 +1159,8 @@ async fn link_all(tree: &Path, mut jobs: Vec<Job>) -> Result<(Vec<Job>, Vec<Job>
 
 /// Of the files `held` (path, entry) that the generation directory `dir`
 /// should hold, those it does not (missing, or of another size), on a
-/// blocking thread: returns (those present, those missing).
+/// blocking thread: returns (those present, those missing). Those present
+/// get the published mode if they lack it (published by an older version).
 async fn check_held(
     dir: Option<PathBuf>,
     held: Vec<(String, FileInfo)>,
@@ -1148,14 +1170,24 @@ async fn check_held(
     };
     let error_path = dir.clone();
     tokio::task::spawn_blocking(move || {
-        held.into_iter()
-            .partition(|(path, fi)| file_size(&dir.join(path)) == Some(fi.size))
+        let (mut present, mut missing) = (Vec::new(), Vec::new());
+        for (path, fi) in held {
+            let file = dir.join(&path);
+            match std::fs::metadata(&file) {
+                Ok(meta) if meta.len() == fi.size => {
+                    aptindex::fsmode::heal(&file, &meta)?;
+                    present.push((path, fi));
+                }
+                _ => missing.push((path, fi)),
+            }
+        }
+        Ok((present, missing))
     })
     .await
     .map_err(|e| MirrorError::Io {
         path: error_path,
         source: std::io::Error::other(format!("checking task failed: {e}")),
-    })
+    })?
 }
 
 /// The pool files of the current snapshot (`info`) that `wanted` no longer
@@ -1264,18 +1296,22 @@ fn file_size(path: &Path) -> Option<u64> {
     std::fs::metadata(path).ok().map(|m| m.len())
 }
 
-/// Hard-links `from` to `to`, creating parent directories.
+/// Hard-links `from` to `to`, creating parent directories, and gives the
+/// file the published mode if it lacks it (a file an older version
+/// published `0600`: the link shares its mode).
 fn link_file(from: &Path, to: &Path) -> Result<(), MirrorError> {
     let io = |source| MirrorError::Io {
         path: to.to_path_buf(),
         source,
     };
     if let Some(parent) = to.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
+        aptindex::fsmode::create_dir_all(parent).map_err(io)?;
     }
     match std::fs::hard_link(from, to) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(io(e)),
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(e)),
     }
+    aptindex::fsmode::heal_path(to)?;
+    Ok(())
 }

@@ -138,7 +138,7 @@ pub fn link_shared(
 ) -> Result<(), SnapshotError> {
     for name in shared {
         let dir = generation_dir.join(name);
-        std::fs::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
+        aptindex::fsmode::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
             path: dir.clone(),
             source,
         })?;

@@ -19,6 +19,7 @@
 
 use crate::pool;
 use aptindex::checksum::Checksums;
+use aptindex::fsmode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::fd::AsRawFd;
@@ -41,6 +42,9 @@ pub enum SnapshotError {
         #[source]
         source: std::io::Error,
     },
+    /// A published file or directory could not be given its mode.
+    #[error(transparent)]
+    Mode(#[from] aptindex::fsmode::ModeError),
     /// `<dir>/<ID>` is not what apt-mirror creates; it is left alone.
     #[error("{path}: {reason}; refusing to touch it")]
     Foreign {
@@ -288,9 +292,9 @@ impl Store {
                 format!("{}{stamp}-{n}", self.prefix())
             };
             let snap = self.snapshot(&name);
-            match std::fs::create_dir(&snap.dir) {
+            match fsmode::create_dir(&snap.dir) {
                 Ok(()) => {
-                    std::fs::create_dir(&snap.tree).map_err(io_err(&snap.tree))?;
+                    fsmode::create_dir(&snap.tree).map_err(io_err(&snap.tree))?;
                     return Ok(snap);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => n += 1,
@@ -317,6 +321,43 @@ impl Store {
         let link = self.link_path();
         std::fs::rename(&tmp, &link).map_err(io_err(&link))?;
         fsync_dir(&self.root)
+    }
+
+    /// Gives the snapshot `snap` (its tree, the pool generations it links
+    /// to, its directory and `info.json`) the published modes ([`fsmode`])
+    /// when its `info.json` does not have them: a snapshot published by an
+    /// older version (files `0600`), or under another umask. `info.json` is
+    /// done last, so an interrupted pass is done again by the next run.
+    /// Returns how many modes were changed.
+    pub fn heal_modes(&self, snap: &Snapshot) -> Result<u64, SnapshotError> {
+        let info = snap.dir.join(INFO_JSON);
+        if !info.is_file() || fsmode::is_published(&info) {
+            return Ok(0);
+        }
+        let heal_tree = |dir: &Path| {
+            fsmode::heal_tree(dir).map_err(|e| match e {
+                fsmode::HealError::Io { path, source } => SnapshotError::Io { path, source },
+                fsmode::HealError::Mode(m) => SnapshotError::Mode(m),
+            })
+        };
+        let generations: HashSet<String> = pool::links_of(&snap.tree, &self.id)?
+            .into_values()
+            .collect();
+        let mut changed = 0;
+        for generation in &generations {
+            // (A missing generation is the run's to replace, see pool_target.)
+            let dir = self.root.join(generation);
+            if dir.is_dir() {
+                changed += heal_tree(&dir)?;
+            }
+        }
+        changed += heal_tree(&snap.tree)?;
+        for path in [&snap.dir, &info] {
+            if fsmode::heal_path(path)? == fsmode::Healed::Changed {
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     /// The `.<ID>.*` entries of the root, by role, for `keep`.
@@ -514,16 +555,18 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Option<T> {
     }
 }
 
-/// Writes `data` to `path` through a temporary file and a rename.
+/// Writes `data` to `path` through a temporary file and a rename; the file
+/// gets the published mode ([`fsmode`]).
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SnapshotError> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    fsmode::create_dir_all(dir).map_err(io_err(dir))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".part-")
         .tempfile_in(dir)
         .map_err(io_err(path))?;
     tmp.write_all(data).map_err(io_err(path))?;
+    fsmode::publish_file(tmp.as_file(), path)?;
     tmp.as_file().sync_all().map_err(io_err(path))?;
     tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     Ok(())

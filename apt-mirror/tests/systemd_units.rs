@@ -49,6 +49,8 @@ fn units_verify_cleanly() {
         "User=apt-mirror",
         "ProtectSystem=strict",
         "ReadWritePaths=/var/spool/apt-mirror",
+        // Published files stay readable by nginx's workers (www-data).
+        "UMask=0022",
     ] {
         assert!(service.lines().any(|l| l == want), "{want} missing");
     }

@@ -5,7 +5,8 @@
 //! deb822 control files ([`deb822`]), `Release`/`InRelease` ([`release`]),
 //! the indices they list and the files those name ([`index`]), checksums
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
-//! ([`path`]), and OpenPGP signatures ([`signature`]).
+//! ([`path`]), and OpenPGP signatures ([`signature`]); [`fsmode`] holds the
+//! modes of the files both binaries publish.
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -16,6 +17,7 @@
 pub mod checksum;
 pub mod compress;
 pub mod deb822;
+pub mod fsmode;
 pub mod index;
 #[cfg(feature = "logging")]
 pub mod logging;

@@ -8,6 +8,8 @@
 //! - [`cacher`]: an apt-cacher configured and started for a test.
 //! - [`browser`]: a page rendered by headless chromium to a PNG, read back by OCR.
 //! - [`blackhole`]: an address on 127.0.0.1 where connecting hangs (connect timeouts).
+//! - [`nginx`]: real nginx serving a directory the way Debian runs it (workers as
+//!   `www-data`), with the server block of `apt-mirror/README.md`.
 //!
 //! Errors are `anyhow::Error` with context: this is test support code whose callers are tests.
 //!
@@ -38,6 +40,7 @@ pub mod blackhole;
 pub mod browser;
 pub mod cacher;
 pub mod keys;
+pub mod nginx;
 pub mod rawhttp;
 pub mod repo;
 pub mod upstream;
@@ -45,6 +48,7 @@ pub mod upstream;
 pub use apt::{AptEnv, AptOutput};
 pub use blackhole::Blackhole;
 pub use keys::TestKey;
+pub use nginx::Nginx;
 pub use repo::{Checksums, Compression, IndexFile, Package, PackageSpec, Repo, RepoBuilder};
 pub use upstream::{Fault, RequestRecord, TestCa, Times, Upstream};
 
