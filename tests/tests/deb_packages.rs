@@ -6,8 +6,9 @@
 //! that the service users own their directories. Then each binary runs as its
 //! service user with the installed configuration: the real apt-get installs
 //! a package through the cacher, and a mirror run's output, served by real
-//! nginx, feeds the real apt-get. `dpkg --purge` then has to leave nothing
-//! behind but the two system users, which stay as Debian practice has it.
+//! nginx (workers as www-data, as Debian runs it), feeds the real apt-get.
+//! `dpkg --purge` then has to leave nothing behind but the two system
+//! users, which stay as Debian practice has it.
 //!
 //! It installs into the real system, so it needs root (as CI runs it) and
 //! refuses to run where the packages or their directories already exist.
@@ -23,11 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{AptEnv, PackageSpec, Repo, Upstream};
-
-// Until the test kit has its own nginx harness (branch `modes`).
-#[path = "deb_packages/nginx.rs"]
-mod nginx;
+use testkit::{AptEnv, Nginx, PackageSpec, Repo, Upstream};
 
 /// The packages, their binaries, and the service user of each.
 const PACKAGES: [&str; 2] = ["apt-cacher", "apt-mirror"];
@@ -540,7 +537,8 @@ fn build_install_run_and_purge_both_packages() {
             p.display()
         );
     }
-    let server = nginx::Nginx::serve(Path::new("/var/spool/apt-mirror"));
+    // Served as Debian runs nginx: workers as www-data.
+    let server = Nginx::serve(Path::new("/var/spool/apt-mirror")).unwrap();
     let mut apt = AptEnv::with_key(repo.key()).unwrap();
     apt.add_source(&format!("{}/test", server.url()), "stable", &["main"])
         .unwrap();
