@@ -18,7 +18,6 @@
 //! fails midway.
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -491,36 +490,21 @@ fn build_install_run_and_purge_both_packages() {
     )
     .unwrap();
     let mirror_started = Instant::now();
+    // Its output goes to a file: a pipe nobody reads could fill and stall it.
+    let mirror_log = tmp.path().join("apt-mirror.log");
+    let log = fs::File::create(&mirror_log).unwrap();
     let mut mirror = KillOnDrop(
         as_user("apt-mirror", "/usr/bin/apt-mirror")
             .arg("-f")
             .arg(&config)
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
             .spawn()
             .unwrap(),
     );
     let status = wait_exit(&mut mirror.0, Duration::from_secs(120), "apt-mirror");
-    let mut mirror_out = String::new();
-    for pipe in [
-        mirror
-            .0
-            .stdout
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
-        mirror
-            .0
-            .stderr
-            .take()
-            .map(|p| Box::new(p) as Box<dyn std::io::Read>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let mut pipe = pipe;
-        let _ = pipe.read_to_string(&mut mirror_out);
-    }
+    let mirror_out = fs::read_to_string(&mirror_log).unwrap_or_default();
     assert!(status.success(), "apt-mirror: {status}\n{mirror_out}");
     eprintln!(
         "apt-mirror run as apt-mirror: {:.1} s",
