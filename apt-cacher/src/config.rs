@@ -628,7 +628,7 @@ fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
 mod tests {
     use super::*;
 
-    /// go-apt-cacher's example configuration, verbatim.
+    /// go-apt-cacher's example configuration, verbatim but for the host names (placeholders).
     const GO_EXAMPLE: &str = r#"# listen_address is the listening address.
 # Default is ":3142".
 listen_address = ":3142"
@@ -669,8 +669,8 @@ format = "plain"
 # mapping declares which prefix maps to a Debian repository URL.
 # prefix must match this regexp: ^[a-z0-9._-]+$
 [mapping]
-ubuntu = "http://archive.ubuntu.com/ubuntu"
-security = "http://security.ubuntu.com/ubuntu"
+ubuntu = "http://archive.example.org/ubuntu"
+security = "http://security.example.org/ubuntu"
 "#;
 
     #[test]
@@ -688,7 +688,7 @@ security = "http://security.ubuntu.com/ubuntu"
         assert_eq!(prefixes, ["ubuntu", "security"]);
         assert_eq!(
             c.mappings[0].url.as_str(),
-            "http://archive.ubuntu.com/ubuntu"
+            "http://archive.example.org/ubuntu"
         );
     }
 

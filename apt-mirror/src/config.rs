@@ -587,7 +587,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    /// go-apt-mirror's sample mirror.toml, verbatim.
+    /// go-apt-mirror's sample mirror.toml, verbatim but for the host names (placeholders).
     const GO_SAMPLE: &str = r#"# dir is the directory where mirrors are created.
 dir = "/var/spool/go-apt-mirror"
 
@@ -605,14 +605,14 @@ format = "plain"
 # mirror.<name> define a mirror.
 # <name> must match this regexp: ^[a-z0-9_]+$
 [mirror.ubuntu]
-url = "http://archive.ubuntu.com/ubuntu"
+url = "http://archive.example.org/ubuntu"
 suites = ["xenial", "xenial-updates"]
 sections = ["main", "restricted", "universe"]
 mirror_source = true
 architectures = ["amd64", "i386"]
 
 [mirror.security]
-url = "http://security.ubuntu.com/ubuntu"
+url = "http://security.example.org/ubuntu"
 suites = ["xenial-security"]
 sections = ["main", "restricted", "universe"]
 mirror_source = true
@@ -638,7 +638,7 @@ architectures = ["amd64", "i386"]
         assert_eq!(c.log.level.as_deref(), Some("info"));
         assert_eq!(c.mirrors.len(), 2);
         let u = &c.mirrors["ubuntu"];
-        assert_eq!(u.url.as_str(), "http://archive.ubuntu.com/ubuntu");
+        assert_eq!(u.url.as_str(), "http://archive.example.org/ubuntu");
         assert_eq!(u.suites, ["xenial", "xenial-updates"]);
         assert_eq!(u.sections, ["main", "restricted", "universe"]);
         assert_eq!(u.architectures, ["amd64", "i386", "all"]);

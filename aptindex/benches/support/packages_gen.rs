@@ -95,7 +95,7 @@ pub fn paragraph(rng: &mut Rng, i: usize, out: &mut String) {
     writeln!(out, "Installed-Size: {}", rng.range(10, 50_000)).unwrap();
     writeln!(
         out,
-        "Maintainer: Debian {} Maintainers <pkg-{}@lists.debian.org>",
+        "Maintainer: Debian {} Maintainers <pkg-{}@lists.example.org>",
         rng.pick(&SYLLABLES),
         rng.pick(&SYLLABLES)
     )
