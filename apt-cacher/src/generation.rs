@@ -1055,17 +1055,30 @@ impl Generations {
         Ok(Meta::Fetching(source, joined))
     }
 
-    /// The checksums the current indices of `mapping` give for `path`, if any.
+    /// The checksums the indices of `mapping` give for `path`, if any: the
+    /// current generations' first, then those still in their grace period.
     pub fn expected(&self, mapping: usize, path: &str) -> Option<Checksums> {
         for suite in self.loaded_suites() {
             if suite.mapping != mapping {
                 continue;
             }
-            let Some(gen) = suite.current() else { continue };
-            let pool = gen.pool.read().unwrap_or_else(|e| e.into_inner());
-            for map in pool.values() {
-                if let Some(cs) = map.get(path) {
-                    return Some(cs.clone());
+            // The current generation first, then those still in their grace
+            // period (newest first): a client pinned to one of them may ask
+            // for a file its indices list and the current ones dropped.
+            let gens: Vec<Arc<Gen>> = {
+                let st = suite.state();
+                st.current
+                    .iter()
+                    .cloned()
+                    .chain(st.previous.iter().rev().map(|(g, _)| g.clone()))
+                    .collect()
+            };
+            for gen in gens {
+                let pool = gen.pool.read().unwrap_or_else(|e| e.into_inner());
+                for map in pool.values() {
+                    if let Some(cs) = map.get(path) {
+                        return Some(cs.clone());
+                    }
                 }
             }
         }

@@ -7,14 +7,16 @@
 //! would be, into the same generation) and then looks again.
 //!
 //! The candidates come from the path: `pool/<component>/…/<name>_<ver>_<arch>.deb`
-//! (or `.udeb`) → `<component>/binary-<arch>/Packages` (every `binary-*` of
-//! the component for `_all`; `debian-installer/binary-<arch>` for `.udeb`);
+//! (or `.udeb`) → `<component>/binary-<arch>/Packages` (for `_all`,
+//! `binary-all` when listed, else any one `binary-*`, which all list it;
+//! `debian-installer/binary-<arch>` for `.udeb`);
 //! `.dsc`, `.tar.*`, `.diff.gz` → `<component>/source/Sources`; a flat
 //! repository's top-level `Packages` / `Sources` for anything. Only indices
 //! the Release lists are candidates (bounded by what it lists for that
 //! component), one compression each (the best one listed, or the one the
 //! generation already holds, in which case there is nothing to load),
-//! loaded one after the other until one lists the file.
+//! loaded one after the other until one lists the file, at most
+//! [`MAX_LOADS`] for one file.
 //! Concurrent lookups share one download per index (the downloads table
 //! coalesces by key), and an index that failed is not tried again for a
 //! while ([`FailedLookups`]).
@@ -38,6 +40,10 @@ use std::time::Instant;
 const PREFERENCE: [&str; 6] = [".xz", ".zst", ".gz", ".bz2", ".lzma", ""];
 /// At most this many failures are remembered (older ones are dropped first).
 const MAX_FAILED: usize = 10_000;
+/// At most this many indices are loaded on behalf of one pool file (over
+/// all suites of its mapping): one request cannot make the cacher fetch
+/// every index of every suite.
+const MAX_LOADS: usize = 4;
 
 /// Indices that failed to load on behalf of a pool file, by
 /// `mapping/suite/generation/index`, with when: not retried before the
@@ -172,6 +178,25 @@ fn candidates(
             bases.entry(base).or_default().push(rel.as_str());
         }
     }
+    // An `_all` package is listed by `binary-all` when the Release has it,
+    // otherwise by every `binary-*` alike: one index decides, never all of
+    // them (a made-up `_all` name must not load every architecture).
+    if matches!(&want, Wanted::Binary { arch, .. } if arch == "all") {
+        let all = bases
+            .keys()
+            .find(|b| b.ends_with("binary-all/Packages"))
+            .copied();
+        let decided = match all {
+            Some(all) => bases.get(all).is_some_and(|r| r.iter().any(|r| has(r))),
+            None => bases.values().flatten().any(|r| has(r)),
+        };
+        let keep = if decided {
+            None
+        } else {
+            all.or_else(|| bases.keys().next().copied())
+        };
+        bases.retain(|b, _| Some(*b) == keep);
+    }
     let mut out = Vec::new();
     for (base, rels) in bases {
         if rels.iter().any(|r| has(r)) {
@@ -205,9 +230,22 @@ impl Generations {
         }
         let mut loaded_any = false;
         let mut failed_any = false;
-        for suite in self.served_suites(mapping).await {
+        let mut budget = MAX_LOADS;
+        let suites = self.served_suites(mapping).await;
+        // Right after a start, loading the suites from disk (which this
+        // waited for) may have brought the index that lists it.
+        if let Some(cs) = self.expected(mapping, path) {
+            return Lookup::Listed(cs);
+        }
+        for suite in suites {
             let Some(gen) = suite.current() else { continue };
             for (rel, cs) in candidates(&gen.release, path, |r| gen.has(r)) {
+                if budget == 0 {
+                    // Not decided within the bound: like a failed load.
+                    failed_any = true;
+                    break;
+                }
+                budget -= 1;
                 let key = format!("{mapping}/{}/{}/{rel}", suite.dir, gen.id);
                 if self.failed_lookups.recent(&key, self.retry) {
                     failed_any = true;

@@ -542,6 +542,16 @@ async fn sources_all_and_flat_repositories_are_looked_up_too() {
         up.request_log()
     );
     assert_eq!(unverified(&c).await, 0);
+    // A made-up `_all` name loads no further index: the one held decides
+    // (every `binary-*` of the component alike lists the `_all` packages).
+    let (status, _) = get(&format!("{base}/pool/main/z/zz/zz_1_all.deb")).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        up.requests_matching("*main/binary-*"),
+        1,
+        "{:?}",
+        up.request_log()
+    );
     c.stop().await;
 
     // A flat repository (suite directory = the repository root).
@@ -639,4 +649,60 @@ async fn kit_pdiffs_merged_layout_through_the_cacher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kit_pdiffs_chained_layout_through_the_cacher() {
     kit_pdiffs(testkit::PdiffLayout::Chained).await;
+}
+
+/// A client of the previous generation (within its grace period) asks for a
+/// pool file that the new indices dropped: it is verified against the
+/// previous generation's index, never downloaded or cached unverified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_only_the_previous_generation_lists_is_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut repo = Repo::builder(tmp.path().join("repo"))
+        .package(PackageSpec::new("foo", "1.0").size(3000))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let c =
+        testkit::cacher::start(&tmp.path().join("cacher"), &up.url(), "check_interval = 0").await;
+    let base = format!("http://{}/debian", c.addr);
+    // Generation N, with its Packages loaded (as `apt-get update` does).
+    for p in [
+        "dists/stable/InRelease",
+        "dists/stable/main/binary-amd64/Packages",
+    ] {
+        let (status, _) = get(&format!("{base}/{p}")).await;
+        assert_eq!(status, 200, "{p}");
+    }
+    let old = repo.package("foo").unwrap().pool_path.clone();
+    let old_bytes = std::fs::read(repo.root().join(&old)).unwrap();
+    // Upstream moves on: foo 1.1 replaces 1.0 (whose file it still serves,
+    // as archives do for a while); the cacher swaps in generation N+1.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    repo.replace(PackageSpec::new("foo", "1.1").size(3000));
+    repo.publish().unwrap();
+    if !repo.root().join(&old).exists() {
+        std::fs::write(repo.root().join(&old), &old_bytes).unwrap();
+    }
+    let (status, body) = get(&format!("{base}/dists/stable/InRelease")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        body.unwrap().as_ref(),
+        std::fs::read(repo.root().join("dists/stable/InRelease")).unwrap(),
+        "the cacher did not move to the new generation"
+    );
+    // Corrupted upstream: refused (the old index's checksums apply).
+    up.corrupt(
+        &format!("*{}", old.rsplit('/').next().unwrap()),
+        Times::Once,
+    );
+    let (status, body) = get(&format!("{base}/{old}")).await;
+    assert!(
+        status != 200 || body.is_none(),
+        "corrupted bytes of a file the previous generation lists served as complete"
+    );
+    let (status, body) = get(&format!("{base}/{old}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body.unwrap().as_ref(), old_bytes.as_slice());
+    assert_eq!(unverified(&c).await, 0);
+    c.stop().await;
 }
