@@ -137,8 +137,9 @@ pub enum Healed {
 }
 
 /// Gives the file or directory `path`, whose metadata (not following
-/// symlinks) is `meta`, the published mode if it has another one (e.g. a
-/// file an older version published `0600`, about to be reused).
+/// symlinks) is `meta`, the bits of the published mode it lacks (e.g. a
+/// file an older version published `0600`, about to be reused); bits it has
+/// beyond them stay.
 pub fn heal(path: &Path, meta: &Metadata) -> Result<Healed, ModeError> {
     let mode = if meta.is_file() {
         file_mode()
@@ -147,13 +148,15 @@ pub fn heal(path: &Path, meta: &Metadata) -> Result<Healed, ModeError> {
     } else {
         return Ok(Healed::Unchanged);
     };
-    // Only the permission bits: a set-group-ID directory stays one.
+    // Only the permission bits: a set-group-ID directory stays one. Bits
+    // are only added, never taken away: a run under a stricter umask (an
+    // operator's 027) must not make a served tree unreadable.
     let old = meta.permissions().mode() & 0o7777;
     let was = old & 0o777;
-    if was == mode {
+    if was & mode == mode {
         return Ok(Healed::Unchanged);
     }
-    let new = (old & !0o777) | mode;
+    let new = old | mode;
     std::fs::set_permissions(path, Permissions::from_mode(new)).map_err(|source| ModeError {
         path: path.to_path_buf(),
         mode,
@@ -174,18 +177,19 @@ pub fn heal_path(path: &Path) -> Result<Healed, ModeError> {
     heal(path, &meta)
 }
 
-/// True when `path` (not following symlinks) has the published mode of its
-/// kind; false when it has another or cannot be read.
+/// True when `path` (not following symlinks) has at least the bits of the
+/// published mode of its kind; false when it lacks one or cannot be read.
 pub fn is_published(path: &Path) -> bool {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return false;
     };
     let mode = meta.permissions().mode() & 0o777;
-    if meta.is_dir() {
-        mode == dir_mode()
+    let want = if meta.is_dir() {
+        dir_mode()
     } else {
-        mode == file_mode()
-    }
+        file_mode()
+    };
+    mode & want == want
 }
 
 /// [`heal`]s `root` and every file and directory below it (symlinks are
@@ -308,6 +312,13 @@ mod tests {
         assert!(is_published(&old) && is_published(&root.join("c")));
         assert_eq!(heal_tree(&root).unwrap(), 0);
         assert_eq!(heal_path(&published).unwrap(), Healed::Unchanged);
+        // Healing only adds bits: a file readable by all stays so under a
+        // stricter umask (a run by an operator whose umask is 027).
+        let wide = root.join("a/wide");
+        std::fs::write(&wide, b"x").unwrap();
+        std::fs::set_permissions(&wide, Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(heal_path(&wide).unwrap(), Healed::Unchanged);
+        assert_eq!(mode(&wide), 0o644);
     }
 
     #[test]
