@@ -22,7 +22,9 @@
 //! 2. When `InRelease` and a valid `Release` + `Release.gpg` both exist and
 //!    list different files, both are kept if both use by-hash (the other
 //!    version's indices stay reachable by hash, [`Decision::other`]);
-//!    otherwise it is an error ([`TrustError::Disagree`]).
+//!    otherwise `InRelease` decides, as for apt, and the pair is a warning
+//!    and is not published. (Without a keyring, where neither is checked,
+//!    such a disagreement is an error, [`TrustError::Disagree`].)
 //! 3. **Only when there is no valid `InRelease`** (none, or one whose
 //!    signature fails) do `Release` + `Release.gpg` decide: a valid pair is
 //!    the authority (a bad `InRelease` is then a warning and not
@@ -116,6 +118,11 @@ pub enum Problem {
     /// `InRelease`; both use by-hash, so both versions are kept.
     #[error("lists other files or checksums than InRelease; both are signed and use by-hash: both are kept, this version's indices by hash only")]
     OtherVersion,
+    /// `Release` (validly signed) lists other files or checksums than
+    /// `InRelease`, and the upstream does not use by-hash: `InRelease`
+    /// decides, as for apt, and this version is not kept.
+    #[error("lists other files or checksums than InRelease and the upstream does not use by-hash: InRelease is used, as apt does")]
+    OtherVersionWithoutByHash,
 }
 
 /// A file that is ignored or only partly used, and why.
@@ -437,6 +444,8 @@ impl Ctx<'_, '_> {
         let mut warnings = Vec::new();
         let mut published = BTreeSet::from([ReleaseFile::InRelease]);
         let mut other = None;
+        // A validly signed Release listing other files, unreachable by hash.
+        let mut unreachable_version = false;
         match (self.files.release, self.files.release_gpg) {
             (None, None) => {}
             (None, Some(_)) => {
@@ -447,8 +456,23 @@ impl Ctx<'_, '_> {
                 match pair {
                     Some(Ok(_)) => {
                         let parsed = self.parse(ReleaseFile::Release, plain)?;
-                        other = self.other_version(&release, parsed, &mut warnings)?;
-                        published.extend([ReleaseFile::Release, ReleaseFile::ReleaseGpg]);
+                        match self.other_version(&release, parsed, &mut warnings) {
+                            Ok(o) => {
+                                other = o;
+                                published.extend([ReleaseFile::Release, ReleaseFile::ReleaseGpg]);
+                            }
+                            // apt reads InRelease: the other version is
+                            // dropped, not the suite.
+                            Err(TrustError::Disagree { .. }) => {
+                                unreachable_version = true;
+                                warnings.push(self.warning(
+                                    ReleaseFile::Release,
+                                    Problem::OtherVersionWithoutByHash,
+                                    false,
+                                ));
+                            }
+                            Err(e) => return Err(e),
+                        }
                     }
                     Some(Err(e)) => {
                         warnings.push(self.warning(
@@ -459,7 +483,7 @@ impl Ctx<'_, '_> {
                     }
                     None => {}
                 }
-                if !published.contains(&ReleaseFile::Release) {
+                if !published.contains(&ReleaseFile::Release) && !unreachable_version {
                     if same_text(&text, plain) {
                         published.insert(ReleaseFile::Release);
                     } else {

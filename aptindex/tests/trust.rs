@@ -408,16 +408,25 @@ fn good_inrelease_and_a_release_that_differs_is_not_published() {
         assert_eq!(w.url, url("Release"));
         assert_eq!(d.warning(ReleaseFile::ReleaseGpg).is_some(), gpg.is_some());
     }
-    // Both validly signed but different, no by-hash: today's error.
-    let e = decide(
+    // Both validly signed but different, no by-hash: InRelease decides (as
+    // for apt), the other pair is a warning and is not published.
+    let d = decide(
         LOCATION,
         &fetched(Some(&in_release), Some(&old_release), Some(&old_gpg)),
         Some(&keyring),
         SystemTime::now(),
     )
-    .unwrap_err();
-    assert!(matches!(e, TrustError::Disagree { .. }), "{e}");
-    assert!(e.to_string().contains("disagree"), "{e}");
+    .unwrap();
+    assert_eq!(d.authority, ReleaseFile::InRelease);
+    assert_eq!(published(&d), [ReleaseFile::InRelease]);
+    assert!(d.other.is_none());
+    let w = d.warning(ReleaseFile::Release).unwrap();
+    assert!(
+        matches!(w.problem, Problem::OtherVersionWithoutByHash),
+        "{w}"
+    );
+    assert_eq!(w.url, url("Release"));
+    assert!(w.to_string().contains("by-hash"), "{w}");
 }
 
 #[test]

@@ -185,17 +185,7 @@ keyring = "key.gpg""#,
 }
 
 fn run_args(config: &Path, ids: &[&str]) -> u8 {
-    let args = apt_mirror::Args {
-        config: config.to_path_buf(),
-        check_config: false,
-        mirrors: ids.iter().map(|s| s.to_string()).collect(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(apt_mirror::run(&args))
+    testkit::mirror::run(config, ids)
 }
 
 fn inode(p: &Path) -> u64 {
@@ -1127,17 +1117,30 @@ fn release_and_inrelease_disagreeing_are_both_kept_with_by_hash() {
 }
 
 #[test]
-fn release_and_inrelease_disagreeing_without_by_hash_is_an_error() {
+fn release_and_inrelease_disagreeing_without_by_hash_uses_inrelease() {
+    // As apt does: the verified InRelease decides; the other (validly
+    // signed) pair is a warning naming its URL and is not published.
     let bed = Bed::new(|b| b.generated_packages(3, 500));
     bed.standard_config();
     make_release_and_inrelease_disagree(&bed);
-    assert_eq!(bed.run(), 1);
-    let err = bed.summary()["mirrors"]["m"]["error"]
-        .as_str()
+    assert_eq!(bed.run(), 0);
+    let upstream = bed.repo.lock().unwrap().root().join("dists/stable");
+    assert_eq!(
+        std::fs::read(bed.mirrored("dists/stable/InRelease")).unwrap(),
+        std::fs::read(upstream.join("InRelease")).unwrap()
+    );
+    assert!(!bed.mirrored("dists/stable/Release").exists());
+    assert!(!bed.mirrored("dists/stable/Release.gpg").exists());
+    let warnings = bed.summary()["mirrors"]["m"]["warnings"].to_string();
+    assert!(
+        warnings.contains("dists/stable/Release:") && warnings.contains("by-hash"),
+        "{warnings}"
+    );
+    // The package only the new InRelease lists is mirrored.
+    assert!(std::fs::read_dir(bed.mirrored("pool/main/e/extra"))
         .unwrap()
-        .to_string();
-    assert!(err.contains("disagree"), "{err}");
-    assert!(!bed.dir().join("m").exists());
+        .next()
+        .is_some());
 }
 
 #[test]
