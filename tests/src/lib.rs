@@ -41,6 +41,7 @@ pub mod blackhole;
 pub mod browser;
 pub mod cacher;
 pub mod keys;
+pub mod mirror;
 pub mod nginx;
 pub mod pdiff;
 pub mod rawhttp;

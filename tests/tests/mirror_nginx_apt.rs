@@ -14,17 +14,7 @@ use testkit::nginx::public_tempdir;
 use testkit::{AptEnv, Nginx, PackageSpec, Repo, Upstream};
 
 fn run_mirror(config: &Path) -> u8 {
-    let args = apt_mirror::Args {
-        config: config.to_path_buf(),
-        check_config: false,
-        mirrors: Vec::new(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(apt_mirror::run(&args))
+    testkit::mirror::run(config, &[])
 }
 
 fn archive_names(apt: &AptEnv) -> Vec<String> {

@@ -15,17 +15,7 @@ use testkit::{AptEnv, PackageSpec, Repo, Times, Upstream};
 const PACKAGES_DIFF: &str = "dists/stable/main/binary-amd64/Packages.diff";
 
 fn run_mirror(config: &Path) -> u8 {
-    let args = apt_mirror::Args {
-        config: config.to_path_buf(),
-        check_config: false,
-        mirrors: Vec::new(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(apt_mirror::run(&args))
+    testkit::mirror::run(config, &[])
 }
 
 struct Bed {

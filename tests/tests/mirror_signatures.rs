@@ -55,17 +55,7 @@ keyring = "key.gpg"
     }
 
     fn run(&self) -> u8 {
-        let args = apt_mirror::Args {
-            config: self.tmp.path().join("mirror.toml"),
-            check_config: false,
-            mirrors: Vec::new(),
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(apt_mirror::run(&args))
+        testkit::mirror::run(&self.tmp.path().join("mirror.toml"), &[])
     }
 
     /// This mirror's entry of the run summary.
