@@ -382,14 +382,24 @@ mod tests {
             names(candidates(&r, "pool/main/h/hello/hello_1_amd64.deb", none)),
             ["main/binary-amd64/Packages.xz"]
         );
+        // `_all`: `binary-all` decides when the Release lists it, never
+        // every architecture; without it, any one `binary-*` (all list it).
         assert_eq!(
             names(candidates(&r, "pool/main/d/data/data_1_all.deb", none)),
-            [
-                "main/binary-all/Packages.gz",
-                "main/binary-amd64/Packages.xz",
-                "main/binary-arm64/Packages.gz"
-            ]
+            ["main/binary-all/Packages.gz"]
         );
+        let held_all = |rel: &str| rel == "main/binary-all/Packages.gz";
+        assert!(candidates(&r, "pool/main/d/data/data_1_all.deb", held_all).is_empty());
+        let no_all = release(&[
+            "main/binary-amd64/Packages.xz",
+            "main/binary-arm64/Packages.gz",
+        ]);
+        assert_eq!(
+            names(candidates(&no_all, "pool/main/d/data/data_1_all.deb", none)),
+            ["main/binary-amd64/Packages.xz"]
+        );
+        let held_arm = |rel: &str| rel == "main/binary-arm64/Packages.gz";
+        assert!(candidates(&no_all, "pool/main/d/data/data_1_all.deb", held_arm).is_empty());
         assert_eq!(
             names(candidates(&r, "pool/main/d/di/di_1_amd64.udeb", none)),
             ["main/debian-installer/binary-amd64/Packages.gz"]
