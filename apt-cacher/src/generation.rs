@@ -115,7 +115,7 @@ impl Gen {
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
-fn parent(path: &str) -> &str {
+pub(crate) fn parent(path: &str) -> &str {
     path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 

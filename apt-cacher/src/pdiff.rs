@@ -15,7 +15,7 @@
 //! when a patch is missing, simply fetches the whole index instead (which
 //! the cacher verifies against the Release).
 
-use crate::generation::{Gen, Generations, Meta, MetaError, Suite};
+use crate::generation::{parent, Gen, Generations, Meta, MetaError, Suite};
 use aptindex::checksum::Checksums;
 use aptindex::pdiff::DiffIndex;
 use std::sync::Arc;
@@ -29,11 +29,6 @@ fn patch_parts(path: &str) -> Option<(&str, &str)> {
     }
     aptindex::pdiff::check_patch_name(name).ok()?;
     Some((dir, name))
-}
-
-/// The parent directory of a `/`-separated path (`""` at the top).
-fn parent(path: &str) -> &str {
-    path.rsplit_once('/').map_or("", |(d, _)| d)
 }
 
 impl Generations {

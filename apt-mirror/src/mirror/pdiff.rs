@@ -7,8 +7,10 @@
 //! it gets a 404 and apt falls back to the whole index. A patch that fails
 //! verification fails the run like any other file that fails verification:
 //! the current snapshot is kept, and no snapshot ever publishes an Index
-//! whose patch does not match it. Patches the new Index no longer lists are
-//! simply not in the new snapshot.
+//! whose patch does not match it. Patches the new Index no longer lists
+//! stay one more snapshot, like every file dropped upstream
+//! (`carried_files` in mirror.rs), for clients that read the previous
+//! InRelease; then they go.
 
 use super::{MirrorError, Update};
 use crate::plan::{self, IndexFile, PlanError};
