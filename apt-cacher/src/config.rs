@@ -562,12 +562,6 @@ impl Config {
             status_allow,
         })
     }
-
-    /// Creates `meta_dir` and `cache_dir` if missing (mode 0755 minus the
-    /// umask) and checks that they can be written ([`crate::writable`]).
-    pub fn create_dirs(&self) -> anyhow::Result<()> {
-        Ok(crate::writable::create_dirs(self)?)
-    }
 }
 
 /// The error for a duration above [`MAX_DURATION`].
