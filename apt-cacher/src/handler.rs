@@ -12,15 +12,12 @@
 //! hyper (for an aborted transfer, some may still have been in its buffers
 //! or the socket's, not received by the client), the time the whole
 //! transfer took and `complete=false` for an aborted one.
+use crate::cache::{Cache, CacheError, CacheKey, Found, InFlight, Storage, UpstreamNote};
 use crate::config::Config;
-use crate::download::{Downloads, Job, UpstreamNote};
-use crate::generation::{Generations, Meta, MetaError, RELEASE_FILES};
+use crate::generation::{Generations, MetaError, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
-use crate::pool_lookup::Lookup;
 use crate::response::{self, Body};
-use crate::store::Store;
-use aptindex::checksum::Checksums;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Frame, Incoming, SizeHint};
@@ -37,10 +34,12 @@ use std::time::Instant;
 pub struct App {
     /// Routing table.
     pub router: Router,
-    /// The pool-file cache.
-    pub store: Arc<Store>,
+    /// The pool-file cache (over `store` and `downloads`).
+    pub cache: Cache,
+    /// The files of the pool-file cache.
+    pub store: Arc<Storage>,
     /// Downloads in flight.
-    pub downloads: Arc<Downloads>,
+    pub downloads: Arc<InFlight>,
     /// Metadata generations.
     pub gens: Arc<Generations>,
     /// The configuration.
@@ -50,13 +49,6 @@ pub struct App {
     /// The ports the cacher listens on: proxy requests to them for `/~/...`
     /// reach its own pages.
     pub self_ports: Vec<u16>,
-}
-
-/// The cache tag of a file expected to have checksums `cs`.
-fn tag(cs: &Checksums) -> String {
-    cs.strongest()
-        .and_then(|k| cs.hex(k))
-        .unwrap_or_else(|| format!("s{}", cs.size))
 }
 
 /// The prefix of the cacher's own pages; `~` is not allowed in mapping
@@ -375,14 +367,7 @@ impl App {
         };
         if let Some(found) = found {
             return match found {
-                Ok(Meta::File(p)) => Answer::new(
-                    response::serve_path(&p, path, headers, is_head).await,
-                    Outcome::Hit,
-                ),
-                Ok(Meta::Fetching(src, joined)) => {
-                    let resp = response::serve(src.clone(), path, headers, is_head).await;
-                    fetched(resp, src.upstream_note(), joined, false)
-                }
+                Ok(found) => self.serve(found, path, headers, is_head, None).await,
                 Err(e) => meta_error(&e, false, Instant::now()),
             };
         }
@@ -399,96 +384,43 @@ impl App {
         };
         // No loaded index lists it: load the ones that should (pool_lookup.rs).
         let lookup = self.gens.lookup(mapping, path).await;
-        let key = match &lookup {
-            Lookup::Listed(cs) => Some(format!("{prefix}/{path}#{}", tag(cs))),
-            // Listed by no index: cached as unverified. Undecided (an index
-            // that should list it failed to load): passed through, not cached.
-            Lookup::Unlisted if path.starts_with("pool/") => Some(format!("{prefix}/{path}#u")),
-            Lookup::Unlisted | Lookup::Undecided => None,
-        };
-        let undecided = lookup == Lookup::Undecided;
-        let expected = match lookup {
-            Lookup::Listed(cs) => Some(cs),
-            Lookup::Unlisted | Lookup::Undecided => None,
-        };
-        if let Some(key) = &key {
-            if let Some(p) = self.store.get(key) {
-                if p.is_file() {
-                    return Answer::new(
-                        response::serve_path(&p, path, headers, is_head).await,
-                        Outcome::Hit,
-                    );
-                }
-                self.store.remove(key);
-            }
-        }
-        let Some(url) = self.router.upstream_url(mapping, path) else {
-            return Answer::new(
-                response::text(StatusCode::BAD_REQUEST, "bad path"),
+        let key = CacheKey::for_file(&prefix, path, &lookup);
+        let url = self.router.upstream_url(mapping, path);
+        match self.cache.get(&key, url) {
+            Ok(found) => self.serve(found, path, headers, is_head, Some(&key)).await,
+            Err(e @ CacheError::BadPath) => Answer::new(
+                response::text(StatusCode::BAD_REQUEST, e.to_string()),
                 Outcome::Refused,
-            );
-        };
-        // A download of this file in flight: join it (no temporary file).
-        let job_key = key
-            .as_ref()
-            .map_or_else(|| format!("pass:{prefix}/{path}"), |k| format!("store:{k}"));
-        if let Some(src) = self.downloads.joinable(&job_key) {
-            let resp = response::serve(src.clone(), path, headers, is_head).await;
-            return fetched(resp, src.upstream_note(), true, key.is_none());
+            ),
+            Err(e @ CacheError::TempFile(_)) => Answer::new(
+                response::text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+                Outcome::Error,
+            ),
         }
-        let temp = match self.store.temp_file() {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot create a temporary file in the cache");
-                return Answer::new(
-                    response::text(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("temporary file: {e}"),
-                    ),
-                    Outcome::Error,
-                );
-            }
-        };
-        let store = self.store.clone();
-        let pass = key.is_none();
-        let commit: Option<crate::download::Commit> =
-            key.clone().map(|k| -> crate::download::Commit {
-                Box::new(move |temp, cs: Checksums| {
-                    Box::pin(async move {
-                        tokio::task::spawn_blocking(move || {
-                            let size = std::fs::metadata(&temp).map(|m| m.len()).unwrap_or(cs.size);
-                            store
-                                .insert(&k, temp, size)
-                                .map(|_| ())
-                                .map_err(|e| format!("caching {k}: {e}"))
-                        })
-                        .await
-                        .map_err(|e| e.to_string())?
-                    })
-                })
-            });
-        let job = Job {
-            key: job_key,
-            urls: vec![url],
-            expected,
-            what: format!("{prefix}/{path}"),
-            temp,
-            commit,
-            commit_first: false,
-        };
-        let unverified = job.expected.is_none();
-        let (src, joined) = self.downloads.start(job);
-        if unverified && !joined {
-            // No index of any served suite names it: nothing to verify against.
-            self.metrics.unverified_download();
-            if undecided {
-                tracing::warn!(mapping = %prefix, path = %path, "an index that should list this file failed to load: passing it through unverified, not cached");
-            } else {
-                tracing::info!(mapping = %prefix, path = %path, cached = !pass, "downloading a file no index names, unverified");
+    }
+
+    /// The response for `found` at `path`: a complete file is a hit; a
+    /// download is a miss, coalesced, pass (not kept: `key` says so) or
+    /// negative. `key` is `None` for metadata (always kept).
+    async fn serve(
+        &self,
+        found: Found,
+        path: &str,
+        headers: &hyper::HeaderMap,
+        is_head: bool,
+        key: Option<&CacheKey>,
+    ) -> Answer {
+        match found {
+            Found::File(p) => Answer::new(
+                response::serve_path(&p, path, headers, is_head).await,
+                Outcome::Hit,
+            ),
+            Found::Fetching { source, joined } => {
+                let resp = response::serve(source.clone(), path, headers, is_head).await;
+                let pass = key.is_some_and(|k| !k.is_kept());
+                fetched(resp, source.upstream_note(), joined, pass)
             }
         }
-        let resp = response::serve(src.clone(), path, headers, is_head).await;
-        fetched(resp, src.upstream_note(), joined, pass)
     }
 
     /// Tunnels a `CONNECT` to an allowed target, without caching.
@@ -543,7 +475,7 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
             } else {
                 Outcome::Miss
             },
-            crate::download::status_of(u),
+            crate::cache::status_of(u),
         ),
         MetaError::Invalid(m) => (
             response::text(StatusCode::BAD_GATEWAY, m.clone()),

@@ -4,14 +4,14 @@
 //! an HTTP proxy (`Acquire::http::Proxy`); both lead to the same cache.
 //! Metadata is served as consistent generations ([`generation`]), every
 //! file a Release or index lists is verified while it streams
-//! ([`download`]), concurrent requests for one file share one upstream
-//! download, and pool files live in an LRU-evicted [`store`].
+//! ([`cache`]), concurrent requests for one file share one upstream
+//! download, and pool files live in an LRU-evicted storage ([`cache`]).
 //!
 //! Modules, in the order a request meets them: [`server`] (HTTP),
 //! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
 //! (metadata) with [`pdiff`] (PDiff patches) and [`pool_lookup`] (loading
-//! the index that should list a pool file), [`store`] (pool files), [`download`] (coalesced verified
-//! downloads), [`upstream`] (HTTP client), [`response`] (HTTP details),
+//! the index that should list a pool file), [`cache`] (pool files: key,
+//! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
 //! and [`logging`] set it up; [`metrics`] and
@@ -22,10 +22,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cache;
 pub mod client_timeouts;
 pub mod config;
 pub mod defaults;
-pub mod download;
 pub mod generation;
 pub mod handler;
 pub mod listen;
@@ -40,7 +40,6 @@ pub mod response;
 pub mod sendfile;
 pub mod server;
 pub mod status;
-pub mod store;
 pub mod time;
 pub mod upstream;
 pub mod writable;
@@ -91,14 +90,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let metrics = Arc::new(metrics::Metrics::new());
     let store_metrics = metrics.clone();
     let store = tokio::task::spawn_blocking(move || {
-        store::Store::open(&cache_dir, capacity, store_metrics)
+        cache::Storage::open(&cache_dir, capacity, store_metrics)
     })
     .await?
     .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
     let (files, bytes) = store.usage();
     let upstream =
         Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
-    let downloads = Arc::new(download::Downloads::new(upstream, metrics.clone()));
+    let downloads = Arc::new(cache::InFlight::new(upstream, metrics.clone()));
     let mut router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(
         generation::Generations::new(&config, router.clone(), downloads.clone())
@@ -131,9 +130,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .collect::<Vec<_>>()
         .join(",");
     tracing::info!(address = %addr, all_addresses = %all, socket, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
+    let store = Arc::new(store);
     let app = Arc::new(handler::App {
         router,
-        store: Arc::new(store),
+        cache: cache::Cache::new(store.clone(), downloads.clone(), metrics.clone()),
+        store,
         downloads,
         gens: gens.clone(),
         config,

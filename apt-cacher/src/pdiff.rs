@@ -97,7 +97,7 @@ impl Generations {
         }
         match self.gen_file(suite, gen.clone(), index_rel, index_cs)? {
             Meta::File(_) => {}
-            Meta::Fetching(source, _) => source
+            Meta::Fetching { source, .. } => source
                 .finished()
                 .await
                 .map_err(|e| MetaError::Invalid(format!("{what}: {e}")))?,

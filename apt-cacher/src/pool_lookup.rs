@@ -284,7 +284,7 @@ impl Generations {
         let index = aptindex::path::join(&suite.dir, rel);
         match self.gen_file(suite, gen.clone(), rel, cs) {
             Ok(Meta::File(_)) => true,
-            Ok(Meta::Fetching(source, joined)) => {
+            Ok(Meta::Fetching { source, joined }) => {
                 if !joined {
                     tracing::info!(mapping = %prefix, index = %index, generation = gen.id, pool_file = %path, "loading an index on behalf of a pool file no loaded index lists");
                 }

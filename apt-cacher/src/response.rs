@@ -3,7 +3,7 @@
 //! `If-Modified-Since` → 304, single byte ranges → 206 (416 when
 //! unsatisfiable), HEAD without a body, and short text responses for errors.
 
-use crate::download::{DownloadError, Head, Source};
+use crate::cache::{DownloadError, Head, Source};
 use crate::mapped;
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -44,8 +44,8 @@ pub fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
 pub fn download_error(e: &DownloadError) -> Response<Body> {
     match e {
         DownloadError::Upstream(u) => text(u.client_status(), u.to_string()),
-        DownloadError::Verify(m) => text(StatusCode::BAD_GATEWAY, m.clone()),
-        DownloadError::Local(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m.clone()),
+        DownloadError::Verify(m) => text(StatusCode::BAD_GATEWAY, m.to_string()),
+        DownloadError::Local(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m.to_string()),
     }
 }
 

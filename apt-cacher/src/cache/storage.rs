@@ -1,7 +1,7 @@
 //! The file cache under `cache_dir`: verified files stored by key (a
-//! mapping, a repository path and a content tag), an in-memory index of
-//! sizes and use order for least-recently-used eviction once the total
-//! exceeds `cache_capacity`, and temporary files in `cache_dir/.tmp` (same
+//! mapping, a repository path and a content tag, see [`super::key`]), with
+//! their sizes and use order in [`super::evict`] for least-recently-used
+//! eviction once the total exceeds `cache_capacity`, and temporary files in `cache_dir/.tmp` (same
 //! file system, so publishing is a rename). Files are written whole to a
 //! temporary file, synced, and renamed into place: a partial file is never
 //! visible under its key. At start the directory is scanned (sizes and
@@ -9,90 +9,30 @@
 //! files kept by an older version with another mode get the cache's mode
 //! (0644 minus the umask, set by the download before the rename).
 
+use super::evict::Lru;
+use super::key::{safe_key, TMP_DIR};
 use crate::metrics::Metrics;
-use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::UNIX_EPOCH;
 use tempfile::TempPath;
 
-const TMP_DIR: &str = ".tmp";
-
-/// The cache of non-metadata files.
+/// The files of the cache on disk (non-metadata files).
 #[derive(Debug)]
-pub struct Store {
+pub struct Storage {
     root: PathBuf,
     tmp: PathBuf,
     capacity: u64,
-    index: Mutex<Index>,
+    index: Mutex<Lru>,
     metrics: Arc<Metrics>,
 }
 
-#[derive(Debug, Default)]
-struct Index {
-    entries: HashMap<String, Entry>,
-    by_use: BTreeMap<u64, String>,
-    clock: u64,
-    total: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    size: u64,
-    tick: u64,
-}
-
-impl Index {
-    fn touch(&mut self, key: &str) -> bool {
-        let Some(e) = self.entries.get_mut(key) else {
-            return false;
-        };
-        self.by_use.remove(&e.tick);
-        self.clock += 1;
-        e.tick = self.clock;
-        self.by_use.insert(self.clock, key.to_string());
-        true
-    }
-
-    fn insert(&mut self, key: String, size: u64) {
-        self.remove(&key);
-        self.clock += 1;
-        self.by_use.insert(self.clock, key.clone());
-        self.entries.insert(
-            key,
-            Entry {
-                size,
-                tick: self.clock,
-            },
-        );
-        self.total += size;
-    }
-
-    fn remove(&mut self, key: &str) -> Option<Entry> {
-        let e = self.entries.remove(key)?;
-        self.by_use.remove(&e.tick);
-        self.total -= e.size;
-        Some(e)
-    }
-}
-
-/// True when `key` is a safe relative path (no `..`, `.`, empty components).
-fn safe_key(key: &str) -> bool {
-    !key.is_empty()
-        && !key.starts_with('/')
-        && !key.contains('\0')
-        && key
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-        && !key.starts_with(TMP_DIR)
-}
-
-impl Store {
+impl Storage {
     /// Opens (creating if needed) the store at `root`, removes leftover
     /// temporary files and indexes what is there; evictions are counted in
     /// `metrics`. Blocking: call it from a blocking task.
-    pub fn open(root: &Path, capacity: u64, metrics: Arc<Metrics>) -> io::Result<Store> {
+    pub fn open(root: &Path, capacity: u64, metrics: Arc<Metrics>) -> io::Result<Storage> {
         let tmp = root.join(TMP_DIR);
         aptindex::fsmode::create_dir_all(root)?;
         match std::fs::remove_dir_all(&tmp) {
@@ -110,11 +50,11 @@ impl Store {
         scan(root, root, &mut found)?;
         // Oldest first, so the clock reflects use order across restarts.
         found.sort_by_key(|(_, _, t)| *t);
-        let mut index = Index::default();
+        let mut index = Lru::default();
         for (key, size, _) in found {
             index.insert(key, size);
         }
-        let store = Store {
+        let store = Storage {
             root: root.to_path_buf(),
             tmp,
             capacity,
@@ -125,7 +65,7 @@ impl Store {
         Ok(store)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -137,7 +77,7 @@ impl Store {
     /// Number of files and their total size.
     pub fn usage(&self) -> (usize, u64) {
         let i = self.lock();
-        (i.entries.len(), i.total)
+        (i.len(), i.total())
     }
 
     /// The path of the file stored under `key`, marking it used.
@@ -150,7 +90,7 @@ impl Store {
 
     /// Forgets and deletes `key` (e.g. its file vanished or no longer verifies).
     pub fn remove(&self, key: &str) {
-        if self.lock().remove(key).is_some() {
+        if self.lock().remove(key) {
             let _ = std::fs::remove_file(self.root.join(key));
         }
     }
@@ -188,19 +128,7 @@ impl Store {
 
     /// Removes least-recently-used files until the total fits the capacity.
     pub fn evict(&self) {
-        let mut victims = Vec::new();
-        {
-            let mut i = self.lock();
-            while i.total > self.capacity {
-                let Some((_, key)) = i.by_use.pop_first() else {
-                    break;
-                };
-                if let Some(e) = i.entries.remove(&key) {
-                    i.total -= e.size;
-                }
-                victims.push(key);
-            }
-        }
+        let victims = self.lock().over(self.capacity);
         self.metrics.evicted(victims.len() as u64);
         for key in victims {
             tracing::debug!(key = %key, "evicting");
@@ -256,7 +184,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn put(store: &Store, key: &str, data: &[u8]) -> PathBuf {
+    fn put(store: &Storage, key: &str, data: &[u8]) -> PathBuf {
         let (mut f, tp) = store.temp_file().unwrap();
         f.write_all(data).unwrap();
         f.sync_all().unwrap();
@@ -266,7 +194,7 @@ mod tests {
     #[test]
     fn insert_get_and_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 1 << 20, Default::default()).unwrap();
+        let s = Storage::open(dir.path(), 1 << 20, Default::default()).unwrap();
         let p = put(&s, "m/pool/a.deb#ab", b"hello");
         assert_eq!(std::fs::read(&p).unwrap(), b"hello");
         assert_eq!(s.get("m/pool/a.deb#ab"), Some(p));
@@ -276,7 +204,7 @@ mod tests {
         let (_f, tp) = s.temp_file().unwrap();
         let leftover = tp.keep().unwrap();
         drop(s);
-        let s = Store::open(dir.path(), 1 << 20, Default::default()).unwrap();
+        let s = Storage::open(dir.path(), 1 << 20, Default::default()).unwrap();
         assert!(!leftover.exists());
         assert_eq!(s.usage(), (1, 5));
         assert!(s.get("m/pool/a.deb#ab").is_some());
@@ -285,7 +213,7 @@ mod tests {
     #[test]
     fn lru_eviction() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path(), 10, Default::default()).unwrap();
+        let s = Storage::open(dir.path(), 10, Default::default()).unwrap();
         put(&s, "m/a", b"1234");
         put(&s, "m/b", b"1234");
         assert!(s.get("m/a").is_some()); // a is now more recent than b
@@ -308,7 +236,7 @@ mod tests {
             }
         }
         let t = std::time::Instant::now();
-        let s = Store::open(dir.path(), 1 << 30, Default::default()).unwrap();
+        let s = Storage::open(dir.path(), 1 << 30, Default::default()).unwrap();
         assert_eq!(s.usage(), (10_000, 10_000));
         assert!(t.elapsed().as_millis() < 1000, "{:?}", t.elapsed());
     }

@@ -1,0 +1,85 @@
+//! Least-recently-used accounting of the storage: each key's size and last
+//! use, the total, and which keys to evict to fit a capacity. Memory only:
+//! the storage rebuilds it from the files at start.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Sizes and use order of the stored files.
+#[derive(Debug, Default)]
+pub(super) struct Lru {
+    entries: HashMap<String, Entry>,
+    by_use: BTreeMap<u64, String>,
+    clock: u64,
+    total: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: u64,
+    tick: u64,
+}
+
+impl Lru {
+    /// Marks `key` used; false when it is not stored.
+    pub(super) fn touch(&mut self, key: &str) -> bool {
+        let Some(e) = self.entries.get_mut(key) else {
+            return false;
+        };
+        self.by_use.remove(&e.tick);
+        self.clock += 1;
+        e.tick = self.clock;
+        self.by_use.insert(self.clock, key.to_string());
+        true
+    }
+
+    /// Adds (or replaces) `key` of `size` bytes as the most recently used.
+    pub(super) fn insert(&mut self, key: String, size: u64) {
+        self.remove(&key);
+        self.clock += 1;
+        self.by_use.insert(self.clock, key.clone());
+        self.entries.insert(
+            key,
+            Entry {
+                size,
+                tick: self.clock,
+            },
+        );
+        self.total += size;
+    }
+
+    /// Forgets `key`; false when it was not stored.
+    pub(super) fn remove(&mut self, key: &str) -> bool {
+        let Some(e) = self.entries.remove(key) else {
+            return false;
+        };
+        self.by_use.remove(&e.tick);
+        self.total -= e.size;
+        true
+    }
+
+    /// Number of keys.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Total size in bytes.
+    pub(super) fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// Forgets least-recently-used keys until the total fits `capacity`;
+    /// the keys forgotten (their files are to be removed).
+    pub(super) fn over(&mut self, capacity: u64) -> Vec<String> {
+        let mut victims = Vec::new();
+        while self.total > capacity {
+            let Some((_, key)) = self.by_use.pop_first() else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&key) {
+                self.total -= e.size;
+            }
+            victims.push(key);
+        }
+        victims
+    }
+}

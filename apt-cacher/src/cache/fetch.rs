@@ -1,0 +1,232 @@
+//! The upstream loop of one download: ask each URL in turn (the next one
+//! only after a 404), then stream the body into the temporary file while
+//! hashing it, under the expected size as a cap, publishing progress to
+//! the readers; then verify and commit ([`super::commit`]).
+
+use super::commit::{keep, verify, Commit};
+use super::error::{DownloadError, LocalError, VerifyError};
+use super::progress::{status_of, Head, InFlightMap, Progress, UpstreamNote, PUBLISH_EVERY};
+use crate::mapped;
+use crate::metrics::Metrics;
+use crate::upstream::{Upstream, UpstreamError};
+use aptindex::checksum::{Checksums, Hasher};
+use reqwest::Url;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+use tempfile::TempPath;
+use tokio::sync::watch;
+
+/// One download, run by the task [`super::coalesce::InFlight::start`] spawns.
+pub(super) struct Task {
+    pub(super) file: Arc<std::fs::File>,
+    pub(super) temp: TempPath,
+    pub(super) tx: watch::Sender<Progress>,
+    pub(super) urls: Vec<Url>,
+    pub(super) expected: Option<Checksums>,
+    pub(super) what: String,
+    pub(super) commit: Commit,
+}
+
+impl Task {
+    pub(super) async fn run(
+        self,
+        upstream: &Upstream,
+        metrics: &Metrics,
+    ) -> Result<(), DownloadError> {
+        let started = Instant::now();
+        let mut last_err = None;
+        let mut resp = None;
+        let mut negative = false;
+        let mut tried = None;
+        for url in &self.urls {
+            tried = Some(url);
+            // A remembered failure is answered without asking upstream.
+            negative = upstream.is_negative(url);
+            if !negative {
+                metrics.upstream_request(url);
+            }
+            match upstream.get(url).await {
+                Ok(r) => {
+                    resp = Some(r);
+                    break;
+                }
+                Err(e) => {
+                    if !negative {
+                        metrics.upstream_error(url);
+                    }
+                    let next = matches!(e, UpstreamError::NotFound { .. });
+                    last_err = Some(e);
+                    if !next {
+                        break;
+                    }
+                }
+            }
+        }
+        let note = UpstreamNote {
+            status: match (&resp, &last_err) {
+                (Some(r), _) => Some(r.status()),
+                (None, Some(e)) => status_of(e),
+                (None, None) => None,
+            },
+            ms: started.elapsed().as_millis() as u64,
+            negative: resp.is_none() && negative,
+        };
+        self.tx.send_modify(|p| p.upstream = Some(note));
+        let Some(mut resp) = resp else {
+            let e = last_err.unwrap_or(UpstreamError::Connect {
+                url: self.what.clone(),
+                reason: "no URL".into(),
+            });
+            let url = tried.map(|u| u.as_str()).unwrap_or("-");
+            let status = status_of(&e);
+            let not_found = matches!(e, UpstreamError::NotFound { .. });
+            // A 404 is counted (upstream_errors) but is no "recent failure":
+            // clients ask for files that may not exist, and those must not
+            // push a real failure out of the list.
+            if !negative && !not_found {
+                metrics.failure(url, &e.to_string());
+            }
+            if negative {
+                tracing::debug!(what = %self.what, url, error = %e, "upstream failure remembered (negative cache)");
+            } else if matches!(e, UpstreamError::NotFound { .. }) {
+                // Clients ask for files that may not exist (Translation-*): not alarming.
+                tracing::info!(what = %self.what, url, status, error = %e, "not found upstream");
+            } else {
+                tracing::warn!(what = %self.what, url, status, error = %e, "upstream failed");
+            }
+            return Err(e.into());
+        };
+        let url = resp.url().to_string();
+        if let (Some(exp), Some(cl)) = (&self.expected, resp.content_length()) {
+            if exp.size != cl {
+                let e = VerifyError::Announced {
+                    what: self.what.clone(),
+                    expected: exp.size,
+                    announced: cl,
+                };
+                tracing::warn!(what = %self.what, url = %url, expected = exp.size, actual = cl, "verification failed: size");
+                metrics.verification_failure(&url, &e.to_string());
+                return Err(e.into());
+            }
+        }
+        let head = Head {
+            length: self
+                .expected
+                .as_ref()
+                .map(|e| e.size)
+                .or(resp.content_length()),
+            last_modified: resp.last_modified(),
+            verified: self.expected.is_some(),
+        };
+        // A large download of known length is mapped for its readers.
+        let presized = match head.length {
+            Some(len) if (mapped::MIN_MAPPED..=mapped::MAX_DOWNLOAD_MAPPED).contains(&len) => {
+                let file = self.file.clone();
+                // SAFETY: this task's own temporary file, still empty; below
+                // it is only written sequentially, never truncated (on
+                // failure it is unlinked), and readers slice only what
+                // `written` says is written.
+                #[allow(unsafe_code)]
+                let mapped = tokio::task::spawn_blocking(move || unsafe {
+                    mapped::map_download(&file, len)
+                })
+                .await
+                .map_err(|source| LocalError::Map {
+                    what: self.what.clone(),
+                    source,
+                })?;
+                match mapped {
+                    Ok(Some(map)) => {
+                        self.tx.send_modify(|p| p.map = Some(InFlightMap(map)));
+                        Some(len)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(what = %self.what, error = %e, "download not mapped; its readers read the file");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        self.tx.send_modify(|p| p.head = Some(head));
+        let mut hasher = match &self.expected {
+            Some(e) => Hasher::for_expected(e),
+            None => Hasher::new(&[]),
+        };
+        let limit = self.expected.as_ref().map(|e| e.size);
+        let mut written = 0u64;
+        let mut published = 0u64;
+        let mut published_at = Instant::now();
+        loop {
+            let chunk = match resp.chunk().await {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(what = %self.what, url = %url, received = written, error = %e, "upstream failed during the body");
+                    if let Ok(u) = reqwest::Url::parse(&url) {
+                        metrics.upstream_error(&u);
+                    }
+                    metrics.failure(&url, &e.to_string());
+                    return Err(e.into());
+                }
+            };
+            if limit.is_some_and(|l| written + chunk.len() as u64 > l) {
+                let l = limit.unwrap_or(0);
+                let actual = written + chunk.len() as u64;
+                tracing::warn!(what = %self.what, url = %url, expected = l, actual_at_least = actual, "verification failed: upstream sent more bytes than expected");
+                let e = VerifyError::TooLong {
+                    what: self.what.clone(),
+                    expected: l,
+                    actual,
+                };
+                metrics.verification_failure(&url, &e.to_string());
+                return Err(e.into());
+            }
+            // Page-cache writes are short; a blocking write here keeps the code simple.
+            (&*self.file)
+                .write_all(&chunk)
+                .map_err(|source| LocalError::Write {
+                    what: self.what.clone(),
+                    source,
+                })?;
+            hasher.update(&chunk);
+            written += chunk.len() as u64;
+            if published == 0
+                || written - published >= PUBLISH_EVERY
+                || published_at.elapsed().as_millis() >= 20
+            {
+                self.tx.send_modify(|p| p.written = written);
+                published = written;
+                published_at = Instant::now();
+            }
+        }
+        drop(resp); // frees the upstream connection slot
+        if let Some(len) = presized.filter(|&len| len != written) {
+            // The file was extended to the announced length: anything else is
+            // a short (or, without an expectation, unverifiable) download.
+            tracing::warn!(what = %self.what, url = %url, announced = len, received = written, "upstream sent fewer bytes than announced");
+            return Err(DownloadError::Upstream(UpstreamError::Transport {
+                url,
+                reason: format!("upstream sent {written} of the {len} bytes it announced"),
+            }));
+        }
+        self.tx.send_modify(|p| p.written = written);
+        let actual = hasher.finish();
+        verify(self.expected.as_ref(), &self.what, &url, &actual, metrics)?;
+        // Verified (or nothing to verify): keeping the file (sync, rename)
+        // happens before the download leaves the in-flight table.
+        keep(
+            self.commit,
+            self.file,
+            self.temp,
+            &self.tx,
+            &self.what,
+            written,
+        )
+        .await;
+        tracing::debug!(what = %self.what, url = %url, bytes = written, ms = started.elapsed().as_millis() as u64, "downloaded");
+        Ok(())
+    }
+}

@@ -1,0 +1,126 @@
+//! The pool-file cache, after pingora-cache's shape: a key ([`key`]), the
+//! in-flight table that coalesces downloads ([`coalesce`]), the files on
+//! disk ([`storage`]) and their LRU eviction ([`evict`]). A miss goes
+//! [`Cache::get`] → [`coalesce`] (one download per key) → [`fetch`]
+//! (upstream, streaming into a temporary file while hashing, under a size
+//! cap) → [`commit`] (verify, then move into the storage); every client
+//! reads the download as it grows through [`reader`], following
+//! [`progress`]. The metadata generations use the same in-flight table
+//! and fetch, with their own commit.
+
+pub mod coalesce;
+pub mod commit;
+pub mod error;
+pub mod evict;
+pub mod fetch;
+pub mod key;
+pub mod progress;
+pub mod reader;
+pub mod storage;
+
+pub use coalesce::{InFlight, Job};
+pub use commit::{Commit, Destination};
+pub use error::{CacheError, CommitError, DownloadError, LocalError, VerifyError};
+pub use key::CacheKey;
+pub use progress::{status_of, Head, UpstreamNote};
+pub use reader::Source;
+pub use storage::Storage;
+
+use crate::metrics::Metrics;
+use reqwest::Url;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A file to serve.
+#[derive(Debug)]
+pub enum Found {
+    /// A complete file (cached, or in a metadata generation).
+    File(PathBuf),
+    /// A download in flight, readable as it grows.
+    Fetching {
+        /// What the response streams from.
+        source: Arc<Source>,
+        /// True when the download was already in flight (coalesced).
+        joined: bool,
+    },
+}
+
+/// The pool-file cache: storage plus the in-flight downloads.
+#[derive(Debug)]
+pub struct Cache {
+    storage: Arc<Storage>,
+    inflight: Arc<InFlight>,
+    metrics: Arc<Metrics>,
+}
+
+impl Cache {
+    /// The cache of `storage`, downloading through `inflight`.
+    pub fn new(storage: Arc<Storage>, inflight: Arc<InFlight>, metrics: Arc<Metrics>) -> Cache {
+        Cache {
+            storage,
+            inflight,
+            metrics,
+        }
+    }
+
+    /// The file for `key`: the stored file if it is there, otherwise a
+    /// download from `url` (joined if one is in flight), verified against
+    /// what `key` expects and kept in the storage when `key` says so.
+    pub fn get(&self, key: &CacheKey, url: Option<Url>) -> Result<Found, CacheError> {
+        let stored = key.storage_key();
+        if let Some(k) = &stored {
+            if let Some(p) = self.storage.get(k) {
+                if p.is_file() {
+                    return Ok(Found::File(p));
+                }
+                self.storage.remove(k);
+            }
+        }
+        let url = url.ok_or(CacheError::BadPath)?;
+        // A download of this file in flight: join it (no temporary file).
+        if let Some(source) = self.inflight.joinable(key) {
+            return Ok(Found::Fetching {
+                source,
+                joined: true,
+            });
+        }
+        let temp = self.storage.temp_file().map_err(|e| {
+            tracing::warn!(error = %e, "cannot create a temporary file in the cache");
+            CacheError::TempFile(e)
+        })?;
+        let commit = match stored {
+            Some(key) => Commit::Storage {
+                storage: self.storage.clone(),
+                key,
+            },
+            None => Commit::Discard,
+        };
+        let job = Job {
+            key: key.clone(),
+            urls: vec![url],
+            expected: key.expected().cloned(),
+            what: key.what(),
+            temp,
+            commit,
+        };
+        let (source, joined) = self.inflight.start(job);
+        if key.expected().is_none() && !joined {
+            // No index of any served suite names it: nothing to verify against.
+            self.metrics.unverified_download();
+            match key {
+                CacheKey::Pass {
+                    prefix,
+                    path,
+                    undecided: true,
+                } => {
+                    tracing::warn!(mapping = %prefix, path = %path, "an index that should list this file failed to load: passing it through unverified, not cached");
+                }
+                CacheKey::Stored { prefix, path, .. } | CacheKey::Pass { prefix, path, .. } => {
+                    tracing::info!(mapping = %prefix, path = %path, cached = key.is_kept(), "downloading a file no index names, unverified");
+                }
+                CacheKey::Generation { .. } | CacheKey::Refresh { .. } => {}
+            }
+        }
+        Ok(Found::Fetching { source, joined })
+    }
+}

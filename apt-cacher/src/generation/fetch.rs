@@ -1,0 +1,219 @@
+//! Fetching a Release tree: the Release-type files of a suite (checked to
+//! agree), a suite's first generation, the indices of a new Release (by-hash
+//! first when it allows), and an index or patch fetched into a generation
+//! on demand, verified and committed into it.
+
+use super::gen::IntoGen;
+use super::*;
+use crate::cache::{CacheKey, Commit, Job};
+
+impl Generations {
+    pub(super) fn release_url(&self, suite: &Suite, name: &str) -> Result<reqwest::Url, MetaError> {
+        let path = aptindex::path::join(&suite.dir, name);
+        self.router
+            .upstream_url(suite.mapping, &path)
+            .ok_or_else(|| MetaError::Invalid(format!("bad path {path}")))
+    }
+
+    /// Fetches the Release-type files `names` (those after the first may be
+    /// missing upstream, except `required`); checks that the parsed ones agree.
+    pub(super) async fn fetch_release_set(
+        &self,
+        suite: &Suite,
+        names: &[String],
+        required: &str,
+    ) -> Result<(Release, Vec<(String, bytes::Bytes)>), MetaError> {
+        let mut got = Vec::new();
+        let mut release: Option<Release> = None;
+        for name in names {
+            let url = self.release_url(suite, name)?;
+            let upstream = self.downloads.upstream();
+            let negative = upstream.is_negative(&url);
+            if !negative {
+                self.metrics.upstream_request(&url);
+            }
+            let bytes = match upstream.get_bytes(&url, RELEASE_LIMIT).await {
+                Ok((b, _)) => b,
+                Err(UpstreamError::NotFound { .. })
+                    if name != required && name == "Release.gpg" =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    if !negative {
+                        self.metrics.upstream_error(&url);
+                        // A 404 is counted but is no "recent failure" (see download.rs).
+                        if matches!(e, UpstreamError::NotFound { .. }) {
+                            tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
+                        } else {
+                            self.metrics.failure(url.as_str(), &e.to_string());
+                            tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
+                        }
+                    }
+                    return Err(e.into());
+                }
+            };
+            if name != "Release.gpg" {
+                let parsed = Release::parse_any(&bytes).map_err(|e| {
+                    let what = format!("{url}: cannot parse: {e}");
+                    tracing::warn!(url = %url, error = %e, "upstream Release unusable");
+                    self.metrics.failure(url.as_str(), &what);
+                    MetaError::Invalid(what)
+                })?;
+                match &release {
+                    Some(r) if *r != parsed => {
+                        return Err(MetaError::Invalid(format!(
+                            "{url} differs from the other Release file (upstream changing?)"
+                        )))
+                    }
+                    _ => release = Some(parsed),
+                }
+            }
+            got.push((name.clone(), bytes));
+        }
+        let release =
+            release.ok_or_else(|| MetaError::Invalid("no Release or InRelease".into()))?;
+        Ok((release, got))
+    }
+
+    /// Creates the first generation of `suite` from the file a client asked for.
+    pub(super) async fn fetch_first(
+        &self,
+        suite: &Arc<Suite>,
+        name: &str,
+    ) -> Result<(), MetaError> {
+        let names: Vec<String> = match name {
+            "InRelease" => vec!["InRelease".into()],
+            _ => vec!["Release".into(), "Release.gpg".into()],
+        };
+        let required = if name == "InRelease" {
+            "InRelease"
+        } else {
+            "Release"
+        };
+        let (release, files) = self.fetch_release_set(suite, &names, required).await?;
+        if name == "Release.gpg" && !files.iter().any(|(n, _)| n == "Release.gpg") {
+            return Err(UpstreamError::NotFound {
+                url: self.release_url(suite, name)?.to_string(),
+                status: 404,
+            }
+            .into());
+        }
+        self.publish(suite, release, files, Vec::new()).await?;
+        suite.state_mut().checked = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Downloads one index for `release` into a temporary file, verified.
+    pub(super) async fn fetch_index(
+        &self,
+        suite: &Suite,
+        release: &Release,
+        rel: &str,
+        expected: &Checksums,
+    ) -> Result<tempfile::TempPath, MetaError> {
+        let (file, temp) = tempfile::Builder::new()
+            .prefix("idx-")
+            .tempfile_in(&self.tmp)
+            .map_err(io_err("temporary file"))?
+            .into_parts();
+        let (kept_tx, kept_rx) = tokio::sync::oneshot::channel();
+        let job = Job {
+            key: CacheKey::Refresh {
+                mapping: suite.mapping,
+                suite: suite.dir.clone(),
+                rel: rel.to_string(),
+            },
+            urls: self.index_urls(suite, release, rel, expected),
+            expected: Some(expected.clone()),
+            what: format!(
+                "{}/{}",
+                self.prefix(suite.mapping),
+                aptindex::path::join(&suite.dir, rel)
+            ),
+            temp: (file, temp),
+            commit: Commit::Hand(kept_tx),
+        };
+        let (source, _) = self.downloads.start(job);
+        source
+            .finished()
+            .await
+            .map_err(|e| MetaError::Invalid(e.to_string()))?;
+        kept_rx
+            .await
+            .map_err(|_| MetaError::Io(format!("{rel}: downloaded but not kept")))
+    }
+
+    /// Upstream URLs for an index: by-hash first when the Release allows it.
+    pub(super) fn index_urls(
+        &self,
+        suite: &Suite,
+        release: &Release,
+        rel: &str,
+        cs: &Checksums,
+    ) -> Vec<reqwest::Url> {
+        let path = aptindex::path::join(&suite.dir, rel);
+        let mut urls = Vec::new();
+        if release.acquire_by_hash {
+            if let Some(kind) = cs.strongest() {
+                if let Some(hex) = cs.hex(kind) {
+                    let bh = aptindex::path::by_hash_path(&path, kind, &hex);
+                    urls.extend(self.router.upstream_url(suite.mapping, &bh));
+                }
+            }
+        }
+        urls.extend(self.router.upstream_url(suite.mapping, &path));
+        urls
+    }
+
+    /// Serves `rel` of `gen`, fetching and verifying it into the generation if needed.
+    pub(crate) fn gen_file(
+        &self,
+        suite: &Arc<Suite>,
+        gen: Arc<Gen>,
+        rel: &str,
+        cs: Checksums,
+    ) -> Result<Meta, MetaError> {
+        let urls = self.index_urls(suite, &gen.release, rel, &cs);
+        self.gen_file_from(suite, gen, rel, cs, urls)
+    }
+
+    /// [`Self::gen_file`] from `urls` (tried in order, the next after a 404).
+    pub(crate) fn gen_file_from(
+        &self,
+        suite: &Arc<Suite>,
+        gen: Arc<Gen>,
+        rel: &str,
+        cs: Checksums,
+        urls: Vec<reqwest::Url>,
+    ) -> Result<Meta, MetaError> {
+        if gen.has(rel) {
+            return Ok(Meta::File(gen.dir.join(rel)));
+        }
+        let (file, temp) = tempfile::Builder::new()
+            .prefix("idx-")
+            .tempfile_in(&self.tmp)
+            .map_err(io_err("temporary file"))?
+            .into_parts();
+        let repo_path = aptindex::path::join(&suite.dir, rel);
+        let job = Job {
+            key: CacheKey::Generation {
+                mapping: suite.mapping,
+                generation: gen.id,
+                path: repo_path.clone(),
+            },
+            urls,
+            expected: Some(cs.clone()),
+            what: format!("{}/{}", self.prefix(suite.mapping), repo_path),
+            temp: (file, temp),
+            commit: Commit::Generation(Box::new(IntoGen {
+                gen,
+                rel: rel.to_string(),
+                repo_path,
+                expected: cs,
+            })),
+        };
+        let (source, joined) = self.downloads.start(job);
+        Ok(Meta::Fetching { source, joined })
+    }
+}

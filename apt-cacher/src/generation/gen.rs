@@ -1,0 +1,157 @@
+//! One generation of one suite: its Release, the Release-type files and
+//! indices it holds (each verified against that Release), the pool-file
+//! checksums its indices give, and what the status page shows of it.
+
+use super::*;
+use crate::cache::CommitError;
+
+/// One generation of one suite.
+#[derive(Debug)]
+pub struct Gen {
+    pub(crate) id: u64,
+    /// Modification time of every file in it (`Last-Modified`): strictly
+    /// later, in whole seconds, than the previous generation's, so that
+    /// `If-Modified-Since` never mistakes a new generation for the old.
+    pub(crate) stamp: SystemTime,
+    pub(crate) dir: PathBuf,
+    pub(crate) release: Release,
+    /// Which Release-type files it has.
+    pub(crate) release_files: Vec<String>,
+    /// Indices present in `dir`, relative to the suite directory.
+    pub(crate) files: RwLock<HashMap<String, Checksums>>,
+    /// Pool file checksums per index (repository-relative paths).
+    pub(crate) pool: RwLock<HashMap<String, Arc<HashMap<String, Checksums>>>>,
+}
+
+impl Gen {
+    /// True when the generation holds `rel` (relative to the suite directory).
+    pub(crate) fn has(&self, rel: &str) -> bool {
+        self.files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(rel)
+    }
+
+    pub(super) fn add_file(&self, rel: &str, cs: Checksums) {
+        self.files
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), cs);
+    }
+
+    pub(super) fn add_pool(&self, rel: &str, map: Arc<HashMap<String, Checksums>>) {
+        self.pool
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), map);
+    }
+
+    /// The entry (relative path) this Release lists with digest `hex` of `kind` in `subdir`.
+    pub(super) fn by_hash(
+        &self,
+        subdir: &str,
+        kind: HashKind,
+        hex: &str,
+    ) -> Option<(String, Checksums)> {
+        self.release
+            .entries
+            .iter()
+            .find(|(rel, cs)| {
+                crate::mapping::safe_path(rel)
+                    && parent(rel) == subdir
+                    && cs.hex(kind).is_some_and(|h| h.eq_ignore_ascii_case(hex))
+            })
+            .map(|(r, c)| (r.clone(), c.clone()))
+    }
+}
+
+/// The current generation of one suite, for the status page.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct GenInfo {
+    /// The mapping's prefix.
+    pub mapping: String,
+    /// The suite directory (`dists/bookworm`, or `` for a flat repository).
+    pub suite: String,
+    /// The generation's number.
+    pub generation: u64,
+    /// The Release's `Date` field.
+    pub release_date: Option<String>,
+    /// When the generation was made (seconds since the Unix epoch).
+    pub fetched_unix: u64,
+    /// When the generation was made, as an HTTP date.
+    pub fetched: String,
+    /// Indices held in the generation (fetched because a client asked).
+    pub indices: usize,
+    /// Files the Release lists.
+    pub listed: usize,
+}
+
+impl Generations {
+    /// The current generation of every suite known, for the status page.
+    pub fn current_generations(&self) -> Vec<GenInfo> {
+        let suites: Vec<Arc<Suite>> = {
+            let s = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+            s.values().cloned().collect()
+        };
+        let mut out: Vec<GenInfo> = suites
+            .iter()
+            .filter_map(|s| {
+                let g = s.current()?;
+                let indices = g.files.read().unwrap_or_else(|e| e.into_inner()).len();
+                Some(GenInfo {
+                    mapping: self.prefix(s.mapping).to_string(),
+                    suite: s.dir.clone(),
+                    generation: g.id,
+                    release_date: g.release.date.clone(),
+                    fetched_unix: unix_secs(g.stamp),
+                    fetched: crate::time::http_date(g.stamp),
+                    indices,
+                    listed: g.release.entries.len(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.mapping, &a.suite).cmp(&(&b.mapping, &b.suite)));
+        out
+    }
+}
+
+/// A verified index or patch moved into generation `gen` (the commit of
+/// its download): renamed in with the generation's time stamp, its pool
+/// entries parsed, then listed as held.
+pub(crate) struct IntoGen {
+    pub(crate) gen: Arc<Gen>,
+    /// Relative to the suite directory.
+    pub(crate) rel: String,
+    /// The repository path (for parsing its pool entries).
+    pub(crate) repo_path: String,
+    pub(crate) expected: Checksums,
+}
+
+impl crate::cache::Destination for IntoGen {
+    fn place(self: Box<Self>, temp: tempfile::TempPath) -> Result<(), CommitError> {
+        let g = &self.gen;
+        let dest = g.dir.join(&self.rel);
+        if let Some(p) = dest.parent() {
+            aptindex::fsmode::create_dir_all(p).map_err(|source| CommitError::Io {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        }
+        temp.persist(&dest).map_err(|e| CommitError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        let _ = std::fs::File::options()
+            .write(true)
+            .open(&dest)
+            .and_then(|f| f.set_modified(g.stamp));
+        if let Some(p) = dest.parent() {
+            sync_dir(p);
+        }
+        if let Some(pool) = parse_pool(&self.repo_path, &dest) {
+            g.add_pool(&self.rel, pool);
+        }
+        g.add_file(&self.rel, self.expected);
+        Ok(())
+    }
+}

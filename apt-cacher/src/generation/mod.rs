@@ -1,0 +1,163 @@
+//! Consistent metadata generations. For each (mapping, suite directory)
+//! the cacher serves one *generation* at a time: the Release files
+//! (`InRelease`, `Release`, `Release.gpg`) plus the indices that clients
+//! asked for, each verified against that Release.
+//!
+//! On disk a suite lives in `meta_dir/<prefix>/<suite dir, escaped>/`, with
+//! one directory per generation (`gen-<id>`) and a `current` symlink that is
+//! swapped atomically (new symlink, rename, fsync) once a new generation is
+//! complete. When the upstream Release changes, every index of the current
+//! generation is fetched again (by-hash when the Release allows it) and
+//! verified against the new Release before the swap; if anything fails, the
+//! old generation stays and the refresh is retried later.
+//!
+//! The previous generations stay available for a grace period: by their
+//! by-hash paths to anyone, and by their plain paths to a client (address)
+//! that was served their Release shortly before. Indices also feed the map
+//! of pool files to expected checksums ([`Generations::expected`]).
+//!
+//! One concept per file: [`layout`] (on disk), [`gen`] and [`suite`]
+//! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
+//! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
+//! [`grace`] (client grace), [`pool_map`] (pool checksums), [`recovery`]
+//! (start and crash recovery), [`error`].
+
+mod error;
+mod fetch;
+mod gen;
+mod grace;
+mod layout;
+mod lookup;
+mod pool_map;
+mod publish;
+mod recovery;
+mod refresh;
+mod suite;
+
+pub use crate::cache::Found as Meta;
+pub use error::MetaError;
+pub use gen::{Gen, GenInfo};
+pub use refresh::ReleaseAnswer;
+pub use suite::Suite;
+
+use crate::cache::{status_of, InFlight, UpstreamNote};
+use crate::mapping::Router;
+use crate::metrics::{unix_secs, Metrics, Outcome};
+use crate::upstream::UpstreamError;
+use aptindex::checksum::{Checksums, HashKind};
+use aptindex::path::PathKind;
+use aptindex::release::Release;
+use error::io_err;
+use grace::remove_gens;
+use layout::*;
+use pool_map::parse_pool;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+use suite::SuiteState;
+
+/// The Release-type file names, in the order they are fetched.
+pub const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
+/// Largest Release file accepted.
+const RELEASE_LIMIT: u64 = 64 << 20;
+/// Largest decompressed index parsed for pool checksums.
+const INDEX_LIMIT: u64 = 2 << 30;
+
+/// A client address, mapping and suite directory.
+type ClientKey = (IpAddr, usize, String);
+
+/// All suites' generations.
+#[derive(Debug)]
+pub struct Generations {
+    pub(crate) meta_dir: PathBuf,
+    pub(crate) tmp: PathBuf,
+    pub(crate) check_interval: Duration,
+    pub(crate) retry: Duration,
+    pub(crate) grace: Duration,
+    pub(crate) router: Router,
+    pub(crate) downloads: Arc<InFlight>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
+    pub(crate) clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
+    /// Indices that failed to load on behalf of a pool file (see [`crate::pool_lookup`]).
+    pub(crate) failed_lookups: crate::pool_lookup::FailedLookups,
+}
+
+/// The parent directory of a `/`-separated path (`""` at the top).
+pub(crate) fn parent(path: &str) -> &str {
+    path.rsplit_once('/').map_or("", |(d, _)| d)
+}
+
+impl Generations {
+    /// The generations under `meta_dir` (created; temporary files removed).
+    pub fn new(
+        config: &crate::config::Config,
+        router: Router,
+        downloads: Arc<InFlight>,
+    ) -> std::io::Result<Generations> {
+        let tmp = config.meta_dir.join(".tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Generations {
+            meta_dir: config.meta_dir.clone(),
+            tmp,
+            check_interval: config.check_interval,
+            retry: config.cache_period.max(Duration::from_secs(1)),
+            grace: config.generation_grace,
+            router,
+            metrics: downloads.metrics().clone(),
+            downloads,
+            suites: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+            failed_lookups: Default::default(),
+        })
+    }
+
+    pub(super) fn suite(&self, mapping: usize, dir: &str) -> Option<Arc<Suite>> {
+        let prefix = &self.router.mappings().get(mapping)?.prefix;
+        let mut suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            suites
+                .entry((mapping, dir.to_string()))
+                .or_insert_with(|| {
+                    Arc::new(Suite {
+                        mapping,
+                        dir: dir.to_string(),
+                        path: self.meta_dir.join(prefix).join(escape_dir(dir)),
+                        lock: tokio::sync::Mutex::new(()),
+                        state: RwLock::new(SuiteState::default()),
+                    })
+                })
+                .clone(),
+        )
+    }
+
+    pub(super) fn loaded_suites(&self) -> Vec<Arc<Suite>> {
+        let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+        suites
+            .values()
+            .filter(|s| s.state().loaded)
+            .cloned()
+            .collect()
+    }
+
+    pub(crate) fn prefix(&self, mapping: usize) -> &str {
+        self.router
+            .mappings()
+            .get(mapping)
+            .map_or("?", |m| m.prefix.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_dirs() {
+        assert_eq!(parent("dists/x/main/Packages"), "dists/x/main");
+        assert_eq!(parent("Packages"), "");
+    }
+}

@@ -1,0 +1,116 @@
+//! Publishing a generation: a complete directory (Release files, indices
+//! new or carried over from the current generation), every file synced,
+//! then the `current` symlink swapped atomically; the old generation
+//! enters its grace period.
+
+use super::*;
+
+impl Generations {
+    /// Writes a complete generation directory and swaps `current` to it.
+    /// `indices`: (relative path, checksums, new file or `None` = link from the current generation).
+    pub(super) async fn publish(
+        &self,
+        suite: &Arc<Suite>,
+        release: Release,
+        files: Vec<(String, bytes::Bytes)>,
+        indices: Vec<(String, Checksums, Option<tempfile::TempPath>)>,
+    ) -> Result<(), MetaError> {
+        let (id, old) = {
+            let mut st = suite.state_mut();
+            let id = st.next_id.max(1);
+            st.next_id = id + 1;
+            (id, st.current.clone())
+        };
+        let suite_path = suite.path.clone();
+        let gen_dir = suite_path.join(format!("gen-{id}"));
+        let dir = suite.dir.clone();
+        let old_dir = old.as_ref().map(|g| g.dir.clone());
+        let old_pool: HashMap<String, Arc<HashMap<String, Checksums>>> = old
+            .as_ref()
+            .map(|g| g.pool.read().unwrap_or_else(|e| e.into_inner()).clone())
+            .unwrap_or_default();
+        let release_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let now = SystemTime::now();
+        let stamp = match &old {
+            Some(g) if g.stamp + Duration::from_secs(1) > now => g.stamp + Duration::from_secs(1),
+            _ => now,
+        };
+        let built = tokio::task::spawn_blocking(move || -> Result<Gen, MetaError> {
+            let _ = std::fs::remove_dir_all(&gen_dir);
+            aptindex::fsmode::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
+            for (name, data) in &files {
+                write_synced(&gen_dir.join(name), data)
+                    .map_err(io_err(gen_dir.join(name).display()))?;
+            }
+            let gen = Gen {
+                id,
+                stamp,
+                dir: gen_dir.clone(),
+                release,
+                release_files: release_names,
+                files: RwLock::new(HashMap::new()),
+                pool: RwLock::new(HashMap::new()),
+            };
+            for (rel, cs, temp) in indices {
+                let dest = gen_dir.join(&rel);
+                if let Some(p) = dest.parent() {
+                    aptindex::fsmode::create_dir_all(p).map_err(io_err(p.display()))?;
+                }
+                let carried = temp.is_none();
+                match (temp, &old_dir) {
+                    (Some(t), _) => t
+                        .persist(&dest)
+                        .map_err(|e| MetaError::Io(format!("{}: {}", dest.display(), e.error)))?,
+                    (None, Some(od)) => {
+                        let src = od.join(&rel);
+                        if std::fs::hard_link(&src, &dest).is_err() {
+                            std::fs::copy(&src, &dest).map_err(io_err(src.display()))?;
+                        }
+                        // Kept 0600 by an older version: given the cache's mode.
+                        aptindex::fsmode::heal_path(&dest)
+                            .map_err(|e| MetaError::Io(e.to_string()))?;
+                    }
+                    (None, None) => continue,
+                }
+                let pool = match old_pool.get(&rel) {
+                    Some(p) if carried => Some(p.clone()),
+                    _ => parse_pool(&aptindex::path::join(&dir, &rel), &dest),
+                };
+                if let Some(p) = pool {
+                    gen.add_pool(&rel, p);
+                }
+                gen.add_file(&rel, cs);
+            }
+            set_mtimes(&gen_dir, stamp);
+            sync_tree(&gen_dir);
+            // Atomic pointer swap.
+            let tmp_link = suite_path.join("current.tmp");
+            let _ = std::fs::remove_file(&tmp_link);
+            std::os::unix::fs::symlink(format!("gen-{id}"), &tmp_link)
+                .map_err(io_err(tmp_link.display()))?;
+            std::fs::rename(&tmp_link, suite_path.join("current"))
+                .map_err(io_err(suite_path.display()))?;
+            sync_dir(&suite_path);
+            Ok(gen)
+        })
+        .await
+        .map_err(|e| MetaError::Io(e.to_string()))??;
+        let gen = Arc::new(built);
+        self.metrics.generation_swapped();
+        tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, generation = id, "new metadata generation");
+        let dead = {
+            let mut st = suite.state_mut();
+            if let Some(old) = st.current.replace(gen) {
+                st.previous.push((old, Instant::now()));
+            }
+            let grace = self.grace;
+            let (dead, live): (Vec<_>, Vec<_>) = std::mem::take(&mut st.previous)
+                .into_iter()
+                .partition(|(_, t)| t.elapsed() >= grace);
+            st.previous = live;
+            dead
+        };
+        remove_gens(dead);
+        Ok(())
+    }
+}

@@ -1,0 +1,138 @@
+//! Crash recovery and start: a suite's current generation is read back
+//! from disk (the `current` symlink; files checked by size), every other
+//! generation directory (left by a crash or a restart) is removed.
+
+use super::*;
+
+impl Generations {
+    /// Loads every suite found on disk (run once at start, in the background).
+    pub async fn load_all(&self) {
+        for (i, m) in self.router.mappings().iter().enumerate() {
+            let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) else {
+                continue;
+            };
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if let Some(suite) = self.suite(i, &unescape_dir(&name)) {
+                    let _guard = suite.lock.lock().await;
+                    self.ensure_loaded(&suite).await;
+                }
+            }
+        }
+    }
+
+    /// Loads a suite's current generation from disk, once. Call with the suite lock held.
+    pub(super) async fn ensure_loaded(&self, suite: &Arc<Suite>) {
+        if suite.state().loaded {
+            return;
+        }
+        let s = suite.clone();
+        let result = tokio::task::spawn_blocking(move || load_suite(&s)).await;
+        let (current, next_id) = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                tracing::warn!(suite = %suite.path.display(), error = %e, "cannot load cached generation; starting afresh");
+                (None, 1)
+            }
+            Err(e) => {
+                tracing::warn!(suite = %suite.path.display(), error = %e, "loading generation failed");
+                (None, 1)
+            }
+        };
+        let mut st = suite.state_mut();
+        st.current = current;
+        st.next_id = next_id;
+        st.loaded = true;
+    }
+}
+
+/// Reads a suite's current generation from disk; removes other generation
+/// directories (left over from a crash or from before a restart).
+pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
+    let mut max_id = 0;
+    let mut gens = BTreeMap::new();
+    if let Ok(rd) = std::fs::read_dir(&suite.path) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name
+                .strip_prefix("gen-")
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                max_id = max_id.max(id);
+                gens.insert(id, e.path());
+            }
+        }
+    }
+    let current = std::fs::read_link(suite.path.join("current"))
+        .ok()
+        .and_then(|t| {
+            t.to_str()
+                .and_then(|s| s.strip_prefix("gen-"))
+                .and_then(|n| n.parse::<u64>().ok())
+        });
+    for (id, path) in &gens {
+        if Some(*id) != current {
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+    let Some(id) = current else {
+        return Ok((None, max_id + 1));
+    };
+    let dir = suite.path.join(format!("gen-{id}"));
+    let mut release_files = Vec::new();
+    let mut release = None;
+    for name in RELEASE_FILES {
+        let p = dir.join(name);
+        if !p.exists() {
+            continue;
+        }
+        release_files.push(name.to_string());
+        if name != "Release.gpg" && release.is_none() {
+            let data = std::fs::read(&p).map_err(io_err(p.display()))?;
+            release = Some(
+                Release::parse_any(&data)
+                    .map_err(|e| MetaError::Invalid(format!("{}: {e}", p.display())))?,
+            );
+        }
+    }
+    let Some(release) = release else {
+        return Ok((None, max_id + 1));
+    };
+    let stamp = release_files
+        .first()
+        .and_then(|n| std::fs::metadata(dir.join(n)).ok())
+        .and_then(|m| m.modified().ok())
+        // An mtime is anyone's to set (`touch -d @-100`): never before 1970
+        // nor in the future.
+        .map(|t| crate::time::clamp_http(t.min(SystemTime::now())))
+        .unwrap_or_else(SystemTime::now);
+    let gen = Gen {
+        id,
+        stamp,
+        dir: dir.clone(),
+        release,
+        release_files,
+        files: RwLock::new(HashMap::new()),
+        pool: RwLock::new(HashMap::new()),
+    };
+    let entries: Vec<(String, Checksums)> = gen
+        .release
+        .entries
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (rel, cs) in entries {
+        if !crate::mapping::safe_path(&rel) {
+            continue;
+        }
+        let p = dir.join(&rel);
+        // Files were verified before they were renamed in; a size check catches damage.
+        if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == cs.size) {
+            if let Some(pool) = parse_pool(&aptindex::path::join(&suite.dir, &rel), &p) {
+                gen.add_pool(&rel, pool);
+            }
+            gen.add_file(&rel, cs);
+        }
+    }
+    Ok((Some(Arc::new(gen)), max_id + 1))
+}

@@ -1,0 +1,221 @@
+//! The refresh policy: a Release is served from the current generation
+//! until it is older than `check_interval` (or its `Valid-Until` is near);
+//! then upstream's Release is re-read and, if it changed, a new generation
+//! is built with every index the old one had (re-fetched and verified) and
+//! swapped in; failures keep the current generation. The ticker re-checks
+//! suites in the background.
+
+use super::*;
+
+/// A Release-type file to serve, and how it was obtained.
+#[derive(Debug)]
+pub struct ReleaseAnswer {
+    /// The file in the generation.
+    pub path: PathBuf,
+    /// [`Outcome::Hit`] (current, not re-checked), [`Outcome::Revalidated`]
+    /// (re-checked upstream, unchanged) or [`Outcome::Miss`] (a new Release).
+    pub outcome: Outcome,
+    /// What upstream did when it was asked.
+    pub upstream: Option<UpstreamNote>,
+}
+
+impl Generations {
+    pub(super) fn is_stale(&self, st: &SuiteState) -> bool {
+        let Some(checked) = st.checked else {
+            return true;
+        };
+        let age = checked.elapsed();
+        if age < self.retry.min(self.check_interval) {
+            return false;
+        }
+        if age >= self.check_interval {
+            return true;
+        }
+        // Renew before Valid-Until passes.
+        st.current
+            .as_ref()
+            .and_then(|g| g.release.valid_until_time())
+            .is_some_and(|t| {
+                // Past, or due within check_interval (no overflowing sum).
+                t.duration_since(SystemTime::now())
+                    .map_or(true, |left| left <= self.check_interval)
+            })
+    }
+
+    /// Serves a Release-type file `name` of the suite in `dir`.
+    pub async fn release_file(
+        &self,
+        mapping: usize,
+        dir: &str,
+        name: &str,
+        client: IpAddr,
+    ) -> Result<ReleaseAnswer, MetaError> {
+        let suite = self
+            .suite(mapping, dir)
+            .ok_or_else(|| MetaError::Invalid("no such mapping".into()))?;
+        let started = Instant::now();
+        let (gen, outcome) = {
+            let _guard = suite.lock.lock().await;
+            self.ensure_loaded(&suite).await;
+            let (has_current, stale) = {
+                let st = suite.state();
+                (st.current.is_some(), self.is_stale(&st))
+            };
+            let mut outcome = Outcome::Hit;
+            if !has_current {
+                self.fetch_first(&suite, name).await?;
+                outcome = Outcome::Miss;
+            } else if stale {
+                outcome = match self.refresh_retrying(&suite).await {
+                    Some(true) => Outcome::Miss,
+                    Some(false) => Outcome::Revalidated,
+                    // Upstream failed: the current generation is served as is.
+                    None => Outcome::Hit,
+                };
+            }
+            let cur = suite
+                .current()
+                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            if !cur.release_files.iter().any(|f| f == name) {
+                self.refresh(&suite, Some(name)).await?;
+                outcome = Outcome::Miss;
+            }
+            let gen = suite
+                .current()
+                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            (gen, outcome)
+        };
+        if !gen.release_files.iter().any(|f| f == name) {
+            return Err(MetaError::Invalid(format!("{name} not available")));
+        }
+        self.record_client(client, &suite, &gen);
+        // Upstream answered when a Release was fetched or re-checked. The
+        // status is 200 in practice: every Release file was fetched whole
+        // (no conditional or range request is sent) and `Upstream::get`
+        // turns any status but 2xx (206 included) into an error; the exact
+        // 2xx code of each file is not carried up to here.
+        let upstream = (outcome != Outcome::Hit).then(|| UpstreamNote {
+            status: Some(200),
+            ms: started.elapsed().as_millis() as u64,
+            negative: false,
+        });
+        Ok(ReleaseAnswer {
+            path: gen.dir.join(name),
+            outcome,
+            upstream,
+        })
+    }
+
+    /// [`Self::refresh`], tried again (up to 3 times) when upstream changed
+    /// while it was being read; failures are logged and the current
+    /// generation stays. `Some(swapped)` when upstream was read, `None` when
+    /// the refresh failed.
+    pub(super) async fn refresh_retrying(&self, suite: &Arc<Suite>) -> Option<bool> {
+        for attempt in 1..=3 {
+            match self.refresh(suite, None).await {
+                Ok(swapped) => return Some(swapped),
+                Err(e @ MetaError::Invalid(_)) if attempt < 3 => {
+                    tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "upstream inconsistent during refresh; retrying");
+                }
+                Err(e) => {
+                    tracing::warn!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "refresh failed; serving the current generation");
+                    self.metrics.failure(
+                        &format!("{}/{}", self.prefix(suite.mapping), suite.dir),
+                        &format!("refresh failed: {e}"),
+                    );
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Re-checks the upstream Release of `suite` (adding `extra` to its
+    /// Release files); builds and swaps in a new generation if it changed
+    /// (or gained a Release file). True when a generation was swapped in.
+    pub(super) async fn refresh(
+        &self,
+        suite: &Arc<Suite>,
+        extra: Option<&str>,
+    ) -> Result<bool, MetaError> {
+        let Some(cur) = suite.current() else {
+            return Ok(false);
+        };
+        // Retry no sooner than `retry`, whatever happens.
+        suite.state_mut().checked = Some(Instant::now());
+        let mut names: Vec<String> = cur.release_files.clone();
+        if let Some(e) = extra {
+            names.push(e.to_string());
+        }
+        names.sort_by_key(|n| RELEASE_FILES.iter().position(|r| r == n));
+        names.dedup();
+        let required = extra
+            .unwrap_or_else(|| names.first().map_or("InRelease", |s| s.as_str()))
+            .to_string();
+        let (release, files) = self.fetch_release_set(suite, &names, &required).await?;
+        let unchanged = files.iter().all(|(n, b)| {
+            !cur.release_files.contains(n)
+                || std::fs::read(cur.dir.join(n)).is_ok_and(|old| old == b.as_ref())
+        });
+        if unchanged && release == cur.release {
+            // Same generation: the extra file (if any) joins it as is.
+            let _ = extra;
+            if files.iter().any(|(n, _)| !cur.release_files.contains(n)) {
+                // Release-file sets are fixed per generation; rebuild it under a new id with the same indices.
+                let indices = cur.files.read().unwrap_or_else(|e| e.into_inner()).clone();
+                let copies: Vec<_> = indices
+                    .into_iter()
+                    .map(|(rel, cs)| (rel, cs, None))
+                    .collect();
+                self.publish(suite, release, files, copies).await?;
+                return Ok(true);
+            }
+            return Ok(false);
+        }
+        tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, "upstream Release changed; fetching the indices of the new generation");
+        let mut carried = Vec::new();
+        let indices = cur.files.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for (rel, old_cs) in indices {
+            let Some(new_cs) = release.entries.get(&rel) else {
+                continue;
+            };
+            if *new_cs == old_cs {
+                carried.push((rel, old_cs, None));
+                continue;
+            }
+            let temp = self.fetch_index(suite, &release, &rel, new_cs).await?;
+            carried.push((rel, new_cs.clone(), Some(temp)));
+        }
+        self.publish(suite, release, files, carried).await?;
+        Ok(true)
+    }
+
+    /// Background re-checks: every suite older than `check_interval` is refreshed,
+    /// and expired generations are removed, until `shutdown`.
+    pub async fn ticker(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let period =
+            (self.check_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            for suite in self.loaded_suites() {
+                self.expire(&suite);
+                let stale = {
+                    let st = suite.state();
+                    st.current.is_some() && self.is_stale(&st)
+                };
+                if !stale {
+                    continue;
+                }
+                let Ok(_guard) = suite.lock.try_lock() else {
+                    continue;
+                };
+                self.refresh_retrying(&suite).await;
+            }
+        }
+    }
+}
