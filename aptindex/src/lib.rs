@@ -7,7 +7,9 @@
 //! ([`checksum`]), compression ([`compress`]), repository paths and by-hash
 //! ([`path`]), PDiff indices ([`pdiff`]), OpenPGP signatures ([`signature`])
 //! and which Release files to believe ([`trust`]); [`fsmode`] holds the
-//! modes of the files both binaries publish.
+//! modes of the files both binaries publish. [`tree`] is the consistent-tree
+//! machinery both binaries build on: verified staged files, atomic publish
+//! by symlink swap, keep-N generations.
 //!
 //! Everything here is synchronous and does no network I/O; every parser takes
 //! untrusted bytes and returns a typed error instead of panicking.
@@ -26,6 +28,7 @@ pub mod path;
 pub mod pdiff;
 pub mod release;
 pub mod signature;
+pub mod tree;
 pub mod trust;
 
 pub use checksum::{ChecksumError, Checksums, HashKind, Hasher};
