@@ -478,17 +478,17 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
             crate::cache::status_of(u),
         ),
         MetaError::Invalid(m) => (
-            response::text(StatusCode::BAD_GATEWAY, m.clone()),
+            response::text(StatusCode::BAD_GATEWAY, m.to_string()),
             Outcome::Error,
             None,
         ),
         MetaError::Io(m) => (
-            response::text(StatusCode::INTERNAL_SERVER_ERROR, m.clone()),
+            response::text(StatusCode::INTERNAL_SERVER_ERROR, m.to_string()),
             Outcome::Error,
             None,
         ),
-        MetaError::NotListed(m) => (
-            response::text(StatusCode::NOT_FOUND, m.clone()),
+        MetaError::NotListed { .. } => (
+            response::text(StatusCode::NOT_FOUND, e.to_string()),
             Outcome::Refused,
             None,
         ),

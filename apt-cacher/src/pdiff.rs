@@ -15,7 +15,7 @@
 //! when a patch is missing, simply fetches the whole index instead (which
 //! the cacher verifies against the Release).
 
-use crate::generation::{parent, Gen, Generations, Meta, MetaError, Suite};
+use crate::generation::{parent, Gen, Generations, Invalid, LocalIo, Meta, MetaError, Suite};
 use aptindex::checksum::Checksums;
 use aptindex::pdiff::DiffIndex;
 use std::sync::Arc;
@@ -89,27 +89,39 @@ impl Generations {
             aptindex::path::join(&suite.dir, index_rel)
         );
         if index_cs.size > aptindex::pdiff::MAX_DIFF_INDEX_SIZE as u64 {
-            return Err(MetaError::Invalid(format!(
-                "{what}: {} bytes, more than the {} a diff Index may have",
-                index_cs.size,
-                aptindex::pdiff::MAX_DIFF_INDEX_SIZE
-            )));
+            return Err(Invalid::DiffIndexTooLarge {
+                what,
+                size: index_cs.size,
+                max: aptindex::pdiff::MAX_DIFF_INDEX_SIZE,
+            }
+            .into());
         }
         match self.gen_file(suite, gen.clone(), index_rel, index_cs)? {
             Meta::File(_) => {}
-            Meta::Fetching { source, .. } => source
-                .finished()
-                .await
-                .map_err(|e| MetaError::Invalid(format!("{what}: {e}")))?,
+            Meta::Fetching { source, .. } => {
+                source
+                    .finished()
+                    .await
+                    .map_err(|source| Invalid::Download {
+                        what: what.clone(),
+                        source,
+                    })?
+            }
         }
         let file = gen.dir.join(index_rel);
         let data = tokio::task::spawn_blocking(move || std::fs::read(&file))
             .await
-            .map_err(|e| MetaError::Io(format!("{what}: {e}")))?
-            .map_err(|e| MetaError::Io(format!("{what}: {e}")))?;
-        let index = DiffIndex::parse(&data).map_err(|e| {
-            tracing::warn!(index = %what, error = %e, "diff Index unusable");
-            MetaError::Invalid(format!("{what}: {e}"))
+            .map_err(LocalIo::from)?
+            .map_err(|source| LocalIo::Io {
+                what: what.clone(),
+                source,
+            })?;
+        let index = DiffIndex::parse(&data).map_err(|source| {
+            tracing::warn!(index = %what, error = %source, "diff Index unusable");
+            Invalid::DiffIndex {
+                what: what.clone(),
+                source,
+            }
         })?;
         let Some(cs) = index
             .downloads()
@@ -117,15 +129,16 @@ impl Generations {
             .map(|(_, cs)| cs.clone())
         else {
             tracing::info!(index = %what, patch = %name, generation = gen.id, "patch not listed by the diff Index of the client's generation");
-            return Err(MetaError::NotListed(format!(
-                "{path}: not listed by {what} (generation {})",
-                gen.id
-            )));
+            return Err(MetaError::NotListed {
+                path: path.to_string(),
+                index: what,
+                generation: gen.id,
+            });
         };
         let url = self
             .router
             .upstream_url(suite.mapping, path)
-            .ok_or_else(|| MetaError::Invalid(format!("bad path {path}")))?;
+            .ok_or_else(|| Invalid::BadPath(path.to_string()))?;
         self.gen_file_from(suite, gen, patch_rel, cs, vec![url])
     }
 }

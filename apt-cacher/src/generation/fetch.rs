@@ -12,7 +12,7 @@ impl Generations {
         let path = aptindex::path::join(&suite.dir, name);
         self.router
             .upstream_url(suite.mapping, &path)
-            .ok_or_else(|| MetaError::Invalid(format!("bad path {path}")))
+            .ok_or_else(|| Invalid::BadPath(path).into())
     }
 
     /// Fetches the Release-type files `names` (those after the first may be
@@ -54,25 +54,28 @@ impl Generations {
                 }
             };
             if name != "Release.gpg" {
-                let parsed = Release::parse_any(&bytes).map_err(|e| {
-                    let what = format!("{url}: cannot parse: {e}");
-                    tracing::warn!(url = %url, error = %e, "upstream Release unusable");
-                    self.metrics.failure(url.as_str(), &what);
-                    MetaError::Invalid(what)
+                let parsed = Release::parse_any(&bytes).map_err(|source| {
+                    tracing::warn!(url = %url, error = %source, "upstream Release unusable");
+                    let e = Invalid::Unparsable {
+                        url: url.to_string(),
+                        source,
+                    };
+                    self.metrics.failure(url.as_str(), &e.to_string());
+                    e
                 })?;
                 match &release {
                     Some(r) if *r != parsed => {
-                        return Err(MetaError::Invalid(format!(
-                            "{url} differs from the other Release file (upstream changing?)"
-                        )))
+                        return Err(Invalid::Disagree {
+                            url: url.to_string(),
+                        }
+                        .into())
                     }
                     _ => release = Some(parsed),
                 }
             }
             got.push((name.clone(), bytes));
         }
-        let release =
-            release.ok_or_else(|| MetaError::Invalid("no Release or InRelease".into()))?;
+        let release = release.ok_or(Invalid::NoRelease)?;
         Ok((release, got))
     }
 
@@ -135,13 +138,13 @@ impl Generations {
             commit: Commit::Hand(kept_tx),
         };
         let (source, _) = self.downloads.start(job);
-        source
-            .finished()
-            .await
-            .map_err(|e| MetaError::Invalid(e.to_string()))?;
-        kept_rx
-            .await
-            .map_err(|_| MetaError::Io(format!("{rel}: downloaded but not kept")))
+        source.finished().await.map_err(Invalid::Refetch)?;
+        kept_rx.await.map_err(|_| {
+            LocalIo::NotKept {
+                rel: rel.to_string(),
+            }
+            .into()
+        })
     }
 
     /// Upstream URLs for an index: by-hash first when the Release allows it.

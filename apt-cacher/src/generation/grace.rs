@@ -52,7 +52,7 @@ pub(super) fn remove_gens(dead: Vec<(Arc<Gen>, Instant)>) {
         tracing::debug!(dir = %dir.display(), "removing expired generation");
         // Readers holding open files keep them; the directory goes now.
         std::thread::spawn(move || {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = aptindex::tree::generations::remove(&dir);
         });
     }
 }

@@ -4,7 +4,6 @@
 //! the same modification time on every file).
 
 use super::*;
-use std::io::Write;
 
 /// Escapes a suite directory into one file name.
 pub(super) fn escape_dir(dir: &str) -> String {
@@ -23,16 +22,7 @@ pub(super) fn unescape_dir(name: &str) -> String {
 
 pub(super) fn sync_dir(dir: &Path) {
     // Durability only; failures here do not affect consistency.
-    let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-}
-
-pub(super) fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    if let Some(p) = path.parent() {
-        aptindex::fsmode::create_dir_all(p)?;
-    }
-    let mut f = aptindex::fsmode::create_file(path)?;
-    f.write_all(data)?;
-    f.sync_all()
+    let _ = aptindex::tree::atomic::fsync_dir(dir);
 }
 
 /// Sets the modification time of every file under `dir`.

@@ -35,7 +35,7 @@ mod refresh;
 mod suite;
 
 pub use crate::cache::Found as Meta;
-pub use error::MetaError;
+pub use error::{Invalid, LocalIo, MetaError};
 pub use gen::{Gen, GenInfo};
 pub use refresh::ReleaseAnswer;
 pub use suite::Suite;
@@ -59,9 +59,8 @@ use std::time::{Duration, Instant, SystemTime};
 use suite::SuiteState;
 
 /// The Release-type file names, in the order they are fetched.
-pub const RELEASE_FILES: [&str; 3] = ["InRelease", "Release", "Release.gpg"];
-/// Largest Release file accepted.
-const RELEASE_LIMIT: u64 = 64 << 20;
+pub use aptindex::tree::RELEASE_FILES;
+use aptindex::tree::RELEASE_LIMIT;
 /// Largest decompressed index parsed for pool checksums.
 const INDEX_LIMIT: u64 = 2 << 30;
 

@@ -39,8 +39,8 @@ impl Generations {
             let _ = std::fs::remove_dir_all(&gen_dir);
             aptindex::fsmode::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
             for (name, data) in &files {
-                write_synced(&gen_dir.join(name), data)
-                    .map_err(io_err(gen_dir.join(name).display()))?;
+                aptindex::tree::atomic::write_file(&gen_dir.join(name), data)
+                    .map_err(LocalIo::from)?;
             }
             let gen = Gen {
                 id,
@@ -60,15 +60,14 @@ impl Generations {
                 match (temp, &old_dir) {
                     (Some(t), _) => t
                         .persist(&dest)
-                        .map_err(|e| MetaError::Io(format!("{}: {}", dest.display(), e.error)))?,
+                        .map_err(|e| io_err(dest.display())(e.error))?,
                     (None, Some(od)) => {
                         let src = od.join(&rel);
                         if std::fs::hard_link(&src, &dest).is_err() {
                             std::fs::copy(&src, &dest).map_err(io_err(src.display()))?;
                         }
                         // Kept 0600 by an older version: given the cache's mode.
-                        aptindex::fsmode::heal_path(&dest)
-                            .map_err(|e| MetaError::Io(e.to_string()))?;
+                        aptindex::fsmode::heal_path(&dest).map_err(LocalIo::from)?;
                     }
                     (None, None) => continue,
                 }
@@ -83,18 +82,17 @@ impl Generations {
             }
             set_mtimes(&gen_dir, stamp);
             sync_tree(&gen_dir);
-            // Atomic pointer swap.
-            let tmp_link = suite_path.join("current.tmp");
-            let _ = std::fs::remove_file(&tmp_link);
-            std::os::unix::fs::symlink(format!("gen-{id}"), &tmp_link)
-                .map_err(io_err(tmp_link.display()))?;
-            std::fs::rename(&tmp_link, suite_path.join("current"))
-                .map_err(io_err(suite_path.display()))?;
-            sync_dir(&suite_path);
+            // Atomic pointer swap (new symlink, rename, directory fsync).
+            aptindex::tree::atomic::swap_symlink(
+                &suite_path.join("current"),
+                Path::new(&format!("gen-{id}")),
+                "current.tmp",
+            )
+            .map_err(LocalIo::from)?;
             Ok(gen)
         })
         .await
-        .map_err(|e| MetaError::Io(e.to_string()))??;
+        .map_err(LocalIo::from)??;
         let gen = Arc::new(built);
         self.metrics.generation_swapped();
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, generation = id, "new metadata generation");

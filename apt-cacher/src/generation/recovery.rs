@@ -70,10 +70,14 @@ pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaE
                 .and_then(|s| s.strip_prefix("gen-"))
                 .and_then(|n| n.parse::<u64>().ok())
         });
-    for (id, path) in &gens {
-        if Some(*id) != current {
-            let _ = std::fs::remove_dir_all(path);
-        }
+    // Only the current generation is kept: the others were left by a
+    // crash or belonged to clients of a previous run.
+    let names = gens.keys().map(|id| format!("gen-{id}")).collect();
+    let current_name = current.map(|id| format!("gen-{id}"));
+    let selection =
+        aptindex::tree::generations::select(names, current_name.as_deref(), 0, |_| false);
+    for name in selection.doomed {
+        let _ = aptindex::tree::generations::remove(&suite.path.join(name));
     }
     let Some(id) = current else {
         return Ok((None, max_id + 1));
@@ -89,10 +93,10 @@ pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaE
         release_files.push(name.to_string());
         if name != "Release.gpg" && release.is_none() {
             let data = std::fs::read(&p).map_err(io_err(p.display()))?;
-            release = Some(
-                Release::parse_any(&data)
-                    .map_err(|e| MetaError::Invalid(format!("{}: {e}", p.display())))?,
-            );
+            release = Some(Release::parse_any(&data).map_err(|source| Invalid::Stored {
+                path: p.clone(),
+                source,
+            })?);
         }
     }
     let Some(release) = release else {

@@ -50,9 +50,7 @@ impl Generations {
         name: &str,
         client: IpAddr,
     ) -> Result<ReleaseAnswer, MetaError> {
-        let suite = self
-            .suite(mapping, dir)
-            .ok_or_else(|| MetaError::Invalid("no such mapping".into()))?;
+        let suite = self.suite(mapping, dir).ok_or(Invalid::NoMapping)?;
         let started = Instant::now();
         let (gen, outcome) = {
             let _guard = suite.lock.lock().await;
@@ -73,20 +71,16 @@ impl Generations {
                     None => Outcome::Hit,
                 };
             }
-            let cur = suite
-                .current()
-                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            let cur = suite.current().ok_or(Invalid::NoGeneration)?;
             if !cur.release_files.iter().any(|f| f == name) {
                 self.refresh(&suite, Some(name)).await?;
                 outcome = Outcome::Miss;
             }
-            let gen = suite
-                .current()
-                .ok_or_else(|| MetaError::Invalid("no generation".into()))?;
+            let gen = suite.current().ok_or(Invalid::NoGeneration)?;
             (gen, outcome)
         };
         if !gen.release_files.iter().any(|f| f == name) {
-            return Err(MetaError::Invalid(format!("{name} not available")));
+            return Err(Invalid::NotAvailable(name.to_string()).into());
         }
         self.record_client(client, &suite, &gen);
         // Upstream answered when a Release was fetched or re-checked. The
