@@ -10,6 +10,7 @@ use super::fetch::Task;
 use super::key::CacheKey;
 use super::progress::Progress;
 use super::reader::Source;
+use super::Found;
 use crate::metrics::Metrics;
 use crate::upstream::Upstream;
 use aptindex::checksum::Checksums;
@@ -33,6 +34,24 @@ pub struct Job {
     pub temp: (std::fs::File, TempPath),
     /// Where the verified file goes.
     pub commit: Commit,
+}
+
+/// A download started or joined.
+#[derive(Debug)]
+pub struct Started {
+    /// What responses stream from.
+    pub source: Arc<Source>,
+    /// True when it was already in flight (coalesced).
+    pub joined: bool,
+}
+
+impl From<Started> for Found {
+    fn from(s: Started) -> Found {
+        Found::Fetching {
+            source: s.source,
+            joined: s.joined,
+        }
+    }
 }
 
 /// The table of downloads in flight (the cacher's one, shared by the
@@ -80,11 +99,14 @@ impl InFlight {
 
     /// Joins the download of `job.key` if one is in flight, otherwise starts
     /// `job`. Returns the source and whether it was joined (coalesced).
-    pub fn start(self: &Arc<Self>, job: Job) -> (Arc<Source>, bool) {
+    pub fn start(self: &Arc<Self>, job: Job) -> Started {
         let key = job.key.coalesce_key();
         let mut map = self.lock();
         if let Some(s) = map.get(&key) {
-            return (s.clone(), true);
+            return Started {
+                source: s.clone(),
+                joined: true,
+            };
         }
         let (file, temp) = job.temp;
         let file = Arc::new(file);
@@ -119,7 +141,10 @@ impl InFlight {
             drop(_leave);
             tx.send_modify(|p| p.outcome = Some(result.map_err(Arc::new)));
         });
-        (source, false)
+        Started {
+            source,
+            joined: false,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ pub mod progress;
 pub mod reader;
 pub mod storage;
 
-pub use coalesce::{InFlight, Job};
+pub use coalesce::{InFlight, Job, Started};
 pub use commit::{Commit, Destination};
 pub use error::{CacheError, CommitError, DownloadError, LocalError, VerifyError};
 pub use key::CacheKey;
@@ -103,8 +103,8 @@ impl Cache {
             temp,
             commit,
         };
-        let (source, joined) = self.inflight.start(job);
-        if key.expected().is_none() && !joined {
+        let started = self.inflight.start(job);
+        if key.expected().is_none() && !started.joined {
             // No index of any served suite names it: nothing to verify against.
             self.metrics.unverified_download();
             match key {
@@ -121,6 +121,6 @@ impl Cache {
                 CacheKey::Generation { .. } | CacheKey::Refresh { .. } => {}
             }
         }
-        Ok(Found::Fetching { source, joined })
+        Ok(started.into())
     }
 }

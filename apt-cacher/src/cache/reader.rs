@@ -34,6 +34,12 @@ const AHEAD_BUFFERS: u64 = 3;
 /// Number of response bodies currently streaming.
 static ACTIVE_BODIES: AtomicUsize = AtomicUsize::new(0);
 
+/// A body's share of the memory budget (see [`BodyGuard::plan`]).
+struct Plan {
+    chunk: u64,
+    read_ahead: bool,
+}
+
 /// Counts one streaming body while alive.
 struct BodyGuard;
 impl BodyGuard {
@@ -41,16 +47,22 @@ impl BodyGuard {
         ACTIVE_BODIES.fetch_add(1, Ordering::Relaxed);
         BodyGuard
     }
-    /// The chunk size, and whether a body may read its next chunk while the
-    /// previous one is being sent (only when its share of the budget holds
-    /// `AHEAD_BUFFERS` chunks of at least `MIN_CHUNK`).
-    fn plan() -> (u64, bool) {
+    /// How a body reads now: its chunk size, and whether it may read its
+    /// next chunk while the previous one is being sent (only when its share
+    /// of the budget holds `AHEAD_BUFFERS` chunks of at least `MIN_CHUNK`).
+    fn plan() -> Plan {
         let active = ACTIVE_BODIES.load(Ordering::Relaxed).max(1) as u64;
         let share = READ_BUDGET / active;
         if share >= AHEAD_BUFFERS * MIN_CHUNK {
-            ((share / AHEAD_BUFFERS).min(MAX_CHUNK), true)
+            Plan {
+                chunk: (share / AHEAD_BUFFERS).min(MAX_CHUNK),
+                read_ahead: true,
+            }
         } else {
-            (share.clamp(MIN_CHUNK, MAX_CHUNK), false)
+            Plan {
+                chunk: share.clamp(MIN_CHUNK, MAX_CHUNK),
+                read_ahead: false,
+            }
         }
     }
 }
@@ -253,7 +265,10 @@ impl Source {
                     }
                 };
                 self.pos += n;
-                let (chunk, ahead) = BodyGuard::plan();
+                let Plan {
+                    chunk,
+                    read_ahead: ahead,
+                } = BodyGuard::plan();
                 let ahead = ahead && read_ahead && !self.hot;
                 self.bufs
                     .keep(&buf, if ahead { AHEAD_BUFFERS as usize } else { 1 });
@@ -341,7 +356,7 @@ impl Source {
                     }
                 }
                 if st.pos < limit {
-                    let n = (limit - st.pos).min(BodyGuard::plan().0);
+                    let n = (limit - st.pos).min(BodyGuard::plan().chunk);
                     let read = if st.hot {
                         read_chunk(&st.file, st.pos, st.bufs.take(n as usize))
                     } else {

@@ -137,7 +137,7 @@ impl Generations {
             temp: (file, temp),
             commit: Commit::Hand(kept_tx),
         };
-        let (source, _) = self.downloads.start(job);
+        let source = self.downloads.start(job).source;
         source.finished().await.map_err(Invalid::Refetch)?;
         kept_rx.await.map_err(|_| {
             LocalIo::NotKept {
@@ -216,7 +216,6 @@ impl Generations {
                 expected: cs,
             })),
         };
-        let (source, joined) = self.downloads.start(job);
-        Ok(Meta::Fetching { source, joined })
+        Ok(self.downloads.start(job).into())
     }
 }
