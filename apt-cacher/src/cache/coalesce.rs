@@ -8,7 +8,7 @@
 use super::commit::Commit;
 use super::fetch::Task;
 use super::key::CacheKey;
-use super::progress::Progress;
+use super::progress::DownloadState;
 use super::reader::Source;
 use super::Found;
 use crate::metrics::Metrics;
@@ -110,7 +110,7 @@ impl InFlight {
         }
         let (file, temp) = job.temp;
         let file = Arc::new(file);
-        let (tx, rx) = watch::channel(Progress::default());
+        let (tx, rx) = watch::channel(DownloadState::default());
         let source = Arc::new(Source {
             hot: true,
             file: file.clone(),

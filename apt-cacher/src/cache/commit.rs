@@ -5,7 +5,7 @@
 //! gets here; a file that cannot be synced is not kept.
 
 use super::error::{CommitError, VerifyError};
-use super::progress::Progress;
+use super::progress::DownloadState;
 use super::storage::Storage;
 use crate::metrics::Metrics;
 use aptindex::checksum::{ChecksumError, Checksums};
@@ -123,7 +123,7 @@ pub(super) async fn keep(
     commit: Commit,
     file: Arc<std::fs::File>,
     temp: TempPath,
-    tx: &watch::Sender<Progress>,
+    tx: &watch::Sender<DownloadState>,
     what: &str,
     written: u64,
 ) {

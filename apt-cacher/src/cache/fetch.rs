@@ -5,7 +5,7 @@
 
 use super::commit::{keep, verify, Commit};
 use super::error::{DownloadError, LocalError, VerifyError};
-use super::progress::{status_of, Head, InFlightMap, Progress, UpstreamNote, PUBLISH_EVERY};
+use super::progress::{status_of, DownloadState, Head, InFlightMap, UpstreamNote, PUBLISH_EVERY};
 use crate::mapped;
 use crate::metrics::Metrics;
 use crate::upstream::{Upstream, UpstreamError};
@@ -21,7 +21,7 @@ use tokio::sync::watch;
 pub(super) struct Task {
     pub(super) file: Arc<std::fs::File>,
     pub(super) temp: TempPath,
-    pub(super) tx: watch::Sender<Progress>,
+    pub(super) tx: watch::Sender<DownloadState>,
     pub(super) urls: Vec<Url>,
     pub(super) expected: Option<Checksums>,
     pub(super) what: String,

@@ -47,7 +47,7 @@ pub fn status_of(e: &UpstreamError) -> Option<u16> {
 
 /// The state of one download as its readers see it.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Progress {
+pub(super) struct DownloadState {
     pub(super) written: u64,
     /// The whole (pre-sized) temporary file mapped, for large downloads of
     /// known length: readers slice the bytes already written out of it.
@@ -57,7 +57,7 @@ pub(super) struct Progress {
     pub(super) outcome: Option<Result<(), Arc<DownloadError>>>,
 }
 
-/// The map of a download in flight ([`Progress::map`]); its `Debug` shows
+/// The map of a download in flight ([`DownloadState::map`]); its `Debug` shows
 /// only the length (never the bytes, which may not be written yet).
 #[derive(Clone)]
 pub(super) struct InFlightMap(pub(super) Bytes);
@@ -73,7 +73,7 @@ impl std::fmt::Debug for InFlightMap {
 /// once every byte is in, nothing more until the (imminent) verdict, so the
 /// rest goes out in one piece rather than all but one byte now and one
 /// later.
-pub(super) fn sendable(p: &Progress, pos: u64) -> u64 {
+pub(super) fn sendable(p: &DownloadState, pos: u64) -> u64 {
     match &p.head {
         Some(Head {
             length: Some(len),

@@ -13,7 +13,7 @@
 //! as far as the shared memory budget (`READ_BUDGET`) allows.
 
 use super::error::{DownloadError, LocalError};
-use super::progress::{sendable, Head, InFlightMap, Progress, UpstreamNote};
+use super::progress::{sendable, DownloadState, Head, InFlightMap, UpstreamNote};
 use crate::mapped;
 use bytes::{Bytes, BytesMut};
 use std::os::unix::fs::FileExt;
@@ -119,7 +119,7 @@ fn read_chunk(file: &std::fs::File, pos: u64, mut buf: BytesMut) -> std::io::Res
 #[derive(Debug)]
 pub struct Source {
     pub(super) file: Arc<std::fs::File>,
-    pub(super) rx: watch::Receiver<Progress>,
+    pub(super) rx: watch::Receiver<DownloadState>,
     /// True for a download in flight: its bytes were just written and sit in
     /// the page cache, so reading them cannot block on the disk and is done
     /// inline; complete files are read on the blocking pool.
@@ -130,7 +130,7 @@ impl Source {
     /// A complete file (a cache hit).
     pub fn complete(file: std::fs::File, last_modified: Option<String>) -> std::io::Result<Source> {
         let len = file.metadata()?.len();
-        let progress = Progress {
+        let progress = DownloadState {
             written: len,
             map: None,
             head: Some(Head {
@@ -227,7 +227,7 @@ impl Source {
     ) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
         struct St {
             file: Arc<std::fs::File>,
-            rx: watch::Receiver<Progress>,
+            rx: watch::Receiver<DownloadState>,
             pos: u64,
             end: Option<u64>,
             done: bool,

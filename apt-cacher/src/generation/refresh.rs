@@ -19,6 +19,15 @@ pub struct ReleaseAnswer {
     pub upstream: Option<UpstreamNote>,
 }
 
+/// What re-checking upstream's Release did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checked {
+    /// A new generation was swapped in.
+    Swapped,
+    /// Upstream is unchanged: the current generation stays.
+    Unchanged,
+}
+
 impl Generations {
     pub(super) fn is_stale(&self, st: &SuiteState) -> bool {
         let Some(checked) = st.checked else {
@@ -65,8 +74,8 @@ impl Generations {
                 outcome = Outcome::Miss;
             } else if stale {
                 outcome = match self.refresh_retrying(&suite).await {
-                    Some(true) => Outcome::Miss,
-                    Some(false) => Outcome::Revalidated,
+                    Some(Checked::Swapped) => Outcome::Miss,
+                    Some(Checked::Unchanged) => Outcome::Revalidated,
                     // Upstream failed: the current generation is served as is.
                     None => Outcome::Hit,
                 };
@@ -102,12 +111,12 @@ impl Generations {
 
     /// [`Self::refresh`], tried again (up to 3 times) when upstream changed
     /// while it was being read; failures are logged and the current
-    /// generation stays. `Some(swapped)` when upstream was read, `None` when
-    /// the refresh failed.
-    pub(super) async fn refresh_retrying(&self, suite: &Arc<Suite>) -> Option<bool> {
+    /// generation stays. `Some` when upstream was read, `None` when the
+    /// refresh failed.
+    pub(super) async fn refresh_retrying(&self, suite: &Arc<Suite>) -> Option<Checked> {
         for attempt in 1..=3 {
             match self.refresh(suite, None).await {
-                Ok(swapped) => return Some(swapped),
+                Ok(checked) => return Some(checked),
                 Err(e @ MetaError::Invalid(_)) if attempt < 3 => {
                     tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "upstream inconsistent during refresh; retrying");
                 }
@@ -126,14 +135,14 @@ impl Generations {
 
     /// Re-checks the upstream Release of `suite` (adding `extra` to its
     /// Release files); builds and swaps in a new generation if it changed
-    /// (or gained a Release file). True when a generation was swapped in.
+    /// (or gained a Release file).
     pub(super) async fn refresh(
         &self,
         suite: &Arc<Suite>,
         extra: Option<&str>,
-    ) -> Result<bool, MetaError> {
+    ) -> Result<Checked, MetaError> {
         let Some(cur) = suite.current() else {
-            return Ok(false);
+            return Ok(Checked::Unchanged);
         };
         // Retry no sooner than `retry`, whatever happens.
         suite.state_mut().checked = Some(Instant::now());
@@ -162,9 +171,9 @@ impl Generations {
                     .map(|(rel, cs)| (rel, cs, None))
                     .collect();
                 self.publish(suite, release, files, copies).await?;
-                return Ok(true);
+                return Ok(Checked::Swapped);
             }
-            return Ok(false);
+            return Ok(Checked::Unchanged);
         }
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, "upstream Release changed; fetching the indices of the new generation");
         let mut carried = Vec::new();
@@ -181,7 +190,7 @@ impl Generations {
             carried.push((rel, new_cs.clone(), Some(temp)));
         }
         self.publish(suite, release, files, carried).await?;
-        Ok(true)
+        Ok(Checked::Swapped)
     }
 
     /// Background re-checks: every suite older than `check_interval` is refreshed,
