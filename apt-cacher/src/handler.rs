@@ -357,15 +357,7 @@ impl App {
                 Err(e) => meta_error(&e, negative, asked),
             };
         }
-        // Pool files are never metadata: skip the suite lookup for them.
-        let found = if path.starts_with("pool/") {
-            None
-        } else if let Some(patch) = self.gens.patch_file(mapping, path, client).await {
-            Some(patch)
-        } else {
-            self.gens.index_file(mapping, path, client).await
-        };
-        if let Some(found) = found {
+        if let Some(found) = self.gens.meta_file(mapping, path, client).await {
             return match found {
                 Ok(found) => self.serve(found, path, headers, is_head, None).await,
                 Err(e) => meta_error(&e, false, Instant::now()),

@@ -155,18 +155,17 @@ impl Generations {
         rel: &str,
         cs: &Checksums,
     ) -> Vec<reqwest::Url> {
+        use aptindex::tree::release_files::{fetch_candidates, ByHash, Plain};
         let path = aptindex::path::join(&suite.dir, rel);
-        let mut urls = Vec::new();
-        if release.acquire_by_hash {
-            if let Some(kind) = cs.strongest() {
-                if let Some(hex) = cs.hex(kind) {
-                    let bh = aptindex::path::by_hash_path(&path, kind, &hex);
-                    urls.extend(self.router.upstream_url(suite.mapping, &bh));
-                }
-            }
-        }
-        urls.extend(self.router.upstream_url(suite.mapping, &path));
-        urls
+        let by_hash = if release.acquire_by_hash {
+            ByHash::Strongest
+        } else {
+            ByHash::Off
+        };
+        fetch_candidates(&path, cs, by_hash, Plain::Include)
+            .iter()
+            .filter_map(|p| self.router.upstream_url(suite.mapping, p))
+            .collect()
     }
 
     /// Serves `rel` of `gen`, fetching and verifying it into the generation if needed.

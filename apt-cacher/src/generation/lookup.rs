@@ -5,6 +5,25 @@
 use super::*;
 
 impl Generations {
+    /// The metadata file at repository path `path` of `mapping` for
+    /// `client`: a PDiff patch ([`crate::pdiff`]), or an index or by-hash
+    /// file a served suite's Release lists. `None` for anything else (pool
+    /// files are never metadata: no suite lookup for them).
+    pub async fn meta_file(
+        &self,
+        mapping: usize,
+        path: &str,
+        client: IpAddr,
+    ) -> Option<Result<Meta, MetaError>> {
+        if path.starts_with("pool/") {
+            return None;
+        }
+        if let Some(patch) = self.patch_file(mapping, path, client).await {
+            return Some(patch);
+        }
+        self.index_file(mapping, path, client).await
+    }
+
     /// Finds the generation file for repository path `path` of `mapping`:
     /// an index listed by a suite's Release, or a by-hash path. `None` when
     /// no known suite lists it.
