@@ -42,7 +42,7 @@ impl Generations {
                 Err(e) => {
                     if !negative {
                         self.metrics.upstream_error(&url);
-                        // A 404 is counted but is no "recent failure" (see download.rs).
+                        // A 404 is counted but is no "recent failure" (see cache/fetch.rs).
                         if matches!(e, UpstreamError::NotFound { .. }) {
                             tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
                         } else {
