@@ -9,10 +9,12 @@
 //! the current snapshot is kept, and no snapshot ever publishes an Index
 //! whose patch does not match it. Patches the new Index no longer lists
 //! stay one more snapshot, like every file dropped upstream
-//! (`carried_files` in mirror.rs), for clients that read the previous
+//! (`carried_files` in mirror/pool_target.rs), for clients that read the previous
 //! InRelease; then they go.
 
-use super::{MirrorError, Update};
+use super::place::{Found, Placement};
+use super::run::Update;
+use super::MirrorError;
 use crate::plan::{self, IndexFile, PlanError};
 use crate::progress::Progress;
 use crate::snapshot::{ReuseIndex, Snapshot};
@@ -86,18 +88,20 @@ impl Update<'_> {
                 let old = reuse.find(path, sums);
                 let found = self
                     .place(
-                        &new.tree.join(path),
-                        None,
-                        path,
-                        sums,
-                        old,
-                        std::slice::from_ref(path),
+                        Placement {
+                            path,
+                            sums,
+                            dest: &new.tree.join(path),
+                            tmp: None,
+                            old,
+                            candidates: std::slice::from_ref(path),
+                        },
                         progress,
                     )
                     .await?;
                 match found {
-                    Some(()) => record(path, sums),
-                    None => {
+                    Found::Placed => record(path, sums),
+                    Found::NotUpstream => {
                         let url = self.url(path)?;
                         tracing::warn!(mirror = %self.cfg.id, url = %url, "pdiff patch listed in its Index but not found upstream; clients fall back to the whole index");
                     }
