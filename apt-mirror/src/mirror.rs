@@ -24,6 +24,7 @@ mod build;
 mod indices;
 mod pdiff;
 mod place;
+mod pool_files;
 mod pool_target;
 mod release;
 mod report;

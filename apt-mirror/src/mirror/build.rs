@@ -1,24 +1,76 @@
 //! Steps 3 to 7 of an update: the new snapshot's tree, from the Release
-//! files believed to the `info.json` that describes it.
+//! files believed to the `info.json` that describes it. Each step is a
+//! method of its own file; this one runs them in order and holds what they
+//! share ([`Building`]).
 
-use super::place::{file_size, link_all, link_file, newer_than, Job};
-use super::pool_target::{carried_files, check_held};
+use super::place::{link_file, newer_than};
 use super::release::SuiteReleases;
 use super::run::Update;
 use super::{MirrorError, TMP_DIR};
 use crate::plan::{self, IndexFile};
-use crate::pool;
 use crate::progress::{Progress, Reporter};
-use crate::snapshot::{FileInfo, Info, Reuse, ReuseIndex, Snapshot, Withheld};
+use crate::snapshot::{FileInfo, Info, ReuseIndex, Snapshot, Withheld};
 use aptindex::checksum::Checksums;
 use aptindex::trust::{Decision, ReleaseFile};
-use futures_util::{StreamExt, TryStreamExt};
-use std::collections::{BTreeMap, HashSet};
-use std::sync::atomic::Ordering;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// What the steps of one build share.
+pub(super) struct Building<'a> {
+    /// The snapshot being built.
+    pub(super) new: &'a Snapshot,
+    /// The published snapshot, if any.
+    pub(super) current: Option<&'a Snapshot>,
+    /// Its `info.json`, if readable.
+    pub(super) current_info: Option<&'a Info>,
+    /// Its files that can replace downloads.
+    pub(super) reuse: ReuseIndex<'a>,
+    /// Download progress of the run.
+    pub(super) progress: Arc<Progress>,
+    /// Temporary files of downloads into the shared pool.
+    pub(super) tmp: PathBuf,
+    /// The files of the new tree so far.
+    pub(super) files: Recorded,
+    /// When the build started (for the debug timings).
+    pub(super) t0: Instant,
+}
+
+/// The files of the new tree so far, with their size and hashes: the
+/// `files` of its `info.json`.
+#[derive(Debug, Default)]
+pub(super) struct Recorded(Mutex<BTreeMap<String, FileInfo>>);
+
+impl Recorded {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FileInfo>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records `path` with `sums`.
+    pub(super) fn record(&self, path: &str, sums: &Checksums) {
+        self.lock()
+            .insert(path.to_string(), FileInfo::from_checksums(sums));
+    }
+
+    /// Records entries already described.
+    pub(super) fn extend(&self, entries: impl IntoIterator<Item = (String, FileInfo)>) {
+        self.lock().extend(entries);
+    }
+
+    /// The paths recorded so far.
+    pub(super) fn paths(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    fn into_inner(self) -> BTreeMap<String, FileInfo> {
+        self.0.into_inner().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 impl Update<'_> {
+    /// Builds the tree of `new` (the Release files `releases`, believed as
+    /// `parsed` says) and returns its `info.json`.
     pub(super) async fn build(
         &self,
         new: &Snapshot,
@@ -28,8 +80,6 @@ impl Update<'_> {
         current_info: Option<&Info>,
         fingerprint: String,
     ) -> Result<Info, MirrorError> {
-        let t0 = Instant::now();
-        let tmp = new.dir.join(TMP_DIR);
         let reuse = match (current, current_info) {
             (Some(c), Some(i)) => ReuseIndex::new(&c.tree, i),
             (Some(c), None) => {
@@ -38,17 +88,49 @@ impl Update<'_> {
             }
             _ => ReuseIndex::default(),
         };
-        let files: Mutex<BTreeMap<String, FileInfo>> = Mutex::new(BTreeMap::new());
-        let record = |path: &str, sums: &Checksums| {
-            files
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(path.to_string(), FileInfo::from_checksums(sums));
+        let b = Building {
+            new,
+            current,
+            current_info,
+            reuse,
+            progress: Progress::new(),
+            tmp: new.dir.join(TMP_DIR),
+            files: Recorded::default(),
+            t0: Instant::now(),
         };
+        let withheld = self.place_release_files(&b, releases, parsed)?;
+        let _reporter =
+            Reporter::start(&self.cfg.id, b.progress.clone(), self.ctx.progress_interval);
+        let indices = super::indices::select_all(self.cfg, releases, parsed)?;
+        let present = self.fetch_indices(&b, &indices).await?;
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = b.t0.elapsed().as_millis() as u64, "indices fetched");
+        let carried = self.place_pool_files(&b, &indices, &present).await?;
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = b.t0.elapsed().as_millis() as u64, "pool files placed");
+        let by_hash = self.link_by_hash(&b, &present)?;
+        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = b.t0.elapsed().as_millis() as u64, "by-hash and carried files linked");
+        // The upstream must not have changed meanwhile.
+        self.check_unchanged(releases).await?;
+        Ok(Info {
+            format: 1,
+            id: self.cfg.id.clone(),
+            created: chrono::Utc::now().to_rfc3339(),
+            config: fingerprint,
+            files: b.files.into_inner(),
+            by_hash,
+            carried,
+            withheld,
+        })
+    }
 
-        // Release files, as fetched, those that verified (or all, without
-        // a keyring); the others are only recorded, so that the next run
-        // recognises an upstream still serving the same bytes.
+    /// Writes the Release files, as fetched, that verified (or all, without
+    /// a keyring); the others are only recorded (returned), so that the
+    /// next run recognises an upstream still serving the same bytes.
+    fn place_release_files(
+        &self,
+        b: &Building<'_>,
+        releases: &[SuiteReleases],
+        parsed: &[Decision],
+    ) -> Result<BTreeMap<String, Withheld>, MirrorError> {
         let mut withheld = BTreeMap::new();
         for (r, decision) in releases.iter().zip(parsed) {
             for (file, data) in ReleaseFile::ALL.into_iter().zip(&r.files) {
@@ -68,221 +150,27 @@ impl Update<'_> {
                         );
                         continue;
                     }
-                    let dest = new.tree.join(&path);
+                    let dest = b.new.tree.join(&path);
                     aptindex::tree::atomic::write_file(&dest, data)?;
-                    if let Some(cur) = current {
+                    if let Some(cur) = b.current {
                         newer_than(&dest, &cur.tree.join(&path));
                     }
-                    record(&path, &Checksums::of_bytes(data));
+                    b.files.record(&path, &Checksums::of_bytes(data));
                 }
             }
         }
+        Ok(withheld)
+    }
 
-        // Indices.
-        let mut indices: Vec<IndexFile> = Vec::new();
-        for (r, decision) in releases.iter().zip(parsed) {
-            let (rel, other) = (&decision.release, &decision.other);
-            let main = plan::select_indices(self.cfg, &r.suite, rel)?;
-            if let Some(other) = other {
-                for mut idx in plan::select_indices(self.cfg, &r.suite, other)? {
-                    if !main
-                        .iter()
-                        .any(|m| m.path == idx.path && m.checksums == idx.checksums)
-                    {
-                        idx.by_hash_only = true;
-                        idx.group = format!("{} (other Release)", idx.group);
-                        indices.push(idx);
-                    }
-                }
-            }
-            indices.extend(main);
-        }
-        let progress = Progress::new();
-        let _reporter = Reporter::start(&self.cfg.id, progress.clone(), self.ctx.progress_interval);
-        let present: Vec<Option<IndexFile>> = futures_util::stream::iter(indices.iter())
-            .map(|idx| self.fetch_index(new, idx, &reuse, &progress))
-            .buffer_unordered(self.ctx.parallel)
-            .try_collect()
-            .await?;
-        let present: Vec<IndexFile> = present.into_iter().flatten().collect();
-        for idx in &present {
-            record(&idx.stored_path(), &idx.checksums);
-        }
-        // PDiffs: the patches each diff Index lists, verified against it.
-        self.place_patches(new, &present, &reuse, &progress, &record)
-            .await?;
-        // Every group needs one variant; Packages and Sources are required.
-        let have: HashSet<&str> = present.iter().map(|i| i.group.as_str()).collect();
-        for idx in &indices {
-            if !have.contains(idx.group.as_str()) && !idx.by_hash_only {
-                let url = self.url(&idx.path)?.to_string();
-                if matches!(
-                    idx.kind,
-                    Some(aptindex::IndexKind::Packages | aptindex::IndexKind::Sources)
-                ) {
-                    return Err(MirrorError::Missing { url });
-                }
-                tracing::warn!(mirror = %self.cfg.id, url = %url, "index listed in Release but not found upstream");
-            }
-        }
-
-        // Pool files named by the indices.
-        let index_paths: HashSet<&str> = indices.iter().map(|i| i.path.as_str()).collect();
-        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices fetched");
-        let pool = self.read_indices(new, &present).await?;
-        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices read");
-        let wanted: Vec<(String, Checksums)> = pool
-            .files
-            .into_iter()
-            .filter(|(path, _)| !index_paths.contains(path.as_str()))
-            .collect();
-        // Pool files just dropped upstream stay one more generation, for
-        // clients that read the previous indices.
-        let carried = carried_files(current_info, &wanted);
-
-        // The top-level directories holding only pool files are shared with
-        // the previous snapshots (crate::pool); the rest of the tree is new.
-        let mut metadata: Vec<String> = files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect();
-        metadata.extend(indices.iter().map(|i| i.path.clone()));
-        metadata.extend(current_info.iter().flat_map(|i| i.by_hash.iter().cloned()));
-        let shared = pool::shared_dirs(
-            wanted.iter().chain(&carried).map(|(p, _)| p.as_str()),
-            metadata.iter().map(String::as_str),
-        );
-        let target = self.pool_target(new, current, current_info, &shared, &wanted, &carried)?;
-        if let Some(t) = &target {
-            pool::link_shared(&new.tree, &t.dir, &t.name, &shared)?;
-        }
-        let extending = target.as_ref().filter(|t| !t.fresh);
-        let dest_of = |path: &str| match &target {
-            Some(t) if pool::is_shared(&shared, path) => t.dir.join(path),
-            _ => new.tree.join(path),
-        };
-        let no_flags = (vec![false; wanted.len()], vec![false; carried.len()]);
-        let (wanted_present, carried_present) = match extending {
-            Some(t) => (&t.wanted_present, &t.carried_present),
-            None => (&no_flags.0, &no_flags.1),
-        };
-
-        // What to place: files the shared generation already holds for a
-        // kept snapshot are done; the others are hard-linked from the
-        // current snapshot when it has them, or downloaded. Whatever goes
-        // into the shared generation is journaled first.
-        let mut jobs: Vec<Job> = Vec::new();
-        let mut journal: Vec<String> = Vec::new();
-        let mut held: Vec<(String, FileInfo)> = Vec::new();
-        let (mut n, mut bytes) = (0u64, 0u64);
-        for ((path, sums), present) in wanted.into_iter().zip(wanted_present) {
-            if *present {
-                held.push((path, FileInfo::from_checksums(&sums)));
-                continue;
-            }
-            let dest = dest_of(&path);
-            let mut old = reuse.find(&path, &sums);
-            let staged = extending.is_some() && pool::is_shared(&shared, &path);
-            if staged {
-                journal.push(path.clone());
-                // A leftover of a failed run: kept if it verifies, else replaced.
-                if std::fs::symlink_metadata(&dest).is_ok() {
-                    old = Some(Reuse::Unverified(dest.clone()));
-                }
-            }
-            if old.is_none() {
-                n += 1;
-                bytes += sums.size;
-            }
-            jobs.push(Job {
-                path,
-                sums,
-                dest,
-                old,
-                staged,
-            });
-        }
-        let in_place = held.len() as u64;
-        let mut carried_names = Vec::new();
-        let mut carry = Vec::new();
-        let mut held_carried = Vec::new();
-        for ((path, sums), present) in carried.into_iter().zip(carried_present) {
-            if *present && file_size(&dest_of(&path)) == Some(sums.size) {
-                aptindex::fsmode::heal_path(&dest_of(&path))?;
-                held_carried.push((path.clone(), FileInfo::from_checksums(&sums)));
-                carried_names.push(path);
-                continue;
-            }
-            if extending.is_some() && pool::is_shared(&shared, &path) {
-                journal.push(path.clone());
-            }
-            carry.push((path, sums));
-        }
-        files
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend(held_carried);
-        if let Some(t) = extending {
-            // Written and flushed before anything is added to the generation.
-            let data = serde_json::to_vec(&pool::Journal {
-                pool: t.name.clone(),
-                paths: journal,
-            })
-            .map_err(|e| MirrorError::Io {
-                path: new.dir.join(pool::JOURNAL),
-                source: e.into(),
-            })?;
-            aptindex::tree::atomic::write_file(&new.dir.join(pool::JOURNAL), &data)?;
-        }
-        progress.add_planned(n, bytes);
-        tracing::info!(mirror = %self.cfg.id, files = jobs.len() as u64 + in_place, already_in_pool = in_place, to_download = n, bytes_to_download = bytes, "pool files");
-        // Files the current snapshot has with the same size and hashes are
-        // hard-linked on a blocking thread (file-system bound) while the
-        // others download; a link that fails is downloaded afterwards.
-        let (known, jobs): (Vec<_>, Vec<_>) = jobs
-            .into_iter()
-            .partition(|j| matches!(j.old, Some(Reuse::Known(_))));
-        // Meanwhile, the files the generation holds are checked to be there
-        // (one removed or truncated behind our back is placed again).
-        let holds = target.as_ref().map(|t| t.dir.clone());
-        let (links, downloads, held) = tokio::join!(
-            link_all(&new.tree, known),
-            self.place_all(&tmp, &jobs, &progress, &files),
-            check_held(holds, held),
-        );
-        downloads?;
-        let (linked, mut unlinked) = links?;
-        let (held, missing) = held?;
-        self.counters.reused.fetch_add(
-            linked.len() as u64 + in_place - missing.len() as u64,
-            Ordering::Relaxed,
-        );
-        for job in &linked {
-            record(&job.path, &job.sums);
-        }
-        files.lock().unwrap_or_else(|p| p.into_inner()).extend(held);
-        for (path, fi) in missing {
-            tracing::warn!(mirror = %self.cfg.id, path = %path, "missing from the shared pool: placed again");
-            let dest = dest_of(&path);
-            let old = std::fs::symlink_metadata(&dest)
-                .is_ok()
-                .then(|| Reuse::Unverified(dest.clone()));
-            unlinked.push(Job {
-                path,
-                sums: fi.to_checksums(),
-                dest,
-                old,
-                staged: true,
-            });
-        }
-        self.place_all(&tmp, &unlinked, &progress, &files).await?;
-
-        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "pool files placed");
-        // by-hash links: this snapshot's indices, plus the previous
-        // snapshot's so that clients that read the old InRelease still
-        // find its indices.
+    /// by-hash links: this snapshot's indices, plus the previous
+    /// snapshot's so that clients that read the old InRelease still find
+    /// its indices. Returns this snapshot's own.
+    fn link_by_hash(
+        &self,
+        b: &Building<'_>,
+        present: &[IndexFile],
+    ) -> Result<Vec<String>, MirrorError> {
+        let new = b.new;
         let mut by_hash = Vec::new();
         for idx in present.iter().filter(|i| i.by_hash) {
             for kind in idx.checksums.kinds() {
@@ -291,22 +179,11 @@ impl Update<'_> {
                 };
                 let bh = aptindex::path::by_hash_path(&idx.path, kind, &hex);
                 link_file(&new.tree.join(idx.stored_path()), &new.tree.join(&bh))?;
-                record(&bh, &idx.checksums);
+                b.files.record(&bh, &idx.checksums);
                 by_hash.push(bh);
             }
         }
-        if let Some(cur) = current {
-            for (path, sums) in carry {
-                let dest = dest_of(&path);
-                // (A leftover of a failed run in the shared pool is replaced.)
-                let _ = std::fs::remove_file(&dest);
-                if link_file(&cur.tree.join(&path), &dest).is_ok() {
-                    record(&path, &sums);
-                    carried_names.push(path);
-                }
-            }
-        }
-        if let (Some(cur), Some(info)) = (current, current_info) {
+        if let (Some(cur), Some(info)) = (b.current, b.current_info) {
             for bh in &info.by_hash {
                 let dest = new.tree.join(bh);
                 if dest.exists() || plan::safe_path("info.json", bh).is_err() {
@@ -314,35 +191,11 @@ impl Update<'_> {
                 }
                 if let Some(fi) = info.files.get(bh) {
                     if link_file(&cur.tree.join(bh), &dest).is_ok() {
-                        record(bh, &fi.to_checksums());
+                        b.files.record(bh, &fi.to_checksums());
                     }
                 }
             }
         }
-        let carried = carried_names;
-
-        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "by-hash and carried files linked");
-        // The upstream must not have changed meanwhile.
-        let again = self.fetch_releases().await?;
-        for (a, b) in releases.iter().zip(&again) {
-            if a.files != b.files {
-                return Err(MirrorError::Changed {
-                    url: self
-                        .url(&aptindex::path::join(&a.dir, "InRelease"))?
-                        .to_string(),
-                });
-            }
-        }
-
-        Ok(Info {
-            format: 1,
-            id: self.cfg.id.clone(),
-            created: chrono::Utc::now().to_rfc3339(),
-            config: fingerprint,
-            files: files.into_inner().unwrap_or_else(|p| p.into_inner()),
-            by_hash,
-            carried,
-            withheld,
-        })
+        Ok(by_hash)
     }
 }

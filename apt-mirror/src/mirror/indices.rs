@@ -3,17 +3,62 @@
 //! by-hash first and verified against the Release, and read for the pool
 //! files they name.
 
+use super::build::Building;
 use super::place::{Found, Placement};
+use super::release::SuiteReleases;
 use super::run::Update;
 use super::{MirrorError, INDEX_LIMIT};
 use crate::config::MirrorConfig;
 use crate::plan::{self, IndexFile, PlanError, PoolSet};
 use crate::progress::Progress;
 use crate::snapshot::{ReuseIndex, Snapshot};
+use aptindex::checksum::Checksums;
+use aptindex::trust::Decision;
+use futures_util::{StreamExt, TryStreamExt};
 use std::collections::HashMap;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 impl Update<'_> {
+    /// Fetches every index (one variant per group suffices), records them
+    /// and places the PDiff patches they list; returns those present
+    /// upstream. A missing Packages or Sources fails the run.
+    pub(super) async fn fetch_indices(
+        &self,
+        b: &Building<'_>,
+        indices: &[IndexFile],
+    ) -> Result<Vec<IndexFile>, MirrorError> {
+        let (new, reuse, progress) = (b.new, &b.reuse, &b.progress);
+        let record = |path: &str, sums: &Checksums| b.files.record(path, sums);
+        let present: Vec<Option<IndexFile>> = futures_util::stream::iter(indices.iter())
+            .map(|idx| self.fetch_index(new, idx, reuse, progress))
+            .buffer_unordered(self.ctx.parallel)
+            .try_collect()
+            .await?;
+        let present: Vec<IndexFile> = present.into_iter().flatten().collect();
+        for idx in &present {
+            record(&idx.stored_path(), &idx.checksums);
+        }
+        // PDiffs: the patches each diff Index lists, verified against it.
+        self.place_patches(new, &present, reuse, progress, &record)
+            .await?;
+        // Every group needs one variant; Packages and Sources are required.
+        let have: HashSet<&str> = present.iter().map(|i| i.group.as_str()).collect();
+        for idx in indices {
+            if !have.contains(idx.group.as_str()) && !idx.by_hash_only {
+                let url = self.url(&idx.path)?.to_string();
+                if matches!(
+                    idx.kind,
+                    Some(aptindex::IndexKind::Packages | aptindex::IndexKind::Sources)
+                ) {
+                    return Err(MirrorError::Missing { url });
+                }
+                tracing::warn!(mirror = %self.cfg.id, url = %url, "index listed in Release but not found upstream");
+            }
+        }
+        Ok(present)
+    }
+
     /// Places one variant of an index; `None` if the upstream lacks it.
     pub(super) async fn fetch_index(
         &self,
@@ -133,4 +178,33 @@ fn read_index(
         Some(e) => Err(e.into()),
         None => Ok(()),
     }
+}
+
+/// The indices of every suite: those `cfg` selects of the Release believed
+/// and, of a second Release that disagrees with it, those that differ
+/// (kept under `by-hash/` only, for clients that read the other one).
+pub(super) fn select_all(
+    cfg: &MirrorConfig,
+    releases: &[SuiteReleases],
+    parsed: &[Decision],
+) -> Result<Vec<IndexFile>, PlanError> {
+    let mut indices: Vec<IndexFile> = Vec::new();
+    for (r, decision) in releases.iter().zip(parsed) {
+        let (rel, other) = (&decision.release, &decision.other);
+        let main = plan::select_indices(cfg, &r.suite, rel)?;
+        if let Some(other) = other {
+            for mut idx in plan::select_indices(cfg, &r.suite, other)? {
+                if !main
+                    .iter()
+                    .any(|m| m.path == idx.path && m.checksums == idx.checksums)
+                {
+                    idx.by_hash_only = true;
+                    idx.group = format!("{} (other Release)", idx.group);
+                    indices.push(idx);
+                }
+            }
+        }
+        indices.extend(main);
+    }
+    Ok(indices)
 }

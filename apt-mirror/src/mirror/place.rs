@@ -3,17 +3,16 @@
 //! upstream has, verified while it streams (`aptindex::tree::StagedFile`
 //! in [`crate::fetch`]).
 
+use super::build::Recorded;
 use super::run::Update;
 use super::MirrorError;
 use crate::fetch::FetchError;
 use crate::progress::Progress;
-use crate::snapshot::{FileInfo, Reuse};
+use crate::snapshot::Reuse;
 use aptindex::checksum::Checksums;
 use futures_util::{StreamExt, TryStreamExt};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Mutex;
 use std::time::Duration;
 
 impl Update<'_> {
@@ -24,7 +23,7 @@ impl Update<'_> {
         tmp: &Path,
         jobs: &[Job],
         progress: &Progress,
-        files: &Mutex<BTreeMap<String, FileInfo>>,
+        files: &Recorded,
     ) -> Result<(), MirrorError> {
         futures_util::stream::iter(jobs.iter())
             .map(|job| async move {
@@ -49,10 +48,7 @@ impl Update<'_> {
                             .unwrap_or_else(|_| job.path.clone()),
                     });
                 }
-                files
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(job.path.clone(), FileInfo::from_checksums(&job.sums));
+                files.record(&job.path, &job.sums);
                 Ok::<(), MirrorError>(())
             })
             .buffer_unordered(self.ctx.parallel)

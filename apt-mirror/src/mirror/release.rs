@@ -100,6 +100,25 @@ impl Update<'_> {
         }
         Ok(decision)
     }
+
+    /// Fails with [`MirrorError::Changed`] when a suite's Release files
+    /// are no longer the bytes `releases` holds.
+    pub(super) async fn check_unchanged(
+        &self,
+        releases: &[SuiteReleases],
+    ) -> Result<(), MirrorError> {
+        let again = self.fetch_releases().await?;
+        for (a, b) in releases.iter().zip(&again) {
+            if a.files != b.files {
+                return Err(MirrorError::Changed {
+                    url: self
+                        .url(&aptindex::path::join(&a.dir, "InRelease"))?
+                        .to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// True when every suite's Release files, as fetched, equal what the
