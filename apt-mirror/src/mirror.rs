@@ -72,21 +72,14 @@ pub enum MirrorError {
     /// disagreement, missing files).
     #[error(transparent)]
     Trust(#[from] TrustError),
-    /// A Release file is unusable or inconsistent.
-    #[error("{url}: {message}")]
-    Release {
-        /// The file.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
     /// An index could not be read.
-    #[error("{path}: {message}")]
+    #[error("{path}: {problem}")]
     Index {
         /// The index.
         path: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        problem: Box<IndexProblem>,
     },
     /// A required file is missing upstream.
     #[error("{url}: not found upstream (404)")]
@@ -189,4 +182,26 @@ pub async fn update(ctx: &Context, cfg: &MirrorConfig) -> MirrorReport {
             .into_inner()
             .unwrap_or_else(|p| p.into_inner()),
     }
+}
+
+/// What is wrong with an index ([`MirrorError::Index`]).
+#[derive(Debug, thiserror::Error)]
+pub enum IndexProblem {
+    /// It does not parse (or decompress).
+    #[error(transparent)]
+    Parse(#[from] aptindex::index::IndexError),
+    /// A PDiff index does not parse.
+    #[error(transparent)]
+    Diff(#[from] aptindex::pdiff::DiffIndexError),
+    /// A PDiff index is larger than accepted.
+    #[error("diff Index of {size} bytes, more than the {limit} accepted")]
+    TooLarge {
+        /// Its size (from the Release).
+        size: u64,
+        /// The cap.
+        limit: usize,
+    },
+    /// The thread reading the indices failed.
+    #[error("reader task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }

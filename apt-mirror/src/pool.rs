@@ -74,7 +74,7 @@ pub fn shared_dirs<'a>(
     let mut out: BTreeSet<String> = pool_paths
         .into_iter()
         .filter_map(top)
-        .filter(|t| !t.is_empty() && *t != "." && *t != "..")
+        .filter(|t| aptindex::path::is_safe_relative(t))
         .map(str::to_string)
         .collect();
     for m in metadata_paths {

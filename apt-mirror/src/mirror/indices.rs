@@ -119,7 +119,7 @@ impl Update<'_> {
         .await
         .map_err(|e| MirrorError::Index {
             path: "indices".into(),
-            message: format!("reader task failed: {e}"),
+            problem: Box::new(e.into()),
         })?
     }
 }
@@ -172,7 +172,7 @@ fn read_index(
     })
     .map_err(|e| MirrorError::Index {
         path: path.to_string(),
-        message: e.to_string(),
+        problem: Box::new(e.into()),
     })?;
     match first_error {
         Some(e) => Err(e.into()),
