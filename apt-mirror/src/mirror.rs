@@ -107,9 +107,34 @@ pub enum MirrorError {
         #[source]
         source: std::io::Error,
     },
+    /// A blocking task working on `path` failed (panicked or was cancelled).
+    #[error("{path}: {task} task failed: {source}")]
+    Task {
+        /// What the task was doing.
+        task: Task,
+        /// The directory it worked on.
+        path: PathBuf,
+        /// Why it failed.
+        #[source]
+        source: tokio::task::JoinError,
+    },
     /// The run was interrupted.
     #[error("interrupted")]
     Cancelled,
+}
+
+/// A blocking task of an update ([`MirrorError::Task`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Task {
+    /// Restoring the published modes of the current snapshot.
+    #[error("mode")]
+    Mode,
+    /// Hard-linking files of the current snapshot.
+    #[error("linking")]
+    Linking,
+    /// Checking the files the shared pool holds.
+    #[error("checking")]
+    Checking,
 }
 
 /// What a mirror update needs from the run.

@@ -5,7 +5,7 @@
 
 use super::build::Recorded;
 use super::run::Update;
-use super::MirrorError;
+use super::{MirrorError, Task};
 use crate::fetch::FetchError;
 use crate::progress::Progress;
 use crate::snapshot::Reuse;
@@ -183,9 +183,10 @@ pub(super) async fn link_all(
         (linked, failed)
     })
     .await
-    .map_err(|e| MirrorError::Io {
+    .map_err(|source| MirrorError::Task {
+        task: Task::Linking,
         path: tree.to_path_buf(),
-        source: std::io::Error::other(format!("linking task failed: {e}")),
+        source,
     })
 }
 

@@ -3,7 +3,7 @@
 //! holds; and the pool files dropped upstream that stay one more snapshot.
 
 use super::run::Update;
-use super::MirrorError;
+use super::{MirrorError, Task};
 use crate::plan;
 use crate::pool;
 use crate::snapshot::{FileInfo, Info, Snapshot, SnapshotError};
@@ -166,9 +166,10 @@ pub(super) async fn check_held(
         Ok((present, missing))
     })
     .await
-    .map_err(|e| MirrorError::Io {
+    .map_err(|source| MirrorError::Task {
+        task: Task::Checking,
         path: error_path,
-        source: std::io::Error::other(format!("checking task failed: {e}")),
+        source,
     })?
 }
 

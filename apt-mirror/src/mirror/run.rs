@@ -4,7 +4,7 @@
 //! failure: the unfinished snapshot goes).
 
 use super::release::{config_fingerprint, same_as_snapshot};
-use super::{Context, Counters, MirrorError, Outcome};
+use super::{Context, Counters, MirrorError, Outcome, Task};
 use crate::config::MirrorConfig;
 use crate::snapshot::{Info, Snapshot, Store};
 use aptindex::signature::Keyring;
@@ -34,9 +34,10 @@ impl Update<'_> {
             let (store, snap) = (self.store.clone(), cur.clone());
             let changed = tokio::task::spawn_blocking(move || store.heal_modes(&snap))
                 .await
-                .map_err(|e| MirrorError::Io {
+                .map_err(|source| MirrorError::Task {
+                    task: Task::Mode,
                     path: cur.dir.clone(),
-                    source: std::io::Error::other(format!("mode task failed: {e}")),
+                    source,
                 })??;
             if changed > 0 {
                 tracing::info!(mirror = %self.cfg.id, snapshot = %cur.name, changed, "published modes restored (0644 files, 0755 directories, minus the umask)");
