@@ -6,29 +6,28 @@
 
 use super::build::Building;
 use super::place::{file_size, link_all, link_file, Job};
-use super::pool_target::{carried_files, check_held};
+use super::pool_target::{carried_files, check_held, PoolTarget};
 use super::run::Update;
 use super::MirrorError;
 use crate::plan::IndexFile;
 use crate::pool;
 use crate::snapshot::{FileInfo, Reuse};
 use aptindex::checksum::Checksums;
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::Ordering;
 
 impl Update<'_> {
-    /// Places the pool files `present` (the indices fetched of `indices`)
-    /// name; returns the paths carried over from the current snapshot.
-    pub(super) async fn place_pool_files(
+    /// Reads the pool files the indices `present` name (but the indices of
+    /// `indices` themselves), adds those the current snapshot had and
+    /// upstream dropped, and decides where they go.
+    async fn plan_pool(
         &self,
         b: &Building<'_>,
         indices: &[IndexFile],
         present: &[IndexFile],
-    ) -> Result<Vec<String>, MirrorError> {
-        let (new, current, current_info) = (b.new, b.current, b.current_info);
-        let (reuse, progress, tmp, t0) = (&b.reuse, &b.progress, &b.tmp, b.t0);
+    ) -> Result<PoolPlan, MirrorError> {
+        let (new, current, current_info, t0) = (b.new, b.current, b.current_info, b.t0);
         let index_paths: HashSet<&str> = indices.iter().map(|i| i.path.as_str()).collect();
-        tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices fetched");
         let pool = self.read_indices(new, present).await?;
         tracing::debug!(mirror = %self.cfg.id, elapsed_ms = t0.elapsed().as_millis() as u64, "indices read");
         let wanted: Vec<(String, Checksums)> = pool
@@ -53,6 +52,30 @@ impl Update<'_> {
         if let Some(t) = &target {
             pool::link_shared(&new.tree, &t.dir, &t.name, &shared)?;
         }
+        Ok(PoolPlan {
+            wanted,
+            carried,
+            shared,
+            target,
+        })
+    }
+
+    /// Places the pool files `present` (the indices fetched of `indices`)
+    /// name; returns the paths carried over from the current snapshot.
+    pub(super) async fn place_pool_files(
+        &self,
+        b: &Building<'_>,
+        indices: &[IndexFile],
+        present: &[IndexFile],
+    ) -> Result<Vec<String>, MirrorError> {
+        let (new, current) = (b.new, b.current);
+        let (reuse, progress, tmp) = (&b.reuse, &b.progress, &b.tmp);
+        let PoolPlan {
+            wanted,
+            carried,
+            shared,
+            target,
+        } = self.plan_pool(b, indices, present).await?;
         let extending = target.as_ref().filter(|t| !t.fresh);
         let dest_of = |path: &str| match &target {
             Some(t) if pool::is_shared(&shared, path) => t.dir.join(path),
@@ -184,4 +207,16 @@ impl Update<'_> {
         }
         Ok(carried_names)
     }
+}
+
+/// The pool files of a new snapshot and where they go.
+struct PoolPlan {
+    /// Named by the indices: path and expected checksums.
+    wanted: Vec<(String, Checksums)>,
+    /// Dropped upstream, kept one more snapshot.
+    carried: Vec<(String, Checksums)>,
+    /// The top-level directories shared through a pool generation.
+    shared: BTreeSet<String>,
+    /// That generation (`None`: nothing is shared).
+    target: Option<PoolTarget>,
 }
