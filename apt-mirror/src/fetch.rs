@@ -11,10 +11,10 @@
 
 use crate::config::HttpConfig;
 use crate::progress::Progress;
-use aptindex::checksum::{ChecksumError, Checksums, Hasher, HashingWriter};
+use aptindex::checksum::{ChecksumError, Checksums};
+use aptindex::tree::{StagedFile, TreeError};
 use reqwest::Url;
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -93,6 +93,21 @@ pub enum FetchError {
     /// The run was interrupted.
     #[error("interrupted")]
     Cancelled,
+}
+
+impl From<TreeError> for FetchError {
+    /// The staged file's errors, as the fetcher reports them (a verification
+    /// failure stays [`FetchError::Verify`]: a by-hash copy that fails it is
+    /// skipped for the next location).
+    fn from(e: TreeError) -> FetchError {
+        match e {
+            TreeError::Io { path, source } => FetchError::Io { path, source },
+            TreeError::TooLarge { what, limit } => FetchError::TooLarge { url: what, limit },
+            TreeError::NoChecksum { what } => FetchError::NoChecksum { url: what },
+            TreeError::Verify { what, source } => FetchError::Verify { url: what, source },
+            TreeError::Mode(m) => FetchError::Mode(m),
+        }
+    }
 }
 
 impl FetchError {
@@ -311,15 +326,11 @@ impl Fetcher {
         expected: &Checksums,
         progress: &Progress,
     ) -> Result<Option<u64>, FetchError> {
-        // The strongest hash is enough to verify (and the cheapest way to).
-        let Some(kind) = expected.strongest() else {
+        if expected.strongest().is_none() {
             return Err(FetchError::NoChecksum {
                 url: url.to_string(),
             });
-        };
-        // Small files get small buffers.
-        let buf_size =
-            usize::try_from(expected.size.clamp(8 << 10, 256 << 10)).unwrap_or(256 << 10);
+        }
         let dir = dest.parent().unwrap_or(Path::new("."));
         let io = |source| FetchError::Io {
             path: dest.to_path_buf(),
@@ -327,10 +338,6 @@ impl Fetcher {
         };
         aptindex::fsmode::create_dir_all(dir).map_err(io)?;
         let tmp_dir = tmp_dir.unwrap_or(dir);
-        aptindex::fsmode::create_dir_all(tmp_dir).map_err(|source| FetchError::Io {
-            path: tmp_dir.to_path_buf(),
-            source,
-        })?;
         self.with_retries(url, || async {
             let Some(mut resp) = self.send(url).await? else {
                 return Ok(None);
@@ -343,36 +350,15 @@ impl Fetcher {
                     });
                 }
             }
-            let tmp = tempfile::Builder::new()
-                .prefix(".part-")
-                .tempfile_in(tmp_dir)
-                .map_err(io)?;
-            let mut writer = HashingWriter::new(
-                std::io::BufWriter::with_capacity(buf_size, tmp),
-                Hasher::new(&[kind]),
-            );
-            let mut written = 0u64;
+            // Hashed while it streams into a temporary file; renamed to
+            // `dest` only once verified (aptindex::tree::StagedFile).
+            let mut file = StagedFile::for_expected(tmp_dir, expected, url.as_str())?;
             while let Some(c) = self.chunk(url, &mut resp).await? {
-                written += c.len() as u64;
-                if written > expected.size {
-                    return Err(FetchError::TooLarge {
-                        url: url.to_string(),
-                        limit: expected.size,
-                    });
-                }
-                writer.write_all(&c).map_err(io)?;
+                file.write(&c)?;
                 progress.add_bytes(c.len() as u64);
             }
-            let (buf, actual) = writer.finish();
-            let tmp = buf.into_inner().map_err(|e| io(e.into_error()))?;
-            expected
-                .verify(url.as_str(), &actual)
-                .map_err(|source| FetchError::Verify {
-                    url: url.to_string(),
-                    source,
-                })?;
-            aptindex::fsmode::publish_file(tmp.as_file(), dest)?;
-            tmp.persist(dest).map_err(|e| io(e.error))?;
+            let written = file.written();
+            file.finish(expected)?.persist(dest)?;
             Ok(Some(written))
         })
         .await

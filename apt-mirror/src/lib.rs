@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod fetch;
+pub mod info;
 pub mod lock;
 pub mod logging;
 pub mod mirror;

@@ -6,8 +6,9 @@
 //! version is given those modes again ([`Store::heal_modes`]).
 
 use crate::pool;
-use crate::snapshot::{write_atomic, Info, Store, INFO_JSON};
+use crate::snapshot::{Info, Store, INFO_JSON};
 use aptindex::fsmode::{self, UMASK_CHILD_ENV};
+use aptindex::tree::atomic::write_file as write_atomic;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

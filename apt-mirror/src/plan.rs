@@ -6,10 +6,11 @@
 //! hostile or broken upstream cannot make us write outside the mirror.
 
 use crate::config::MirrorConfig;
-use aptindex::checksum::{Checksums, HashKind};
+use aptindex::checksum::Checksums;
 use aptindex::compress::Compression;
 use aptindex::index::IndexKind;
 use aptindex::release::Release;
+use aptindex::tree::release_files::{entry_role, fetch_candidates, ByHash, EntryRole, Plain};
 use std::collections::HashMap;
 
 /// An index file of a suite to mirror.
@@ -58,13 +59,28 @@ pub enum PlanError {
         path: String,
     },
     /// Two indices describe one file differently.
-    #[error("{source_file}: {message}")]
+    #[error("{source_file}: {conflict}")]
     Conflict {
         /// The index that disagrees.
         source_file: String,
         /// The disagreement.
-        message: String,
+        #[source]
+        conflict: Conflict,
     },
+}
+
+/// How an index disagrees ([`PlanError::Conflict`]).
+#[derive(Debug, thiserror::Error)]
+pub enum Conflict {
+    /// It names repository metadata as a pool file.
+    #[error("{path:?} names repository metadata (Release, index or by-hash), not a pool file")]
+    Metadata {
+        /// The path.
+        path: String,
+    },
+    /// Another index describes the file with other checksums.
+    #[error(transparent)]
+    Checksums(#[from] aptindex::ChecksumError),
 }
 
 /// Normalizes an upstream-supplied relative path (`./x` → `x`) and checks
@@ -129,18 +145,15 @@ fn contents_wanted(cfg: &MirrorConfig, name: &str) -> bool {
 /// Whether the configuration selects the Release entry `rel` (relative to
 /// the suite's directory).
 pub fn wanted(cfg: &MirrorConfig, flat: bool, rel: &str) -> bool {
-    let segments: Vec<&str> = rel.split('/').collect();
-    if segments.contains(&"by-hash") {
-        return false;
-    }
-    // A PDiff index goes with the index it patches (its patches are not in
+    // By-hash names and PDiff patches are never selected on their own; a
+    // PDiff index goes with the index it patches (its patches are not in
     // the Release: crate::mirror places them from the Index).
-    if let Some(base) = rel.strip_suffix(".diff/Index") {
-        return !base.is_empty() && !base.ends_with('/') && wanted(cfg, flat, base);
+    match entry_role(rel) {
+        EntryRole::Index => {}
+        EntryRole::DiffIndex { base } => return wanted(cfg, flat, base),
+        EntryRole::ByHash | EntryRole::DiffPatch => return false,
     }
-    if segments.iter().any(|s| s.ends_with(".diff")) {
-        return false;
-    }
+    let segments: Vec<&str> = rel.split('/').collect();
     let name = segments.last().copied().unwrap_or("");
     if flat {
         return if name.starts_with("Sources") {
@@ -224,23 +237,17 @@ pub fn select_indices(
 /// SHA1 and MD5 (those known) when the upstream uses by-hash, then the plain
 /// path (except for a by-hash-only index).
 pub fn candidates(index: &IndexFile) -> Vec<String> {
-    let mut out = Vec::new();
-    if index.by_hash {
-        for kind in [
-            HashKind::Sha512,
-            HashKind::Sha256,
-            HashKind::Sha1,
-            HashKind::Md5,
-        ] {
-            if let Some(hex) = index.checksums.hex(kind) {
-                out.push(aptindex::path::by_hash_path(&index.path, kind, &hex));
-            }
-        }
-    }
-    if !index.by_hash_only {
-        out.push(index.path.clone());
-    }
-    out
+    let by_hash = if index.by_hash {
+        ByHash::Every
+    } else {
+        ByHash::Off
+    };
+    let plain = if index.by_hash_only {
+        Plain::Skip
+    } else {
+        Plain::Include
+    };
+    fetch_candidates(&index.path, &index.checksums, by_hash, plain)
 }
 
 /// Files named by the indices, by path relative to the repository root.
@@ -267,7 +274,7 @@ impl PoolSet {
         if metadata || path.split('/').any(|s| s == "by-hash") {
             return Err(PlanError::Conflict {
                 source_file: source_file.to_string(),
-                message: format!("{path:?} names repository metadata (Release, index or by-hash), not a pool file"),
+                conflict: Conflict::Metadata { path },
             });
         }
         match self.files.get_mut(&path) {
@@ -278,7 +285,7 @@ impl PoolSet {
                 .merge(&path, &sums)
                 .map_err(|e| PlanError::Conflict {
                     source_file: source_file.to_string(),
-                    message: e.to_string(),
+                    conflict: e.into(),
                 })?,
         }
         Ok(())

@@ -25,7 +25,8 @@
 //! that no kept snapshot links to is removed whole (see
 //! [`crate::snapshot::Store::cleanup`]).
 
-use crate::snapshot::{FileInfo, Info, SnapshotError};
+use crate::info::{FileInfo, Info};
+use aptindex::tree::TreeError;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -73,7 +74,7 @@ pub fn shared_dirs<'a>(
     let mut out: BTreeSet<String> = pool_paths
         .into_iter()
         .filter_map(top)
-        .filter(|t| !t.is_empty() && *t != "." && *t != "..")
+        .filter(|t| aptindex::path::is_safe_relative(t))
         .map(str::to_string)
         .collect();
     for m in metadata_paths {
@@ -90,8 +91,8 @@ pub fn is_shared(shared: &BTreeSet<String>, path: &str) -> bool {
 /// The shared directories of the tree `tree` (symlinks at its top level
 /// that point to `../../.<ID>.pool-<stamp>/<name>`), by name, with the
 /// generation each points into. Other entries are ignored.
-pub fn links_of(tree: &Path, id: &str) -> Result<BTreeMap<String, String>, SnapshotError> {
-    let io = |source| SnapshotError::Io {
+pub fn links_of(tree: &Path, id: &str) -> Result<BTreeMap<String, String>, TreeError> {
+    let io = |source| TreeError::Io {
         path: tree.to_path_buf(),
         source,
     };
@@ -135,19 +136,13 @@ pub fn link_shared(
     generation_dir: &Path,
     generation: &str,
     shared: &BTreeSet<String>,
-) -> Result<(), SnapshotError> {
+) -> Result<(), TreeError> {
     for name in shared {
         let dir = generation_dir.join(name);
-        aptindex::fsmode::create_dir_all(&dir).map_err(|source| SnapshotError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        aptindex::fsmode::create_dir_all(&dir).map_err(TreeError::io(&dir))?;
         let link = tree.join(name);
         let target = PathBuf::from("../..").join(generation).join(name);
-        std::os::unix::fs::symlink(&target, &link).map_err(|source| SnapshotError::Io {
-            path: link.clone(),
-            source,
-        })?;
+        std::os::unix::fs::symlink(&target, &link).map_err(TreeError::io(&link))?;
     }
     Ok(())
 }

@@ -65,7 +65,7 @@ pub fn write(
     start: chrono::DateTime<chrono::Utc>,
     end: chrono::DateTime<chrono::Utc>,
     reports: &[MirrorReport],
-) -> Result<(), crate::snapshot::SnapshotError> {
+) -> Result<(), aptindex::tree::TreeError> {
     let file = path(dir);
     let mut summary: RunSummary = std::fs::read(&file)
         .ok()
@@ -104,5 +104,5 @@ pub fn write(
         );
     }
     let data = serde_json::to_vec_pretty(&summary).unwrap_or_default();
-    crate::snapshot::write_atomic(&file, &data)
+    aptindex::tree::atomic::write_file(&file, &data)
 }

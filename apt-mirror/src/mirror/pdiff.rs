@@ -9,10 +9,12 @@
 //! the current snapshot is kept, and no snapshot ever publishes an Index
 //! whose patch does not match it. Patches the new Index no longer lists
 //! stay one more snapshot, like every file dropped upstream
-//! (`carried_files` in mirror.rs), for clients that read the previous
+//! (`carried_files` in mirror/pool_target.rs), for clients that read the previous
 //! InRelease; then they go.
 
-use super::{MirrorError, Update};
+use super::place::{Found, Placement};
+use super::run::Update;
+use super::{IndexProblem, MirrorError};
 use crate::plan::{self, IndexFile, PlanError};
 use crate::progress::Progress;
 use crate::snapshot::{ReuseIndex, Snapshot};
@@ -29,19 +31,19 @@ pub(super) fn is_diff_index(path: &str) -> bool {
 /// The patches the diff Index `idx` (stored in `new`) lists: path relative
 /// to the repository root and the checksums of the `.gz` file.
 fn patches_of(new: &Snapshot, idx: &IndexFile) -> Result<Vec<(String, Checksums)>, MirrorError> {
-    let bad = |message: String| MirrorError::Index {
+    let bad = |problem: IndexProblem| MirrorError::Index {
         path: idx.path.clone(),
-        message,
+        problem: Box::new(problem),
     };
     if idx.checksums.size > MAX_DIFF_INDEX_SIZE as u64 {
-        return Err(bad(format!(
-            "diff Index of {} bytes, more than the {MAX_DIFF_INDEX_SIZE} accepted",
-            idx.checksums.size
-        )));
+        return Err(bad(IndexProblem::TooLarge {
+            size: idx.checksums.size,
+            limit: MAX_DIFF_INDEX_SIZE,
+        }));
     }
     let file = new.tree.join(idx.stored_path());
     let data = std::fs::read(&file).map_err(|source| MirrorError::Io { path: file, source })?;
-    let index = DiffIndex::parse(&data).map_err(|e| bad(e.to_string()))?;
+    let index = DiffIndex::parse(&data).map_err(|e| bad(e.into()))?;
     let dir = diff_dir(&idx.path);
     index
         .downloads()
@@ -72,7 +74,7 @@ impl Update<'_> {
                     }
                     Some(known) => known.merge(&path, &sums).map_err(|e| PlanError::Conflict {
                         source_file: idx.path.clone(),
-                        message: e.to_string(),
+                        conflict: e.into(),
                     })?,
                 }
             }
@@ -86,18 +88,20 @@ impl Update<'_> {
                 let old = reuse.find(path, sums);
                 let found = self
                     .place(
-                        &new.tree.join(path),
-                        None,
-                        path,
-                        sums,
-                        old,
-                        std::slice::from_ref(path),
+                        Placement {
+                            path,
+                            sums,
+                            dest: &new.tree.join(path),
+                            tmp: None,
+                            old,
+                            candidates: std::slice::from_ref(path),
+                        },
                         progress,
                     )
                     .await?;
                 match found {
-                    Some(()) => record(path, sums),
-                    None => {
+                    Found::Placed => record(path, sums),
+                    Found::NotUpstream => {
                         let url = self.url(path)?;
                         tracing::warn!(mirror = %self.cfg.id, url = %url, "pdiff patch listed in its Index but not found upstream; clients fall back to the whole index");
                     }

@@ -95,6 +95,18 @@ impl StagedFile {
         Ok(())
     }
 
+    /// The temporary file's path: readers may open it while it grows (it
+    /// is never the final name); see [`StagedFile::flush`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Writes the buffered bytes to the file, so that a reader of
+    /// [`StagedFile::path`] sees every byte [`StagedFile::written`] counts.
+    pub fn flush(&mut self) -> Result<(), TreeError> {
+        self.writer.flush().map_err(TreeError::io(&self.path))
+    }
+
     /// Bytes written so far.
     pub fn written(&self) -> u64 {
         self.written
@@ -185,6 +197,9 @@ mod tests {
         let expected = Checksums::of_bytes(b"hello world");
         let mut f = StagedFile::for_expected(dir.path(), &expected, "http://h/x").unwrap();
         f.write(b"hello ").unwrap();
+        f.flush().unwrap();
+        // Readable under its temporary name while it grows.
+        assert_eq!(std::fs::read(f.path()).unwrap(), b"hello ");
         f.write(b"world").unwrap();
         assert_eq!(f.written(), 11);
         let v = f.finish(&expected).unwrap();
