@@ -60,17 +60,8 @@ pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 /// The largest `max_clients` accepted.
 pub const MAX_CLIENTS_LIMIT: usize = 1 << 20;
 
-/// `[log]`: where and how to log.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// Log file; standard error when absent.
-    pub filename: Option<PathBuf>,
-    /// `critical`, `error`, `warning`, `info` or `debug`.
-    pub level: Option<String>,
-    /// `plain`, `logfmt` or `json`.
-    pub format: Option<String>,
-}
+/// `[log]`: where and how to log (the same table in both binaries).
+pub use runtime::logging::LogConfig;
 
 /// Timeouts, all in seconds in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -417,10 +408,7 @@ impl Config {
         let max_clients = max_clients as usize;
 
         if let Some(level) = &raw.log.level {
-            if !matches!(
-                level.as_str(),
-                "critical" | "error" | "warning" | "warn" | "info" | "debug"
-            ) {
+            if !runtime::logging::LEVEL_NAMES.contains(&level.as_str()) {
                 return Err(err(
                     key_span(text, "level"),
                     "log.level",

@@ -6,9 +6,9 @@
 //! Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
 //! "ignore" before `main` (we keep it so), so a write to a dead pipe is an
 //! `EPIPE` error, and every write to standard output or error below goes
-//! through `aptindex::logging::print_out`/`print_err`, which ignore errors
+//! through `runtime::logging::print_out`/`print_err`, which ignore errors
 //! (`println!` would panic on them) and give a stuck reader at most a
-//! second. Log lines go through `aptindex::logging`, which drops and counts
+//! second. Log lines go through `runtime::logging`, which drops and counts
 //! what it cannot write.
 
 use anyhow::Context;
@@ -67,7 +67,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Never panics nor hangs on a dead or stuck standard error.
-            aptindex::logging::print_err(format!("apt-cacher: {e:#}\n"));
+            runtime::logging::print_err(format!("apt-cacher: {e:#}\n"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -77,7 +77,7 @@ fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
     if args.check_config {
-        aptindex::logging::print_out(format!(
+        runtime::logging::print_out(format!(
             "configuration OK ({} mappings)\n",
             config.mappings.len()
         ));
@@ -97,7 +97,7 @@ fn real_main() -> anyhow::Result<()> {
     };
     let _log = apt_cacher::logging::init(&settings, log_key)?;
     if let Some(note) = note {
-        aptindex::logging::print_out(format!("{note}\n"));
+        runtime::logging::print_out(format!("{note}\n"));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -115,7 +115,7 @@ fn real_main() -> anyhow::Result<()> {
         // logrotate (`create`): the file was renamed away; open it again by name.
         tokio::spawn(async move {
             while usr1.recv().await.is_some() {
-                aptindex::logging::reopen();
+                runtime::logging::reopen();
             }
         });
         let shutdown = CancellationToken::new();
@@ -127,7 +127,7 @@ fn real_main() -> anyhow::Result<()> {
             tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
             tracing::warn!("second signal: exiting at once");
             // `exit` skips destructors: write what is queued first (bounded).
-            aptindex::logging::flush(EXIT_FLUSH);
+            runtime::logging::flush(EXIT_FLUSH);
             std::process::exit(1);
         });
         apt_cacher::run(config, shutdown).await

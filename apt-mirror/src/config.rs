@@ -33,16 +33,8 @@ pub struct Config {
     pub mirrors: BTreeMap<String, MirrorConfig>,
 }
 
-/// `[log]`, as go-apt-mirror (cybozu-go/well) has it.
-#[derive(Debug, Clone, Default)]
-pub struct LogConfig {
-    /// Log file; standard error when `None`.
-    pub filename: Option<PathBuf>,
-    /// `error`, `warning`, `info` (default) or `debug`.
-    pub level: Option<String>,
-    /// `plain` (default), `logfmt` or `json`.
-    pub format: Option<String>,
-}
+/// `[log]`, as go-apt-mirror (cybozu-go/well) has it (the same table in both binaries).
+pub use runtime::logging::LogConfig;
 
 /// `[http]`: how upstreams are contacted.
 #[derive(Debug, Clone)]
@@ -308,9 +300,7 @@ impl Config {
             None => LogConfig::default(),
             Some(l) => {
                 if let Some(level) = &l.level {
-                    if !["critical", "error", "warning", "warn", "info", "debug"]
-                        .contains(&level.get_ref().as_str())
-                    {
+                    if !runtime::logging::LEVEL_NAMES.contains(&level.get_ref().as_str()) {
                         return Err(invalid(
                             Some(level.span()),
                             None,

@@ -83,7 +83,7 @@ pub mod exit {
 /// Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
 /// "ignore" before `main` (we keep it so), so writes to a dead pipe fail with
 /// `EPIPE`; our own output ignores such errors and log lines are dropped and
-/// counted (`aptindex::logging`).
+/// counted (`runtime::logging`).
 pub fn main_from_args<I, T>(argv: I) -> u8
 where
     I: IntoIterator<Item = T>,
@@ -145,7 +145,7 @@ pub fn install_signal_handlers(cancel: CancellationToken) {
     if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
         tokio::spawn(async move {
             while usr1.recv().await.is_some() {
-                aptindex::logging::reopen();
+                runtime::logging::reopen();
             }
         });
     }
