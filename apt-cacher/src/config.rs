@@ -10,6 +10,7 @@
 
 pub use crate::listen_address::ListenAddr;
 use reqwest::Url;
+use runtime::config::{key_at, key_in_message, key_span, line_of, Location};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -121,10 +122,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn render(&self) -> String {
-        let place = if self.line > 0 {
-            format!("{}:{}", self.file, self.line)
-        } else {
-            self.file.clone()
+        let place = Location {
+            file: self.file.clone(),
+            line: self.line,
         };
         if self.key == "-" {
             format!("{place}: {}", self.reason)
@@ -192,16 +192,6 @@ struct RawTimeouts {
 
 /// The default config path.
 pub const DEFAULT_PATH: &str = "/etc/apt-cacher.toml";
-
-/// 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
 
 /// True when `prefix` matches `^[a-z0-9._-]+$`.
 pub fn valid_prefix(prefix: &str) -> bool {
@@ -574,36 +564,6 @@ fn normalize(p: &Path) -> PathBuf {
     p.components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect()
-}
-
-/// The key named in a serde message such as "unknown field `foo`, expected ...".
-fn key_in_message(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
-}
-
-/// The key on the line holding byte `offset`, if the line looks like `key = ...`.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text
-        .get(..offset.min(text.len()))?
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let line = text.get(start..)?.lines().next()?;
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim();
-    (!key.is_empty()).then(|| key.to_string())
-}
-
-/// The span of the first line assigning `key` (for errors found after parsing).
-fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(offset..offset + line.len());
-        }
-        offset += line.len();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -106,30 +106,18 @@ fn real_main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
         // Registered before `run` (and so before READY=1): from here on no
         // signal gets its default action (SIGUSR1's would end the process).
-        let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-        let mut usr1 = signal(SignalKind::user_defined1()).context("handling SIGUSR1")?;
-        // logrotate (`create`): the file was renamed away; open it again by name.
-        tokio::spawn(async move {
-            while usr1.recv().await.is_some() {
-                runtime::logging::reopen();
-            }
-        });
+        let signals = runtime::signals::Signals::register()?;
         let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down");
-            token.cancel();
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::warn!("second signal: exiting at once");
-            // `exit` skips destructors: write what is queued first (bounded).
-            runtime::logging::flush(EXIT_FLUSH);
-            std::process::exit(1);
-        });
+        signals.spawn(
+            shutdown.clone(),
+            || tracing::info!("shutting down"),
+            || {
+                tracing::warn!("second signal: exiting at once");
+                1
+            },
+        );
         apt_cacher::run(config, shutdown).await
     });
     // Blocking tasks still running (a file read, an fsync) are not waited for
@@ -137,9 +125,6 @@ fn real_main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     result
 }
-
-/// How long the log may take to be written before an exit on a second signal.
-const EXIT_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long blocking tasks may take to finish after the server has stopped.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);

@@ -22,7 +22,6 @@ use aptindex::checksum::Checksums;
 use aptindex::fsmode;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// Name of the checksum list inside a snapshot directory.
@@ -591,11 +590,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), SnapshotError> {
 /// Flushes every file and directory of the file system holding `path`.
 fn sync_filesystem(path: &Path) -> Result<(), SnapshotError> {
     let dir = std::fs::File::open(path).map_err(io_err(path))?;
-    // SAFETY: syncfs on a descriptor we own; no memory is involved.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-        return Err(io_err(path)(std::io::Error::last_os_error()));
-    }
-    Ok(())
+    rustix::fs::syncfs(&dir).map_err(|e| io_err(path)(e.into()))
 }
 
 fn fsync_dir(path: &Path) -> Result<(), SnapshotError> {

@@ -6,8 +6,15 @@
 //! - [`logging`]: a `tracing` logger that never blocks nor kills the
 //!   program (bounded queue, one writer thread, reopen on SIGUSR1), the
 //!   `[log]` table and the level and format names;
+//! - [`signals`]: SIGTERM/SIGINT → a `CancellationToken`, a second one
+//!   exits at once; SIGUSR1 reopens the log;
+//! - [`notify`]: systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `STATUS=`);
+//! - [`config`]: where a configuration error is (line, key, `file:line`);
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod logging;
+pub mod notify;
+pub mod signals;
