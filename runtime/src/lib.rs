@@ -10,11 +10,14 @@
 //!   exits at once; SIGUSR1 reopens the log;
 //! - [`notify`]: systemd's `sd_notify` (`READY=1`, `STOPPING=1`, `STATUS=`);
 //! - [`config`]: where a configuration error is (line, key, `file:line`);
+//! - [`http`]: the HTTP client both use to reach upstreams: how it is
+//!   built, per-host limits, URL joining, one error type, retry policy.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod notify;
 pub mod signals;
