@@ -12,9 +12,9 @@
 //! what it cannot write.
 
 use anyhow::Context;
-use apt_cacher::logging::{Format, Level, Overrides};
 use apt_cacher::{config, defaults, Config};
 use clap::Parser;
+use runtime::logging::LogArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,15 +29,8 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
-    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<Level>,
-    /// Log format, overriding `[log] format`: plain, logfmt, json.
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<Format>,
-    /// Log file, overriding `[log] filename` (`-`: standard error).
-    #[arg(long, value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
@@ -83,14 +76,9 @@ fn real_main() -> anyhow::Result<()> {
         ));
         return Ok(());
     }
-    let overrides = Overrides {
-        level: args.log_level,
-        format: args.log_format,
-        file: args.log_file.clone(),
-    };
-    let settings = apt_cacher::logging::settings(&config.log, &overrides)?;
+    let settings = apt_cacher::logging::settings(&config.log, &args.log.overrides())?;
     // Dropped at the end of this function: flushes the log for at most 1 s.
-    let log_key = if args.log_file.is_some() {
+    let log_key = if args.log.log_file.is_some() {
         "--log-file"
     } else {
         "log.filename"

@@ -11,35 +11,19 @@
 
 use crate::config::LogConfig;
 pub use runtime::logging::{Format, Level, LogGuard, Settings};
-use std::path::PathBuf;
 
 /// Environment variable with `tracing` filter directives that replace the
 /// level, e.g. `APT_MIRROR_LOG=info,apt_mirror::fetch=debug`.
 pub const FILTER_ENV: &str = "APT_MIRROR_LOG";
 
-/// The logging flags of the command line.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct LogArgs {
-    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<Level>,
-    /// Log format, overriding `[log] format`: plain, logfmt, json.
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<Format>,
-    /// Log file, overriding `[log] filename` (`-`: standard error).
-    #[arg(long, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-}
+/// The logging flags of the command line (shared with apt-cacher).
+pub use runtime::logging::LogArgs;
 
 /// The logger settings from `[log]` and the command line (which wins):
 /// `runtime::logging::settings`. The error names the key.
 pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, String> {
-    let overrides = runtime::logging::Overrides {
-        level: args.log_level,
-        format: args.log_format,
-        file: args.log_file.clone(),
-    };
-    runtime::logging::settings(log.table(), &overrides, FILTER_ENV).map_err(|e| e.to_string())
+    runtime::logging::settings(log.table(), &args.overrides(), FILTER_ENV)
+        .map_err(|e| e.to_string())
 }
 
 /// Installs the process-wide logger; keep the guard until exit (dropping it

@@ -23,12 +23,14 @@
 //! so a write to a dead pipe returns `EPIPE` instead of killing the process;
 //! this module relies on that (and only ever sees the error).
 
+mod args;
 mod format;
 mod names;
 mod print;
 mod queue;
 mod settings;
 
+pub use args::LogArgs;
 pub use names::{Format, Level, NameError, LEVEL_NAMES};
 pub use print::{print_err, print_out, PRINT_TIMEOUT};
 pub use settings::{settings, KeyError, LogConfig, LogTable, Overrides, Settings};
