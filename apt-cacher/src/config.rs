@@ -10,6 +10,7 @@
 
 pub use crate::listen_address::ListenAddr;
 use reqwest::Url;
+use runtime::config::{key_at, key_in_message, key_span, line_of, Location};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,17 +61,8 @@ pub const DEFAULT_MAX_CLIENTS: usize = 4096;
 /// The largest `max_clients` accepted.
 pub const MAX_CLIENTS_LIMIT: usize = 1 << 20;
 
-/// `[log]`: where and how to log.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// Log file; standard error when absent.
-    pub filename: Option<PathBuf>,
-    /// `critical`, `error`, `warning`, `info` or `debug`.
-    pub level: Option<String>,
-    /// `plain`, `logfmt` or `json`.
-    pub format: Option<String>,
-}
+/// `[log]`: where and how to log (the same table in both binaries).
+pub use runtime::logging::LogConfig;
 
 /// Timeouts, all in seconds in the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,10 +122,9 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn render(&self) -> String {
-        let place = if self.line > 0 {
-            format!("{}:{}", self.file, self.line)
-        } else {
-            self.file.clone()
+        let place = Location {
+            file: self.file.clone(),
+            line: self.line,
         };
         if self.key == "-" {
             format!("{place}: {}", self.reason)
@@ -201,16 +192,6 @@ struct RawTimeouts {
 
 /// The default config path.
 pub const DEFAULT_PATH: &str = "/etc/apt-cacher.toml";
-
-/// 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
 
 /// True when `prefix` matches `^[a-z0-9._-]+$`.
 pub fn valid_prefix(prefix: &str) -> bool {
@@ -417,10 +398,7 @@ impl Config {
         let max_clients = max_clients as usize;
 
         if let Some(level) = &raw.log.level {
-            if !matches!(
-                level.as_str(),
-                "critical" | "error" | "warning" | "warn" | "info" | "debug"
-            ) {
+            if !runtime::logging::LEVEL_NAMES.contains(&level.as_str()) {
                 return Err(err(
                     key_span(text, "level"),
                     "log.level",
@@ -586,36 +564,6 @@ fn normalize(p: &Path) -> PathBuf {
     p.components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect()
-}
-
-/// The key named in a serde message such as "unknown field `foo`, expected ...".
-fn key_in_message(msg: &str) -> Option<String> {
-    let rest = msg.strip_prefix("unknown field `")?;
-    Some(rest.split('`').next()?.to_string())
-}
-
-/// The key on the line holding byte `offset`, if the line looks like `key = ...`.
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let start = text
-        .get(..offset.min(text.len()))?
-        .rfind('\n')
-        .map_or(0, |i| i + 1);
-    let line = text.get(start..)?.lines().next()?;
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim();
-    (!key.is_empty()).then(|| key.to_string())
-}
-
-/// The span of the first line assigning `key` (for errors found after parsing).
-fn key_span(text: &str, key: &str) -> Option<std::ops::Range<usize>> {
-    let mut offset = 0;
-    for line in text.split_inclusive('\n') {
-        if line.split_once('=').is_some_and(|(k, _)| k.trim() == key) {
-            return Some(offset..offset + line.len());
-        }
-        offset += line.len();
-    }
-    None
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@
 //! IPv6; an explicit `[::]:port` is IPv6 only, so it can be listed next to
 //! `0.0.0.0:port`.
 //!
-//! [`notify`] sends `READY=1` / `STOPPING=1` to systemd when
-//! `NOTIFY_SOCKET` is set (`Type=notify`); without it, it does nothing.
+//! [`notify`] (from `runtime::notify`) sends `READY=1` / `STOPPING=1` to
+//! systemd when `NOTIFY_SOCKET` is set (`Type=notify`); without it, it does nothing.
 
 use crate::listen_address::ListenAddr;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -223,7 +223,8 @@ fn activated() -> Result<Vec<std::net::TcpListener>, ListenError> {
 
 /// Takes ownership of descriptor `fd` as a TCP listener.
 ///
-/// This is the one `unsafe` line of the crate: `FromRawFd` is unsafe because
+/// One of the crate's audited `unsafe` blocks (the others are the memory
+/// maps of `mapped` and `sendfile(2)`, see `lib.rs`): `FromRawFd` is unsafe because
 /// the caller must own the descriptor. Here systemd handed it to this
 /// process for exactly this use, [`activated`] checked that it is an open
 /// socket, and `TAKEN` ensures it is taken at most once.
@@ -234,46 +235,12 @@ fn take_listener(fd: i32) -> std::net::TcpListener {
     unsafe { std::net::TcpListener::from_raw_fd(fd) }
 }
 
-/// Sends `state` (e.g. `"READY=1"`, `"STOPPING=1"`) to systemd's
-/// notification socket if `NOTIFY_SOCKET` is set; failures are only logged.
-pub fn notify(state: &str) {
-    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    if let Err(e) = send_notify(&path, state) {
-        tracing::warn!(socket = %path.to_string_lossy(), error = %e, "cannot notify systemd");
-    }
-}
-
-fn send_notify(path: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let bytes = path.as_bytes();
-    let addr = match bytes.strip_prefix(b"@") {
-        // An abstract socket name.
-        Some(name) => SocketAddr::from_abstract_name(name)?,
-        None => SocketAddr::from_pathname(path)?,
-    };
-    let socket = UnixDatagram::unbound()?;
-    socket.send_to_addr(state.as_bytes(), &addr)?;
-    Ok(())
-}
+/// Sends `state` to systemd when `NOTIFY_SOCKET` is set (`runtime::notify`).
+pub use runtime::notify::notify;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn notify_reaches_a_datagram_socket() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("notify");
-        let server = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        send_notify(path.as_os_str(), "READY=1").unwrap();
-        let mut buf = [0u8; 64];
-        let n = server.recv(&mut buf).unwrap();
-        assert_eq!(&buf[..n], b"READY=1");
-    }
 
     fn has_ipv6_loopback() -> bool {
         std::net::TcpListener::bind("[::1]:0").is_ok()

@@ -1,25 +1,24 @@
 //! The cacher's logging settings: the `[log]` table (`filename`, `level`,
 //! `format`), overridden by the command line, turned into
-//! [`aptindex::logging::Settings`]. The logger itself (a bounded queue and a
+//! [`runtime::logging::Settings`]. The logger itself (a bounded queue and a
 //! writer thread that never blocks or kills the server) is shared with
-//! apt-mirror and lives in `aptindex::logging`.
+//! apt-mirror and lives in the `runtime` crate (`runtime::logging`).
 
 use crate::config::LogConfig;
-pub use aptindex::logging::{Format, Level, LogGuard, Overrides, Settings};
+pub use runtime::logging::{Format, Level, LogGuard, Overrides, Settings};
 
 /// Environment variable with `tracing` filter directives that replace the
 /// level, e.g. `APT_CACHER_LOG=info,apt_cacher::download=debug`.
 pub const FILTER_ENV: &str = "APT_CACHER_LOG";
 
 /// The logger settings from `[log]` and the command line (which wins):
-/// `aptindex::logging::settings`. The error names the key.
+/// `runtime::logging::settings`. The error names the key.
 pub fn settings(log: &LogConfig, overrides: &Overrides) -> anyhow::Result<Settings> {
-    let table = aptindex::logging::LogTable {
-        filename: log.filename.as_deref(),
-        level: log.level.as_deref(),
-        format: log.format.as_deref(),
-    };
-    Ok(aptindex::logging::settings(table, overrides, FILTER_ENV)?)
+    Ok(runtime::logging::settings(
+        log.table(),
+        overrides,
+        FILTER_ENV,
+    )?)
 }
 
 /// Installs the process-wide logger. Call once, at start; keep the guard
@@ -28,13 +27,13 @@ pub fn settings(log: &LogConfig, overrides: &Overrides) -> anyhow::Result<Settin
 /// it (`log.filename` or `--log-file`), and what to do
 /// ([`crate::writable`]).
 pub fn init(settings: &Settings, key: &'static str) -> anyhow::Result<LogGuard> {
-    aptindex::logging::init(settings).map_err(|e| crate::writable::log_error(e, key))
+    runtime::logging::init(settings).map_err(|e| crate::writable::log_error(e, key))
 }
 
 /// Log lines dropped so far because the destination failed (a dead pipe
 /// reader, a full disk) or could not keep up. Shown in `/metrics`.
 pub fn dropped_lines() -> u64 {
-    aptindex::logging::dropped_lines()
+    runtime::logging::dropped_lines()
 }
 
 #[cfg(test)]

@@ -6,15 +6,15 @@
 //! Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
 //! "ignore" before `main` (we keep it so), so a write to a dead pipe is an
 //! `EPIPE` error, and every write to standard output or error below goes
-//! through `aptindex::logging::print_out`/`print_err`, which ignore errors
+//! through `runtime::logging::print_out`/`print_err`, which ignore errors
 //! (`println!` would panic on them) and give a stuck reader at most a
-//! second. Log lines go through `aptindex::logging`, which drops and counts
+//! second. Log lines go through `runtime::logging`, which drops and counts
 //! what it cannot write.
 
 use anyhow::Context;
-use apt_cacher::logging::{Format, Level, Overrides};
 use apt_cacher::{config, defaults, Config};
 use clap::Parser;
+use runtime::logging::LogArgs;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -29,15 +29,8 @@ struct Args {
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
-    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
-    #[arg(long, value_name = "LEVEL")]
-    log_level: Option<Level>,
-    /// Log format, overriding `[log] format`: plain, logfmt, json.
-    #[arg(long, value_name = "FORMAT")]
-    log_format: Option<Format>,
-    /// Log file, overriding `[log] filename` (`-`: standard error).
-    #[arg(long, value_name = "FILE")]
-    log_file: Option<PathBuf>,
+    #[command(flatten)]
+    log: LogArgs,
 }
 
 fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
@@ -67,7 +60,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Never panics nor hangs on a dead or stuck standard error.
-            aptindex::logging::print_err(format!("apt-cacher: {e:#}\n"));
+            runtime::logging::print_err(format!("apt-cacher: {e:#}\n"));
             std::process::ExitCode::FAILURE
         }
     }
@@ -77,27 +70,22 @@ fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
     if args.check_config {
-        aptindex::logging::print_out(format!(
+        runtime::logging::print_out(format!(
             "configuration OK ({} mappings)\n",
             config.mappings.len()
         ));
         return Ok(());
     }
-    let overrides = Overrides {
-        level: args.log_level,
-        format: args.log_format,
-        file: args.log_file.clone(),
-    };
-    let settings = apt_cacher::logging::settings(&config.log, &overrides)?;
+    let settings = apt_cacher::logging::settings(&config.log, &args.log.overrides())?;
     // Dropped at the end of this function: flushes the log for at most 1 s.
-    let log_key = if args.log_file.is_some() {
+    let log_key = if args.log.log_file.is_some() {
         "--log-file"
     } else {
         "log.filename"
     };
     let _log = apt_cacher::logging::init(&settings, log_key)?;
     if let Some(note) = note {
-        aptindex::logging::print_out(format!("{note}\n"));
+        runtime::logging::print_out(format!("{note}\n"));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -106,30 +94,18 @@ fn real_main() -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     let result = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
         // Registered before `run` (and so before READY=1): from here on no
         // signal gets its default action (SIGUSR1's would end the process).
-        let mut term = signal(SignalKind::terminate()).context("handling SIGTERM")?;
-        let mut int = signal(SignalKind::interrupt()).context("handling SIGINT")?;
-        let mut usr1 = signal(SignalKind::user_defined1()).context("handling SIGUSR1")?;
-        // logrotate (`create`): the file was renamed away; open it again by name.
-        tokio::spawn(async move {
-            while usr1.recv().await.is_some() {
-                aptindex::logging::reopen();
-            }
-        });
+        let signals = runtime::signals::Signals::register()?;
         let shutdown = CancellationToken::new();
-        let token = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::info!("shutting down");
-            token.cancel();
-            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
-            tracing::warn!("second signal: exiting at once");
-            // `exit` skips destructors: write what is queued first (bounded).
-            aptindex::logging::flush(EXIT_FLUSH);
-            std::process::exit(1);
-        });
+        signals.spawn(
+            shutdown.clone(),
+            || tracing::info!("shutting down"),
+            || {
+                tracing::warn!("second signal: exiting at once");
+                1
+            },
+        );
         apt_cacher::run(config, shutdown).await
     });
     // Blocking tasks still running (a file read, an fsync) are not waited for
@@ -137,9 +113,6 @@ fn real_main() -> anyhow::Result<()> {
     runtime.shutdown_timeout(RUNTIME_SHUTDOWN);
     result
 }
-
-/// How long the log may take to be written before an exit on a second signal.
-const EXIT_FLUSH: Duration = Duration::from_millis(500);
 
 /// How long blocking tasks may take to finish after the server has stopped.
 const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(1);

@@ -200,14 +200,9 @@ pub fn unix_secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The `host:port` an upstream URL's counters are kept under.
-pub fn host_of(url: &reqwest::Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or("?"),
-        url.port_or_known_default().unwrap_or(0)
-    )
-}
+/// The `host:port` an upstream URL's counters are kept under (the same
+/// key as the per-host connection limits).
+pub use runtime::http::host_key as host_of;
 
 impl Metrics {
     /// All counters at zero.

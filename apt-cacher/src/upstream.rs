@@ -10,14 +10,19 @@
 //! the request's start until the headers); each body chunk by `idle_read`;
 //! the whole download by `overall`. Metadata and pool files use the same
 //! [`Response::chunk`], so the bounds hold for both.
+//!
+//! The client, the per-host limits and the classification of failures are
+//! `runtime::http`'s (shared with apt-mirror); [`UpstreamError`] is this
+//! cacher's view of them (which status to answer, what to remember).
 
 use crate::config::{Config, Timeouts};
 use bytes::Bytes;
 use reqwest::{StatusCode, Url};
+use runtime::http::{HostLimits, HttpError, HttpErrorKind};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// Why an upstream request failed.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -73,6 +78,26 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The cacher's view of a failed request: a timeout (connecting
+    /// included), a connection failure, or another transport error.
+    fn from_http(e: HttpError) -> UpstreamError {
+        let HttpError { url, kind, detail } = e;
+        match kind {
+            HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout => UpstreamError::Timeout {
+                url,
+                reason: detail,
+            },
+            HttpErrorKind::Connect => UpstreamError::Connect {
+                url,
+                reason: detail,
+            },
+            _ => UpstreamError::Transport {
+                url,
+                reason: detail,
+            },
+        }
+    }
+
     /// The status to answer a client with.
     pub fn client_status(&self) -> StatusCode {
         match self {
@@ -130,7 +155,7 @@ impl Response {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(UpstreamError::Transport {
                 url: self.url.to_string(),
-                reason: error_chain(&e),
+                reason: runtime::http::error_chain(&e),
             }),
             Err(_) => Err(UpstreamError::Timeout {
                 url: self.url.to_string(),
@@ -164,60 +189,28 @@ impl Response {
 pub struct Upstream {
     client: reqwest::Client,
     timeouts: Timeouts,
-    max_conns: usize,
     cache_period: Duration,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: HostLimits,
     negative: Mutex<HashMap<String, (Instant, UpstreamError)>>,
-}
-
-/// Renders an error with its sources.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 impl Upstream {
     /// Builds the client from the configuration.
     pub fn new(config: &Config) -> anyhow::Result<Upstream> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("apt-cacher/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.timeouts.connect)
-            .read_timeout(config.timeouts.idle_read)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
+        let mut options = runtime::http::ClientOptions::new(
+            concat!("apt-cacher/", env!("CARGO_PKG_VERSION")),
+            config.timeouts.connect,
+        );
+        options.read_timeout = Some(config.timeouts.idle_read);
+        options.pool_idle_timeout = Some(Duration::from_secs(60));
+        let client = runtime::http::build_client(&options)?;
         Ok(Upstream {
             client,
             timeouts: config.timeouts.clone(),
-            max_conns: config.max_conns,
             cache_period: config.cache_period,
-            hosts: Mutex::new(HashMap::new()),
+            hosts: HostLimits::new(config.max_conns),
             negative: Mutex::new(HashMap::new()),
         })
-    }
-
-    fn semaphore(&self, url: &Url) -> Option<Arc<Semaphore>> {
-        if self.max_conns == 0 {
-            return None;
-        }
-        let host = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
-        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            hosts
-                .entry(host)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.max_conns)))
-                .clone(),
-        )
     }
 
     /// The remembered failure of `url`, if still within `cache_period`.
@@ -267,7 +260,7 @@ impl Upstream {
     }
 
     async fn get_uncached(&self, url: &Url) -> Result<Response, UpstreamError> {
-        let permit = match self.semaphore(url) {
+        let permit = match self.hosts.for_url(url) {
             Some(s) => Some(
                 s.acquire_owned()
                     .await
@@ -285,27 +278,13 @@ impl Upstream {
             let req = self.client.get(url.clone()).timeout(self.timeouts.overall);
             match req.send().await {
                 Ok(r) => break r,
-                Err(e) if e.is_connect() && attempt == 1 => {
-                    tracing::debug!(url = %url, error = %error_chain(&e), "connect failed, retrying once");
-                    continue;
-                }
-                Err(e) if e.is_timeout() => {
-                    return Err(UpstreamError::Timeout {
-                        url: url.to_string(),
-                        reason: error_chain(&e),
-                    })
-                }
-                Err(e) if e.is_connect() => {
-                    return Err(UpstreamError::Connect {
-                        url: url.to_string(),
-                        reason: error_chain(&e),
-                    })
-                }
                 Err(e) => {
-                    return Err(UpstreamError::Transport {
-                        url: url.to_string(),
-                        reason: error_chain(&e),
-                    })
+                    let e = HttpError::from_reqwest(url, &e);
+                    if e.is_connect() && attempt == 1 {
+                        tracing::debug!(url = %url, error = %e.detail, "connect failed, retrying once");
+                        continue;
+                    }
+                    return Err(UpstreamError::from_http(e));
                 }
             }
         };

@@ -86,9 +86,9 @@ pub fn check_dir(key: &'static str, dir: &Path) -> Result<(), NotWritable> {
 
 /// The error for a log file (`key`: `log.filename` or `--log-file`) the
 /// logger could not open; other logger errors pass through.
-pub fn log_error(e: aptindex::logging::LogError, key: &'static str) -> anyhow::Error {
+pub fn log_error(e: runtime::logging::LogError, key: &'static str) -> anyhow::Error {
     match e {
-        aptindex::logging::LogError::Open { path, source } => NotWritable {
+        runtime::logging::LogError::Open { path, source } => NotWritable {
             key,
             path,
             action: "opening the log file",

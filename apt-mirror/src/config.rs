@@ -7,6 +7,7 @@
 //! Parsing is strict: unknown keys are errors, and every error names the file,
 //! the line, and where it applies the mirror and the key.
 
+use runtime::config::{key_at, key_in_message, line_of, Location};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,16 +34,8 @@ pub struct Config {
     pub mirrors: BTreeMap<String, MirrorConfig>,
 }
 
-/// `[log]`, as go-apt-mirror (cybozu-go/well) has it.
-#[derive(Debug, Clone, Default)]
-pub struct LogConfig {
-    /// Log file; standard error when `None`.
-    pub filename: Option<PathBuf>,
-    /// `error`, `warning`, `info` (default) or `debug`.
-    pub level: Option<String>,
-    /// `plain` (default), `logfmt` or `json`.
-    pub format: Option<String>,
-}
+/// `[log]`, as go-apt-mirror (cybozu-go/well) has it (the same table in both binaries).
+pub use runtime::logging::LogConfig;
 
 /// `[http]`: how upstreams are contacted.
 #[derive(Debug, Clone)]
@@ -116,7 +109,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The content is invalid.
-    #[error("{path}:{line}: {}{message}", where_prefix(.mirror, .key))]
+    #[error("{}: {}{message}", Location { file: path.display().to_string(), line: *line }, where_prefix(.mirror, .key))]
     Invalid {
         /// The file.
         path: PathBuf,
@@ -195,16 +188,6 @@ struct RawMirror {
     keep: Option<Spanned<i64>>,
 }
 
-/// 1-based line of byte offset `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> usize {
-    let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
-}
-
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
 /// errors, which toml reports by position only).
 fn mirror_at_line(text: &str, line: usize) -> Option<String> {
@@ -224,13 +207,6 @@ fn mirror_at_line(text: &str, line: usize) -> Option<String> {
         }
     }
     found
-}
-
-/// The key named in a serde message such as "unknown field `foo`, expected ...".
-fn key_in_message(msg: &str) -> Option<String> {
-    let start = msg.find('`')? + 1;
-    let len = msg.get(start..)?.find('`')?;
-    msg.get(start..start + len).map(str::to_string)
 }
 
 /// True when `id` matches `^[a-z0-9_-]+$`.
@@ -276,7 +252,8 @@ impl Config {
                 path: path.to_path_buf(),
                 line,
                 mirror,
-                key: key_in_message(e.message()),
+                key: key_in_message(e.message())
+                    .or_else(|| e.span().and_then(|s| key_at(text, s.start))),
                 message: e.message().trim().to_string(),
             }
         })?;
@@ -308,9 +285,7 @@ impl Config {
             None => LogConfig::default(),
             Some(l) => {
                 if let Some(level) = &l.level {
-                    if !["critical", "error", "warning", "warn", "info", "debug"]
-                        .contains(&level.get_ref().as_str())
-                    {
+                    if !runtime::logging::LEVEL_NAMES.contains(&level.get_ref().as_str()) {
                         return Err(invalid(
                             Some(level.span()),
                             None,

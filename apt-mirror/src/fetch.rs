@@ -8,37 +8,27 @@
 //! and an overall cap per attempt. A file is hashed while it streams to a
 //! temporary file next to its destination, verified, and only then renamed
 //! to its final name: a partial or unverified file never appears under it.
+//!
+//! The client, the per-host limits, URL joining, the retry backoff and the
+//! HTTP error type are `runtime::http`'s (shared with apt-cacher); this file
+//! keeps the mirror's own parts: the time limits per attempt, retries with
+//! cancellation, and the verified download.
 
 use crate::config::HttpConfig;
 use crate::progress::Progress;
 use aptindex::checksum::{ChecksumError, Checksums};
 use aptindex::tree::{StagedFile, TreeError};
 use reqwest::Url;
-use std::collections::HashMap;
+use runtime::http::{HostLimits, HttpError, HttpErrorKind, RetryPolicy};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-use tokio::sync::Semaphore;
 
 /// Downloads failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    /// The upstream answered with an error status.
-    #[error("{url}: HTTP status {status}")]
-    Status {
-        /// The URL.
-        url: String,
-        /// The status code.
-        status: u16,
-    },
-    /// Connection or transfer error.
-    #[error("{url}: {message}")]
-    Network {
-        /// The URL.
-        url: String,
-        /// What happened.
-        message: String,
-    },
+    /// An error status, a connection or transfer error, a response larger
+    /// than allowed or expected (`runtime::http`).
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// No data for longer than the read timeout.
     #[error("{url}: no data for {secs:.1} s (read timeout)")]
     Stalled {
@@ -54,14 +44,6 @@ pub enum FetchError {
         url: String,
         /// The cap, in seconds.
         secs: f64,
-    },
-    /// The response is larger than allowed or expected.
-    #[error("{url}: response larger than {limit} bytes")]
-    TooLarge {
-        /// The URL.
-        url: String,
-        /// The limit, in bytes.
-        limit: u64,
     },
     /// The content does not match the expected checksums.
     #[error("{url}: verification failed: {source}")]
@@ -102,7 +84,11 @@ impl From<TreeError> for FetchError {
     fn from(e: TreeError) -> FetchError {
         match e {
             TreeError::Io { path, source } => FetchError::Io { path, source },
-            TreeError::TooLarge { what, limit } => FetchError::TooLarge { url: what, limit },
+            TreeError::TooLarge { what, limit } => FetchError::Http(HttpError {
+                url: what,
+                kind: HttpErrorKind::TooLarge(limit),
+                detail: String::new(),
+            }),
             TreeError::NoChecksum { what } => FetchError::NoChecksum { url: what },
             TreeError::Verify { what, source } => FetchError::Verify { url: what, source },
             TreeError::Mode(m) => FetchError::Mode(m),
@@ -114,10 +100,17 @@ impl FetchError {
     /// Worth another attempt: network trouble, timeouts, 5xx, 408, 429.
     fn retryable(&self) -> bool {
         match self {
-            FetchError::Status { status, .. } => *status >= 500 || *status == 408 || *status == 429,
-            FetchError::Network { .. }
-            | FetchError::Stalled { .. }
-            | FetchError::TimedOut { .. } => true,
+            FetchError::Http(e) => match e.kind {
+                HttpErrorKind::Status(status) => runtime::http::retry::retryable_status(status),
+                HttpErrorKind::TooLarge(_) | HttpErrorKind::InvalidUrl | HttpErrorKind::Client => {
+                    false
+                }
+                HttpErrorKind::Connect
+                | HttpErrorKind::ConnectTimeout
+                | HttpErrorKind::Timeout
+                | HttpErrorKind::Transport => true,
+            },
+            FetchError::Stalled { .. } | FetchError::TimedOut { .. } => true,
             _ => false,
         }
     }
@@ -128,29 +121,14 @@ impl FetchError {
 pub struct Fetcher {
     client: reqwest::Client,
     http: HttpConfig,
-    max_conns: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    hosts: HostLimits,
     cancel: tokio_util::sync::CancellationToken,
 }
 
 /// The URL of `path` (relative, `/`-separated) under repository `base`,
-/// each segment percent-encoded as needed.
+/// each segment percent-encoded as needed (`runtime::http::join`).
 pub fn url_for(base: &Url, path: &str) -> Result<Url, FetchError> {
-    let mut s = base.as_str().trim_end_matches('/').to_string();
-    for seg in path.split('/') {
-        s.push('/');
-        for b in seg.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
-                s.push(b as char);
-            } else {
-                s.push_str(&format!("%{b:02X}"));
-            }
-        }
-    }
-    Url::parse(&s).map_err(|e| FetchError::Network {
-        url: s.clone(),
-        message: format!("invalid URL: {e}"),
-    })
+    Ok(runtime::http::join(base, path)?)
 }
 
 impl Fetcher {
@@ -160,39 +138,16 @@ impl Fetcher {
         max_conns: usize,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<Fetcher, FetchError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(http.connect_timeout)
-            .user_agent(concat!("apt-mirror/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| FetchError::Network {
-                url: String::new(),
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+        let client = runtime::http::build_client(&runtime::http::ClientOptions::new(
+            concat!("apt-mirror/", env!("CARGO_PKG_VERSION")),
+            http.connect_timeout,
+        ))?;
         Ok(Fetcher {
             client,
             http,
-            max_conns,
-            hosts: Mutex::new(HashMap::new()),
+            hosts: HostLimits::new(max_conns),
             cancel,
         })
-    }
-
-    fn host_limit(&self, url: &Url) -> Option<Arc<Semaphore>> {
-        if self.max_conns == 0 {
-            return None;
-        }
-        let key = format!(
-            "{}:{}",
-            url.host_str().unwrap_or(""),
-            url.port_or_known_default().unwrap_or(0)
-        );
-        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
-        Some(
-            hosts
-                .entry(key)
-                .or_insert_with(|| Arc::new(Semaphore::new(self.max_conns)))
-                .clone(),
-        )
     }
 
     /// Runs `attempt` with the host limit, the overall cap and retries.
@@ -201,7 +156,11 @@ impl Fetcher {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, FetchError>>,
     {
-        let limit = self.host_limit(url);
+        let limit = self.hosts.for_url(url);
+        let policy = RetryPolicy {
+            retries: self.http.retries,
+            delay: self.http.retry_delay,
+        };
         let mut tries = 0u32;
         loop {
             if self.cancel.is_cancelled() {
@@ -223,13 +182,12 @@ impl Fetcher {
                     },
                 }
             };
-            match result {
-                Err(e) if e.retryable() && tries < self.http.retries => {
-                    let delay = self
-                        .http
-                        .retry_delay
-                        .saturating_mul(1 << tries.min(6))
-                        .min(Duration::from_secs(30));
+            let delay = match &result {
+                Err(e) if e.retryable() => policy.delay_before(tries),
+                _ => None,
+            };
+            match (result, delay) {
+                (Err(e), Some(delay)) => {
                     tracing::warn!(url = %url, error = %e, retry_in_ms = delay.as_millis() as u64, "retrying");
                     tries += 1;
                     tokio::select! {
@@ -237,7 +195,7 @@ impl Fetcher {
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
-                other => return other,
+                (other, _) => return other,
             }
         }
     }
@@ -259,7 +217,7 @@ impl Fetcher {
                     secs: limit.as_secs_f64(),
                 })
             }
-            Ok(Err(e)) => return Err(network(url, &e)),
+            Ok(Err(e)) => return Err(HttpError::from_reqwest(url, &e).into()),
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
@@ -267,10 +225,7 @@ impl Fetcher {
             return Ok(None);
         }
         if !resp.status().is_success() {
-            return Err(FetchError::Status {
-                url: url.to_string(),
-                status,
-            });
+            return Err(HttpError::status(url, status).into());
         }
         Ok(Some(resp))
     }
@@ -286,7 +241,7 @@ impl Fetcher {
                 url: url.to_string(),
                 secs: self.http.read_timeout.as_secs_f64(),
             }),
-            Ok(Err(e)) => Err(network(url, &e)),
+            Ok(Err(e)) => Err(HttpError::from_reqwest(url, &e).into()),
             Ok(Ok(c)) => Ok(c),
         }
     }
@@ -301,10 +256,7 @@ impl Fetcher {
             let mut body = Vec::new();
             while let Some(c) = self.chunk(url, &mut resp).await? {
                 if body.len() as u64 + c.len() as u64 > limit {
-                    return Err(FetchError::TooLarge {
-                        url: url.to_string(),
-                        limit,
-                    });
+                    return Err(HttpError::too_large(url, limit).into());
                 }
                 body.extend_from_slice(&c);
             }
@@ -344,10 +296,7 @@ impl Fetcher {
             };
             if let Some(len) = resp.content_length() {
                 if len > expected.size {
-                    return Err(FetchError::TooLarge {
-                        url: url.to_string(),
-                        limit: expected.size,
-                    });
+                    return Err(HttpError::too_large(url, expected.size).into());
                 }
             }
             // Hashed while it streams into a temporary file; renamed to
@@ -362,24 +311,6 @@ impl Fetcher {
             Ok(Some(written))
         })
         .await
-    }
-}
-
-fn network(url: &Url, e: &reqwest::Error) -> FetchError {
-    let mut message = if e.is_connect() && e.is_timeout() {
-        format!("connect timeout: {e}")
-    } else {
-        e.to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
-    FetchError::Network {
-        url: url.to_string(),
-        message,
     }
 }
 

@@ -84,7 +84,7 @@ pub mod exit {
 /// Nothing here may die of a broken output: the Rust runtime sets SIGPIPE to
 /// "ignore" before `main` (we keep it so), so writes to a dead pipe fail with
 /// `EPIPE`; our own output ignores such errors and log lines are dropped and
-/// counted (`aptindex::logging`).
+/// counted (`runtime::logging`).
 pub fn main_from_args<I, T>(argv: I) -> u8
 where
     I: IntoIterator<Item = T>,
@@ -141,36 +141,19 @@ pub async fn main_with_logging(
 
 /// Cancels `cancel` on the first SIGINT or SIGTERM; exits at once on the
 /// second. SIGUSR1 reopens the log file (logrotate's `create` mode).
+/// `runtime::signals` does the work.
 pub fn install_signal_handlers(cancel: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    if let Ok(mut usr1) = signal(SignalKind::user_defined1()) {
-        tokio::spawn(async move {
-            while usr1.recv().await.is_some() {
-                aptindex::logging::reopen();
-            }
-        });
-    }
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!("cannot install signal handlers");
-        return;
-    };
-    tokio::spawn(async move {
-        for n in 0.. {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-            if n > 0 {
+    match runtime::signals::Signals::register() {
+        Ok(signals) => signals.spawn(
+            cancel,
+            || tracing::warn!("signal received: stopping; current snapshots are kept"),
+            || {
                 logging::errln!("apt-mirror: second signal, exiting now");
-                std::process::exit(130);
-            }
-            tracing::warn!("signal received: stopping; current snapshots are kept");
-            cancel.cancel();
-        }
-    });
+                130
+            },
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot install signal handlers"),
+    }
 }
 
 /// Runs apt-mirror as the command line asks; returns the exit status

@@ -4,7 +4,6 @@
 //! (even `kill -9`), so a stale lock file never blocks the next run.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// A held lock; released when dropped.
@@ -50,14 +49,10 @@ impl RunLock {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        // SAFETY: flock on a file descriptor we own; no memory is involved.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                return Err(LockError::Busy { path });
-            }
-            return Err(io(err));
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => return Err(LockError::Busy { path }),
+            Err(e) => return Err(io(e.into())),
         }
         Ok(RunLock { _file: file, path })
     }

@@ -1,7 +1,7 @@
 //! Logging settings from the `[log]` table (go-apt-mirror's keys:
 //! `filename`, `level`, `format`), overridden by `--log-level`,
 //! `--log-format` and `--log-file`. The logger itself is shared with
-//! apt-cacher (`aptindex::logging`): lines go through a bounded queue to one
+//! apt-cacher (in the `runtime` crate, `runtime::logging`): lines go through a bounded queue to one
 //! writer thread, and a failing destination (a dead pipe reader, a full disk)
 //! only drops and counts lines: it never stops or kills the run.
 //!
@@ -10,66 +10,45 @@
 //! panics on a closed pipe) and giving a stuck reader at most a second.
 
 use crate::config::LogConfig;
-pub use aptindex::logging::{Format, Level, LogGuard, Settings};
-use std::path::PathBuf;
+pub use runtime::logging::{Format, Level, LogGuard, Settings};
 
 /// Environment variable with `tracing` filter directives that replace the
 /// level, e.g. `APT_MIRROR_LOG=info,apt_mirror::fetch=debug`.
 pub const FILTER_ENV: &str = "APT_MIRROR_LOG";
 
-/// The logging flags of the command line.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct LogArgs {
-    /// Log level, overriding `[log] level`: critical, error, warning, info, debug.
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<Level>,
-    /// Log format, overriding `[log] format`: plain, logfmt, json.
-    #[arg(long, value_name = "FORMAT")]
-    pub log_format: Option<Format>,
-    /// Log file, overriding `[log] filename` (`-`: standard error).
-    #[arg(long, value_name = "FILE")]
-    pub log_file: Option<PathBuf>,
-}
+/// The logging flags of the command line (shared with apt-cacher).
+pub use runtime::logging::LogArgs;
 
 /// The logger settings from `[log]` and the command line (which wins):
-/// `aptindex::logging::settings`. The error names the key.
+/// `runtime::logging::settings`. The error names the key.
 pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, String> {
-    let table = aptindex::logging::LogTable {
-        filename: log.filename.as_deref(),
-        level: log.level.as_deref(),
-        format: log.format.as_deref(),
-    };
-    let overrides = aptindex::logging::Overrides {
-        level: args.log_level,
-        format: args.log_format,
-        file: args.log_file.clone(),
-    };
-    aptindex::logging::settings(table, &overrides, FILTER_ENV).map_err(|e| e.to_string())
+    runtime::logging::settings(log.table(), &args.overrides(), FILTER_ENV)
+        .map_err(|e| e.to_string())
 }
 
 /// Installs the process-wide logger; keep the guard until exit (dropping it
 /// flushes the log for at most a second). `Ok(None)` when a logger is
 /// already installed (tests, repeated calls): the first one stays.
 pub fn init(settings: &Settings) -> Result<Option<LogGuard>, String> {
-    match aptindex::logging::init(settings) {
+    match runtime::logging::init(settings) {
         Ok(guard) => Ok(Some(guard)),
-        Err(aptindex::logging::LogError::AlreadyInstalled) => Ok(None),
+        Err(runtime::logging::LogError::AlreadyInstalled) => Ok(None),
         Err(e) => Err(e.to_string()),
     }
 }
 
 /// `println!` that never panics and never hangs (write errors are ignored;
-/// a stuck reader is given a second): `aptindex::logging::print_out`.
+/// a stuck reader is given a second): `runtime::logging::print_out`.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        aptindex::logging::print_out(format!("{}\n", format_args!($($arg)*)))
+        runtime::logging::print_out(format!("{}\n", format_args!($($arg)*)))
     };
 }
 
-/// `eprintln!` that never panics and never hangs: `aptindex::logging::print_err`.
+/// `eprintln!` that never panics and never hangs: `runtime::logging::print_err`.
 macro_rules! errln {
     ($($arg:tt)*) => {
-        aptindex::logging::print_err(format!("{}\n", format_args!($($arg)*)))
+        runtime::logging::print_err(format!("{}\n", format_args!($($arg)*)))
     };
 }
 

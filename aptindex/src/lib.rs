@@ -22,8 +22,6 @@ pub mod compress;
 pub mod deb822;
 pub mod fsmode;
 pub mod index;
-#[cfg(feature = "logging")]
-pub mod logging;
 pub mod path;
 pub mod pdiff;
 pub mod release;
