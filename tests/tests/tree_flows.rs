@@ -306,16 +306,39 @@ async fn mirror_and_cacher_publish_the_same_verified_trees() {
     let link_v1 = bed.mirror_link();
     install_hello(&apt, "1.0").await;
 
-    // 2. Upstream moves on, and one index is corrupted between the Release
-    // request and the index requests: neither program swaps.
+    // 2. Upstream moves on, and its one index that both programs fetch
+    // (Packages.xz, by its plain and by-hash names) is corrupted between the
+    // Release request and the index request: neither program swaps.
     bed.repo
         .replace(PackageSpec::new("hello", "2.0").size(4000));
     bed.repo.publish().unwrap();
-    bed.up.corrupt("*binary-amd64/*", Times::Always);
-    assert_ne!(
+    let xz = bed
+        .repo
+        .index_files("stable")
+        .iter()
+        .find(|f| f.path == "main/binary-amd64/Packages.xz")
+        .expect("Packages.xz published")
+        .checksums
+        .clone();
+    let corrupted = [
+        "*/binary-amd64/Packages.xz".to_string(),
+        format!("*/binary-amd64/by-hash/*/{}", xz.sha256),
+        format!("*/binary-amd64/by-hash/*/{}", xz.sha1),
+        format!("*/binary-amd64/by-hash/*/{}", xz.md5),
+    ];
+    let hits = |up: &Upstream| -> usize { corrupted.iter().map(|p| up.requests_matching(p)).sum() };
+    for pattern in &corrupted {
+        bed.up.corrupt(pattern, Times::Always);
+    }
+    let before = hits(&bed.up);
+    assert_eq!(
         bed.mirror().await,
-        apt_mirror::exit::OK,
+        apt_mirror::exit::FAILED,
         "corrupt index accepted"
+    );
+    assert!(
+        hits(&bed.up) > before,
+        "the mirror never asked for the index"
     );
     assert_eq!(
         bed.mirror_link(),
@@ -324,9 +347,14 @@ async fn mirror_and_cacher_publish_the_same_verified_trees() {
     );
     assert_eq!(bed.mirror_suite(), mirror_v1);
 
+    let before = hits(&bed.up);
     let out = apt.update_async().await.unwrap();
     assert!(!out.hash_sum_mismatch(), "{}", out.all());
     let (gen_now, cacher_now) = cacher_suite(&c, &cacher_dir);
+    assert!(
+        hits(&bed.up) > before,
+        "the cacher never asked for the index"
+    );
     assert_eq!(gen_now, gen_v1, "the cacher swapped to a bad tree");
     assert_eq!(cacher_now, cacher_v1);
     let served = reqwest::get(format!("http://{}/debian/{SUITE_DIR}/InRelease", c.addr))
