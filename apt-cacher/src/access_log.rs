@@ -152,16 +152,20 @@ impl Drop for Logged {
     }
 }
 
+/// The client's address, as `server.rs` recorded it (`ConnectInfo`).
+pub fn client(req: &Request) -> SocketAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
+}
+
 /// The layer (`axum::middleware::from_fn_with_state`): counts the request
 /// by its result and logs it when its body ends.
 pub async fn layer(State(metrics): State<Arc<Metrics>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let client = client(&req);
     let resp = next.run(req).await;
     let (mut parts, body) = resp.into_parts();
     let note = parts.extensions.remove::<AccessNote>().unwrap_or_else(|| {

@@ -8,19 +8,18 @@
 //! proxy request for another host's `/~/...` to the proxy, and checks the
 //! method (GET, HEAD) and `status_allow` before a page is rendered.
 //! `server.rs` gives each request the client's address as
-//! [`ConnectInfo`].
+//! `ConnectInfo`.
 
-use crate::access_log;
+use crate::access_log::{self, client};
 use crate::handler::App;
 use crate::pages;
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::routing::any;
 use axum::Router;
 use hyper::{Method, StatusCode};
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The router of one cacher.
@@ -36,13 +35,6 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(proxy)
         .with_state(app)
         .layer(from_fn_with_state(metrics, access_log::layer))
-}
-
-/// The client's address, as `server.rs` recorded it.
-fn client(req: &Request) -> SocketAddr {
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0)
 }
 
 /// The proxy: everything that is not one of the cacher's own pages.
