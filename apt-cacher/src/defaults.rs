@@ -6,6 +6,7 @@
 //! configuration, for both ways in.
 
 use crate::config::{parse_upstream_url, Config, LogConfig, Mapping, Timeouts};
+use aptindex::deb822::Deb822Error;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -38,7 +39,10 @@ pub fn read_sources(etc_apt: &Path) -> Vec<Source> {
         };
         match f.extension().and_then(|e| e.to_str()) {
             Some("list") => out.extend(parse_one_line(&text)),
-            Some("sources") => out.extend(parse_deb822(&text)),
+            Some("sources") => match parse_deb822(&text) {
+                Ok(sources) => out.extend(sources),
+                Err(e) => tracing::warn!(file = %f.display(), error = %e, "apt sources: not used"),
+            },
             _ => {}
         }
     }
@@ -76,41 +80,23 @@ pub fn parse_one_line(text: &str) -> Vec<Source> {
     out
 }
 
-/// Parses deb822-style `.sources` paragraphs.
-pub fn parse_deb822(text: &str) -> Vec<Source> {
+/// Parses deb822-style `.sources` paragraphs (with `aptindex::deb822`);
+/// like apt, a file with a syntax error is not used at all.
+pub fn parse_deb822(text: &str) -> Result<Vec<Source>, Deb822Error> {
     let mut out = Vec::new();
-    for para in text.split("\n\n") {
-        let mut fields: Vec<(String, String)> = Vec::new();
-        for line in para.lines() {
-            if line.starts_with('#') {
-                continue;
-            }
-            if line.starts_with([' ', '\t']) {
-                if let Some(last) = fields.last_mut() {
-                    last.1.push(' ');
-                    last.1.push_str(line.trim());
-                }
-            } else if let Some((k, v)) = line.split_once(':') {
-                fields.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
-        let get = |k: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == k)
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("")
-        };
-        if get("enabled").eq_ignore_ascii_case("no") {
+    for para in aptindex::deb822::paragraphs(text.as_bytes()) {
+        let para = para?;
+        let get = |k: &str| para.get(k).unwrap_or("");
+        if get("Enabled").eq_ignore_ascii_case("no") {
             continue;
         }
-        let components: Vec<String> = get("components")
+        let components: Vec<String> = get("Components")
             .split_whitespace()
             .map(str::to_string)
             .collect();
-        for kind in get("types").split_whitespace() {
-            for uri in get("uris").split_whitespace() {
-                for suite in get("suites").split_whitespace() {
+        for kind in get("Types").split_whitespace() {
+            for uri in get("URIs").split_whitespace() {
+                for suite in get("Suites").split_whitespace() {
                     out.push(Source {
                         kind: kind.into(),
                         uri: uri.into(),
@@ -121,7 +107,7 @@ pub fn parse_deb822(text: &str) -> Vec<Source> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 /// A mapping prefix for an upstream URL: host and path, sanitized to `[a-z0-9._-]`.

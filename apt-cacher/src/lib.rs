@@ -8,13 +8,15 @@
 //! download, and pool files live in an LRU-evicted storage ([`cache`]).
 //!
 //! Modules, in the order a request meets them: [`server`] (HTTP),
-//! [`mapping`] (routing), [`handler`] (what to serve), [`generation`]
+//! [`routes`] (the axum router: the `/~/` [`pages`], the proxy as fallback,
+//! the [`access_log`] layer), [`mapping`] (routing a repository request),
+//! [`handler`] (what to serve), [`generation`]
 //! (metadata) with [`pdiff`] (PDiff patches) and [`pool_lookup`] (loading
 //! the index that should list a pool file), [`cache`] (pool files: key,
 //! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
-//! and [`logging`] set it up; [`metrics`] and
+//! and [`logging`] set it up; [`metrics`] (with [`exposition`]) and
 //! [`status`] report on it (`/~/metrics`, `/~/status`, `/~/status.json`);
 //! [`time`] computes deadlines and HTTP dates without panicking.
 // Audited `unsafe` blocks: the memory maps in `mapped`; `sendfile(2)` in
@@ -22,10 +24,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access_log;
 pub mod cache;
 pub mod client_timeouts;
 pub mod config;
 pub mod defaults;
+pub mod exposition;
 pub mod generation;
 pub mod handler;
 pub mod listen;
@@ -34,9 +38,11 @@ pub mod logging;
 pub mod mapped;
 pub mod mapping;
 pub mod metrics;
+pub mod pages;
 pub mod pdiff;
 pub mod pool_lookup;
 pub mod response;
+pub mod routes;
 pub mod sendfile;
 pub mod server;
 pub mod status;

@@ -38,24 +38,19 @@ pub struct Router {
 /// Percent-decodes a URL path; `None` when the escapes are malformed or
 /// the result is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            // `from_str_radix` would also take a sign (`%+1`): two hex digits only.
-            if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-                return None;
-            }
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
+    // The crate passes a malformed escape (`%zz`, `%4`) through as it is:
+    // such a path is refused instead. Two hex digits only (`%+1` is not one).
+    let well_formed = s.match_indices('%').all(|(i, _)| {
+        s.get(i + 1..i + 3)
+            .is_some_and(|hex| hex.bytes().all(|c| c.is_ascii_hexdigit()))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8()
+        .ok()
+        .map(|p| p.into_owned())
 }
 
 /// True when `path` is a safe relative repository path: no empty, `.` or

@@ -3,12 +3,11 @@
 //! failures, evictions and generation swaps, plus a short list of recent
 //! failures for the status page. One [`Metrics`] of atomics belongs to one
 //! running cacher (several run in one test process), shared by the handler,
-//! the store, the downloads and the generations. [`render`] writes the
-//! Prometheus text exposition format served at `/~/metrics`.
+//! the store, the downloads and the generations. `exposition.rs` writes
+//! them in the Prometheus text format served at `/~/metrics`.
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -328,149 +327,6 @@ impl Metrics {
     }
 }
 
-/// A Prometheus label value, escaped.
-fn label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// Writes the `# HELP` and `# TYPE` lines of a metric.
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    header(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// The Prometheus text exposition (format 0.0.4) of `c` and `g`.
-pub fn render(c: &Counters, g: &Gauges) -> String {
-    let mut out = String::new();
-    header(
-        &mut out,
-        "apt_cacher_requests_total",
-        "counter",
-        "Requests by how they were answered.",
-    );
-    for o in Outcome::ALL {
-        let _ = writeln!(
-            out,
-            "apt_cacher_requests_total{{result=\"{}\"}} {}",
-            o.as_str(),
-            c.requests_of(o)
-        );
-    }
-    single(
-        &mut out,
-        "apt_cacher_served_from_cache_bytes_total",
-        "counter",
-        "Body bytes sent to clients from the cache.",
-        c.bytes_from_cache,
-    );
-    single(
-        &mut out,
-        "apt_cacher_served_from_upstream_bytes_total",
-        "counter",
-        "Body bytes sent to clients as they came from upstream.",
-        c.bytes_from_upstream,
-    );
-    header(
-        &mut out,
-        "apt_cacher_upstream_requests_total",
-        "counter",
-        "Requests sent upstream, by host.",
-    );
-    for (host, h) in &c.upstream {
-        let _ = writeln!(
-            out,
-            "apt_cacher_upstream_requests_total{{host=\"{}\"}} {}",
-            label(host),
-            h.requests
-        );
-    }
-    header(
-        &mut out,
-        "apt_cacher_upstream_errors_total",
-        "counter",
-        "Upstream requests that failed, by host.",
-    );
-    for (host, h) in &c.upstream {
-        let _ = writeln!(
-            out,
-            "apt_cacher_upstream_errors_total{{host=\"{}\"}} {}",
-            label(host),
-            h.errors
-        );
-    }
-    single(
-        &mut out,
-        "apt_cacher_verification_failures_total",
-        "counter",
-        "Downloads that did not match the expected size or hashes.",
-        c.verification_failures,
-    );
-    single(
-        &mut out,
-        "apt_cacher_unverified_downloads_total",
-        "counter",
-        "Downloads with nothing to verify against: files no index of any served suite names.",
-        c.unverified_downloads,
-    );
-    single(
-        &mut out,
-        "apt_cacher_cache_bytes",
-        "gauge",
-        "Bytes in the cache.",
-        g.cache_bytes,
-    );
-    single(
-        &mut out,
-        "apt_cacher_cache_files",
-        "gauge",
-        "Files in the cache.",
-        g.cache_files,
-    );
-    single(
-        &mut out,
-        "apt_cacher_cache_capacity_bytes",
-        "gauge",
-        "Capacity of the cache.",
-        g.cache_capacity,
-    );
-    single(
-        &mut out,
-        "apt_cacher_evictions_total",
-        "counter",
-        "Files evicted from the cache.",
-        c.evictions,
-    );
-    single(
-        &mut out,
-        "apt_cacher_generation_swaps_total",
-        "counter",
-        "Metadata generations swapped in.",
-        c.generation_swaps,
-    );
-    single(
-        &mut out,
-        "apt_cacher_log_dropped_lines_total",
-        "counter",
-        "Log lines dropped because the log destination failed.",
-        g.dropped_log_lines,
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -500,7 +356,7 @@ mod tests {
             cache_capacity: 1 << 30,
             dropped_log_lines: 5,
         };
-        let text = render(&m.counters(), &g);
+        let text = crate::exposition::render(&m.counters(), &g);
         for line in [
             "# HELP apt_cacher_requests_total Requests by how they were answered.",
             "# TYPE apt_cacher_requests_total counter",
@@ -543,7 +399,16 @@ mod tests {
             let base = name.split('{').next().unwrap();
             assert!(typed.contains(base), "{l}");
         }
-        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        // Label values are escaped (`"`, `\`, newline).
+        let mut odd = m.counters();
+        odd.upstream
+            .insert("a\"b\\c\nd".to_string(), HostCounts::default());
+        let text = crate::exposition::render(&odd, &g);
+        assert!(
+            text.lines()
+                .any(|l| l == "apt_cacher_upstream_requests_total{host=\"a\\\"b\\\\c\\nd\"} 0"),
+            "{text}"
+        );
         // Failures: newest first, at most RECENT_FAILURES.
         for i in 0..30 {
             m.failure(&format!("u{i}"), "x");

@@ -1,6 +1,8 @@
 //! The HTTP server: accepts connections on every listening socket, serves
-//! HTTP/1.1 (keep-alive) and HTTP/2 with [`App::handle`], supports
-//! `CONNECT` upgrades, bounds every
+//! HTTP/1.1 (keep-alive) and HTTP/2 with the axum router of `routes.rs`
+//! (hyper's connection builder over our own socket wrapper: `ClientIo` for
+//! the timeouts, `ClientSocket` for `sendfile`), supports `CONNECT`
+//! upgrades, bounds every
 //! client connection in time ([`crate::client_timeouts`]: request header,
 //! idle keep-alive, a client that stops reading), bounds their number
 //! (`max_clients`: a client beyond it is not accepted until another
@@ -14,10 +16,10 @@
 
 use crate::client_timeouts::{Activity, Busy, ClientIo, Limits};
 use crate::handler::App;
-use crate::response::Body;
 use crate::sendfile::ClientSocket;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use hyper::service::service_fn;
 use hyper::Method;
@@ -34,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 
 /// How long after its last accept the server waits before telling
 /// connections to finish (see [`serve`]).
@@ -49,12 +52,12 @@ struct Guarded {
 
 impl hyper::body::Body for Guarded {
     type Data = Bytes;
-    type Error = std::io::Error;
+    type Error = axum::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         Pin::new(&mut self.inner).poll_frame(cx)
     }
 
@@ -129,6 +132,7 @@ pub async fn serve(
         client_idle: app.config.timeouts.client_idle,
     };
     let clients = Arc::new(Semaphore::new(app.config.max_clients.max(1)));
+    let router = crate::routes::router(app.clone());
     let mut last_accept = Instant::now();
     let mut turn: usize = 0;
     loop {
@@ -157,18 +161,22 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let activity = Activity::default();
         let io = ClientIo::new(ClientSocket::new(stream), activity.clone(), limits);
-        let app = app.clone();
-        let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            let (app, activity) = (app.clone(), activity.clone());
+        let router = router.clone();
+        let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            let (router, activity) = (router.clone(), activity.clone());
             async move {
                 // Counts as busy until the response body is sent or dropped.
                 let busy = activity.request();
                 let connect = req.method() == Method::CONNECT;
-                let resp = app.handle(req, peer).await;
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let resp = match router.oneshot(req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                };
                 if connect && resp.status().is_success() {
                     activity.tunnel();
                 }
-                let resp = resp.map(|inner| Guarded { inner, _busy: busy }.boxed());
+                let resp = resp.map(|inner| Guarded { inner, _busy: busy });
                 Ok::<_, Infallible>(resp)
             }
         });

@@ -2,15 +2,14 @@
 //! external assets) and `/~/status.json` (the same data): the key figures
 //! (hit ratio, bytes saved, cache use, requests), the mappings, requests by
 //! result, upstream hosts, the current metadata generation of every suite
-//! and the recent failures. [`Status::collect`] gathers it from a running
-//! cacher; [`Status::html`] and [`Status::json`] render it.
+//! and the recent failures. It renders a [`StatusSnapshot`], plain data
+//! that `pages.rs` reads from a running cacher; nothing here knows the
+//! cacher itself.
 
 use crate::generation::GenInfo;
-use crate::handler::App;
-use crate::metrics::{unix_secs, Counters, Failure, Gauges, Outcome};
+use crate::metrics::{Counters, Failure, Gauges, Outcome};
 use serde::Serialize;
 use std::fmt::Write;
-use std::time::SystemTime;
 
 /// One mapping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,7 +22,7 @@ pub struct MappingInfo {
 
 /// Everything the status page shows.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Status {
+pub struct StatusSnapshot {
     /// The cacher's version.
     pub version: String,
     /// When it started (seconds since the Unix epoch).
@@ -46,17 +45,6 @@ pub struct Status {
     pub generations: Vec<GenInfo>,
     /// The last failures, newest first.
     pub recent_failures: Vec<Failure>,
-}
-
-/// The gauges of a running cacher.
-pub fn gauges(app: &App) -> Gauges {
-    let (files, bytes) = app.store.usage();
-    Gauges {
-        cache_bytes: bytes,
-        cache_files: files as u64,
-        cache_capacity: app.store.capacity(),
-        dropped_log_lines: crate::logging::dropped_lines(),
-    }
 }
 
 /// `n` bytes in a unit a person reads at a glance (`1.5 GiB`).
@@ -131,35 +119,7 @@ table.failures{max-width:100%}
 td.t{white-space:nowrap}
 ";
 
-impl Status {
-    /// Gathers the status of a running cacher.
-    pub fn collect(app: &App) -> Status {
-        let counters = app.metrics.counters();
-        let started = app.metrics.started();
-        Status {
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            started_unix: unix_secs(started),
-            uptime_secs: SystemTime::now()
-                .duration_since(started)
-                .map_or(0, |d| d.as_secs()),
-            hit_ratio: counters.hit_ratio(),
-            requests_total: counters.requests.values().sum(),
-            gauges: gauges(app),
-            mappings: app
-                .router
-                .mappings()
-                .iter()
-                .map(|m| MappingInfo {
-                    prefix: m.prefix.clone(),
-                    url: m.url.to_string(),
-                })
-                .collect(),
-            generations: app.gens.current_generations(),
-            recent_failures: app.metrics.recent_failures(),
-            counters,
-        }
-    }
-
+impl StatusSnapshot {
     /// The JSON document of `/~/status.json`.
     pub fn json(&self) -> String {
         let mut s = serde_json::to_string_pretty(self)
@@ -328,14 +288,14 @@ mod tests {
     use super::*;
     use crate::metrics::Metrics;
 
-    fn sample() -> Status {
+    fn sample() -> StatusSnapshot {
         let m = Metrics::new();
         for o in [Outcome::Hit, Outcome::Hit, Outcome::Miss] {
             m.request(o);
         }
         m.sent(Outcome::Hit, 3 << 20);
         m.failure("http://up.example/d/pool/<x>.deb", "sha256 mismatch & more");
-        Status {
+        StatusSnapshot {
             version: "1.0".into(),
             started_unix: 1_700_000_000,
             uptime_secs: 3725,
