@@ -53,18 +53,12 @@ fn percent_decode(s: &str) -> Option<String> {
         .map(|p| p.into_owned())
 }
 
-/// True when `path` is a safe relative repository path: no empty, `.` or
-/// `..` component, no backslash, and no control character (a decoded `%0A`
-/// would forge log lines, and the `url` crate silently drops `\n\r\t`, so
-/// upstream would be asked for another file than the one cached).
-pub fn safe_path(path: &str) -> bool {
-    !path.is_empty()
-        && !path.starts_with('/')
-        && !path.contains(|c: char| c == '\\' || c.is_ascii_control())
-        && path
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
-}
+/// True when `path` is a safe relative repository path: the one rule,
+/// [`aptindex::path::is_safe_relative`] (no empty, `.` or `..` component,
+/// no backslash, and no control character: a decoded `%0A` would forge log
+/// lines, and the `url` crate silently drops `\n\r\t`, so upstream would be
+/// asked for another file than the one cached).
+pub use aptindex::path::is_safe_relative as safe_path;
 
 /// The default port of a scheme.
 fn default_port(scheme: &str) -> u16 {

@@ -87,14 +87,19 @@ pub fn by_hash_path(path: &str, kind: HashKind, hex: &str) -> String {
 }
 
 /// True when `path` is a safe relative path: not empty, not absolute, no
-/// `..`, `.` or empty components, no NUL or backslash.
+/// `..`, `.` or empty components, no backslash and no ASCII control
+/// character (NUL; a `\n` would forge log lines, and the `url` crate
+/// silently drops `\n\r\t`, so upstream would be asked for another file
+/// than the one named). The one "is this path safe" rule: index entries,
+/// apt-cacher's request paths and storage keys, apt-mirror's plan and pool
+/// all use it.
 pub fn is_safe_relative(path: &str) -> bool {
     // One plain pass: this runs for every file of every index.
     let b = path.as_bytes();
     let mut start = 0; // of the current component
     for i in 0..=b.len() {
         match b.get(i) {
-            Some(0 | b'\\') => return false,
+            Some(0..=0x1f | 0x7f | b'\\') => return false,
             Some(b'/') | None => {
                 let ok = match i - start {
                     0 => false,
@@ -202,6 +207,7 @@ mod tests {
     #[test]
     fn safety_and_join() {
         assert!(is_safe_relative("pool/main/a/b.deb"));
+        assert!(is_safe_relative("pool/main/ä/b~1+2.deb"));
         for p in [
             "",
             "/etc/passwd",
@@ -212,6 +218,11 @@ mod tests {
             "a\\b",
             "a\0b",
             "..",
+            // Control characters (apt-cacher's request-path rule).
+            "pool/a\n2026-11-27T00:00:00Z ERROR forged.deb",
+            "pool/a\r.deb",
+            "pool/a\tb.deb",
+            "pool/a\x7f.deb",
         ] {
             assert!(!is_safe_relative(p), "{p:?}");
         }

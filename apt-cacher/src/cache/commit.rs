@@ -1,5 +1,6 @@
-//! The end of a download: verify the bytes against what the index says,
-//! then keep them: give the file its mode, sync it and move it where it
+//! The end of a download: report bytes that failed verification (the
+//! download verifies them through [`aptindex::tree::StagedFile`]), or keep
+//! verified ones: give the file its mode, sync it and move it where it
 //! belongs (the pool-file storage, a metadata generation, or back to the
 //! refresh that stages a new generation). Nothing that failed verification
 //! gets here; a file that cannot be synced is not kept.
@@ -8,7 +9,8 @@ use super::error::{CommitError, VerifyError};
 use super::progress::DownloadState;
 use super::storage::Storage;
 use crate::metrics::Metrics;
-use aptindex::checksum::{ChecksumError, Checksums};
+use aptindex::checksum::ChecksumError;
+use aptindex::tree::VerifiedFile;
 use std::sync::Arc;
 use tempfile::TempPath;
 use tokio::sync::{oneshot, watch};
@@ -83,21 +85,14 @@ impl Commit {
     }
 }
 
-/// Checks the downloaded bytes (checksums `actual`) of `what` from `url`
-/// against `expected`; a failure is logged and counted.
-pub(super) fn verify(
-    expected: Option<&Checksums>,
+/// Reports that the downloaded bytes of `what` from `url` did not verify
+/// (`e`, from [`aptindex::tree::StagedFile::finish`]): logged and counted.
+pub(super) fn verify_failed(
     what: &str,
     url: &str,
-    actual: &Checksums,
+    e: ChecksumError,
     metrics: &Metrics,
-) -> Result<(), VerifyError> {
-    let Some(exp) = expected else {
-        return Ok(());
-    };
-    let Err(e) = exp.verify(what, actual) else {
-        return Ok(());
-    };
+) -> VerifyError {
     let (kind, expected, got) = match &e {
         ChecksumError::Hash {
             kind,
@@ -112,17 +107,16 @@ pub(super) fn verify(
     };
     tracing::warn!(what = %what, url = %url, check = %kind, expected = %expected, actual = %got, "verification failed; not cached, clients aborted");
     metrics.verification_failure(url, &e.to_string());
-    Err(VerifyError::Checksum(e))
+    VerifyError::Checksum(e)
 }
 
-/// Keeps a verified download of `what` (`written` bytes in `file` at
-/// `temp`): announces success to the readers (before or after the commit,
-/// see [`Commit::first`]), gives the file its mode, syncs it, commits it.
-/// The bytes verified: clients get them even if keeping them fails.
+/// Keeps a verified download of `what` (`written` bytes in `file`):
+/// announces success to the readers (before or after the commit, see
+/// [`Commit::first`]), gives the file its mode, syncs it, commits it. The
+/// bytes verified: clients get them even if keeping them fails.
 pub(super) async fn keep(
     commit: Commit,
-    file: Arc<std::fs::File>,
-    temp: TempPath,
+    file: VerifiedFile,
     tx: &watch::Sender<DownloadState>,
     what: &str,
     written: u64,
@@ -135,14 +129,9 @@ pub(super) async fn keep(
     }
     // Kept files are readable by others, like what apt-mirror publishes
     // (0644 minus the umask); the mode is synced with the data.
-    let path = temp.to_path_buf();
-    let synced = tokio::task::spawn_blocking(move || {
-        aptindex::fsmode::publish_file(&file, &path).map_err(std::io::Error::other)?;
-        file.sync_all()
-    })
-    .await;
-    match synced {
-        Ok(Ok(())) => {}
+    let synced = tokio::task::spawn_blocking(move || file.into_synced_temp_path()).await;
+    let temp = match synced {
+        Ok(Ok(temp)) => temp,
         Ok(Err(e)) => {
             tracing::warn!(what = %what, error = %e, "cannot give the downloaded file its mode or sync it; not cached");
             return;
@@ -151,7 +140,7 @@ pub(super) async fn keep(
             tracing::warn!(what = %what, error = %e, "cannot sync the downloaded file; not cached");
             return;
         }
-    }
+    };
     if let Err(e) = commit.run(temp, written).await {
         tracing::warn!(what = %what, error = %e, "verified download could not be kept");
     }

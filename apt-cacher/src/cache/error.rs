@@ -66,9 +66,34 @@ pub enum LocalError {
         /// The task error.
         source: tokio::task::JoinError,
     },
+    /// The temporary file could not be written or completed.
+    #[error("temporary file for {what}: {source}")]
+    Staged {
+        /// Mapping and path.
+        what: String,
+        /// What went wrong, and where.
+        source: aptindex::tree::TreeError,
+    },
     /// The download task is gone without an outcome.
     #[error("download task ended")]
     Ended,
+}
+
+impl LocalError {
+    /// The error of the temporary file of `what`: a failed write is a
+    /// [`LocalError::Write`], as it always was.
+    pub(super) fn staged(what: &str, e: aptindex::tree::TreeError) -> LocalError {
+        match e {
+            aptindex::tree::TreeError::Io { source, .. } => LocalError::Write {
+                what: what.to_string(),
+                source,
+            },
+            source => LocalError::Staged {
+                what: what.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// Why a verified download could not be kept.

@@ -1,17 +1,18 @@
 //! The upstream loop of one download: ask each URL in turn (the next one
-//! only after a 404), then stream the body into the temporary file while
-//! hashing it, under the expected size as a cap, publishing progress to
-//! the readers; then verify and commit ([`super::commit`]).
+//! only after a 404), then stream the body into the temporary file through
+//! [`aptindex::tree::StagedFile`] (hashed, under the expected size as a
+//! cap, written straight to the file its readers share), publishing
+//! progress to the readers; then verify and commit ([`super::commit`]).
 
-use super::commit::{keep, verify, Commit};
+use super::commit::{keep, verify_failed, Commit};
 use super::error::{DownloadError, LocalError, VerifyError};
 use super::progress::{status_of, DownloadState, Head, InFlightMap, UpstreamNote, PUBLISH_EVERY};
 use crate::mapped;
 use crate::metrics::Metrics;
 use crate::upstream::{Upstream, UpstreamError};
 use aptindex::checksum::{Checksums, Hasher};
+use aptindex::tree::{StagedFile, TreeError};
 use reqwest::Url;
-use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 use tempfile::TempPath;
@@ -151,11 +152,19 @@ impl Task {
             _ => None,
         };
         self.tx.send_modify(|p| p.head = Some(head));
-        let mut hasher = match &self.expected {
+        let hasher = match &self.expected {
             Some(e) => Hasher::for_expected(e),
             None => Hasher::new(&[]),
         };
         let limit = self.expected.as_ref().map(|e| e.size);
+        // Unbuffered: each chunk is one write to the file the readers share.
+        let mut staged = StagedFile::shared(
+            self.file,
+            self.temp,
+            limit.unwrap_or(u64::MAX),
+            hasher,
+            &self.what,
+        );
         let mut written = 0u64;
         let mut published = 0u64;
         let mut published_at = Instant::now();
@@ -172,27 +181,23 @@ impl Task {
                     return Err(e.into());
                 }
             };
-            if limit.is_some_and(|l| written + chunk.len() as u64 > l) {
-                let l = limit.unwrap_or(0);
-                let actual = written + chunk.len() as u64;
-                tracing::warn!(what = %self.what, url = %url, expected = l, actual_at_least = actual, "verification failed: upstream sent more bytes than expected");
-                let e = VerifyError::TooLong {
-                    what: self.what.clone(),
-                    expected: l,
-                    actual,
-                };
-                metrics.verification_failure(&url, &e.to_string());
-                return Err(e.into());
-            }
             // Page-cache writes are short; a blocking write here keeps the code simple.
-            (&*self.file)
-                .write_all(&chunk)
-                .map_err(|source| LocalError::Write {
-                    what: self.what.clone(),
-                    source,
-                })?;
-            hasher.update(&chunk);
-            written += chunk.len() as u64;
+            match staged.write(&chunk) {
+                Ok(()) => {}
+                Err(TreeError::TooLarge { limit: l, .. }) => {
+                    let actual = written + chunk.len() as u64;
+                    tracing::warn!(what = %self.what, url = %url, expected = l, actual_at_least = actual, "verification failed: upstream sent more bytes than expected");
+                    let e = VerifyError::TooLong {
+                        what: self.what.clone(),
+                        expected: l,
+                        actual,
+                    };
+                    metrics.verification_failure(&url, &e.to_string());
+                    return Err(e.into());
+                }
+                Err(e) => return Err(LocalError::staged(&self.what, e).into()),
+            }
+            written = staged.written();
             if published == 0
                 || written - published >= PUBLISH_EVERY
                 || published_at.elapsed().as_millis() >= 20
@@ -213,19 +218,21 @@ impl Task {
             }));
         }
         self.tx.send_modify(|p| p.written = written);
-        let actual = hasher.finish();
-        verify(self.expected.as_ref(), &self.what, &url, &actual, metrics)?;
+        let finished = match &self.expected {
+            Some(exp) => staged.finish(exp),
+            // No index names it: nothing to verify against.
+            None => staged.finish_unverified(),
+        };
+        let file = match finished {
+            Ok(file) => file,
+            Err(TreeError::Verify { source, .. }) => {
+                return Err(verify_failed(&self.what, &url, source, metrics).into())
+            }
+            Err(e) => return Err(LocalError::staged(&self.what, e).into()),
+        };
         // Verified (or nothing to verify): keeping the file (sync, rename)
         // happens before the download leaves the in-flight table.
-        keep(
-            self.commit,
-            self.file,
-            self.temp,
-            &self.tx,
-            &self.what,
-            written,
-        )
-        .await;
+        keep(self.commit, file, &self.tx, &self.what, written).await;
         tracing::debug!(what = %self.what, url = %url, bytes = written, ms = started.elapsed().as_millis() as u64, "downloaded");
         Ok(())
     }

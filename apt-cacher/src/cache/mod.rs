@@ -2,8 +2,9 @@
 //! in-flight table that coalesces downloads ([`coalesce`]), the files on
 //! disk ([`storage`]) and their LRU eviction ([`evict`]). A miss goes
 //! [`Cache::get`] → [`coalesce`] (one download per key) → [`fetch`]
-//! (upstream, streaming into a temporary file while hashing, under a size
-//! cap) → [`commit`] (verify, then move into the storage); every client
+//! (upstream, streaming into a temporary file through
+//! [`aptindex::tree::StagedFile`]: hashed, under a size cap, verified) →
+//! [`commit`] (sync, then move into the storage); every client
 //! reads the download as it grows through [`reader`], following
 //! [`progress`]. The metadata generations use the same in-flight table
 //! and fetch, with their own commit.

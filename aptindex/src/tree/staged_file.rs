@@ -9,17 +9,39 @@
 //! The API is synchronous and cheap per call: async code writes each
 //! received chunk with [`StagedFile::write`] (a buffered write), and may run
 //! [`StagedFile::finish`] / [`VerifiedFile::persist`] in `spawn_blocking`.
+//! A caller whose readers read the file while it grows (apt-cacher: pread on
+//! a shared handle, memory maps) starts it with [`StagedFile::shared`]
+//! from its own temporary file: writes then go straight to the file (no
+//! buffer, no copy), one `write` per chunk.
 
 use super::TreeError;
 use crate::checksum::{Checksums, Hasher, HashingWriter};
 use crate::fsmode;
+use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use tempfile::NamedTempFile;
+use std::sync::Arc;
+use tempfile::{NamedTempFile, TempPath};
+
+/// The temporary file, shared with whoever reads it while it grows.
+#[derive(Debug)]
+struct SharedFile(Arc<File>);
+
+impl Write for SharedFile {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        (&*self.0).write(buf)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        (&*self.0).write_all(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        (&*self.0).flush()
+    }
+}
 
 /// A temporary file being written and hashed, capped at the expected size.
 pub struct StagedFile {
-    writer: HashingWriter<BufWriter<NamedTempFile>>,
+    writer: HashingWriter<BufWriter<NamedTempFile<SharedFile>>>,
     path: PathBuf,
     written: u64,
     limit: u64,
@@ -69,13 +91,50 @@ impl StagedFile {
             .map_err(TreeError::io(tmp_dir))?;
         // Small files get small buffers.
         let buf = usize::try_from(limit.clamp(8 << 10, 256 << 10)).unwrap_or(256 << 10);
-        Ok(StagedFile {
+        let (file, path) = tmp.into_parts();
+        Ok(StagedFile::with_buffer(
+            Arc::new(file),
+            path,
+            buf,
+            limit,
+            hasher,
+            what,
+        ))
+    }
+
+    /// Continues with the caller's fresh, empty temporary file `file` at
+    /// `path` (removed when this is dropped unverified), of at most `limit`
+    /// bytes (`u64::MAX`: no cap), hashed with `hasher`. Unbuffered: every
+    /// [`StagedFile::write`] is one write to the file, so readers of
+    /// `file` (a clone of the `Arc`) see each byte [`StagedFile::written`]
+    /// counts, without [`StagedFile::flush`].
+    pub fn shared(
+        file: Arc<File>,
+        path: TempPath,
+        limit: u64,
+        hasher: Hasher,
+        what: &str,
+    ) -> StagedFile {
+        StagedFile::with_buffer(file, path, 0, limit, hasher, what)
+    }
+
+    fn with_buffer(
+        file: Arc<File>,
+        path: TempPath,
+        buf: usize,
+        limit: u64,
+        hasher: Hasher,
+        what: &str,
+    ) -> StagedFile {
+        let tmp = NamedTempFile::from_parts(SharedFile(file), path);
+        StagedFile {
             path: tmp.path().to_path_buf(),
+            // A capacity of 0 writes each chunk straight through.
             writer: HashingWriter::new(BufWriter::with_capacity(buf, tmp), hasher),
             written: 0,
             limit,
             what: what.to_string(),
-        })
+        }
     }
 
     /// Appends `data`; fails (and nothing is written) when the file would
@@ -115,27 +174,40 @@ impl StagedFile {
     /// Flushes the file and verifies it against `expected`: on success a
     /// [`VerifiedFile`]; on failure the temporary file is removed.
     pub fn finish(self, expected: &Checksums) -> Result<VerifiedFile, TreeError> {
-        let (buf, actual) = self.writer.finish();
-        let tmp = buf
-            .into_inner()
-            .map_err(|e| TreeError::io(&self.path)(e.into_error()))?;
+        let what = self.what.clone();
+        let (tmp, actual) = self.complete()?;
         expected
-            .verify(&self.what, &actual)
-            .map_err(|source| TreeError::Verify {
-                what: self.what.clone(),
-                source,
-            })?;
+            .verify(&what, &actual)
+            .map_err(|source| TreeError::Verify { what, source })?;
         Ok(VerifiedFile {
             tmp,
             checksums: actual,
         })
+    }
+
+    /// Flushes the file without verifying it: for a file nothing names
+    /// (apt-cacher passes such files through, marked unverified). The
+    /// returned [`VerifiedFile`] carries the checksums computed, checked
+    /// against nothing; the caller alone decides what it may be used for.
+    pub fn finish_unverified(self) -> Result<VerifiedFile, TreeError> {
+        let (tmp, checksums) = self.complete()?;
+        Ok(VerifiedFile { tmp, checksums })
+    }
+
+    /// Flushes the buffer; the file and the checksums of what was written.
+    fn complete(self) -> Result<(NamedTempFile<SharedFile>, Checksums), TreeError> {
+        let (buf, actual) = self.writer.finish();
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| TreeError::io(&self.path)(e.into_error()))?;
+        Ok((tmp, actual))
     }
 }
 
 /// A complete temporary file whose bytes verified.
 #[derive(Debug)]
 pub struct VerifiedFile {
-    tmp: NamedTempFile,
+    tmp: NamedTempFile<SharedFile>,
     checksums: Checksums,
 }
 
@@ -155,6 +227,7 @@ impl VerifiedFile {
     pub fn sync(&self) -> Result<(), TreeError> {
         self.tmp
             .as_file()
+            .0
             .sync_all()
             .map_err(TreeError::io(self.tmp.path()))
     }
@@ -162,7 +235,7 @@ impl VerifiedFile {
     /// Gives it the published mode and renames it to `dest` (in the same
     /// file system; `dest`'s directory must exist).
     pub fn persist(self, dest: &Path) -> Result<(), TreeError> {
-        fsmode::publish_file(self.tmp.as_file(), dest)?;
+        fsmode::publish_file(&self.tmp.as_file().0, dest)?;
         self.tmp
             .persist(dest)
             .map_err(|e| TreeError::io(dest)(e.error))?;
@@ -171,8 +244,16 @@ impl VerifiedFile {
 
     /// Gives it the published mode and hands back its temporary path (removed
     /// when dropped unless persisted): for a caller that places it later.
-    pub fn into_temp_path(self) -> Result<tempfile::TempPath, TreeError> {
-        fsmode::publish_file(self.tmp.as_file(), self.tmp.path())?;
+    pub fn into_temp_path(self) -> Result<TempPath, TreeError> {
+        fsmode::publish_file(&self.tmp.as_file().0, self.tmp.path())?;
+        Ok(self.tmp.into_temp_path())
+    }
+
+    /// Like [`VerifiedFile::into_temp_path`], and fsyncs the file after its
+    /// mode is set (so the mode is durable with the data).
+    pub fn into_synced_temp_path(self) -> Result<TempPath, TreeError> {
+        fsmode::publish_file(&self.tmp.as_file().0, self.tmp.path())?;
+        self.sync()?;
         Ok(self.tmp.into_temp_path())
     }
 }
@@ -275,6 +356,54 @@ mod tests {
         assert!(fsmode::is_published(&p));
         assert_eq!(std::fs::read(&p).unwrap(), b"abc");
         drop(p);
+        assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn shared_file_is_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let (file, path) = tempfile::Builder::new()
+            .prefix("dl-")
+            .tempfile_in(dir.path())
+            .unwrap()
+            .into_parts();
+        let file = Arc::new(file);
+        let expected = Checksums::of_bytes(b"hello world");
+        let mut f = StagedFile::shared(
+            file.clone(),
+            path,
+            expected.size,
+            Hasher::for_expected(&expected),
+            "u",
+        );
+        f.write(b"hello ").unwrap();
+        // Readers of the shared handle see every written byte, unflushed.
+        let mut buf = [0u8; 6];
+        std::os::unix::fs::FileExt::read_exact_at(&*file, &mut buf, 0).unwrap();
+        assert_eq!(&buf, b"hello ");
+        f.write(b"world").unwrap();
+        assert!(matches!(
+            f.write(b"!"),
+            Err(TreeError::TooLarge { limit: 11, .. })
+        ));
+        let p = f
+            .finish(&expected)
+            .unwrap()
+            .into_synced_temp_path()
+            .unwrap();
+        assert!(fsmode::is_published(&p));
+        assert_eq!(std::fs::read(&p).unwrap(), b"hello world");
+        drop(p);
+        assert!(names(dir.path()).is_empty());
+        // Nothing to verify against: kept as written, checksums computed.
+        let (file, path) = tempfile::NamedTempFile::new_in(dir.path())
+            .unwrap()
+            .into_parts();
+        let mut f = StagedFile::shared(Arc::new(file), path, u64::MAX, Hasher::all(), "u");
+        f.write(b"abc").unwrap();
+        let v = f.finish_unverified().unwrap();
+        assert_eq!(v.checksums(), &Checksums::of_bytes(b"abc"));
+        drop(v);
         assert!(names(dir.path()).is_empty());
     }
 }
