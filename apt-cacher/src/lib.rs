@@ -204,6 +204,3 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     start(config, shutdown).await?.wait().await;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;
