@@ -460,7 +460,18 @@ fn build_install_run_and_purge_both_packages() {
         want_tool
     );
     let (cacher_uid, ..) = passwd("apt-cacher").expect("the user apt-cacher");
-    let cached = walk(Path::new("/var/cache/apt-cacher"));
+    // The cacher keeps a download just after its last byte went out: wait
+    // (up to 10 s, however busy the machine) until it is renamed into the cache.
+    let t = Instant::now();
+    let mut cached = walk(Path::new("/var/cache/apt-cacher"));
+    while t.elapsed() < Duration::from_secs(10)
+        && !cached
+            .iter()
+            .any(|p| p.to_string_lossy().contains("tool_1.0_amd64.deb"))
+    {
+        std::thread::sleep(Duration::from_millis(50));
+        cached = walk(Path::new("/var/cache/apt-cacher"));
+    }
     assert!(
         cached
             .iter()
