@@ -461,14 +461,19 @@ fn build_install_run_and_purge_both_packages() {
     );
     let (cacher_uid, ..) = passwd("apt-cacher").expect("the user apt-cacher");
     // The cacher keeps a download just after its last byte went out: wait
-    // (up to 10 s, however busy the machine) until it is renamed into the cache.
+    // (up to 10 s, however busy the machine) until it is renamed into the
+    // cache and no temporary file is left to vanish under the checks below.
     let t = Instant::now();
-    let mut cached = walk(Path::new("/var/cache/apt-cacher"));
-    while t.elapsed() < Duration::from_secs(10)
-        && !cached
+    let settled = |cached: &[PathBuf]| {
+        cached
             .iter()
             .any(|p| p.to_string_lossy().contains("tool_1.0_amd64.deb"))
-    {
+            && !cached
+                .iter()
+                .any(|p| p.parent().and_then(Path::file_name) == Some(".tmp".as_ref()))
+    };
+    let mut cached = walk(Path::new("/var/cache/apt-cacher"));
+    while t.elapsed() < Duration::from_secs(10) && !settled(&cached) {
         std::thread::sleep(Duration::from_millis(50));
         cached = walk(Path::new("/var/cache/apt-cacher"));
     }
