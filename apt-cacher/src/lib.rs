@@ -211,6 +211,3 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<
     start(config, shutdown).await?.wait().await;
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -3,8 +3,9 @@
 //! - [`keys`]: a throw-away OpenPGP key that signs test repositories.
 //! - [`repo`]: generated, signed APT repositories on disk, changeable between publishes.
 //! - [`pdiff`]: PDiffs (`*.diff/Index` + ed-script patches) for those repositories.
-//! - [`upstream`]: an in-process HTTP/HTTPS server with request counts, fault switches and
-//!   hooks, serving such a repository.
+//! - [`upstream`]: an in-process HTTP/HTTPS server with request counts, fault switches,
+//!   hooks and atomically replaceable files, serving such a repository (the workspace's one
+//!   fake upstream).
 //! - [`apt`]: the real `apt-get`, isolated in a temporary directory.
 //! - [`cacher`]: an apt-cacher configured and started for a test.
 //! - [`browser`]: a page rendered by headless chromium to a PNG, read back by OCR.

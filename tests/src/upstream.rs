@@ -9,7 +9,8 @@
 //!
 //! Everything it does can be observed and perturbed at runtime: request counts (total, per
 //! path, by pattern) and a request log; faults per path pattern ([`Fault`]: status codes,
-//! truncated or corrupted bodies, delays, throttling, stalls), applied N times or always; and
+//! truncated or corrupted bodies, delays, throttling, stalls, a chunked body without
+//! `Content-Length`), applied N times or always; and
 //! one-shot hooks that run between two requests ([`Upstream::on_request`]), which is how a test
 //! makes "the upstream changes between apt's InRelease and Packages requests" happen.
 //!
@@ -68,6 +69,11 @@ pub enum Fault {
     Stall,
     /// Close the connection without sending any response.
     Reset,
+    /// Send the body without `Content-Length` (chunked transfer coding): only its end tells the
+    /// client where the file ends, so a file cut short upstream arrives as a complete response.
+    Chunked,
+    /// Send the body in chunks of 64 KiB, waiting this long before each.
+    ChunkDelay(Duration),
 }
 
 /// How many matching requests a fault applies to.
@@ -408,9 +414,39 @@ impl Upstream {
     pub fn stall(&self, pattern: &str, times: Times) {
         self.fault(pattern, Fault::Stall, times)
     }
+    /// Sends matching bodies chunked, without `Content-Length`.
+    pub fn chunked(&self, pattern: &str, times: Times) {
+        self.fault(pattern, Fault::Chunked, times)
+    }
+    /// Waits `delay` before each 64 KiB chunk of matching bodies.
+    pub fn chunk_delay(&self, pattern: &str, delay: Duration, times: Times) {
+        self.fault(pattern, Fault::ChunkDelay(delay), times)
+    }
     /// Removes every fault.
     pub fn clear_faults(&self) {
         self.state.lock().faults.clear();
+    }
+
+    // ---- content ----
+
+    /// Replaces (or creates) the file served at the decoded URL path `path` (e.g.
+    /// `/dists/stable/Release`) with `data`, atomically: written to a temporary file next to it,
+    /// then renamed over it, so a response already under way keeps sending the old bytes and
+    /// the next request gets the new ones.
+    pub fn put(&self, path: &str, data: impl AsRef<[u8]>) -> Result<()> {
+        let target = resolve(&self.state.root, path)
+            .with_context(|| format!("{path}: not a path under the served directory"))?;
+        let dir = target
+            .parent()
+            .with_context(|| format!("{path}: no parent directory"))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("temporary file in {}", dir.display()))?;
+        std::io::Write::write_all(&mut tmp, data.as_ref())
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
+        tmp.persist(&target)
+            .with_context(|| format!("renaming onto {}", target.display()))?;
+        Ok(())
     }
 
     // ---- hooks ----
@@ -703,9 +739,11 @@ async fn respond(
         },
     };
 
-    let mut builder = Response::builder()
-        .status(status)
-        .header(header::CONTENT_LENGTH, count)
+    let mut builder = Response::builder().status(status);
+    if !faults.contains(&Fault::Chunked) {
+        builder = builder.header(header::CONTENT_LENGTH, count);
+    }
+    builder = builder
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(header::LAST_MODIFIED, last_modified)
@@ -735,6 +773,7 @@ struct BodyPlan {
     truncate: Option<u64>,
     corrupt: Option<u64>,
     throttle: Option<u64>,
+    chunk_delay: Option<Duration>,
     stall: bool,
 }
 
@@ -746,6 +785,7 @@ impl BodyPlan {
             truncate: None,
             corrupt: None,
             throttle: None,
+            chunk_delay: None,
             stall: false,
         };
         for f in faults {
@@ -754,7 +794,8 @@ impl BodyPlan {
                 Fault::Corrupt { offset } => p.corrupt = Some(offset.unwrap_or(len / 2)),
                 Fault::Throttle { bytes_per_sec } => p.throttle = Some((*bytes_per_sec).max(1)),
                 Fault::Stall => p.stall = true,
-                Fault::Status(_) | Fault::Delay(_) | Fault::Reset => {}
+                Fault::ChunkDelay(d) => p.chunk_delay = Some(*d),
+                Fault::Status(_) | Fault::Delay(_) | Fault::Reset | Fault::Chunked => {}
             }
         }
         p
@@ -788,6 +829,9 @@ async fn send_body(
                 return;
             }
             want = want.min(t - sent);
+        }
+        if let Some(d) = plan.chunk_delay {
+            tokio::time::sleep(d).await;
         }
         let mut buf = vec![0u8; want as usize];
         if let Err(e) = file.read_exact(&mut buf).await {

@@ -40,7 +40,7 @@ fn spawn_cacher(config: &Path, addr: SocketAddr) -> Child {
     let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
-            "child_process_entry",
+            "cacher_kill9::child_process_entry",
             "--nocapture",
             "--test-threads=1",
         ])

@@ -6,9 +6,9 @@
 //! The cacher binds port 0 and the test reads the address from its log (or,
 //! logging to `/dev/full`, it is given a socket the test holds).
 
-mod common;
+use crate::common;
 
-use common::{on_socket, serving_address, signal, wait_serving, BIN};
+use crate::common::{on_socket, serving_address, signal, wait_serving, BIN};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;

@@ -716,7 +716,7 @@ fn apt_mirror_command(args: &[&std::ffi::OsStr]) -> std::process::Command {
     let mut cmd = std::process::Command::new(exe);
     cmd.args([
         "--exact",
-        "child_process_entry",
+        "mirror_e2e::child_process_entry",
         "--nocapture",
         "--test-threads=1",
     ])

@@ -9,9 +9,7 @@
 //! namespace (`unshare --mount`, as root), or a directory of mode 0555 when
 //! not root; and the same for the log file's directory.
 
-mod common;
-
-use common::{wait_exit, BIN};
+use crate::common::{wait_exit, BIN};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -5,7 +5,8 @@
 //! from downloads in flight) and an upstream that stalls (idle_read = 1 s);
 //! then, once quiet, descriptors and tasks are back to the baseline (give or
 //! take the cacher's pooled upstream keep-alive connections) and RSS has
-//! grown by less than 30 MiB. Prints the figures.
+//! grown by less than 30 MiB. Prints the figures. It runs alone in a child
+//! process of the test binary: descriptors and RSS are the whole process's.
 //!
 //! The cacher runs in this test's runtime (its tasks are the runtime's);
 //! the upstream runs on its own runtime, and the one that stalls is a plain
@@ -268,8 +269,16 @@ fn stalling_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, open)
 }
 
+/// This test's path in the test binary: it runs alone in a child process
+/// ([`crate::common::run_alone`]), since it counts the descriptors and RSS
+/// of its whole process, which other tests of the binary would change.
+const ALONE: &str = "cacher_leaks::ten_thousand_requests_leak_no_fds_tasks_or_memory";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_requests_leak_no_fds_tasks_or_memory() {
+    if !crate::common::is_alone(ALONE) {
+        return crate::common::run_alone(ALONE);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let repo = repo(&tmp.path().join("repo"));
     let up = Upstream::serve(repo.root()).unwrap();

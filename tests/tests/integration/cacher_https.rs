@@ -1,13 +1,20 @@
 //! apt-cacher in front of an https upstream signed by a test CA (trusted
 //! through `SSL_CERT_FILE`): prefix mode, and proxy mode with
-//! apt-cacher-ng's `http://HTTPS///host/path` form. Its own test binary,
-//! because it sets `SSL_CERT_FILE` for the whole process.
+//! apt-cacher-ng's `http://HTTPS///host/path` form. It runs alone in a
+//! child process of the test binary ([`crate::common::run_alone`]), because
+//! it sets `SSL_CERT_FILE` for the whole process.
 
 use apt_cacher::{CancellationToken, Config};
 use testkit::{AptEnv, PackageSpec, Repo, Upstream};
 
+/// This test's path in the test binary, for [`crate::common::run_alone`].
+const ALONE: &str = "cacher_https::apt_through_cacher_to_https_upstream_with_test_ca";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apt_through_cacher_to_https_upstream_with_test_ca() {
+    if !crate::common::is_alone(ALONE) {
+        return crate::common::run_alone(ALONE);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let repo = Repo::builder(tmp.path().join("repo"))
         .package(PackageSpec::new("hello", "1.0").size(10_000))

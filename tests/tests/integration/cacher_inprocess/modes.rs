@@ -48,12 +48,12 @@ async fn cached_modes_child() {
         .unwrap_or_else(fsmode::umask);
     assert_eq!(fsmode::umask(), umask);
     let (file, dir) = (0o644 & !umask, 0o755 & !umask);
-    let up = FakeUpstream::default();
+    let up = Up::new();
     let deb = vec![7u8; 3000];
     for (p, d) in repo(&deb, 1) {
         up.put(&p, d);
     }
-    let addr = up.start().await;
+    let addr = up.addr();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), addr);
     let cacher = start(cfg.clone()).await;
@@ -111,7 +111,8 @@ async fn cached_modes_child() {
 fn cached_modes_follow_the_umask() {
     for umask in [0o022, 0o027, 0o077] {
         let out =
-            fsmode::rerun_test_under_umask(umask, "tests::modes::cached_modes_child").unwrap();
+            fsmode::rerun_test_under_umask(umask, "cacher_inprocess::modes::cached_modes_child")
+                .unwrap();
         assert!(
             fsmode::ran_one_test(&out),
             "umask {umask:03o}: {}{}",

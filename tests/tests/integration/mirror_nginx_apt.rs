@@ -387,7 +387,9 @@ fn mirror_modes_child() {
 #[test]
 fn mirrors_follow_the_umask() {
     for umask in [0o022, 0o027] {
-        let out = aptindex::fsmode::rerun_test_under_umask(umask, "mirror_modes_child").unwrap();
+        let out =
+            aptindex::fsmode::rerun_test_under_umask(umask, "mirror_nginx_apt::mirror_modes_child")
+                .unwrap();
         assert!(
             aptindex::fsmode::ran_one_test(&out),
             "umask {umask:03o}: {}{}",

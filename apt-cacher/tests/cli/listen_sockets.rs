@@ -4,9 +4,7 @@
 //! A client of either socket gets its answer (the cacher's own status page:
 //! no upstream is needed), and SIGTERM ends the process cleanly.
 
-mod common;
-
-use common::{signal, wait_exit, wait_serving, BIN};
+use crate::common::{signal, wait_exit, wait_serving, BIN};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -9,8 +9,6 @@
 //! The cacher binds port 0 and the test reads the address from its log, or
 //! it is given a socket the test holds: no port is guessed.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,7 +18,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{on_socket, signal, wait_exit, wait_serving, BIN};
+use crate::common::{on_socket, signal, wait_exit, wait_serving, BIN};
 
 /// The body of `/pool/<name>` on the test upstream: `len` bytes of a pattern.
 fn body(len: usize) -> Vec<u8> {
