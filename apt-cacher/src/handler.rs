@@ -155,7 +155,7 @@ impl App {
                 Outcome::Refused,
             );
         };
-        // No loaded index lists it: load the ones that should (pool_lookup.rs).
+        // No loaded index lists it: load the ones that should (generation/pool_lookup.rs).
         let lookup = self.gens.lookup(mapping, path).await;
         let key = CacheKey::for_file(&prefix, path, &lookup);
         let url = self.router.upstream_url(mapping, path);

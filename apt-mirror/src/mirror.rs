@@ -21,6 +21,7 @@
 //! unfinished one.
 
 mod build;
+mod building;
 mod indices;
 mod pdiff;
 mod place;
@@ -29,6 +30,7 @@ mod pool_target;
 mod release;
 mod report;
 mod run;
+mod update;
 
 pub use report::{MirrorReport, Outcome};
 
@@ -38,11 +40,11 @@ use crate::plan::PlanError;
 use crate::snapshot::{SnapshotError, Store};
 use aptindex::signature::SignatureError;
 use aptindex::trust::TrustError;
-use run::Update;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use update::Update;
 
 /// Largest decompressed index read.
 const INDEX_LIMIT: u64 = aptindex::compress::DEFAULT_LIMIT;

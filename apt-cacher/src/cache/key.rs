@@ -3,8 +3,18 @@
 //! say about it); the only place that makes the key strings of the
 //! storage (`<prefix>/<path>#<tag>`) and of the in-flight table.
 
-use crate::pool_lookup::Lookup;
 use aptindex::checksum::Checksums;
+
+/// What the indices of the served suites say about a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// An index lists it with these checksums.
+    Listed(Checksums),
+    /// No index of any served suite lists it (all that could were loaded).
+    Unlisted,
+    /// An index that should list it could not be loaded (now or recently).
+    Undecided,
+}
 
 /// The key of one download or cached file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -28,6 +28,7 @@ mod gen;
 mod grace;
 mod layout;
 mod lookup;
+pub mod pool_lookup;
 mod pool_map;
 mod publish;
 mod recovery;
@@ -80,8 +81,8 @@ pub struct Generations {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
     pub(crate) clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
-    /// Indices that failed to load on behalf of a pool file (see [`crate::pool_lookup`]).
-    pub(crate) failed_lookups: crate::pool_lookup::FailedLookups,
+    /// Indices that failed to load on behalf of a pool file (see [`pool_lookup`]).
+    pub(crate) failed_lookups: pool_lookup::FailedLookups,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).

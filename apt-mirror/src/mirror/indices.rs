@@ -3,10 +3,10 @@
 //! by-hash first and verified against the Release, and read for the pool
 //! files they name.
 
-use super::build::Building;
+use super::building::Building;
 use super::place::{Found, Placement};
 use super::release::SuiteReleases;
-use super::run::Update;
+use super::update::Update;
 use super::{MirrorError, INDEX_LIMIT};
 use crate::config::MirrorConfig;
 use crate::plan::{self, IndexFile, PlanError, PoolSet};

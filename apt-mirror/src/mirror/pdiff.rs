@@ -13,7 +13,7 @@
 //! InRelease; then they go.
 
 use super::place::{Found, Placement};
-use super::run::Update;
+use super::update::Update;
 use super::{IndexProblem, MirrorError};
 use crate::plan::{self, IndexFile, PlanError};
 use crate::progress::Progress;

@@ -3,8 +3,8 @@
 //! upstream has, verified while it streams (`aptindex::tree::StagedFile`
 //! in [`crate::fetch`]).
 
-use super::build::Recorded;
-use super::run::Update;
+use super::building::Recorded;
+use super::update::Update;
 use super::{MirrorError, Task};
 use crate::fetch::FetchError;
 use crate::progress::Progress;

@@ -4,10 +4,10 @@
 //! hard-linked from the current snapshot or downloaded, each verified; the
 //! pool files dropped upstream stay one more snapshot.
 
-use super::build::Building;
+use super::building::Building;
 use super::place::{file_size, link_all, link_file, Job};
 use super::pool_target::{carried_files, check_held, PoolTarget};
-use super::run::Update;
+use super::update::Update;
 use super::MirrorError;
 use crate::plan::IndexFile;
 use crate::pool;

@@ -2,7 +2,7 @@
 //! snapshot's generation, extended, or a fresh one; which files it already
 //! holds; and the pool files dropped upstream that stay one more snapshot.
 
-use super::run::Update;
+use super::update::Update;
 use super::{MirrorError, Task};
 use crate::plan;
 use crate::pool;

@@ -3,7 +3,7 @@
 //! mid-run), compared with the current snapshot's, and the decision which
 //! of them to believe and publish (`aptindex::trust`).
 
-use super::run::Update;
+use super::update::Update;
 use super::MirrorError;
 use crate::config::MirrorConfig;
 use crate::fetch::url_for;

@@ -4,19 +4,12 @@
 //! failure: the unfinished snapshot goes).
 
 use super::release::{config_fingerprint, same_as_snapshot};
-use super::{Context, Counters, MirrorError, Outcome, Task};
-use crate::config::MirrorConfig;
-use crate::snapshot::{Info, Snapshot, Store};
+use super::update::Update;
+use super::{MirrorError, Outcome, Task};
+use crate::snapshot::{Info, Snapshot};
 use aptindex::signature::Keyring;
 use aptindex::trust::Decision;
 use std::time::Instant;
-
-pub(super) struct Update<'a> {
-    pub(super) ctx: &'a Context,
-    pub(super) cfg: &'a MirrorConfig,
-    pub(super) counters: &'a Counters,
-    pub(super) store: Store,
-}
 
 impl Update<'_> {
     pub(super) async fn run(&self) -> Result<(Outcome, Option<String>), MirrorError> {

@@ -27,7 +27,8 @@
 //! unverified lands in the cache on account of an upstream hiccup (apt
 //! still checks the bytes against its own index).
 
-use crate::generation::{Gen, Generations, Meta};
+use super::{Gen, Generations, Meta};
+pub use crate::cache::key::Lookup;
 use aptindex::checksum::Checksums;
 use aptindex::compress::Compression;
 use aptindex::release::Release;
@@ -67,17 +68,6 @@ impl FailedLookups {
         }
         map.insert(key, Instant::now());
     }
-}
-
-/// What the indices of the served suites say about a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lookup {
-    /// An index lists it with these checksums.
-    Listed(Checksums),
-    /// No index of any served suite lists it (all that could were loaded).
-    Unlisted,
-    /// An index that should list it could not be loaded (now or recently).
-    Undecided,
 }
 
 /// What a pool path says about the index that lists it.
@@ -274,7 +264,7 @@ impl Generations {
     /// Loads index `rel` into `gen` on behalf of pool file `path`; true when it is there.
     async fn load_for(
         &self,
-        suite: &Arc<crate::generation::Suite>,
+        suite: &Arc<super::Suite>,
         gen: &Arc<Gen>,
         rel: &str,
         cs: Checksums,
