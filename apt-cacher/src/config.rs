@@ -9,6 +9,7 @@
 //! overflow).
 
 pub use crate::listen_address::ListenAddr;
+mod values;
 use reqwest::Url;
 use runtime::config::{key_at, key_in_message, key_span, line_of, Location};
 use serde::Deserialize;
@@ -16,6 +17,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
+pub use values::{
+    parse_listen, parse_network, parse_upstream_url, valid_prefix, ValueError, ValueErrorKind,
+};
 
 /// The whole, validated configuration.
 #[derive(Debug, Clone)]
@@ -193,75 +197,6 @@ struct RawTimeouts {
 /// The default config path.
 pub const DEFAULT_PATH: &str = "/etc/apt-cacher.toml";
 
-/// True when `prefix` matches `^[a-z0-9._-]+$`.
-pub fn valid_prefix(prefix: &str) -> bool {
-    !prefix.is_empty()
-        && prefix.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-        })
-}
-
-/// Parses an upstream URL: http or https, with a host, no query or fragment.
-/// The path's trailing slashes are removed.
-pub fn parse_upstream_url(text: &str) -> Result<Url, String> {
-    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-    if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!("{text:?}: only http and https URLs are supported"));
-    }
-    if url.host_str().is_none_or(|h| h.is_empty()) {
-        return Err(format!("{text:?}: no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(format!(
-            "{text:?}: query, fragment and user info are not allowed"
-        ));
-    }
-    let path = url.path().trim_end_matches('/').to_string();
-    url.set_path(&path);
-    Ok(url)
-}
-
-/// Parses a network in CIDR notation (`10.0.0.0/8`, `::1/128`); a bare
-/// address means that one host. An IPv4-mapped IPv6 network
-/// (`::ffff:10.0.0.0/104`) becomes the IPv4 network it maps (`10.0.0.0/8`),
-/// as client addresses are compared in their canonical form.
-pub fn parse_network(text: &str) -> Result<ipnet::IpNet, String> {
-    let t = text.trim();
-    if let Ok(net) = t.parse::<ipnet::IpNet>() {
-        if net.trunc() != net {
-            return Err(format!(
-                "{text:?} has host bits set (did you mean {}?)",
-                net.trunc()
-            ));
-        }
-        return Ok(canonical_network(net));
-    }
-    t.parse::<std::net::IpAddr>()
-        .map(|a| canonical_network(ipnet::IpNet::from(a)))
-        .map_err(|_| format!("{text:?} is not a network such as \"10.0.0.0/8\" or \"::1/128\""))
-}
-
-/// `net` with an IPv4-mapped IPv6 network (prefix ≥ 96) written as IPv4.
-fn canonical_network(net: ipnet::IpNet) -> ipnet::IpNet {
-    if let ipnet::IpNet::V6(v6) = net {
-        if let (Some(v4), Some(len)) = (v6.addr().to_ipv4_mapped(), v6.prefix_len().checked_sub(96))
-        {
-            if let Ok(n) = ipnet::Ipv4Net::new(v4, len) {
-                return ipnet::IpNet::V4(n);
-            }
-        }
-    }
-    net
-}
-
-/// Parses one `listen_address` as go-apt-cacher does: `":3142"` means every
-/// address (IPv6 and IPv4), `"host:port"` a specific one (see
-/// [`crate::listen_address`]).
-pub fn parse_listen(text: &str) -> Result<ListenAddr, String> {
-    text.parse()
-        .map_err(|e: crate::listen_address::BadListenAddr| e.to_string())
-}
-
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -294,7 +229,8 @@ impl Config {
         let listen = match &raw.listen_address {
             Some(s) => match s.get_ref() {
                 RawListen::One(one) => {
-                    vec![parse_listen(one).map_err(|r| err(Some(s.span()), "listen_address", r))?]
+                    vec![parse_listen(one)
+                        .map_err(|r| err(Some(s.span()), "listen_address", r.to_string()))?]
                 }
                 RawListen::Many(list) if list.is_empty() => {
                     return Err(err(
@@ -310,7 +246,7 @@ impl Config {
                         parse_listen(one).map_err(|r| {
                             // The entry's own line, when the array spans several.
                             let span = element_span(text, s.span(), one);
-                            err(Some(span), "listen_address", r)
+                            err(Some(span), "listen_address", r.to_string())
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?,
@@ -440,7 +376,8 @@ impl Config {
                 RawMapping::Url(u) => (u.clone(), Vec::new()),
                 RawMapping::Table(t) => (t.url.clone(), t.aliases.clone()),
             };
-            let url = parse_upstream_url(&url).map_err(|r| err(Some(value.span()), &key, r))?;
+            let url = parse_upstream_url(&url)
+                .map_err(|r| err(Some(value.span()), &key, r.to_string()))?;
             let aliases = aliases
                 .iter()
                 .map(|a| parse_upstream_url(a))
@@ -482,7 +419,7 @@ impl Config {
                 list.iter()
                     .map(|entry| {
                         parse_network(entry.get_ref())
-                            .map_err(|r| err(Some(entry.span()), "status_allow", r))
+                            .map_err(|r| err(Some(entry.span()), "status_allow", r.to_string()))
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             ),
@@ -567,265 +504,4 @@ fn normalize(p: &Path) -> PathBuf {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// go-apt-cacher's example configuration, verbatim but for the host names (placeholders).
-    const GO_EXAMPLE: &str = r#"# listen_address is the listening address.
-# Default is ":3142".
-listen_address = ":3142"
-
-# Interval to check updates for Release/InRelease files.
-# Default: 600 seconds
-check_interval = 600
-
-# Cache period for bad HTTP response statuses.
-# Default: 3 seconds
-cache_period = 3
-
-# Directory for meta data files.
-# The directory owner must be the same as the process owner of go-apt-cacher.
-meta_dir = "/var/spool/go-apt-cacher/meta"
-
-# Directory for non-meta data files.
-# This directory must be different from meta_dir.
-# The directory owner must be the same as the process owner of go-apt-cacher.
-cache_dir = "/var/spool/go-apt-cacher/cache"
-
-# Capacity for cache_dir.
-# Default: 1 GiB
-cache_capacity = 1
-
-# Maximum concurrent connections for an upstream server.
-# Setting this 0 disables limit on the number of connections.
-# Default: 10
-max_conns = 10
-
-# log specifies logging configurations.
-# Details at https://godoc.org/github.com/cybozu-go/well#LogConfig
-[log]
-filename = "/var/log/go-apt-cacher.log"
-level = "info"
-format = "plain"
-
-# mapping declares which prefix maps to a Debian repository URL.
-# prefix must match this regexp: ^[a-z0-9._-]+$
-[mapping]
-ubuntu = "http://archive.example.org/ubuntu"
-security = "http://security.example.org/ubuntu"
-"#;
-
-    #[test]
-    fn go_apt_cacher_example_parses_unchanged() {
-        let c = Config::parse("go.toml", GO_EXAMPLE).unwrap();
-        // Every address, IPv6 and IPv4, as Go listens.
-        assert_eq!(c.listen, [ListenAddr::Any(3142)]);
-        assert_eq!(c.check_interval, Duration::from_secs(600));
-        assert_eq!(c.cache_period, Duration::from_secs(3));
-        assert_eq!(c.meta_dir, PathBuf::from("/var/spool/go-apt-cacher/meta"));
-        assert_eq!(c.cache_capacity, 1 << 30);
-        assert_eq!(c.max_conns, 10);
-        assert_eq!(c.log.level.as_deref(), Some("info"));
-        let prefixes: Vec<_> = c.mappings.iter().map(|m| m.prefix.as_str()).collect();
-        assert_eq!(prefixes, ["ubuntu", "security"]);
-        assert_eq!(
-            c.mappings[0].url.as_str(),
-            "http://archive.example.org/ubuntu"
-        );
-    }
-
-    fn parse_err(text: &str) -> ConfigError {
-        Config::parse("t.toml", text).unwrap_err()
-    }
-
-    const DIRS: &str = "meta_dir = \"/m\"\ncache_dir = \"/c\"\n";
-
-    #[test]
-    fn unknown_key_names_key_and_line() {
-        let e = parse_err(&format!("{DIRS}\nlisten_adress = \":1\"\n"));
-        assert_eq!(e.key, "listen_adress", "{e}");
-        assert_eq!(e.line, 4, "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("t.toml:4: listen_adress: unknown field"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn wrong_type_names_line() {
-        let e = parse_err(&format!("{DIRS}check_interval = \"soon\"\n"));
-        assert_eq!(e.line, 3, "{e}");
-        assert_eq!(e.key, "check_interval", "{e}");
-    }
-
-    #[test]
-    fn validation_errors() {
-        let e = parse_err("meta_dir = \"/m\"\ncache_dir = \"rel\"\n");
-        assert_eq!((e.key.as_str(), e.line), ("cache_dir", 2), "{e}");
-        let e = parse_err("meta_dir = \"/m\"\ncache_dir = \"/m/\"\n");
-        assert_eq!(e.key, "cache_dir", "{e}");
-        let e = parse_err(&format!("{DIRS}[mapping]\nBad = \"http://x/\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("mapping.Bad", 4), "{e}");
-        let e = parse_err(&format!("{DIRS}[mapping]\n\"..\" = \"http://x/\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("mapping...", 4), "{e}");
-        let e = parse_err(&format!("{DIRS}[mapping]\nok = \"ftp://x/\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("mapping.ok", 4), "{e}");
-        let e = parse_err(&format!("{DIRS}[log]\nlevel = \"loud\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("log.level", 4), "{e}");
-        let e = parse_err(&format!("{DIRS}listen_address = \"nope\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
-        let e = parse_err("cache_dir = \"/c\"\n");
-        assert_eq!(e.key, "meta_dir", "{e}");
-        let e = parse_err(&format!("{DIRS}connect_allow = [\"nohost\"]\n"));
-        assert_eq!(e.key, "connect_allow", "{e}");
-    }
-
-    #[test]
-    fn durations_are_bounded() {
-        let huge = "9223372036854775807";
-        for key in [
-            "connect",
-            "idle_read",
-            "overall",
-            "header_read",
-            "client_idle",
-            "shutdown_grace",
-        ] {
-            let e = parse_err(&format!("{DIRS}[timeouts]\n# a comment\n{key} = {huge}\n"));
-            assert_eq!(
-                (e.key.as_str(), e.line),
-                (format!("timeouts.{key}").as_str(), 5),
-                "{e}"
-            );
-            assert!(e.to_string().contains("at most 604800"), "{e}");
-            let e = parse_err(&format!("{DIRS}[timeouts]\n{key} = 0\n"));
-            assert_eq!(e.key, format!("timeouts.{key}"), "{e}");
-            // Seven days is still accepted.
-            Config::parse("t.toml", &format!("{DIRS}[timeouts]\n{key} = 604800\n")).unwrap();
-        }
-        for key in ["check_interval", "cache_period", "generation_grace"] {
-            let e = parse_err(&format!("{DIRS}{key} = {huge}\n"));
-            assert_eq!((e.key.as_str(), e.line), (key, 3), "{e}");
-            let e = parse_err(&format!("{DIRS}{key} = 604801\n"));
-            assert_eq!(e.key, key, "{e}");
-        }
-    }
-
-    #[test]
-    fn max_clients_is_bounded() {
-        let c = Config::parse("t.toml", DIRS).unwrap();
-        assert_eq!(c.max_clients, DEFAULT_MAX_CLIENTS);
-        let c = Config::parse("t.toml", &format!("{DIRS}max_clients = 2\n")).unwrap();
-        assert_eq!(c.max_clients, 2);
-        for bad in ["0", "99999999999"] {
-            let e = parse_err(&format!("{DIRS}max_clients = {bad}\n"));
-            assert_eq!((e.key.as_str(), e.line), ("max_clients", 3), "{e}");
-        }
-    }
-
-    #[test]
-    fn table_mapping_with_aliases_and_new_keys() {
-        let c = Config::parse(
-            "t.toml",
-            &format!(
-                "{DIRS}connect_allow = [\"example.org:443\"]\ngeneration_grace = 5\n[timeouts]\nconnect = 3\n\
-                 [mapping]\ndebian = {{ url = \"https://deb.example/debian/\", aliases = [\"http://m.example/debian\"] }}\n"
-            ),
-        )
-        .unwrap();
-        assert_eq!(c.mappings[0].url.as_str(), "https://deb.example/debian");
-        assert_eq!(c.mappings[0].aliases[0].as_str(), "http://m.example/debian");
-        assert_eq!(c.connect_allow, ["example.org:443"]);
-        assert_eq!(c.timeouts.connect, Duration::from_secs(3));
-        assert_eq!(c.generation_grace, Duration::from_secs(5));
-    }
-
-    #[test]
-    fn status_allow_networks() {
-        let c = Config::parse("t.toml", DIRS).unwrap();
-        assert_eq!(c.status_allow, None);
-        let c = Config::parse(
-            "t.toml",
-            &format!("{DIRS}status_allow = [\"127.0.0.0/8\", \"::1/128\", \"10.1.2.3\"]\n"),
-        )
-        .unwrap();
-        let nets: Vec<String> = c
-            .status_allow
-            .unwrap()
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.2.3/32"]);
-        // IPv4-mapped nets are compared as the IPv4 nets they map.
-        let c = Config::parse(
-            "t.toml",
-            &format!("{DIRS}status_allow = [\"::ffff:10.0.0.0/104\", \"::ffff:10.1.2.3\", \"::ffff:0:0/96\"]\n"),
-        )
-        .unwrap();
-        let nets: Vec<String> = c
-            .status_allow
-            .unwrap()
-            .iter()
-            .map(|n| n.to_string())
-            .collect();
-        assert_eq!(nets, ["10.0.0.0/8", "10.1.2.3/32", "0.0.0.0/0"]);
-        for bad in ["\"10.0.0.0/33\"", "\"nonsense\"", "\"10.0.0.1/8\""] {
-            let e = parse_err(&format!("{DIRS}status_allow = [\"::1/128\",\n  {bad}]\n"));
-            assert_eq!((e.key.as_str(), e.line), ("status_allow", 4), "{e}");
-        }
-        let e = parse_err(&format!("{DIRS}status_allow = \"10.0.0.0/8\"\n"));
-        assert_eq!((e.key.as_str(), e.line), ("status_allow", 3), "{e}");
-    }
-
-    #[test]
-    fn listen_address_one_or_many() {
-        let c = Config::parse("t.toml", DIRS).unwrap();
-        assert_eq!(c.listen, [ListenAddr::Any(3142)]);
-        let c = Config::parse("t.toml", &format!("{DIRS}listen_address = \"[::1]:80\"\n")).unwrap();
-        assert_eq!(c.listen, [ListenAddr::At("[::1]:80".parse().unwrap())]);
-        let c = Config::parse(
-            "t.toml",
-            &format!("{DIRS}listen_address = [\"127.0.0.1:3142\", '[::1]:3142', \":0\"]\n"),
-        )
-        .unwrap();
-        assert_eq!(
-            c.listen,
-            [
-                ListenAddr::At("127.0.0.1:3142".parse().unwrap()),
-                ListenAddr::At("[::1]:3142".parse().unwrap()),
-                ListenAddr::Any(0),
-            ]
-        );
-        // A bad entry of a multi-line array: its own line.
-        let e = parse_err(&format!(
-            "{DIRS}listen_address = [\n  \":3142\",\n  \"localhost:3142\",\n]\n"
-        ));
-        assert_eq!((e.key.as_str(), e.line), ("listen_address", 5), "{e}");
-        assert!(
-            e.to_string()
-                .starts_with("t.toml:5: listen_address: \"localhost:3142\" is not an address"),
-            "{e}"
-        );
-        let e = parse_err(&format!("{DIRS}listen_address = []\n"));
-        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
-        let e = parse_err(&format!("{DIRS}listen_address = 3142\n"));
-        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
-        let e = parse_err(&format!("{DIRS}listen_address = [3142]\n"));
-        assert_eq!((e.key.as_str(), e.line), ("listen_address", 3), "{e}");
-    }
-
-    #[test]
-    fn garbage_never_panics() {
-        for text in [
-            "[",
-            "mapping = 3",
-            "[mapping]\nx = 1",
-            "\u{0}",
-            "cache_capacity = -1",
-            "[timeouts]\nfoo=1",
-        ] {
-            let _ = Config::parse("t", text);
-        }
-    }
-}
+mod tests;
