@@ -44,7 +44,7 @@ pub mod cacher;
 pub mod keys;
 pub mod mirror;
 pub mod nginx;
-pub mod pdiff;
+pub use repo::pdiff;
 pub mod rawhttp;
 pub mod repo;
 pub mod upstream;

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
 
+use super::pdiff::{PdiffLayout, PdiffState};
 use super::{Compression, PackageSpec, Repo, RepoConfig};
 use crate::keys::TestKey;
-use crate::pdiff::{PdiffLayout, PdiffState};
 
 /// Builder of a [`Repo`]. Defaults: suite `stable`, component `main`, architecture `amd64`,
 /// compressions `.gz` and `.xz` plus uncompressed, no by-hash, no SHA512, no sources, no

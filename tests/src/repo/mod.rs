@@ -31,12 +31,13 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::keys::TestKey;
-use crate::pdiff::{wants_pdiff, PdiffLayout, PdiffState};
+use pdiff::{wants_pdiff, PdiffLayout, PdiffState};
 use std::sync::Mutex;
 
 mod builder;
 mod files;
 mod indices;
+pub mod pdiff;
 mod write;
 
 pub use builder::RepoBuilder;
@@ -332,7 +333,7 @@ pub struct RepoConfig {
     /// `Origin` and `Label`.
     pub origin: String,
     /// PDiffs (`<index>.diff/Index` and patches) for Packages, Sources and Translation
-    /// indices on every publish after the first (see [`crate::pdiff`]).
+    /// indices on every publish after the first (see [`pdiff`]).
     pub pdiffs: bool,
     /// How the patches relate to generations (default: merged, as Debian).
     pub pdiff_layout: PdiffLayout,

@@ -25,7 +25,7 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 
-use crate::repo::{write_atomic, Checksums};
+use super::{write_atomic, Checksums};
 
 /// How patches relate to generations; see the module documentation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
