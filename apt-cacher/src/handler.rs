@@ -242,13 +242,13 @@ fn fetched(resp: Response<Body>, note: Option<UpstreamNote>, joined: bool, pass:
 fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
     let (resp, outcome, status) = match e {
         MetaError::Upstream(u) => (
-            response::text(u.client_status(), u.to_string()),
+            response::text(crate::upstream::client_status(u), u.to_string()),
             if negative {
                 Outcome::Negative
             } else {
                 Outcome::Miss
             },
-            crate::cache::status_of(u),
+            u.status_code(),
         ),
         MetaError::Invalid(m) => (
             response::text(StatusCode::BAD_GATEWAY, m.to_string()),

@@ -93,15 +93,10 @@ impl Router {
         &self.mappings
     }
 
-    /// The upstream URL of `path` in mapping `index`.
+    /// The upstream URL of `path` in mapping `index`: the one URL joining,
+    /// [`runtime::http::join`] (each segment percent-encoded as needed).
     pub fn upstream_url(&self, index: usize, path: &str) -> Option<Url> {
-        let mut url = self.mappings.get(index)?.url.clone();
-        {
-            let mut segs = url.path_segments_mut().ok()?;
-            segs.pop_if_empty();
-            segs.extend(path.split('/'));
-        }
-        Some(url)
+        runtime::http::join(&self.mappings.get(index)?.url, path).ok()
     }
 
     /// Routes a request.
@@ -480,6 +475,14 @@ mod tests {
         assert_eq!(
             r.upstream_url(0, "pool/a b#c.deb").unwrap().as_str(),
             "http://deb.example/debian/pool/a%20b%23c.deb"
+        );
+        assert_eq!(
+            r.upstream_url(0, "pool/a%b?c\u{e9}.deb").unwrap().as_str(),
+            "http://deb.example/debian/pool/a%25b%3Fc%C3%A9.deb"
+        );
+        assert_eq!(
+            r.upstream_url(0, "").unwrap().as_str(),
+            "http://deb.example/debian/"
         );
     }
 }

@@ -12,8 +12,11 @@
 //! [`Response::chunk`], so the bounds hold for both.
 //!
 //! The client, the per-host limits and the classification of failures are
-//! `runtime::http`'s (shared with apt-mirror); [`UpstreamError`] is this
-//! cacher's view of them (which status to answer, what to remember).
+//! `runtime::http`'s (shared with apt-mirror), and so is the error type
+//! (`runtime::http::HttpError`: a 404 or 410 is
+//! [`HttpError::is_not_found`], the negative cache remembers the error
+//! itself); what stays here is the cacher's view of a failure: which status to answer
+//! ([`client_status`]) and what to remember.
 
 use crate::config::{Config, Timeouts};
 use bytes::Bytes;
@@ -24,89 +27,15 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
-/// Why an upstream request failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum UpstreamError {
-    /// Upstream answered 404 or 410.
-    #[error("{url}: upstream answered {status}")]
-    NotFound {
-        /// The URL.
-        url: String,
-        /// The status.
-        status: u16,
-    },
-    /// Upstream answered another non-success status.
-    #[error("{url}: upstream answered {status}")]
-    Status {
-        /// The URL.
-        url: String,
-        /// The status.
-        status: u16,
-    },
-    /// Connecting failed or timed out (after one retry).
-    #[error("{url}: cannot connect: {reason}")]
-    Connect {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// No byte came for the idle-read timeout, or the overall cap passed.
-    #[error("{url}: timed out: {reason}")]
-    Timeout {
-        /// The URL.
-        url: String,
-        /// Which timeout.
-        reason: String,
-    },
-    /// The body broke off or another transport error happened.
-    #[error("{url}: {reason}")]
-    Transport {
-        /// The URL.
-        url: String,
-        /// Why.
-        reason: String,
-    },
-    /// The body is larger than allowed.
-    #[error("{url}: body larger than {limit} bytes")]
-    TooLarge {
-        /// The URL.
-        url: String,
-        /// The limit.
-        limit: u64,
-    },
-}
-
-impl UpstreamError {
-    /// The cacher's view of a failed request: a timeout (connecting
-    /// included), a connection failure, or another transport error.
-    fn from_http(e: HttpError) -> UpstreamError {
-        let HttpError { url, kind, detail } = e;
-        match kind {
-            HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout => UpstreamError::Timeout {
-                url,
-                reason: detail,
-            },
-            HttpErrorKind::Connect => UpstreamError::Connect {
-                url,
-                reason: detail,
-            },
-            _ => UpstreamError::Transport {
-                url,
-                reason: detail,
-            },
+/// The status to answer a client with when upstream failed: upstream's own
+/// status, 504 for a timeout, 502 for anything else.
+pub fn client_status(e: &HttpError) -> StatusCode {
+    match e.kind {
+        HttpErrorKind::Status(status) => {
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY)
         }
-    }
-
-    /// The status to answer a client with.
-    pub fn client_status(&self) -> StatusCode {
-        match self {
-            UpstreamError::NotFound { status, .. } | UpstreamError::Status { status, .. } => {
-                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
-            }
-            UpstreamError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            _ => StatusCode::BAD_GATEWAY,
-        }
+        HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 
@@ -147,36 +76,35 @@ impl Response {
 
     /// The next chunk of the body, `None` at the end; bounded by the
     /// idle-read timeout and the overall cap.
-    pub async fn chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
         let deadline = self
             .deadline
             .min(crate::time::later(tokio::time::Instant::now(), self.idle));
         match tokio::time::timeout_at(deadline, self.inner.chunk()).await {
             Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(UpstreamError::Transport {
-                url: self.url.to_string(),
-                reason: runtime::http::error_chain(&e),
-            }),
-            Err(_) => Err(UpstreamError::Timeout {
-                url: self.url.to_string(),
-                reason: if deadline == self.deadline {
-                    "overall download cap".into()
+            Ok(Err(e)) => Err(HttpError::new(
+                self.url.as_str(),
+                HttpErrorKind::Transport,
+                runtime::http::error_chain(&e),
+            )),
+            Err(_) => Err(HttpError::new(
+                self.url.as_str(),
+                HttpErrorKind::Timeout,
+                if deadline == self.deadline {
+                    "overall download cap"
                 } else {
-                    "no data".into()
+                    "no data"
                 },
-            }),
+            )),
         }
     }
 
     /// Reads the whole body, at most `limit` bytes.
-    pub async fn bytes(mut self, limit: u64) -> Result<Bytes, UpstreamError> {
+    pub async fn bytes(mut self, limit: u64) -> Result<Bytes, HttpError> {
         let mut buf = Vec::new();
         while let Some(c) = self.chunk().await? {
             if (buf.len() + c.len()) as u64 > limit {
-                return Err(UpstreamError::TooLarge {
-                    url: self.url.to_string(),
-                    limit,
-                });
+                return Err(HttpError::too_large(&self.url, limit));
             }
             buf.extend_from_slice(&c);
         }
@@ -191,7 +119,7 @@ pub struct Upstream {
     timeouts: Timeouts,
     cache_period: Duration,
     hosts: HostLimits,
-    negative: Mutex<HashMap<String, (Instant, UpstreamError)>>,
+    negative: Mutex<HashMap<String, (Instant, HttpError)>>,
 }
 
 impl Upstream {
@@ -214,7 +142,7 @@ impl Upstream {
     }
 
     /// The remembered failure of `url`, if still within `cache_period`.
-    fn negative(&self, url: &Url) -> Option<UpstreamError> {
+    fn negative(&self, url: &Url) -> Option<HttpError> {
         let mut map = self.negative.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         if map.len() > 1000 {
@@ -230,7 +158,7 @@ impl Upstream {
         }
     }
 
-    fn remember(&self, url: &Url, e: &UpstreamError) {
+    fn remember(&self, url: &Url, e: &HttpError) {
         if self.cache_period.is_zero() {
             return;
         }
@@ -248,7 +176,7 @@ impl Upstream {
     /// Starts a GET of `url`; the returned response holds the host's
     /// connection slot until dropped. Failures are remembered for
     /// `cache_period` (transport errors too), and answered from memory.
-    pub async fn get(&self, url: &Url) -> Result<Response, UpstreamError> {
+    pub async fn get(&self, url: &Url) -> Result<Response, HttpError> {
         if let Some(e) = self.negative(url) {
             return Err(e);
         }
@@ -259,16 +187,11 @@ impl Upstream {
         result
     }
 
-    async fn get_uncached(&self, url: &Url) -> Result<Response, UpstreamError> {
+    async fn get_uncached(&self, url: &Url) -> Result<Response, HttpError> {
         let permit = match self.hosts.for_url(url) {
-            Some(s) => Some(
-                s.acquire_owned()
-                    .await
-                    .map_err(|_| UpstreamError::Connect {
-                        url: url.to_string(),
-                        reason: "shutting down".into(),
-                    })?,
-            ),
+            Some(s) => Some(s.acquire_owned().await.map_err(|_| {
+                HttpError::new(url.as_str(), HttpErrorKind::Connect, "shutting down")
+            })?),
             None => None,
         };
         let deadline = crate::time::later(tokio::time::Instant::now(), self.timeouts.overall);
@@ -284,22 +207,13 @@ impl Upstream {
                         tracing::debug!(url = %url, error = %e.detail, "connect failed, retrying once");
                         continue;
                     }
-                    return Err(UpstreamError::from_http(e));
+                    return Err(e);
                 }
             }
         };
         let status = resp.status();
-        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Err(UpstreamError::NotFound {
-                url: url.to_string(),
-                status: status.as_u16(),
-            });
-        }
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
-            return Err(UpstreamError::Status {
-                url: url.to_string(),
-                status: status.as_u16(),
-            });
+            return Err(HttpError::status(url, status.as_u16()));
         }
         Ok(Response {
             url: url.clone(),
@@ -315,7 +229,7 @@ impl Upstream {
         &self,
         url: &Url,
         limit: u64,
-    ) -> Result<(Bytes, Option<String>), UpstreamError> {
+    ) -> Result<(Bytes, Option<String>), HttpError> {
         let resp = self.get(url).await?;
         let lm = resp.last_modified();
         let body = resp.bytes(limit).await;

@@ -11,6 +11,7 @@
 
 use crate::config::LogConfig;
 pub use runtime::logging::{Format, Level, LogGuard, Settings};
+use runtime::logging::{KeyError, LogError};
 
 /// Environment variable with `tracing` filter directives that replace the
 /// level, e.g. `APT_MIRROR_LOG=info,apt_mirror::fetch=debug`.
@@ -19,21 +20,36 @@ pub const FILTER_ENV: &str = "APT_MIRROR_LOG";
 /// The logging flags of the command line (shared with apt-cacher).
 pub use runtime::logging::LogArgs;
 
+/// Why the logger could not be set up: a bad `[log]` value (the error names
+/// the key) or a destination that cannot be opened or started.
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    /// A `[log]` key (or its command-line override) has a bad value.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// The logger could not be installed (log file, filter, writer thread).
+    #[error(transparent)]
+    Init(#[from] LogError),
+}
+
 /// The logger settings from `[log]` and the command line (which wins):
 /// `runtime::logging::settings`. The error names the key.
-pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, String> {
-    runtime::logging::settings(log.table(), &args.overrides(), FILTER_ENV)
-        .map_err(|e| e.to_string())
+pub fn settings(log: &LogConfig, args: &LogArgs) -> Result<Settings, LoggingError> {
+    Ok(runtime::logging::settings(
+        log.table(),
+        &args.overrides(),
+        FILTER_ENV,
+    )?)
 }
 
 /// Installs the process-wide logger; keep the guard until exit (dropping it
 /// flushes the log for at most a second). `Ok(None)` when a logger is
 /// already installed (tests, repeated calls): the first one stays.
-pub fn init(settings: &Settings) -> Result<Option<LogGuard>, String> {
+pub fn init(settings: &Settings) -> Result<Option<LogGuard>, LoggingError> {
     match runtime::logging::init(settings) {
         Ok(guard) => Ok(Some(guard)),
-        Err(runtime::logging::LogError::AlreadyInstalled) => Ok(None),
-        Err(e) => Err(e.to_string()),
+        Err(LogError::AlreadyInstalled) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -92,7 +108,7 @@ mod tests {
             format: Some("text".into()),
             ..LogConfig::default()
         };
-        let e = settings(&log, &LogArgs::default()).unwrap_err();
+        let e = settings(&log, &LogArgs::default()).unwrap_err().to_string();
         assert!(e.contains("log.format") && e.contains("text"), "{e}");
     }
 }

@@ -2,7 +2,7 @@
 //! layer, each variant a kind that callers match on (the HTTP status of a
 //! failed response follows the kind), each message naming what and where.
 
-use crate::upstream::UpstreamError;
+use runtime::http::HttpError;
 use std::path::PathBuf;
 
 /// Why a download failed.
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub enum DownloadError {
     /// Upstream failed.
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(#[from] HttpError),
     /// The bytes did not verify.
     #[error("verification failed: {0}")]
     Verify(#[from] VerifyError),

@@ -6,13 +6,14 @@
 
 use super::commit::{keep, verify_failed, Commit};
 use super::error::{DownloadError, LocalError, VerifyError};
-use super::progress::{status_of, DownloadState, Head, InFlightMap, UpstreamNote, PUBLISH_EVERY};
+use super::progress::{DownloadState, Head, InFlightMap, UpstreamNote, PUBLISH_EVERY};
 use crate::mapped;
 use crate::metrics::Metrics;
-use crate::upstream::{Upstream, UpstreamError};
+use crate::upstream::Upstream;
 use aptindex::checksum::{Checksums, Hasher};
 use aptindex::tree::{StagedFile, TreeError};
 use reqwest::Url;
+use runtime::http::{HttpError, HttpErrorKind};
 use std::sync::Arc;
 use std::time::Instant;
 use tempfile::TempPath;
@@ -56,7 +57,7 @@ impl Task {
                     if !negative {
                         metrics.upstream_error(url);
                     }
-                    let next = matches!(e, UpstreamError::NotFound { .. });
+                    let next = e.is_not_found();
                     last_err = Some(e);
                     if !next {
                         break;
@@ -67,7 +68,7 @@ impl Task {
         let note = UpstreamNote {
             status: match (&resp, &last_err) {
                 (Some(r), _) => Some(r.status()),
-                (None, Some(e)) => status_of(e),
+                (None, Some(e)) => e.status_code(),
                 (None, None) => None,
             },
             ms: started.elapsed().as_millis() as u64,
@@ -75,13 +76,11 @@ impl Task {
         };
         self.tx.send_modify(|p| p.upstream = Some(note));
         let Some(mut resp) = resp else {
-            let e = last_err.unwrap_or(UpstreamError::Connect {
-                url: self.what.clone(),
-                reason: "no URL".into(),
-            });
+            let e = last_err
+                .unwrap_or_else(|| HttpError::new(&*self.what, HttpErrorKind::Connect, "no URL"));
             let url = tried.map(|u| u.as_str()).unwrap_or("-");
-            let status = status_of(&e);
-            let not_found = matches!(e, UpstreamError::NotFound { .. });
+            let status = e.status_code();
+            let not_found = e.is_not_found();
             // A 404 is counted (upstream_errors) but is no "recent failure":
             // clients ask for files that may not exist, and those must not
             // push a real failure out of the list.
@@ -90,7 +89,7 @@ impl Task {
             }
             if negative {
                 tracing::debug!(what = %self.what, url, error = %e, "upstream failure remembered (negative cache)");
-            } else if matches!(e, UpstreamError::NotFound { .. }) {
+            } else if not_found {
                 // Clients ask for files that may not exist (Translation-*): not alarming.
                 tracing::info!(what = %self.what, url, status, error = %e, "not found upstream");
             } else {
@@ -212,10 +211,11 @@ impl Task {
             // The file was extended to the announced length: anything else is
             // a short (or, without an expectation, unverifiable) download.
             tracing::warn!(what = %self.what, url = %url, announced = len, received = written, "upstream sent fewer bytes than announced");
-            return Err(DownloadError::Upstream(UpstreamError::Transport {
+            return Err(DownloadError::Upstream(HttpError::new(
                 url,
-                reason: format!("upstream sent {written} of the {len} bytes it announced"),
-            }));
+                HttpErrorKind::Transport,
+                format!("upstream sent {written} of the {len} bytes it announced"),
+            )));
         }
         self.tx.send_modify(|p| p.written = written);
         let finished = match &self.expected {

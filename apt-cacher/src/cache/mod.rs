@@ -23,7 +23,7 @@ pub use coalesce::{InFlight, Job, Started};
 pub use commit::{Commit, Destination};
 pub use error::{CacheError, CommitError, DownloadError, LocalError, VerifyError};
 pub use key::CacheKey;
-pub use progress::{status_of, Head, UpstreamNote};
+pub use progress::{Head, UpstreamNote};
 pub use reader::Source;
 pub use storage::Storage;
 

@@ -4,7 +4,6 @@
 //! every reader follows (`sendable`: the last byte of a file that must
 //! verify is withheld until it has).
 
-use crate::upstream::UpstreamError;
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -33,16 +32,6 @@ pub struct UpstreamNote {
     pub ms: u64,
     /// True when the failure was answered from the negative cache, without asking.
     pub negative: bool,
-}
-
-/// The status an upstream failure carries, if any.
-pub fn status_of(e: &UpstreamError) -> Option<u16> {
-    match e {
-        UpstreamError::NotFound { status, .. } | UpstreamError::Status { status, .. } => {
-            Some(*status)
-        }
-        _ => None,
-    }
 }
 
 /// The state of one download as its readers see it.

@@ -3,7 +3,7 @@
 //! failures, 404 for what the client's generation does not list).
 
 use crate::cache::DownloadError;
-use crate::upstream::UpstreamError;
+use runtime::http::HttpError;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub enum MetaError {
     /// Upstream failed (and nothing usable is cached).
     #[error(transparent)]
-    Upstream(#[from] UpstreamError),
+    Upstream(#[from] HttpError),
     /// Upstream's metadata (or the request) is unusable (boxed: some
     /// kinds carry a parser's error).
     #[error(transparent)]

@@ -34,20 +34,16 @@ impl Generations {
             }
             let bytes = match upstream.get_bytes(&url, RELEASE_LIMIT).await {
                 Ok((b, _)) => b,
-                Err(UpstreamError::NotFound { .. })
-                    if name != required && name == "Release.gpg" =>
-                {
-                    continue
-                }
+                Err(e) if e.is_not_found() && name != required && name == "Release.gpg" => continue,
                 Err(e) => {
                     if !negative {
                         self.metrics.upstream_error(&url);
                         // A 404 is counted but is no "recent failure" (see cache/fetch.rs).
-                        if matches!(e, UpstreamError::NotFound { .. }) {
-                            tracing::info!(url = %url, status = status_of(&e), error = %e, "not found upstream");
+                        if e.is_not_found() {
+                            tracing::info!(url = %url, status = e.status_code(), error = %e, "not found upstream");
                         } else {
                             self.metrics.failure(url.as_str(), &e.to_string());
-                            tracing::warn!(url = %url, status = status_of(&e), error = %e, "upstream failed");
+                            tracing::warn!(url = %url, status = e.status_code(), error = %e, "upstream failed");
                         }
                     }
                     return Err(e.into());
@@ -96,11 +92,8 @@ impl Generations {
         };
         let (release, files) = self.fetch_release_set(suite, &names, required).await?;
         if name == "Release.gpg" && !files.iter().any(|(n, _)| n == "Release.gpg") {
-            return Err(UpstreamError::NotFound {
-                url: self.release_url(suite, name)?.to_string(),
-                status: 404,
-            }
-            .into());
+            let url = self.release_url(suite, name)?;
+            return Err(HttpError::status(&url, 404).into());
         }
         self.publish(suite, release, files, Vec::new()).await?;
         suite.state_mut().checked = Some(Instant::now());

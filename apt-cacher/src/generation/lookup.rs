@@ -71,7 +71,7 @@ impl Generations {
             if let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) {
                 dirs.extend(
                     rd.flatten()
-                        .map(|e| unescape_dir(&e.file_name().to_string_lossy())),
+                        .filter_map(|e| unescape_dir(&e.file_name().to_string_lossy())),
                 );
             }
         }

@@ -13,7 +13,10 @@ impl Generations {
             };
             for entry in rd.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if let Some(suite) = self.suite(i, &unescape_dir(&name)) {
+                let Some(dir) = unescape_dir(&name) else {
+                    continue;
+                };
+                if let Some(suite) = self.suite(i, &dir) {
                     let _guard = suite.lock.lock().await;
                     self.ensure_loaded(&suite).await;
                 }

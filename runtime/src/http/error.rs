@@ -94,6 +94,41 @@ impl HttpError {
         }
     }
 
+    /// A failure of `kind` for `url`, with `detail` (the reason, may be empty).
+    pub fn new(
+        url: impl Into<String>,
+        kind: HttpErrorKind,
+        detail: impl Into<String>,
+    ) -> HttpError {
+        HttpError {
+            url: url.into(),
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    /// The status upstream answered, when it answered one.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.kind {
+            HttpErrorKind::Status(status) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// Upstream answered 404 or 410: the file is not there (a caller may
+    /// try the next URL, and need not report it as a failure).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self.kind, HttpErrorKind::Status(404 | 410))
+    }
+
+    /// A timeout of either kind (connecting, or waiting for data).
+    pub fn is_timeout(&self) -> bool {
+        matches!(
+            self.kind,
+            HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout
+        )
+    }
+
     /// A failure while connecting (of either kind).
     pub fn is_connect(&self) -> bool {
         matches!(
@@ -214,6 +249,10 @@ mod tests {
         let resp = get(&url).await.unwrap();
         let e = HttpError::status(&url, resp.status().as_u16());
         assert_eq!(e.kind, HttpErrorKind::Status(404));
+        assert!(e.is_not_found());
+        assert_eq!(e.status_code(), Some(404));
+        assert!(HttpError::status(&url, 410).is_not_found());
+        assert!(!HttpError::status(&url, 500).is_not_found());
         assert_eq!(e.to_string(), format!("{url}: HTTP status 404"));
         let e = HttpError::too_large(&url, 10);
         assert_eq!(e.kind, HttpErrorKind::TooLarge(10));

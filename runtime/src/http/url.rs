@@ -5,20 +5,38 @@
 pub use reqwest::Url;
 
 use super::error::{HttpError, HttpErrorKind};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// The bytes escaped in a path segment: everything but RFC 3986's `pchar`
+/// (unreserved, sub-delims, `:` and `@`), so `g++_1:2~3.deb` stays as it
+/// is and `%`, `/`, `?`, `#`, spaces, brackets and non-ASCII are escaped.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@');
 
 /// The URL of `path` (relative, `/`-separated) under repository `base`,
-/// each segment percent-encoded as needed.
+/// each segment percent-encoded as needed. `base` has no query or
+/// fragment (both binaries' configurations refuse them).
 pub fn join(base: &Url, path: &str) -> Result<Url, HttpError> {
     let mut s = base.as_str().trim_end_matches('/').to_string();
     for seg in path.split('/') {
         s.push('/');
-        for b in seg.bytes() {
-            if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
-                s.push(b as char);
-            } else {
-                s.push_str(&format!("%{b:02X}"));
-            }
-        }
+        s.extend(utf8_percent_encode(seg, SEGMENT));
     }
     Url::parse(&s).map_err(|e| HttpError {
         url: s.clone(),
@@ -49,6 +67,12 @@ mod tests {
                 .unwrap()
                 .as_str(),
             "http://h:8080/debian/pool/main/g/g++/g++_1:2~3%254%20x.deb"
+        );
+        assert_eq!(
+            join(&base, "a b#c?d[e]|^\"\u{e9}/!$&'()*,;=@_.-")
+                .unwrap()
+                .as_str(),
+            "http://h:8080/debian/a%20b%23c%3Fd%5Be%5D%7C%5E%22%C3%A9/!$&'()*,;=@_.-"
         );
         let base = Url::parse("http://h").unwrap();
         assert_eq!(
