@@ -4,7 +4,7 @@
 //! to answer a client, what to remember) and carries the whole source chain
 //! of the underlying error as text.
 
-use super::url::Url;
+use reqwest::Url;
 use std::fmt;
 
 /// What kind of failure.
