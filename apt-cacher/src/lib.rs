@@ -11,7 +11,7 @@
 //! [`routes`] (the axum router: the `/~/` [`pages`], the proxy as fallback,
 //! the [`access_log`] layer), [`mapping`] (routing a repository request),
 //! [`handler`] (what to serve), [`generation`]
-//! (metadata) with [`pdiff`] (PDiff patches) and [`generation::pool_lookup`] (loading
+//! (metadata) with [`generation::pdiff`] (PDiff patches) and [`generation::pool_lookup`] (loading
 //! the index that should list a pool file), [`cache`] (pool files: key,
 //! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
@@ -39,7 +39,6 @@ pub mod mapped;
 pub mod mapping;
 pub mod metrics;
 pub mod pages;
-pub mod pdiff;
 
 pub mod response;
 pub mod routes;

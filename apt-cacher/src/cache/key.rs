@@ -142,7 +142,8 @@ impl CacheKey {
         match self {
             CacheKey::Stored { .. } => match self.storage_key() {
                 Some(k) => format!("store:{k}"),
-                // Never stored: the download fails to commit, nothing else.
+                // Never stored: cache/mod.rs passes it through unkept
+                // (Commit::Discard); mapping.rs refuses such paths first.
                 None => format!("store:{}#unsafe", self.what()),
             },
             CacheKey::Pass { prefix, path, .. } => format!("pass:{prefix}/{path}"),

@@ -21,7 +21,7 @@ pub enum MetaError {
     #[error(transparent)]
     Io(#[from] LocalIo),
     /// Nothing the client's generation lists (a PDiff patch its diff Index
-    /// does not name, see [`crate::pdiff`]): nothing could verify it.
+    /// does not name, see [`super::pdiff`]): nothing could verify it.
     #[error("{path}: not listed by {index} (generation {generation})")]
     NotListed {
         /// The repository path asked for.

@@ -6,7 +6,7 @@ use super::*;
 
 impl Generations {
     /// The metadata file at repository path `path` of `mapping` for
-    /// `client`: a PDiff patch ([`crate::pdiff`]), or an index or by-hash
+    /// `client`: a PDiff patch ([`super::pdiff`]), or an index or by-hash
     /// file a served suite's Release lists. `None` for anything else (pool
     /// files are never metadata: no suite lookup for them).
     pub async fn meta_file(

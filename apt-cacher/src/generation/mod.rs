@@ -28,6 +28,7 @@ mod gen;
 mod grace;
 mod layout;
 mod lookup;
+pub mod pdiff;
 pub mod pool_lookup;
 mod pool_map;
 mod publish;

@@ -83,12 +83,18 @@ impl Generations {
             set_mtimes(&gen_dir, stamp);
             sync_tree(&gen_dir);
             // Atomic pointer swap (new symlink, rename, directory fsync).
-            aptindex::tree::atomic::swap_symlink(
-                &suite_path.join("current"),
+            // Once the rename is done, `current` names the new generation
+            // and it is served; a failed directory fsync (as before) does
+            // not undo that (the old generation after a crash is
+            // consistent too).
+            let link = suite_path.join("current");
+            aptindex::tree::atomic::rename_symlink(
+                &link,
                 Path::new(&format!("gen-{id}")),
                 "current.tmp",
             )
             .map_err(LocalIo::from)?;
+            let _ = aptindex::tree::atomic::fsync_dir(&suite_path);
             Ok(gen)
         })
         .await

@@ -44,6 +44,16 @@ pub fn syncfs(path: &Path) -> Result<(), TreeError> {
 /// (in `link`'s directory; a stale one is replaced) is created and renamed
 /// over `link`, then the directory is fsynced.
 pub fn swap_symlink(link: &Path, target: &Path, tmp_name: &str) -> Result<(), TreeError> {
+    rename_symlink(link, target, tmp_name)?;
+    fsync_dir(parent_of(link))
+}
+
+/// [`swap_symlink`] without the directory fsync, for a caller that treats
+/// the rename as done whatever the fsync says (apt-cacher: once `current`
+/// names the new generation on disk, it serves that generation; a failed
+/// fsync only risks the old one coming back after a crash, which is
+/// consistent too).
+pub fn rename_symlink(link: &Path, target: &Path, tmp_name: &str) -> Result<(), TreeError> {
     let dir = parent_of(link);
     let tmp = dir.join(tmp_name);
     match std::fs::remove_file(&tmp) {
@@ -51,8 +61,7 @@ pub fn swap_symlink(link: &Path, target: &Path, tmp_name: &str) -> Result<(), Tr
         _ => {}
     }
     std::os::unix::fs::symlink(target, &tmp).map_err(TreeError::io(&tmp))?;
-    std::fs::rename(&tmp, link).map_err(TreeError::io(link))?;
-    fsync_dir(dir)
+    std::fs::rename(&tmp, link).map_err(TreeError::io(link))
 }
 
 fn parent_of(path: &Path) -> &Path {

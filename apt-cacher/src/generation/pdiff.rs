@@ -15,7 +15,7 @@
 //! when a patch is missing, simply fetches the whole index instead (which
 //! the cacher verifies against the Release).
 
-use crate::generation::{parent, Gen, Generations, Invalid, LocalIo, Meta, MetaError, Suite};
+use super::{parent, Gen, Generations, Invalid, LocalIo, Meta, MetaError, Suite};
 use aptindex::checksum::Checksums;
 use aptindex::pdiff::DiffIndex;
 use std::sync::Arc;
