@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 cargo build --release -p apt-cacher
 export CACHER_BIN="$CARGO_TARGET_DIR/release/apt-cacher"
-cargo test -p integration-tests --test integration -- --ignored --nocapture --test-threads 1 "cacher_bench::${1:-bench_}" 2>&1 |
+cargo test -p integration-tests --test integration -- --ignored --nocapture --test-threads 1 "::${1:-bench_}" 2>&1 |
     grep -v -e '^running' -e '^test result' -e '^$' -e '^     Running'
