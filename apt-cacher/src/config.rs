@@ -12,6 +12,7 @@ pub use crate::listen_address::ListenAddr;
 mod values;
 use reqwest::Url;
 use runtime::config::{key_at, key_in_message, key_span, line_of, Location};
+pub use runtime::http::RedirectHost;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,9 @@ pub struct Mapping {
     pub url: Url,
     /// Other URLs of the same repository; they share the cache.
     pub aliases: Vec<Url>,
+    /// Hosts (`host` or `host:port`) upstream may redirect to, besides the
+    /// URL's and the aliases' own (`redirect_hosts`; same scheme only).
+    pub redirect_hosts: Vec<RedirectHost>,
 }
 
 /// A configuration error: where and why.
@@ -181,6 +185,8 @@ struct RawMappingTable {
     url: String,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    redirect_hosts: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -372,9 +378,13 @@ impl Config {
                     format!("prefix {:?} must match ^[a-z0-9._-]+$", prefix.get_ref()),
                 ));
             }
-            let (url, aliases) = match value.get_ref() {
-                RawMapping::Url(u) => (u.clone(), Vec::new()),
-                RawMapping::Table(t) => (t.url.clone(), t.aliases.clone()),
+            let (url, aliases, redirect_hosts) = match value.get_ref() {
+                RawMapping::Url(u) => (u.clone(), Vec::new(), Vec::new()),
+                RawMapping::Table(t) => (
+                    t.url.clone(),
+                    t.aliases.clone(),
+                    t.redirect_hosts.clone(),
+                ),
             };
             let url = parse_upstream_url(&url)
                 .map_err(|r| err(Some(value.span()), &key, r.to_string()))?;
@@ -383,10 +393,22 @@ impl Config {
                 .map(|a| parse_upstream_url(a))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|r| err(Some(value.span()), &key, format!("alias {r}")))?;
+            let redirect_hosts = redirect_hosts
+                .iter()
+                .map(|h| RedirectHost::parse(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|r| {
+                    err(
+                        Some(value.span()),
+                        &format!("{key}.redirect_hosts"),
+                        r.to_string(),
+                    )
+                })?;
             mappings.push(Mapping {
                 prefix: prefix.get_ref().clone(),
                 url,
                 aliases,
+                redirect_hosts,
             });
         }
         // File order is friendlier in logs; BTreeMap sorted them, so re-sort by span.

@@ -167,6 +167,7 @@ pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
             prefix,
             url,
             aliases: Vec::new(),
+            redirect_hosts: Vec::new(),
         });
     }
     mappings

@@ -234,6 +234,7 @@ mod tests {
             prefix: p.into(),
             url: parse_upstream_url(u).unwrap(),
             aliases: a.iter().map(|a| parse_upstream_url(a).unwrap()).collect(),
+            redirect_hosts: Vec::new(),
         };
         Router::new(
             vec![
@@ -428,6 +429,7 @@ mod tests {
             prefix: p.into(),
             url: parse_upstream_url(u).unwrap(),
             aliases: Vec::new(),
+            redirect_hosts: Vec::new(),
         };
         let mut r = Router::new(
             vec![

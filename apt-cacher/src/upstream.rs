@@ -12,7 +12,9 @@
 //! [`Response::chunk`], so the bounds hold for both.
 //!
 //! The client, the per-host limits and the classification of failures are
-//! `runtime::http`'s (shared with apt-mirror), and so is the error type
+//! `runtime::http`'s (shared with apt-mirror), and so are the redirect
+//! policy (each mapping's URL, aliases and `redirect_hosts`, registered
+//! here) and the error type
 //! (`runtime::http::HttpError`: a 404 or 410 is
 //! [`HttpError::is_not_found`], the negative cache remembers the error
 //! itself); what stays here is the cacher's view of a failure: which status to answer
@@ -131,6 +133,12 @@ impl Upstream {
         );
         options.read_timeout = Some(config.timeouts.idle_read);
         options.pool_idle_timeout = Some(Duration::from_secs(60));
+        for m in &config.mappings {
+            let upstreams: Vec<&Url> = std::iter::once(&m.url).chain(&m.aliases).collect();
+            options
+                .redirects
+                .add(&m.prefix, &upstreams, &m.redirect_hosts);
+        }
         let client = runtime::http::build_client(&options)?;
         Ok(Upstream {
             client,

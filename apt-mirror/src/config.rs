@@ -8,6 +8,7 @@
 //! the line, and where it applies the mirror and the key.
 
 use runtime::config::{key_at, key_in_message, line_of, Location};
+use runtime::http::RedirectHost;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,9 @@ pub struct MirrorConfig {
     pub contents: bool,
     /// Previous snapshots kept on disk.
     pub keep: usize,
+    /// Hosts (`host` or `host:port`) upstream may redirect to besides the
+    /// URL's own (`redirect_hosts`; same scheme only).
+    pub redirect_hosts: Vec<RedirectHost>,
 }
 
 impl MirrorConfig {
@@ -186,6 +190,7 @@ struct RawMirror {
     languages: Option<Spanned<Vec<String>>>,
     contents: Option<bool>,
     keep: Option<Spanned<i64>>,
+    redirect_hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -530,6 +535,15 @@ impl Config {
                     .filter(|&k| k <= 1000)
                     .ok_or_else(|| err(k.span(), "keep", "must be 0..=1000"))?,
             };
+            let redirect_hosts = match &m.redirect_hosts {
+                None => Vec::new(),
+                Some(h) => h
+                    .get_ref()
+                    .iter()
+                    .map(|e| RedirectHost::parse(e))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| err(h.span(), "redirect_hosts", &e.to_string()))?,
+            };
             mirrors.insert(
                 id.clone(),
                 MirrorConfig {
@@ -543,6 +557,7 @@ impl Config {
                     languages: m.languages.map(Spanned::into_inner),
                     contents: m.contents.unwrap_or(true),
                     keep,
+                    redirect_hosts,
                 },
             );
         }

@@ -9,7 +9,9 @@
 //! temporary file next to its destination, verified, and only then renamed
 //! to its final name: a partial or unverified file never appears under it.
 //!
-//! The client, the per-host limits, URL joining, the retry backoff and the
+//! The client, the per-host limits, URL joining, the retry backoff, the
+//! redirect policy (each mirror's URL and `redirect_hosts`, registered in
+//! `lib.rs`) and the
 //! HTTP error type are `runtime::http`'s (shared with apt-cacher); this file
 //! keeps the mirror's own parts: the time limits per attempt, retries with
 //! cancellation, and the verified download.
@@ -19,7 +21,7 @@ use crate::progress::Progress;
 use aptindex::checksum::{ChecksumError, Checksums};
 use aptindex::tree::{StagedFile, TreeError};
 use reqwest::Url;
-use runtime::http::{HostLimits, HttpError, HttpErrorKind, RetryPolicy};
+use runtime::http::{HostLimits, HttpError, HttpErrorKind, RedirectRules, RetryPolicy};
 use std::path::{Path, PathBuf};
 
 /// Downloads failed.
@@ -102,9 +104,10 @@ impl FetchError {
         match self {
             FetchError::Http(e) => match e.kind {
                 HttpErrorKind::Status(status) => runtime::http::retry::retryable_status(status),
-                HttpErrorKind::TooLarge(_) | HttpErrorKind::InvalidUrl | HttpErrorKind::Client => {
-                    false
-                }
+                HttpErrorKind::TooLarge(_)
+                | HttpErrorKind::InvalidUrl
+                | HttpErrorKind::Client
+                | HttpErrorKind::Redirect(_) => false,
                 HttpErrorKind::Connect
                 | HttpErrorKind::ConnectTimeout
                 | HttpErrorKind::Timeout
@@ -132,16 +135,20 @@ pub fn url_for(base: &Url, path: &str) -> Result<Url, FetchError> {
 }
 
 impl Fetcher {
-    /// A fetcher with the given timeouts and per-host limit (0 = unlimited).
+    /// A fetcher with the given timeouts, per-host limit (0 = unlimited)
+    /// and redirect rules (each mirror's URL and `redirect_hosts`).
     pub fn new(
         http: HttpConfig,
         max_conns: usize,
+        redirects: RedirectRules,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Result<Fetcher, FetchError> {
-        let client = runtime::http::build_client(&runtime::http::ClientOptions::new(
+        let mut options = runtime::http::ClientOptions::new(
             concat!("apt-mirror/", env!("CARGO_PKG_VERSION")),
             http.connect_timeout,
-        ))?;
+        );
+        options.redirects = redirects;
+        let client = runtime::http::build_client(&options)?;
         Ok(Fetcher {
             client,
             http,

@@ -228,7 +228,16 @@ pub async fn run_with_cancel(args: &Args, cancel: CancellationToken) -> u8 {
             return exit::FAILED;
         }
     };
-    let fetcher = match fetch::Fetcher::new(config.http.clone(), config.max_conns, cancel.clone()) {
+    let mut redirects = runtime::http::RedirectRules::default();
+    for m in config.mirrors.values() {
+        redirects.add(&m.id, &[&m.url], &m.redirect_hosts);
+    }
+    let fetcher = match fetch::Fetcher::new(
+        config.http.clone(),
+        config.max_conns,
+        redirects,
+        cancel.clone(),
+    ) {
         Ok(f) => Arc::new(f),
         Err(e) => {
             logging::errln!("apt-mirror: {e}");

@@ -1,10 +1,12 @@
 //! Building the reqwest client: the settings both binaries choose
 //! (user agent, connect timeout, optional read timeout and idle-pool
-//! timeout). reqwest's defaults cover the rest: rustls with the system's
+//! timeout), the redirect policy ([`super::redirect`]) and no `Referer`
+//! header. reqwest's defaults cover the rest: rustls with the system's
 //! roots (`SSL_CERT_FILE` honoured), proxies from the environment, no
 //! transparent decompression (no compression feature is enabled).
 
 use super::error::{error_chain, HttpError, HttpErrorKind};
+use super::redirect::RedirectRules;
 use std::time::Duration;
 
 /// How to build a client.
@@ -22,6 +24,9 @@ pub struct ClientOptions {
     pub pool_idle_timeout: Option<Duration>,
     /// `TCP_NODELAY` on upstream connections.
     pub tcp_nodelay: bool,
+    /// Where redirects may go, and how many hops (by default: within the
+    /// original request's origin only, [`super::redirect::DEFAULT_HOP_LIMIT`]).
+    pub redirects: RedirectRules,
 }
 
 impl ClientOptions {
@@ -34,6 +39,7 @@ impl ClientOptions {
             read_timeout: None,
             pool_idle_timeout: None,
             tcp_nodelay: true,
+            redirects: RedirectRules::default(),
         }
     }
 }
@@ -43,7 +49,9 @@ pub fn build_client(options: &ClientOptions) -> Result<reqwest::Client, HttpErro
     let mut builder = reqwest::Client::builder()
         .connect_timeout(options.connect_timeout)
         .user_agent(options.user_agent.as_str())
-        .tcp_nodelay(options.tcp_nodelay);
+        .tcp_nodelay(options.tcp_nodelay)
+        .redirect(options.redirects.policy())
+        .referer(false);
     if let Some(t) = options.read_timeout {
         builder = builder.read_timeout(t);
     }

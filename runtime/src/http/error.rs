@@ -4,6 +4,7 @@
 //! to answer a client, what to remember) and carries the whole source chain
 //! of the underlying error as text.
 
+use super::redirect::{RedirectRefusal, RedirectRefused};
 use reqwest::Url;
 use std::fmt;
 
@@ -26,6 +27,9 @@ pub enum HttpErrorKind {
     InvalidUrl,
     /// The client itself could not be built.
     Client,
+    /// Upstream redirected where the redirect policy does not go (the
+    /// detail names the Location).
+    Redirect(RedirectRefusal),
 }
 
 /// An HTTP failure: the URL, the kind, and the details (source chain).
@@ -51,6 +55,7 @@ impl fmt::Display for HttpError {
             HttpErrorKind::TooLarge(limit) => {
                 write!(f, "{url}: response larger than {limit} bytes")
             }
+            HttpErrorKind::Redirect(_) => write!(f, "{url}: redirect refused: {detail}"),
             HttpErrorKind::Transport | HttpErrorKind::InvalidUrl => write!(f, "{url}: {detail}"),
             HttpErrorKind::Client => f.write_str(detail),
         }
@@ -60,6 +65,13 @@ impl fmt::Display for HttpError {
 impl HttpError {
     /// The failure of a request to `url` as reqwest reports it, classified.
     pub fn from_reqwest(url: &Url, e: &reqwest::Error) -> HttpError {
+        if let Some(refused) = redirect_refused(e) {
+            return HttpError {
+                url: url.to_string(),
+                kind: HttpErrorKind::Redirect(refused.reason),
+                detail: refused.to_string(),
+            };
+        }
         let kind = if e.is_connect() && e.is_timeout() {
             HttpErrorKind::ConnectTimeout
         } else if e.is_timeout() {
@@ -136,6 +148,21 @@ impl HttpError {
             HttpErrorKind::Connect | HttpErrorKind::ConnectTimeout
         )
     }
+}
+
+/// The redirect refusal in `e`'s source chain, if any.
+fn redirect_refused(e: &reqwest::Error) -> Option<&RedirectRefused> {
+    if !e.is_redirect() {
+        return None;
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(inner) = src {
+        if let Some(r) = inner.downcast_ref::<RedirectRefused>() {
+            return Some(r);
+        }
+        src = inner.source();
+    }
+    None
 }
 
 /// Renders an error with its sources, `: `-separated.

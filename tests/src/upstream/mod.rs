@@ -9,7 +9,7 @@
 //!
 //! Everything it does can be observed and perturbed at runtime: request counts (total, per
 //! path, by pattern) and a request log; faults per path pattern ([`Fault`]: status codes,
-//! truncated or corrupted bodies, delays, throttling, stalls, a chunked body without
+//! truncated or corrupted bodies, redirects, delays, throttling, stalls, a chunked body without
 //! `Content-Length`), applied N times or always; and
 //! one-shot hooks that run between two requests ([`Upstream::on_request`]), which is how a test
 //! makes "the upstream changes between apt's InRelease and Packages requests" happen.
@@ -77,6 +77,14 @@ pub enum Fault {
     Chunked,
     /// Send the body in chunks of 64 KiB, waiting this long before each.
     ChunkDelay(Duration),
+    /// Answer with this redirect status (301, 302, 307...) and `Location: location` instead
+    /// of the file.
+    Redirect {
+        /// The status.
+        status: u16,
+        /// The `Location` header, sent as it is.
+        location: String,
+    },
 }
 
 /// How many matching requests a fault applies to.
@@ -101,6 +109,8 @@ pub struct RequestRecord {
     pub range: Option<String>,
     /// The `Host` header, if any.
     pub host: Option<String>,
+    /// The `Referer` header, if any.
+    pub referer: Option<String>,
     /// The status answered (`None` while the response is being prepared, or when the
     /// connection was reset).
     pub status: Option<u16>,
@@ -342,6 +352,11 @@ impl Upstream {
     /// Waits `delay` before each 64 KiB chunk of matching bodies.
     pub fn chunk_delay(&self, pattern: &str, delay: Duration, times: Times) {
         self.fault(pattern, Fault::ChunkDelay(delay), times)
+    }
+    /// Answers requests matching `pattern` with `302 Location: location`.
+    pub fn redirect(&self, pattern: &str, location: &str, times: Times) {
+        let location = location.to_string();
+        self.fault(pattern, Fault::Redirect { status: 302, location }, times)
     }
     /// Removes every fault.
     pub fn clear_faults(&self) {

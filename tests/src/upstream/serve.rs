@@ -92,6 +92,7 @@ async fn handle(
         path: path.clone().unwrap_or_else(|| req.uri().path().to_string()),
         range: header_str(&req, header::RANGE),
         host: header_str(&req, header::HOST),
+        referer: header_str(&req, header::REFERER),
         status: None,
     };
     // Count, pick faults, take hooks that are due before this request.
@@ -188,6 +189,16 @@ async fn respond(
         if let Fault::Status(code) = f {
             let status = StatusCode::from_u16(*code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return text(status, &format!("testkit fault: status {code}"));
+        }
+        if let Fault::Redirect { status, location } = f {
+            let mut r = text(
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::FOUND),
+                "testkit fault: redirect",
+            );
+            if let Ok(v) = HeaderValue::from_str(location) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
         }
     }
     let is_head = req.method() == Method::HEAD;

@@ -75,6 +75,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
             prefix: "m".into(),
             url: parse_upstream_url(&format!("http://{upstream}/repo")).unwrap(),
             aliases: vec![],
+            redirect_hosts: Vec::new(),
         }],
         connect_allow: vec![],
         generation_grace: Duration::from_secs(600),
