@@ -262,3 +262,27 @@ fn garbage_never_panics() {
         let _ = Config::parse("t", text);
     }
 }
+
+#[test]
+fn mapping_redirect_hosts() {
+    let c = Config::parse(
+        "t.toml",
+        &format!(
+            "{DIRS}[mapping]\ndebian = {{ url = \"http://deb.example.org/debian\", redirect_hosts = [\"cdn.example.org\", \"127.0.0.1:8080\"] }}\nplain = \"http://other.example.org/x\"\n"
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        c.mappings[0].redirect_hosts,
+        [
+            RedirectHost::parse("cdn.example.org").unwrap(),
+            RedirectHost::parse("127.0.0.1:8080").unwrap()
+        ]
+    );
+    assert!(c.mappings[1].redirect_hosts.is_empty());
+    let e = parse_err(&format!(
+        "{DIRS}[mapping]\ndebian = {{ url = \"http://deb.example.org/debian\", redirect_hosts = [\"http://cdn.example.org/\"] }}\n"
+    ));
+    assert_eq!((e.key.as_str(), e.line), ("mapping.debian.redirect_hosts", 4), "{e}");
+    assert!(e.to_string().contains("host or host:port"), "{e}");
+}

@@ -153,3 +153,19 @@ fn garbage_does_not_panic() {
         let _ = parse(t);
     }
 }
+
+#[test]
+fn redirect_hosts() {
+    let base = "dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n";
+    assert!(parse(base).unwrap().mirrors["x"].redirect_hosts.is_empty());
+    let c = parse(&format!("{base}redirect_hosts = [\"cdn.example.org:81\"]\n")).unwrap();
+    assert_eq!(
+        c.mirrors["x"].redirect_hosts,
+        [RedirectHost::parse("cdn.example.org:81").unwrap()]
+    );
+    let e = err(&format!("{base}redirect_hosts = [\"cdn.example.org/x\"]\n"));
+    assert!(
+        e.contains(":7:") && e.contains("\"x\"") && e.contains("redirect_hosts"),
+        "{e}"
+    );
+}

@@ -343,7 +343,11 @@ impl BodyPlan {
                 Fault::Throttle { bytes_per_sec } => p.throttle = Some((*bytes_per_sec).max(1)),
                 Fault::Stall => p.stall = true,
                 Fault::ChunkDelay(d) => p.chunk_delay = Some(*d),
-                Fault::Status(_) | Fault::Delay(_) | Fault::Reset | Fault::Chunked => {}
+                Fault::Status(_)
+                | Fault::Delay(_)
+                | Fault::Reset
+                | Fault::Chunked
+                | Fault::Redirect { .. } => {}
             }
         }
         p
