@@ -380,11 +380,9 @@ impl Config {
             }
             let (url, aliases, redirect_hosts) = match value.get_ref() {
                 RawMapping::Url(u) => (u.clone(), Vec::new(), Vec::new()),
-                RawMapping::Table(t) => (
-                    t.url.clone(),
-                    t.aliases.clone(),
-                    t.redirect_hosts.clone(),
-                ),
+                RawMapping::Table(t) => {
+                    (t.url.clone(), t.aliases.clone(), t.redirect_hosts.clone())
+                }
             };
             let url = parse_upstream_url(&url)
                 .map_err(|r| err(Some(value.span()), &key, r.to_string()))?;

@@ -283,6 +283,10 @@ fn mapping_redirect_hosts() {
     let e = parse_err(&format!(
         "{DIRS}[mapping]\ndebian = {{ url = \"http://deb.example.org/debian\", redirect_hosts = [\"http://cdn.example.org/\"] }}\n"
     ));
-    assert_eq!((e.key.as_str(), e.line), ("mapping.debian.redirect_hosts", 4), "{e}");
+    assert_eq!(
+        (e.key.as_str(), e.line),
+        ("mapping.debian.redirect_hosts", 4),
+        "{e}"
+    );
     assert!(e.to_string().contains("host or host:port"), "{e}");
 }

@@ -158,7 +158,10 @@ fn garbage_does_not_panic() {
 fn redirect_hosts() {
     let base = "dir = \"/m\"\n[mirror.x]\nurl = \"http://h/\"\nsuites=[\"s\"]\nsections=[\"main\"]\narchitectures=[\"amd64\"]\n";
     assert!(parse(base).unwrap().mirrors["x"].redirect_hosts.is_empty());
-    let c = parse(&format!("{base}redirect_hosts = [\"cdn.example.org:81\"]\n")).unwrap();
+    let c = parse(&format!(
+        "{base}redirect_hosts = [\"cdn.example.org:81\"]\n"
+    ))
+    .unwrap();
     assert_eq!(
         c.mirrors["x"].redirect_hosts,
         [RedirectHost::parse("cdn.example.org:81").unwrap()]

@@ -356,7 +356,14 @@ impl Upstream {
     /// Answers requests matching `pattern` with `302 Location: location`.
     pub fn redirect(&self, pattern: &str, location: &str, times: Times) {
         let location = location.to_string();
-        self.fault(pattern, Fault::Redirect { status: 302, location }, times)
+        self.fault(
+            pattern,
+            Fault::Redirect {
+                status: 302,
+                location,
+            },
+            times,
+        )
     }
     /// Removes every fault.
     pub fn clear_faults(&self) {

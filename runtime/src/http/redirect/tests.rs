@@ -55,12 +55,30 @@ fn other_hosts_ports_and_schemes_are_refused() {
     let r = rules();
     let from = [url("http://deb.example.org/debian/pool/a.deb")];
     for (bad, why) in [
-        ("http://127.0.0.1:8081/a.deb", RedirectRefusal::HostNotAllowed),
-        ("http://cdn.example.org:81/a.deb", RedirectRefusal::HostNotAllowed),
-        ("http://deb.example.org:8080/a", RedirectRefusal::HostNotAllowed),
-        ("http://evil.example.org/a.deb", RedirectRefusal::HostNotAllowed),
-        ("https://deb.example.org/a.deb", RedirectRefusal::SchemeChange),
-        ("https://cdn.example.org/a.deb", RedirectRefusal::SchemeChange),
+        (
+            "http://127.0.0.1:8081/a.deb",
+            RedirectRefusal::HostNotAllowed,
+        ),
+        (
+            "http://cdn.example.org:81/a.deb",
+            RedirectRefusal::HostNotAllowed,
+        ),
+        (
+            "http://deb.example.org:8080/a",
+            RedirectRefusal::HostNotAllowed,
+        ),
+        (
+            "http://evil.example.org/a.deb",
+            RedirectRefusal::HostNotAllowed,
+        ),
+        (
+            "https://deb.example.org/a.deb",
+            RedirectRefusal::SchemeChange,
+        ),
+        (
+            "https://cdn.example.org/a.deb",
+            RedirectRefusal::SchemeChange,
+        ),
         ("ftp://deb.example.org/a.deb", RedirectRefusal::SchemeChange),
         ("file:///etc/passwd", RedirectRefusal::BadTarget),
     ] {
@@ -164,7 +182,10 @@ async fn a_cross_port_redirect_is_a_typed_error_and_never_reached() {
         "{e}"
     );
     let text = e.to_string();
-    assert!(text.starts_with(&format!("{u}: redirect refused")), "{text}");
+    assert!(
+        text.starts_with(&format!("{u}: redirect refused")),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("Location: http://127.0.0.1:{target}/x")),
         "{text}"

@@ -4,10 +4,10 @@
 //! entry) is followed without a `Referer`, and its bytes are verified; a
 //! redirect loop stops after five hops.
 
+use apt_cacher::config::RedirectHost;
 use apt_cacher::config::{parse_upstream_url, Config, LogConfig, Mapping, Timeouts};
 use apt_cacher::CancellationToken;
 use aptindex::checksum::{Checksums, HashKind};
-use apt_cacher::config::RedirectHost;
 use std::time::Duration;
 use testkit::{Times, Upstream};
 
@@ -78,7 +78,10 @@ impl Bed {
             .await
             .unwrap();
         let base = format!("http://{}/m", cacher.addr);
-        for p in ["dists/stable/Release", "dists/stable/main/binary-amd64/Packages"] {
+        for p in [
+            "dists/stable/Release",
+            "dists/stable/main/binary-amd64/Packages",
+        ] {
             assert_eq!(get(&format!("{base}/{p}")).await.0, 200, "{p}");
         }
         (cacher, base)
@@ -149,7 +152,11 @@ async fn cacher_follows_a_redirect_within_the_upstream_and_verifies_it() {
     let mut bad = bed.deb.clone();
     bad[100] ^= 1;
     bed.up.put("/repo/bad/a.deb", &bad).unwrap();
-    bed.up.redirect(DEB, &format!("{}/repo/bad/a.deb", bed.up.url()), Times::Once);
+    bed.up.redirect(
+        DEB,
+        &format!("{}/repo/bad/a.deb", bed.up.url()),
+        Times::Once,
+    );
     let failures_before = cacher.app.metrics.counters().verification_failures;
     let (status, body, complete) = get(&url).await;
     assert!(
@@ -184,15 +191,21 @@ async fn cacher_follows_redirect_hosts_without_referer() {
     let other = Upstream::serve(bed.root.path()).unwrap();
     let allowed = RedirectHost::parse(&format!("127.0.0.1:{}", other.port())).unwrap();
     let (cacher, base) = bed.start(vec![allowed]).await;
-    bed.up
-        .redirect(DEB, &format!("{}/repo/cdn/a.deb", other.url()), Times::Always);
+    bed.up.redirect(
+        DEB,
+        &format!("{}/repo/cdn/a.deb", other.url()),
+        Times::Always,
+    );
     other.put("/repo/cdn/a.deb", &bed.deb).unwrap();
     let (status, body, complete) = get(&format!("{base}/pool/main/a/a_1_amd64.deb")).await;
     assert_eq!((status, complete), (200, true));
     assert!(body == bed.deb);
     let log = other.request_log();
     assert_eq!(log.len(), 1, "{log:?}");
-    assert_eq!(log[0].referer, None, "a Referer reached the redirect target");
+    assert_eq!(
+        log[0].referer, None,
+        "a Referer reached the redirect target"
+    );
     cacher.stop().await;
 }
 

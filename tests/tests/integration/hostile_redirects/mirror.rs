@@ -50,7 +50,10 @@ impl Bed {
     fn error(&self) -> String {
         let data = std::fs::read(self.dir().join("apt-mirror-summary.json")).unwrap();
         let s: serde_json::Value = serde_json::from_slice(&data).unwrap();
-        s["mirrors"]["m"]["error"].as_str().unwrap_or("").to_string()
+        s["mirrors"]["m"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     }
 
     /// Publishes pkg0001 2.0; its pool path and bytes.
@@ -77,7 +80,8 @@ fn mirror_refuses_a_redirect_to_another_port_and_follows_one_within() {
     let (path, data) = bed.new_version();
     let other = Upstream::serve(bed.repo.root()).unwrap();
     let location = format!("{}/{path}", other.url());
-    bed.up.redirect(&format!("/{path}"), &location, Times::Always);
+    bed.up
+        .redirect(&format!("/{path}"), &location, Times::Always);
 
     assert_eq!(bed.run(""), 1);
     assert_eq!(bed.link_target(), target, "the old snapshot stays");
@@ -92,10 +96,14 @@ fn mirror_refuses_a_redirect_to_another_port_and_follows_one_within() {
     bed.up.clear_faults();
     std::fs::create_dir_all(bed.repo.root().join("moved")).unwrap();
     std::fs::write(bed.repo.root().join("moved/pkg.deb"), &data).unwrap();
-    bed.up.redirect(&format!("/{path}"), "/moved/pkg.deb", Times::Always);
+    bed.up
+        .redirect(&format!("/{path}"), "/moved/pkg.deb", Times::Always);
     assert_eq!(bed.run(""), 0, "{}", bed.error());
     assert_ne!(bed.link_target(), target);
-    assert_eq!(std::fs::read(bed.dir().join("m").join(&path)).unwrap(), data);
+    assert_eq!(
+        std::fs::read(bed.dir().join("m").join(&path)).unwrap(),
+        data
+    );
     let log = bed.up.request_log();
     let hop = log.iter().find(|r| r.path == "/moved/pkg.deb").unwrap();
     assert_eq!(hop.referer, None, "a Referer reached the redirect target");
@@ -126,7 +134,10 @@ fn mirror_follows_redirect_hosts_and_verifies_what_they_bring() {
     // The right bytes: published.
     other.put("/cdn/pkg.deb", &data).unwrap();
     assert_eq!(bed.run(&allow), 0, "{}", bed.error());
-    assert_eq!(std::fs::read(bed.dir().join("m").join(&path)).unwrap(), data);
+    assert_eq!(
+        std::fs::read(bed.dir().join("m").join(&path)).unwrap(),
+        data
+    );
     assert!(other.requests_total() >= 2);
     assert!(other.request_log().iter().all(|r| r.referer.is_none()));
 }
