@@ -8,11 +8,11 @@
 use crate::access_log::{self, AccessNote};
 use crate::cache::{Cache, CacheError, CacheKey, Found, InFlight, Storage, UpstreamNote};
 use crate::config::Config;
-use crate::status_allow::status_allowed;
 use crate::generation::{Generations, MetaError, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
 use crate::response::{self, Body};
+use crate::status_allow::status_allowed;
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

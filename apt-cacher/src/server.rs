@@ -87,8 +87,7 @@ impl hyper::body::Body for Guarded {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        self.busy
-            .polled(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        self.busy.polled(matches!(polled, Poll::Ready(Some(Ok(_)))));
         polled
     }
 

@@ -30,7 +30,13 @@ mod tests {
 
     #[test]
     fn loopback_only_by_default() {
-        for a in ["127.0.0.1", "127.0.0.2", "127.255.0.9", "::1", "::ffff:127.0.0.1"] {
+        for a in [
+            "127.0.0.1",
+            "127.0.0.2",
+            "127.255.0.9",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(status_allowed(None, ip(a)), "{a}");
         }
         for a in [

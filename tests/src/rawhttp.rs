@@ -3,8 +3,8 @@
 //! and connecting from a chosen loopback address (127.0.0.2 is a second
 //! "host" on Linux).
 
-use tokio::io::AsyncReadExt;
 use std::net::{IpAddr, SocketAddr};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 /// A connection to `to` from address `from` (any port), e.g. 127.0.0.2.
