@@ -125,7 +125,8 @@ async fn an_http2_response_the_client_never_takes_ends_the_connection() {
     let activity = Activity::default();
     let mut io = ClientIo::new(a, activity.clone(), LIMITS);
     b.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
-    io.read(&mut [0u8; 64]).await.unwrap();
+    let got = io.read(&mut [0u8; 64]).await.unwrap();
+    assert!(got > 0);
     let busy = activity.request();
     busy.response_ready();
     let waited = tokio::time::timeout(wait, io.read(&mut [0u8; 8])).await;
