@@ -22,13 +22,24 @@
 //! request header to time: frames on an idle connection (PING,
 //! WINDOW_UPDATE) do not start one, so such a connection is closed after
 //! `client_idle`, as an idle HTTP/1 one is; hyper's HTTP/2 code bounds the
-//! frames themselves.
+//! frames themselves. Nor does a stalled HTTP/2 reader block the socket:
+//! a client that never opens its flow-control window (initial window 0, no
+//! WINDOW_UPDATE) leaves the response body unpolled while the socket stays
+//! writable. So each response reports whether it has a frame waiting for
+//! the client ([`Busy::response_ready`], [`Busy::polled`]): an HTTP/2
+//! connection one of whose responses has waited `client_idle` for the
+//! client to take its next frame is closed (with every stream on it), the
+//! bound an HTTP/1 client that stops reading gets.
+//!
+//! Under `max_clients` pressure, `client_table.rs` may ask an idle
+//! connection to close ([`Activity::reap_if_idle`]): its pending read fails
+//! at once, unless a request has begun meanwhile.
 
 use crate::time::later;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -51,6 +62,29 @@ struct State {
     last_activity: Instant,
     /// The protocol, as far as the first bytes tell.
     proto: Proto,
+    /// The task waiting in the socket's `poll_read`, woken when a deadline
+    /// appears or the connection is reaped.
+    read_waker: Option<Waker>,
+    /// Asked to close while idle (see [`Activity::reap_if_idle`]).
+    reap: bool,
+    /// The number the next request's [`Busy`] gets.
+    next_request: u64,
+    /// Responses with a frame the client has not taken yet: request
+    /// number and since when.
+    owed: Vec<(u64, Instant)>,
+}
+
+impl State {
+    /// Idle: no request being served or begun, not a tunnel.
+    fn idle(&self) -> bool {
+        self.busy == 0 && self.head_started.is_none() && !self.tunnel
+    }
+
+    fn wake_reader(&mut self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
+    }
 }
 
 /// What the first bytes of a connection say about its protocol.
@@ -98,6 +132,10 @@ impl Default for Activity {
             tunnel: false,
             last_activity: now,
             proto: Proto::Unknown(0),
+            read_waker: None,
+            reap: false,
+            next_request: 0,
+            owed: Vec::new(),
         })))
     }
 }
@@ -113,7 +151,38 @@ impl Activity {
         let mut s = self.lock();
         s.busy += 1;
         s.head_started = None;
-        Busy(self.clone())
+        s.reap = false;
+        let id = s.next_request;
+        s.next_request = s.next_request.wrapping_add(1);
+        Busy {
+            activity: self.clone(),
+            id,
+        }
+    }
+
+    /// How long the connection has been idle; `None` when it is not idle
+    /// (or already asked to close).
+    pub fn idle_for(&self) -> Option<Duration> {
+        let s = self.lock();
+        (s.idle() && !s.reap).then(|| s.idle_since.elapsed())
+    }
+
+    /// Asks an idle connection to close now (its pending read fails); false
+    /// when it is not idle.
+    pub fn reap_if_idle(&self) -> bool {
+        let mut s = self.lock();
+        if !s.idle() {
+            return false;
+        }
+        s.reap = true;
+        s.wake_reader();
+        true
+    }
+
+    /// True once the connection was asked to close (see
+    /// [`Activity::reap_if_idle`]).
+    pub fn reaped(&self) -> bool {
+        self.lock().reap
     }
 
     /// Marks the connection as a `CONNECT` tunnel from now on.
@@ -126,11 +195,51 @@ impl Activity {
 
 /// A request being served (see [`Activity::request`]).
 #[derive(Debug)]
-pub struct Busy(Activity);
+pub struct Busy {
+    activity: Activity,
+    id: u64,
+}
+
+impl Busy {
+    /// The response exists: its first frame waits for the client (an
+    /// HTTP/2 stream whose window stays closed never takes it).
+    pub fn response_ready(&self) {
+        self.polled(true);
+    }
+
+    /// The response body was polled: `frame` when it gave a frame (the
+    /// client must take it before the next poll), false when it is waiting
+    /// for its data (upstream's timeouts bound that).
+    pub fn polled(&self, frame: bool) {
+        let mut s = self.activity.lock();
+        let at = s.owed.iter().position(|(id, _)| *id == self.id);
+        match (frame, at) {
+            (true, Some(i)) => {
+                if let Some(e) = s.owed.get_mut(i) {
+                    e.1 = Instant::now();
+                }
+            }
+            (true, None) => {
+                s.owed.push((self.id, Instant::now()));
+                if s.proto == Proto::Http2 {
+                    // The socket's read may be waiting without a deadline.
+                    s.wake_reader();
+                }
+            }
+            (false, Some(i)) => {
+                s.owed.swap_remove(i);
+            }
+            (false, None) => {}
+        }
+    }
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut s = self.0.lock();
+        let mut s = self.activity.lock();
+        if let Some(i) = s.owed.iter().position(|(id, _)| *id == self.id) {
+            s.owed.swap_remove(i);
+        }
         s.busy = s.busy.saturating_sub(1);
         if s.busy == 0 {
             s.idle_since = Instant::now();
@@ -146,6 +255,16 @@ pub struct Limits {
     pub header_read: Duration,
     /// Idle keep-alive, a stalled reader, a silent tunnel.
     pub client_idle: Duration,
+}
+
+/// Why a pending read ends the connection.
+enum ReadLimit {
+    /// No limit runs.
+    None,
+    /// Fails at this deadline.
+    At(Instant, &'static str),
+    /// Fails now: the connection was reaped.
+    Reaped,
 }
 
 /// A client socket that fails with `TimedOut` when the connection breaks
@@ -174,26 +293,34 @@ impl<S> ClientIo<S> {
         }
     }
 
-    /// When a read that is waiting must give up, and why; `None`: no limit.
-    fn read_deadline(&self) -> Option<(Instant, &'static str)> {
-        let s = self.activity.lock();
+    /// When a read that is waiting (for `waker`'s task) must give up, and
+    /// why.
+    fn read_limit(&self, waker: &Waker) -> ReadLimit {
+        let mut s = self.activity.lock();
+        if !s.read_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            s.read_waker = Some(waker.clone());
+        }
+        let idle = self.limits.client_idle;
         if s.tunnel {
-            Some((
-                later(s.last_activity, self.limits.client_idle),
-                "idle tunnel",
-            ))
+            ReadLimit::At(later(s.last_activity, idle), "idle tunnel")
         } else if s.busy > 0 {
-            None
+            let stalled = s.owed.iter().map(|(_, since)| *since).min();
+            match stalled {
+                Some(since) if s.proto == Proto::Http2 => ReadLimit::At(
+                    later(since, idle),
+                    "client stopped reading (an HTTP/2 stream's window stayed closed)",
+                ),
+                _ => ReadLimit::None,
+            }
         } else if let Some(t) = s.head_started {
-            Some((
+            ReadLimit::At(
                 later(t, self.limits.header_read),
                 "request header not complete",
-            ))
+            )
+        } else if s.reap {
+            ReadLimit::Reaped
         } else {
-            Some((
-                later(s.idle_since, self.limits.client_idle),
-                "idle connection",
-            ))
+            ReadLimit::At(later(s.idle_since, idle), "idle connection")
         }
     }
 
@@ -260,9 +387,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for ClientIo<S> {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
             Poll::Pending => {}
         }
-        if let Some((deadline, why)) = this.read_deadline() {
-            if expired(&mut this.read_timer, deadline, cx) {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+        match this.read_limit(cx.waker()) {
+            ReadLimit::None => {}
+            ReadLimit::At(deadline, why) => {
+                if expired(&mut this.read_timer, deadline, cx) {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, why)));
+                }
+            }
+            ReadLimit::Reaped => {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "idle connection closed to make room (max_clients)",
+                )));
             }
         }
         Poll::Pending
@@ -314,96 +450,4 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ClientIo<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    // Far apart, so that "closed by this limit, not the other" holds even
-    // with the generous upper bound of `about`.
-    const LIMITS: Limits = Limits {
-        header_read: Duration::from_millis(200),
-        client_idle: Duration::from_millis(1200),
-    };
-
-    /// `elapsed` is `limit`, give or take scheduling. Every clock below
-    /// starts before the action that starts the connection's timer, so the
-    /// lower bound is exact; the upper bound leaves a loaded machine room
-    /// (the point is "closed by the timer", not its precision).
-    fn about(elapsed: Duration, limit: Duration) {
-        assert!(
-            elapsed >= limit && elapsed < limit + Duration::from_millis(800),
-            "{elapsed:?} vs {limit:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn idle_partial_header_busy_and_stalled_reader() {
-        // Idle: closed after client_idle, not header_read.
-        let t = Instant::now();
-        let (a, _b) = tokio::io::duplex(64);
-        let mut io = ClientIo::new(a, Activity::default(), LIMITS);
-        let e = io.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        about(t.elapsed(), LIMITS.client_idle);
-
-        // A partial header: closed header_read after its first byte.
-        let (a, mut b) = tokio::io::duplex(64);
-        let mut io = ClientIo::new(a, Activity::default(), LIMITS);
-        b.write_all(b"GET /").await.unwrap();
-        let t = Instant::now();
-        assert_eq!(io.read(&mut [0u8; 8]).await.unwrap(), 5);
-        let e = io.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        about(t.elapsed(), LIMITS.header_read);
-
-        // Busy (waiting for upstream): no read limit; idle again afterwards.
-        let (a, _b) = tokio::io::duplex(64);
-        let activity = Activity::default();
-        let mut io = ClientIo::new(a, activity.clone(), LIMITS);
-        let busy = activity.request();
-        let wait = LIMITS.client_idle + Duration::from_millis(300);
-        let waited = tokio::time::timeout(wait, io.read(&mut [0u8; 8])).await;
-        assert!(waited.is_err(), "a busy connection has no read limit");
-        let t = Instant::now();
-        drop(busy);
-        let e = io.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        about(t.elapsed(), LIMITS.client_idle);
-
-        // A client that stops reading: the write fails after client_idle.
-        let (a, _b) = tokio::io::duplex(16);
-        let activity = Activity::default();
-        let mut io = ClientIo::new(a, activity.clone(), LIMITS);
-        let _busy = activity.request();
-        let t = Instant::now();
-        let e = io.write_all(&[0u8; 64]).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        about(t.elapsed(), LIMITS.client_idle);
-    }
-
-    #[tokio::test]
-    async fn http2_frames_on_an_idle_connection_start_no_header() {
-        // The preface and a PING-sized frame: the connection stays idle and
-        // is closed after client_idle, not header_read.
-        let t = Instant::now();
-        let (a, mut b) = tokio::io::duplex(128);
-        let mut io = ClientIo::new(a, Activity::default(), LIMITS);
-        b.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
-            .await
-            .unwrap();
-        let mut buf = [0u8; 24];
-        io.read_exact(&mut buf).await.unwrap();
-        b.write_all(&[0, 0, 8, 6, 0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8])
-            .await
-            .unwrap();
-        io.read_exact(&mut [0u8; 17]).await.unwrap();
-        let e = io.read(&mut [0u8; 8]).await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
-        about(t.elapsed(), LIMITS.client_idle);
-
-        // First bytes split across reads are still recognised; "PO" is HTTP/1.
-        assert_eq!(Proto::Unknown(0).after(b"PR").after(b"I "), Proto::Http2);
-        assert_eq!(Proto::Unknown(0).after(b"PO").after(b"ST"), Proto::Http1);
-        assert_eq!(Proto::Unknown(0).after(b"GET /"), Proto::Http1);
-    }
-}
+mod tests;

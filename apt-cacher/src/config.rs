@@ -3,7 +3,7 @@
 //! `cache_dir`, `cache_capacity`, `max_conns`, `[log]`, `[mapping]`), plus a
 //! few optional keys of our own (`listen_address` may also be an array,
 //! `connect_allow`, `generation_grace`,
-//! `status_allow`, `max_clients`, `[timeouts]`). Unknown keys are errors,
+//! `status_allow`, `max_clients`, `max_clients_per_host`, `[timeouts]`). Unknown keys are errors,
 //! and every error names the key, the line and the reason. Every duration
 //! is at most [`MAX_DURATION`] (so no deadline computed from one can
 //! overflow).
@@ -42,6 +42,9 @@ pub struct Config {
     /// Maximum simultaneous client connections (at least 1); further
     /// clients wait in the kernel's listen backlog.
     pub max_clients: usize,
+    /// Maximum simultaneous connections from one client address (at least
+    /// 1); a connection beyond it is refused at once.
+    pub max_clients_per_host: usize,
     /// Logging.
     pub log: LogConfig,
     /// Prefix → upstream mappings, in file order.
@@ -53,7 +56,7 @@ pub struct Config {
     /// Timeouts.
     pub timeouts: Timeouts,
     /// Client networks allowed to read `/~/metrics` and `/~/status`
-    /// (`None`: everyone).
+    /// (`None`: loopback only, `127.0.0.0/8` and `::1`).
     pub status_allow: Option<Vec<ipnet::IpNet>>,
 }
 
@@ -62,6 +65,11 @@ pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The default of `max_clients`.
 pub const DEFAULT_MAX_CLIENTS: usize = 4096;
+
+/// The default of `max_clients_per_host`: one address may hold at most this
+/// many of the `max_clients` places (a NAT gateway of a few dozen apt
+/// clients still fits; one host cannot starve the others).
+pub const DEFAULT_MAX_CLIENTS_PER_HOST: usize = 64;
 
 /// The largest `max_clients` accepted.
 pub const MAX_CLIENTS_LIMIT: usize = 1 << 20;
@@ -82,6 +90,10 @@ pub struct Timeouts {
     pub header_read: Duration,
     /// Client idle keep-alive: an idle connection is closed after this long.
     pub client_idle: Duration,
+    /// While every `max_clients` place is taken and another client waits,
+    /// keep-alive connections idle for at least this long are closed to
+    /// make room.
+    pub idle_reap: Duration,
     /// On SIGTERM/SIGINT, how long in-flight responses and downloads may
     /// take to finish before the cacher exits anyway.
     pub shutdown_grace: Duration,
@@ -95,6 +107,7 @@ impl Default for Timeouts {
             overall: Duration::from_secs(30 * 60),
             header_read: Duration::from_secs(30),
             client_idle: Duration::from_secs(120),
+            idle_reap: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -153,6 +166,7 @@ struct RawConfig {
     cache_capacity: Option<Spanned<u64>>,
     max_conns: Option<Spanned<u64>>,
     max_clients: Option<Spanned<u64>>,
+    max_clients_per_host: Option<Spanned<u64>>,
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
@@ -197,6 +211,7 @@ struct RawTimeouts {
     overall: Option<u64>,
     header_read: Option<u64>,
     client_idle: Option<u64>,
+    idle_reap: Option<u64>,
     shutdown_grace: Option<u64>,
 }
 
@@ -338,6 +353,18 @@ impl Config {
             ));
         }
         let max_clients = max_clients as usize;
+        let per_host = secs(
+            &raw.max_clients_per_host,
+            DEFAULT_MAX_CLIENTS_PER_HOST as u64,
+        );
+        if per_host == 0 || per_host > MAX_CLIENTS_LIMIT as u64 {
+            return Err(err(
+                raw.max_clients_per_host.as_ref().map(|s| s.span()),
+                "max_clients_per_host",
+                format!("{per_host} must be between 1 and {MAX_CLIENTS_LIMIT}"),
+            ));
+        }
+        let max_clients_per_host = per_host as usize;
 
         if let Some(level) = &raw.log.level {
             if !runtime::logging::LEVEL_NAMES.contains(&level.as_str()) {
@@ -473,6 +500,7 @@ impl Config {
             set(&mut timeouts.overall, t.overall, "overall")?;
             set(&mut timeouts.header_read, t.header_read, "header_read")?;
             set(&mut timeouts.client_idle, t.client_idle, "client_idle")?;
+            set(&mut timeouts.idle_reap, t.idle_reap, "idle_reap")?;
             set(
                 &mut timeouts.shutdown_grace,
                 t.shutdown_grace,
@@ -489,6 +517,7 @@ impl Config {
             cache_capacity,
             max_conns,
             max_clients,
+            max_clients_per_host,
             log: raw.log,
             mappings,
             connect_allow,

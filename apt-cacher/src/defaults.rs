@@ -185,6 +185,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         cache_capacity: 1 << 30,
         max_conns: 10,
         max_clients: crate::config::DEFAULT_MAX_CLIENTS,
+        max_clients_per_host: crate::config::DEFAULT_MAX_CLIENTS_PER_HOST,
         log: LogConfig::default(),
         mappings: mappings_for(&sources),
         connect_allow: Vec::new(),

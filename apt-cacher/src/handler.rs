@@ -12,6 +12,7 @@ use crate::generation::{Generations, MetaError, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
 use crate::response::{self, Body};
+use crate::status_allow::status_allowed;
 use hyper::{Method, Request, Response, StatusCode};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -107,13 +108,12 @@ impl App {
         access_log::noted(answer.resp, note)
     }
 
-    /// True when `client` may read the cacher's own pages (`status_allow`).
+    /// True when `client` may read the cacher's own pages: one of the
+    /// `status_allow` networks, or, when that key is not set, loopback
+    /// (`127.0.0.0/8`, `::1`). An explicit list replaces the default, so
+    /// loopback is then allowed only if it is listed.
     pub fn status_allowed(&self, client: IpAddr) -> bool {
-        let client = client.to_canonical();
-        self.config
-            .status_allow
-            .as_ref()
-            .is_none_or(|nets| nets.iter().any(|n| n.contains(&client)))
+        status_allowed(self.config.status_allow.as_deref(), client)
     }
 
     /// Serves repository path `path` of `mapping`.

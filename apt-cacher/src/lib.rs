@@ -26,6 +26,7 @@
 
 pub mod access_log;
 pub mod cache;
+pub mod client_table;
 pub mod client_timeouts;
 pub mod config;
 pub mod defaults;
@@ -45,6 +46,7 @@ pub mod routes;
 pub mod sendfile;
 pub mod server;
 pub mod status;
+pub mod status_allow;
 pub mod time;
 pub mod upstream;
 pub mod writable;

@@ -5,15 +5,22 @@
 //! upgrades, bounds every
 //! client connection in time ([`crate::client_timeouts`]: request header,
 //! idle keep-alive, a client that stops reading), bounds their number
-//! (`max_clients`: a client beyond it is not accepted until another
-//! connection closes, so it waits in the kernel's backlog instead of being
-//! refused; one budget for all the sockets), and shuts down gracefully
+//! (`max_clients`: a client beyond it waits, first accepted and held, then
+//! in the kernel's backlog, until another connection closes, instead of
+//! being refused; one budget for all the sockets; while one waits, the
+//! keep-alive connection idle longest is closed once idle for `idle_reap`),
+//! bounds what one address holds (`max_clients_per_host`, see
+//! `client_table.rs`: a connection beyond it is answered 503 and closed at
+//! once), bounds HTTP/2 (`max_concurrent_streams`; a stream whose window
+//! stays closed is timed like an HTTP/1 client that stops reading, see
+//! `client_timeouts.rs`), and shuts down gracefully
 //! when the cancellation token fires: it stops accepting, lets in-flight
 //! responses and downloads finish within `shutdown_grace`, and returns.
 //! A client's address is made canonical once, at accept: an IPv4 client of
 //! a dual-stack socket (`::ffff:a.b.c.d`) is `a.b.c.d` in logs, the status
 //! page, `status_allow` and everything keyed by client.
 
+use crate::client_table::ClientTable;
 use crate::client_timeouts::{Activity, Busy, ClientIo, Limits};
 use crate::handler::App;
 use crate::sendfile::ClientSocket;
@@ -42,12 +49,33 @@ use tower::ServiceExt;
 /// connections to finish (see [`serve`]).
 const ACCEPT_SETTLE: Duration = Duration::from_millis(100);
 
+/// How often a client waiting for a `max_clients` place looks again for an
+/// idle connection to close.
+const REAP_TICK: Duration = Duration::from_millis(200);
+
+/// Streams one HTTP/2 connection may have open at once.
+const MAX_H2_STREAMS: u32 = 128;
+
+/// What a connection beyond `max_clients_per_host` is told before it is
+/// closed.
+const OVER_LIMIT: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\
+Content-Type: text/plain\r\nContent-Length: 40\r\n\r\ntoo many connections from this address\r\n";
+
 /// A response body that keeps its request counted as busy until it is
-/// sent or dropped. Unlike `map_frame`, it passes the body's exact size on,
-/// so hyper still writes `Content-Length` (not chunked) for small pages.
+/// sent or dropped, and tells the connection whether a frame waits for the
+/// client (see [`Busy::polled`]). Unlike `map_frame`, it passes the body's
+/// exact size on, so hyper still writes `Content-Length` (not chunked) for
+/// small pages.
 struct Guarded {
     inner: Body,
-    _busy: Busy,
+    busy: Busy,
+}
+
+impl Guarded {
+    fn new(inner: Body, busy: Busy) -> Guarded {
+        busy.response_ready();
+        Guarded { inner, busy }
+    }
 }
 
 impl hyper::body::Body for Guarded {
@@ -58,7 +86,9 @@ impl hyper::body::Body for Guarded {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.busy.polled(matches!(polled, Poll::Ready(Some(Ok(_)))));
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -127,25 +157,24 @@ pub async fn serve(
         // chunks): memory stays small with many clients.
         .max_buf_size(64 * 1024)
         .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_H2_STREAMS);
     let limits = Limits {
         header_read: app.config.timeouts.header_read,
         client_idle: app.config.timeouts.client_idle,
     };
     let clients = Arc::new(Semaphore::new(app.config.max_clients.max(1)));
+    let table = Arc::new(ClientTable::default());
+    let per_host = app.config.max_clients_per_host.max(1);
+    let idle_reap = app.config.timeouts.idle_reap;
     let router = crate::routes::router(app.clone());
     let mut last_accept = Instant::now();
     let mut turn: usize = 0;
-    loop {
-        // A free place first, then accept: excess clients wait in the backlog.
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            permit = clients.clone().acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-        };
+    'accept: loop {
         let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => break 'accept,
             accepted = accept_any(&listeners, turn) => match accepted {
                 Ok((stream, peer)) => (stream, canonical_peer(peer)),
                 Err(e) => {
@@ -158,8 +187,37 @@ pub async fn serve(
         };
         last_accept = Instant::now();
         turn = turn.wrapping_add(1);
-        let _ = stream.set_nodelay(true);
         let activity = Activity::default();
+        let slot = match table.admit(peer.ip(), per_host, activity.clone()) {
+            Ok(slot) => slot,
+            Err(over) => {
+                if over.first {
+                    tracing::warn!(client = %over.client, limit = over.limit, "{over}; refusing its further connections");
+                } else {
+                    tracing::debug!(client = %peer, "{over}");
+                }
+                // Best effort, never waiting: the client may not even read.
+                let _ = stream.try_write(OVER_LIMIT);
+                continue;
+            }
+        };
+        // A place among max_clients: while none is free, close the
+        // connection idle longest (this one and the backlog wait).
+        let permit = loop {
+            if let Ok(p) = clients.clone().try_acquire_owned() {
+                break p;
+            }
+            table.reap_idle(idle_reap);
+            tokio::select! {
+                _ = shutdown.cancelled() => break 'accept,
+                permit = clients.clone().acquire_owned() => match permit {
+                    Ok(p) => break p,
+                    Err(_) => break 'accept,
+                },
+                _ = tokio::time::sleep(REAP_TICK) => {}
+            }
+        };
+        let _ = stream.set_nodelay(true);
         let io = ClientIo::new(ClientSocket::new(stream), activity.clone(), limits);
         let router = router.clone();
         let service = service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
@@ -176,7 +234,7 @@ pub async fn serve(
                 if connect && resp.status().is_success() {
                     activity.tunnel();
                 }
-                let resp = resp.map(|inner| Guarded { inner, _busy: busy });
+                let resp = resp.map(|inner| Guarded::new(inner, busy));
                 Ok::<_, Infallible>(resp)
             }
         });
@@ -185,8 +243,8 @@ pub async fn serve(
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
-            // The connection's place, given back when it closes.
-            let _permit = permit;
+            // The connection's places, given back when it closes.
+            let (_permit, _slot) = (permit, slot);
             if let Err(e) = conn.await {
                 tracing::debug!(client = %peer, error = %e, "connection ended with an error");
             }

@@ -1,8 +1,21 @@
 //! Reading one HTTP/1.1 response byte by byte from a raw TCP stream, for
-//! tests that speak HTTP by hand (slow clients, pipelining, hostile paths).
+//! tests that speak HTTP by hand (slow clients, pipelining, hostile paths),
+//! and connecting from a chosen loopback address (127.0.0.2 is a second
+//! "host" on Linux).
 
+use std::net::{IpAddr, SocketAddr};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
+
+/// A connection to `to` from address `from` (any port), e.g. 127.0.0.2.
+pub async fn connect_from(from: IpAddr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = match from {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(to).await
+}
 
 /// Reads one response (a `Content-Length` or a small chunked body);
 /// returns its status and head (lower case).

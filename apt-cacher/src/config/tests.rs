@@ -159,6 +159,26 @@ fn max_clients_is_bounded() {
 }
 
 #[test]
+fn max_clients_per_host_and_idle_reap() {
+    let c = Config::parse("t.toml", DIRS).unwrap();
+    assert_eq!(c.max_clients_per_host, DEFAULT_MAX_CLIENTS_PER_HOST);
+    assert_eq!(c.timeouts.idle_reap, Duration::from_secs(5));
+    let c = Config::parse(
+        "t.toml",
+        &format!("{DIRS}max_clients_per_host = 8\n[timeouts]\nidle_reap = 2\n"),
+    )
+    .unwrap();
+    assert_eq!(c.max_clients_per_host, 8);
+    assert_eq!(c.timeouts.idle_reap, Duration::from_secs(2));
+    for bad in ["0", "99999999999"] {
+        let e = parse_err(&format!("{DIRS}max_clients_per_host = {bad}\n"));
+        assert_eq!((e.key.as_str(), e.line), ("max_clients_per_host", 3), "{e}");
+    }
+    let e = parse_err(&format!("{DIRS}[timeouts]\nidle_reap = 0\n"));
+    assert_eq!((e.key.as_str(), e.line), ("timeouts.idle_reap", 4), "{e}");
+}
+
+#[test]
 fn table_mapping_with_aliases_and_new_keys() {
     let c = Config::parse(
             "t.toml",

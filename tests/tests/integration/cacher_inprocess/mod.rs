@@ -70,6 +70,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         cache_capacity: 1 << 30,
         max_conns: 10,
         max_clients: apt_cacher::config::DEFAULT_MAX_CLIENTS,
+        max_clients_per_host: apt_cacher::config::DEFAULT_MAX_CLIENTS_PER_HOST,
         log: LogConfig::default(),
         mappings: vec![Mapping {
             prefix: "m".into(),
