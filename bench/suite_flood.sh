@@ -16,6 +16,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SHORT=${SHORT:-200000}
 LONG=${LONG:-500}
 WORK=$(mktemp -d /tmp/suite-flood.XXXXXX)
+chmod 755 "$WORK"   # nginx workers read it
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 if [ $# -eq 0 ]; then
     set --
@@ -120,6 +121,7 @@ rss() { awk '/VmRSS/ {printf "%.1f MiB", $2 / 1024}' "/proc/$1/status"; }
 
 for BIN in "$@"; do
     echo "== $BIN"
+    if [ ! -x "$BIN" ]; then echo "   not built (cargo build --release -p apt-cacher)"; continue; fi
     rm -rf "$WORK/meta" "$WORK/cache"
     PORT=$(free_port)
     cat > "$WORK/cacher.toml" <<EOF
