@@ -8,7 +8,7 @@
 use crate::access_log::{self, AccessNote};
 use crate::cache::{Cache, CacheError, CacheKey, Found, InFlight, Storage, UpstreamNote};
 use crate::config::Config;
-use crate::generation::{Generations, MetaError, RELEASE_FILES};
+use crate::generation::{Generations, MetaError, SuiteRefused, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
 use crate::response::{self, Body};
@@ -127,7 +127,8 @@ impl App {
             let negative = self
                 .router
                 .upstream_url(mapping, path)
-                .is_some_and(|u| upstream.is_negative(&u));
+                .is_some_and(|u| upstream.is_negative(&u))
+                || self.gens.unknown_remembered(mapping, dir);
             let asked = Instant::now();
             return match self.gens.release_file(mapping, dir, name, client).await {
                 Ok(a) => Answer {
@@ -262,6 +263,17 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
         ),
         MetaError::NotListed { .. } => (
             response::text(StatusCode::NOT_FOUND, e.to_string()),
+            Outcome::Refused,
+            None,
+        ),
+        MetaError::Suite(SuiteRefused::Busy { .. }) => (
+            response::text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Outcome::Error,
+            None,
+        ),
+        // Not a suite name: upstream is not asked.
+        MetaError::Suite(_) => (
+            response::text(StatusCode::BAD_REQUEST, e.to_string()),
             Outcome::Refused,
             None,
         ),

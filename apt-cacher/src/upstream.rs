@@ -246,4 +246,18 @@ impl Upstream {
         }
         Ok((body?, lm))
     }
+
+    /// [`Self::get_bytes`] without the negative cache: a failure is
+    /// neither answered from it nor remembered in it (a suite not known
+    /// yet: generation/unknown.rs remembers its failure in a small table of
+    /// its own, so that made-up names cannot fill this cache).
+    pub async fn get_bytes_unremembered(
+        &self,
+        url: &Url,
+        limit: u64,
+    ) -> Result<(Bytes, Option<String>), HttpError> {
+        let resp = self.get_uncached(url).await?;
+        let lm = resp.last_modified();
+        Ok((resp.bytes(limit).await?, lm))
+    }
 }

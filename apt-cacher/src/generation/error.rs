@@ -20,6 +20,10 @@ pub enum MetaError {
     /// Local I/O.
     #[error(transparent)]
     Io(#[from] LocalIo),
+    /// A Release asked for a suite name no real suite has, or too many
+    /// unknown suites are in flight: upstream was not asked.
+    #[error(transparent)]
+    Suite(#[from] super::SuiteRefused),
     /// Nothing the client's generation lists (a PDiff patch its diff Index
     /// does not name, see [`super::pdiff`]): nothing could verify it.
     #[error("{path}: not listed by {index} (generation {generation})")]

@@ -4,6 +4,7 @@
 //! on demand, verified and committed into it.
 
 use super::gen::IntoGen;
+use super::refresh::Negatives;
 use super::*;
 use crate::cache::{CacheKey, Commit, Job};
 
@@ -22,17 +23,22 @@ impl Generations {
         suite: &Suite,
         names: &[String],
         required: &str,
+        negatives: Negatives,
     ) -> Result<(Release, Vec<(String, bytes::Bytes)>), MetaError> {
         let mut got = Vec::new();
         let mut release: Option<Release> = None;
         for name in names {
             let url = self.release_url(suite, name)?;
             let upstream = self.downloads.upstream();
-            let negative = upstream.is_negative(&url);
+            let negative = negatives == Negatives::Upstream && upstream.is_negative(&url);
             if !negative {
                 self.metrics.upstream_request(&url);
             }
-            let bytes = match upstream.get_bytes(&url, RELEASE_LIMIT).await {
+            let got_bytes = match negatives {
+                Negatives::Upstream => upstream.get_bytes(&url, RELEASE_LIMIT).await,
+                Negatives::Unknown => upstream.get_bytes_unremembered(&url, RELEASE_LIMIT).await,
+            };
+            let bytes = match got_bytes {
                 Ok((b, _)) => b,
                 Err(e) if e.is_not_found() && name != required && name == "Release.gpg" => continue,
                 Err(e) => {
@@ -80,6 +86,7 @@ impl Generations {
         &self,
         suite: &Arc<Suite>,
         name: &str,
+        negatives: Negatives,
     ) -> Result<(), MetaError> {
         let names: Vec<String> = match name {
             "InRelease" => vec!["InRelease".into()],
@@ -90,7 +97,9 @@ impl Generations {
         } else {
             "Release"
         };
-        let (release, files) = self.fetch_release_set(suite, &names, required).await?;
+        let (release, files) = self
+            .fetch_release_set(suite, &names, required, negatives)
+            .await?;
         if name == "Release.gpg" && !files.iter().any(|(n, _)| n == "Release.gpg") {
             let url = self.release_url(suite, name)?;
             return Err(HttpError::status(&url, 404).into());

@@ -19,11 +19,50 @@ pub struct Gen {
     pub(crate) release_files: Vec<String>,
     /// Indices present in `dir`, relative to the suite directory.
     pub(crate) files: RwLock<HashMap<String, Checksums>>,
-    /// Pool file checksums per index (repository-relative paths).
+    /// Pool file checksums per index (repository-relative paths), each
+    /// also registered in `pool_index` under `uid` (until dropped).
     pub(crate) pool: RwLock<HashMap<String, Arc<HashMap<String, Checksums>>>>,
+    /// Its number in `pool_index` (unique over all suites; newer: larger).
+    pub(crate) uid: u64,
+    /// The mapping it belongs to.
+    pub(crate) mapping: usize,
+    pub(crate) pool_index: Arc<PoolIndex>,
+}
+
+impl Drop for Gen {
+    fn drop(&mut self) {
+        let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner());
+        for map in pool.values() {
+            self.pool_index.unregister(self.uid, self.mapping, map);
+        }
+    }
 }
 
 impl Gen {
+    /// An empty generation `id` of `suite`, numbered in `pool_index`.
+    pub(super) fn new(
+        suite: &Suite,
+        pool_index: &Arc<PoolIndex>,
+        id: u64,
+        stamp: SystemTime,
+        dir: PathBuf,
+        release: Release,
+        release_files: Vec<String>,
+    ) -> Gen {
+        Gen {
+            id,
+            stamp,
+            dir,
+            release,
+            release_files,
+            files: RwLock::new(HashMap::new()),
+            pool: RwLock::new(HashMap::new()),
+            uid: pool_index.uid(),
+            mapping: suite.mapping,
+            pool_index: pool_index.clone(),
+        }
+    }
+
     /// True when the generation holds `rel` (relative to the suite directory).
     pub(crate) fn has(&self, rel: &str) -> bool {
         self.files
@@ -40,10 +79,11 @@ impl Gen {
     }
 
     pub(super) fn add_pool(&self, rel: &str, map: Arc<HashMap<String, Checksums>>) {
-        self.pool
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(rel.to_string(), map);
+        let mut pool = self.pool.write().unwrap_or_else(|e| e.into_inner());
+        self.pool_index.register(self.uid, self.mapping, &map);
+        if let Some(old) = pool.insert(rel.to_string(), map) {
+            self.pool_index.unregister(self.uid, self.mapping, &old);
+        }
     }
 
     /// The entry (relative path) this Release lists with digest `hex` of `kind` in `subdir`.

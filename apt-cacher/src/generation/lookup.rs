@@ -86,15 +86,14 @@ impl Generations {
         out
     }
 
-    /// The suite for `dir` if it has (or had on disk) a generation.
+    /// The suite for `dir` if it has (or had on disk) a generation. Asks
+    /// nothing upstream and creates nothing for a name it does not know.
     pub(crate) async fn existing_suite(&self, mapping: usize, dir: &str) -> Option<Arc<Suite>> {
-        let known = {
-            let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
-            suites.get(&(mapping, dir.to_string())).cloned()
-        };
-        let suite = match known {
+        let suite = match self.known_suite(mapping, dir) {
             Some(s) => s,
             None => {
+                // No suite has such a name: not even a look on disk.
+                check_suite_dir(dir).ok()?;
                 let prefix = &self.router.mappings().get(mapping)?.prefix;
                 let on_disk = self
                     .meta_dir
@@ -102,14 +101,18 @@ impl Generations {
                     .join(escape_dir(dir))
                     .join("current");
                 std::fs::symlink_metadata(on_disk).ok()?;
-                self.suite(mapping, dir)?
+                self.adopt(mapping, dir)?
             }
         };
         if !suite.state().loaded {
             let _guard = suite.lock.lock().await;
             self.ensure_loaded(&suite).await;
         }
-        suite.current().is_some().then_some(suite)
+        if suite.current().is_none() {
+            self.drop_empty(&suite);
+            return None;
+        }
+        Some(suite)
     }
 
     pub(super) async fn by_hash_file(

@@ -19,8 +19,9 @@
 //! One concept per file: [`layout`] (on disk), [`gen`] and [`suite`]
 //! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
-//! [`grace`] (client grace), [`pool_map`] (pool checksums), [`recovery`]
-//! (start and crash recovery), [`error`].
+//! [`grace`] (client grace), [`pool_map`] (pool checksums, one map per
+//! cacher), [`unknown`] (suites not known yet: no permanent state before a
+//! valid Release), [`recovery`] (start and crash recovery), [`error`].
 
 mod error;
 mod fetch;
@@ -35,12 +36,16 @@ mod publish;
 mod recovery;
 mod refresh;
 mod suite;
+mod unknown;
 
 pub use crate::cache::Found as Meta;
 pub use error::{Invalid, LocalIo, MetaError};
 pub use gen::{Gen, GenInfo};
 pub use refresh::ReleaseAnswer;
 pub use suite::Suite;
+pub use unknown::{
+    check_suite_dir, SuiteCounts, SuiteRefused, MAX_PENDING, MAX_REMEMBERED, MAX_SUITE_DIR,
+};
 
 use crate::cache::{InFlight, UpstreamNote};
 use crate::mapping::Router;
@@ -51,7 +56,7 @@ use aptindex::release::Release;
 use error::io_err;
 use grace::remove_gens;
 use layout::*;
-use pool_map::parse_pool;
+use pool_map::{parse_pool, PoolIndex};
 use runtime::http::HttpError;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -80,7 +85,12 @@ pub struct Generations {
     pub(crate) router: Router,
     pub(crate) downloads: Arc<InFlight>,
     pub(crate) metrics: Arc<Metrics>,
+    /// The suites upstream served a valid Release for (see [`unknown`]).
     pub(crate) suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
+    /// Suites not known yet: in flight, or their failure remembered.
+    pub(crate) unknown: unknown::UnknownSuites,
+    /// Pool path → checksums, over every generation served ([`pool_map`]).
+    pub(crate) pool_index: Arc<PoolIndex>,
     pub(crate) clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
     /// Indices that failed to load on behalf of a pool file (see [`pool_lookup`]).
     pub(crate) failed_lookups: pool_lookup::FailedLookups,
@@ -111,28 +121,11 @@ impl Generations {
             metrics: downloads.metrics().clone(),
             downloads,
             suites: Mutex::new(HashMap::new()),
+            unknown: Default::default(),
+            pool_index: Default::default(),
             clients: Mutex::new(HashMap::new()),
             failed_lookups: Default::default(),
         })
-    }
-
-    pub(super) fn suite(&self, mapping: usize, dir: &str) -> Option<Arc<Suite>> {
-        let prefix = &self.router.mappings().get(mapping)?.prefix;
-        let mut suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
-        Some(
-            suites
-                .entry((mapping, dir.to_string()))
-                .or_insert_with(|| {
-                    Arc::new(Suite {
-                        mapping,
-                        dir: dir.to_string(),
-                        path: self.meta_dir.join(prefix).join(escape_dir(dir)),
-                        lock: tokio::sync::Mutex::new(()),
-                        state: RwLock::new(SuiteState::default()),
-                    })
-                })
-                .clone(),
-        )
     }
 
     pub(super) fn loaded_suites(&self) -> Vec<Arc<Suite>> {

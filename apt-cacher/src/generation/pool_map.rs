@@ -1,8 +1,19 @@
 //! The map of pool files to the checksums the indices give: parsed from
-//! each index a generation holds, and looked up for a pool file in the
-//! current generations first, then those still in their grace period.
+//! each index a generation holds, and found for a pool file with one hash
+//! lookup in [`PoolIndex`], whatever the number of suites and generations.
+//!
+//! [`PoolIndex`] keys each pool path (with its mapping) by a keyed hash
+//! and keeps, per key, which generations' index maps list it (each map
+//! is shared, not copied: the index adds a few words per path, not the
+//! paths again). A generation registers an index's map when it gains it
+//! and unregisters all of its maps when it is dropped (replaced and out of
+//! its grace period, or never published). When several generations list a
+//! path, the newest wins: a suite's current generation before those still
+//! in their grace period.
 
 use super::*;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Parses the pool entries of the index at `file` (repository path `repo_path`).
 pub(super) fn parse_pool(repo_path: &str, file: &Path) -> Option<Arc<HashMap<String, Checksums>>> {
@@ -19,34 +30,215 @@ pub(super) fn parse_pool(repo_path: &str, file: &Path) -> Option<Arc<HashMap<Str
     }
 }
 
-impl Generations {
-    /// The checksums the indices of `mapping` give for `path`, if any: the
-    /// current generations' first, then those still in their grace period.
-    pub fn expected(&self, mapping: usize, path: &str) -> Option<Checksums> {
-        for suite in self.loaded_suites() {
-            if suite.mapping != mapping {
-                continue;
-            }
-            // The current generation first, then those still in their grace
-            // period (newest first): a client pinned to one of them may ask
-            // for a file its indices list and the current ones dropped.
-            let gens: Vec<Arc<Gen>> = {
-                let st = suite.state();
-                st.current
-                    .iter()
-                    .cloned()
-                    .chain(st.previous.iter().rev().map(|(g, _)| g.clone()))
-                    .collect()
-            };
-            for gen in gens {
-                let pool = gen.pool.read().unwrap_or_else(|e| e.into_inner());
-                for map in pool.values() {
-                    if let Some(cs) = map.get(path) {
-                        return Some(cs.clone());
+/// One index's pool entries, as held by one generation.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// The generation's [`PoolIndex::next_uid`] number (newer: larger).
+    uid: u64,
+    mapping: usize,
+    map: Arc<HashMap<String, Checksums>>,
+}
+
+/// The slots under one key: nearly always one.
+#[derive(Debug)]
+enum Slots {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Slots {
+    fn iter(&self) -> std::slice::Iter<'_, Slot> {
+        match self {
+            Slots::One(s) => std::slice::from_ref(s).iter(),
+            Slots::Many(v) => v.iter(),
+        }
+    }
+
+    fn push(&mut self, slot: Slot) {
+        match self {
+            Slots::One(s) => *self = Slots::Many(vec![s.clone(), slot]),
+            Slots::Many(v) => v.push(slot),
+        }
+    }
+
+    /// Drops the slots of `uid` holding `map`; true when none is left.
+    fn remove(&mut self, uid: u64, map: &Arc<HashMap<String, Checksums>>) -> bool {
+        let gone = |s: &Slot| s.uid == uid && Arc::ptr_eq(&s.map, map);
+        match self {
+            Slots::One(s) => gone(s),
+            Slots::Many(v) => {
+                v.retain(|s| !gone(s));
+                match v.len() {
+                    0 => true,
+                    1 => {
+                        let last = v.remove(0);
+                        *self = Slots::One(last);
+                        false
                     }
+                    _ => false,
                 }
             }
         }
-        None
+    }
+}
+
+/// Pool path → the generations' index maps that list it (see the module
+/// documentation).
+#[derive(Debug, Default)]
+pub(crate) struct PoolIndex {
+    hasher: std::collections::hash_map::RandomState,
+    next_uid: AtomicU64,
+    slots: RwLock<HashMap<u64, Slots>>,
+}
+
+impl PoolIndex {
+    /// A number for a new generation (newer generations get larger ones).
+    pub(super) fn uid(&self) -> u64 {
+        self.next_uid.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn key(&self, mapping: usize, path: &str) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        mapping.hash(&mut h);
+        path.hash(&mut h);
+        h.finish()
+    }
+
+    /// Registers the map of one index of generation `uid` of `mapping`.
+    pub(super) fn register(&self, uid: u64, mapping: usize, map: &Arc<HashMap<String, Checksums>>) {
+        let keys: Vec<u64> = map.keys().map(|p| self.key(mapping, p)).collect();
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            let slot = Slot {
+                uid,
+                mapping,
+                map: map.clone(),
+            };
+            match slots.get_mut(&k) {
+                Some(s) => s.push(slot),
+                None => {
+                    slots.insert(k, Slots::One(slot));
+                }
+            }
+        }
+    }
+
+    /// Unregisters a map [`Self::register`] registered.
+    pub(super) fn unregister(
+        &self,
+        uid: u64,
+        mapping: usize,
+        map: &Arc<HashMap<String, Checksums>>,
+    ) {
+        let keys: Vec<u64> = map.keys().map(|p| self.key(mapping, p)).collect();
+        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if slots.get_mut(&k).is_some_and(|s| s.remove(uid, map)) {
+                slots.remove(&k);
+            }
+        }
+    }
+
+    /// The checksums the newest generation of `mapping` listing `path` gives.
+    pub(super) fn get(&self, mapping: usize, path: &str) -> Option<Checksums> {
+        let k = self.key(mapping, path);
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots
+            .get(&k)?
+            .iter()
+            .filter(|s| s.mapping == mapping)
+            .filter_map(|s| Some((s.uid, s.map.get(path)?)))
+            .max_by_key(|(uid, _)| *uid)
+            .map(|(_, cs)| cs.clone())
+    }
+
+    /// How many index maps a lookup of `path` looks into (tests: one per
+    /// generation that lists it, whatever else is registered).
+    #[cfg(test)]
+    fn probes(&self, mapping: usize, path: &str) -> usize {
+        let k = self.key(mapping, path);
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.get(&k).map_or(0, |s| s.iter().count())
+    }
+
+    /// How many pool paths are registered (over all mappings).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+impl Generations {
+    /// The checksums the indices of `mapping` give for `path`, if any: the
+    /// newest generation's that lists it (a suite's current generation
+    /// before those still in their grace period, which a client pinned to
+    /// one of them may ask for). One hash lookup: no walk over suites.
+    pub fn expected(&self, mapping: usize, path: &str) -> Option<Checksums> {
+        self.pool_index.get(mapping, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(paths: &[(&str, u64)]) -> Arc<HashMap<String, Checksums>> {
+        Arc::new(
+            paths
+                .iter()
+                .map(|(p, size)| {
+                    (
+                        p.to_string(),
+                        Checksums {
+                            size: *size,
+                            ..Default::default()
+                        },
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// Thousands of generations registered (as many suites would bring):
+    /// a lookup still looks into only the maps that list the path.
+    #[test]
+    fn lookups_do_not_walk_generations() {
+        let index = PoolIndex::default();
+        let mut held = Vec::new();
+        for i in 0..5_000u64 {
+            let m = map(&[(&format!("pool/main/x/x{i}_1_amd64.deb"), i)]);
+            index.register(index.uid(), 0, &m);
+            held.push(m);
+        }
+        let target = map(&[("pool/main/a/a_1_amd64.deb", 7)]);
+        let uid = index.uid();
+        index.register(uid, 0, &target);
+        assert_eq!(index.probes(0, "pool/main/a/a_1_amd64.deb"), 1);
+        assert_eq!(index.get(0, "pool/main/a/a_1_amd64.deb").unwrap().size, 7);
+        assert_eq!(index.get(1, "pool/main/a/a_1_amd64.deb"), None);
+        assert_eq!(index.get(0, "pool/main/b/b_1_amd64.deb"), None);
+        index.unregister(uid, 0, &target);
+        assert_eq!(index.get(0, "pool/main/a/a_1_amd64.deb"), None);
+        assert_eq!(index.len(), 5_000);
+    }
+
+    #[test]
+    fn newest_generation_wins_and_sharing_is_counted() {
+        let index = PoolIndex::default();
+        let old = map(&[("pool/p.deb", 1), ("pool/q.deb", 1)]);
+        let new = map(&[("pool/p.deb", 2)]);
+        let (u1, u2, u3) = (index.uid(), index.uid(), index.uid());
+        index.register(u1, 0, &old);
+        index.register(u2, 0, &new);
+        // A map carried into a third generation (shared, not copied).
+        index.register(u3, 0, &old);
+        assert_eq!(index.get(0, "pool/p.deb").unwrap().size, 1);
+        index.unregister(u3, 0, &old);
+        assert_eq!(index.get(0, "pool/p.deb").unwrap().size, 2);
+        assert_eq!(index.get(0, "pool/q.deb").unwrap().size, 1);
+        index.unregister(u1, 0, &old);
+        assert_eq!(index.get(0, "pool/q.deb"), None);
+        index.unregister(u2, 0, &new);
+        assert_eq!(index.len(), 0);
     }
 }

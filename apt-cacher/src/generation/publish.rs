@@ -35,6 +35,7 @@ impl Generations {
             Some(g) if g.stamp + Duration::from_secs(1) > now => g.stamp + Duration::from_secs(1),
             _ => now,
         };
+        let (built_suite, pool_index) = (suite.clone(), self.pool_index.clone());
         let built = tokio::task::spawn_blocking(move || -> Result<Gen, MetaError> {
             let _ = std::fs::remove_dir_all(&gen_dir);
             aptindex::fsmode::create_dir_all(&gen_dir).map_err(io_err(gen_dir.display()))?;
@@ -42,15 +43,15 @@ impl Generations {
                 aptindex::tree::atomic::write_file(&gen_dir.join(name), data)
                     .map_err(LocalIo::from)?;
             }
-            let gen = Gen {
+            let gen = Gen::new(
+                &built_suite,
+                &pool_index,
                 id,
                 stamp,
-                dir: gen_dir.clone(),
+                gen_dir.clone(),
                 release,
-                release_files: release_names,
-                files: RwLock::new(HashMap::new()),
-                pool: RwLock::new(HashMap::new()),
-            };
+                release_names,
+            );
             for (rel, cs, temp) in indices {
                 let dest = gen_dir.join(&rel);
                 if let Some(p) = dest.parent() {

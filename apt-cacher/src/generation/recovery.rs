@@ -16,9 +16,11 @@ impl Generations {
                 let Some(dir) = unescape_dir(&name) else {
                     continue;
                 };
-                if let Some(suite) = self.suite(i, &dir) {
+                if let Some(suite) = self.adopt(i, &dir) {
                     let _guard = suite.lock.lock().await;
                     self.ensure_loaded(&suite).await;
+                    // Nothing usable on disk: not a suite (yet).
+                    self.drop_empty(&suite);
                 }
             }
         }
@@ -29,8 +31,8 @@ impl Generations {
         if suite.state().loaded {
             return;
         }
-        let s = suite.clone();
-        let result = tokio::task::spawn_blocking(move || load_suite(&s)).await;
+        let (s, index) = (suite.clone(), self.pool_index.clone());
+        let result = tokio::task::spawn_blocking(move || load_suite(&s, &index)).await;
         let (current, next_id) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -51,7 +53,10 @@ impl Generations {
 
 /// Reads a suite's current generation from disk; removes other generation
 /// directories (left over from a crash or from before a restart).
-pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
+pub(super) fn load_suite(
+    suite: &Suite,
+    pool_index: &Arc<PoolIndex>,
+) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     let mut max_id = 0;
     let mut gens = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&suite.path) {
@@ -113,15 +118,15 @@ pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaE
         // nor in the future.
         .map(|t| crate::time::clamp_http(t.min(SystemTime::now())))
         .unwrap_or_else(SystemTime::now);
-    let gen = Gen {
+    let gen = Gen::new(
+        suite,
+        pool_index,
         id,
         stamp,
-        dir: dir.clone(),
+        dir.clone(),
         release,
         release_files,
-        files: RwLock::new(HashMap::new()),
-        pool: RwLock::new(HashMap::new()),
-    };
+    );
     let entries: Vec<(String, Checksums)> = gen
         .release
         .entries

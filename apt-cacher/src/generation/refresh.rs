@@ -19,6 +19,17 @@ pub struct ReleaseAnswer {
     pub upstream: Option<UpstreamNote>,
 }
 
+/// Which negative cache a Release fetch goes through: the upstream
+/// client's (a known suite), or none (an unknown suite: its failure is
+/// remembered in unknown.rs's small table instead, not once per URL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Negatives {
+    /// The upstream client's negative cache.
+    Upstream,
+    /// None: the suite is unknown.
+    Unknown,
+}
+
 /// What re-checking upstream's Release did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Checked {
@@ -59,7 +70,10 @@ impl Generations {
         name: &str,
         client: IpAddr,
     ) -> Result<ReleaseAnswer, MetaError> {
-        let suite = self.suite(mapping, dir).ok_or(Invalid::NoMapping)?;
+        // A suite exists only once upstream served a valid Release for it
+        // (unknown.rs): until then, nothing about the name is kept.
+        let held = self.release_suite(mapping, dir).await?;
+        let suite = held.suite.clone();
         let started = Instant::now();
         let (gen, outcome) = {
             let _guard = suite.lock.lock().await;
@@ -70,7 +84,24 @@ impl Generations {
             };
             let mut outcome = Outcome::Hit;
             if !has_current {
-                self.fetch_first(&suite, name).await?;
+                let negatives = if held.is_pending() {
+                    // A request that waited for another may find its failure.
+                    if let Some(e) = self.unknown.remembered(mapping, dir, self.retry) {
+                        return Err(e.into());
+                    }
+                    Negatives::Unknown
+                } else {
+                    Negatives::Upstream
+                };
+                if let Err(e) = self.fetch_first(&suite, name, negatives).await {
+                    if let (Negatives::Unknown, MetaError::Upstream(u)) = (negatives, &e) {
+                        self.unknown.remember(mapping, dir, u, self.retry);
+                    }
+                    return Err(e);
+                }
+                if held.is_pending() {
+                    self.adopt(mapping, dir);
+                }
                 outcome = Outcome::Miss;
             } else if stale {
                 outcome = match self.refresh_retrying(&suite).await {
@@ -155,7 +186,9 @@ impl Generations {
         let required = extra
             .unwrap_or_else(|| names.first().map_or("InRelease", |s| s.as_str()))
             .to_string();
-        let (release, files) = self.fetch_release_set(suite, &names, &required).await?;
+        let (release, files) = self
+            .fetch_release_set(suite, &names, &required, Negatives::Upstream)
+            .await?;
         let unchanged = files.iter().all(|(n, b)| {
             !cur.release_files.contains(n)
                 || std::fs::read(cur.dir.join(n)).is_ok_and(|old| old == b.as_ref())

@@ -30,6 +30,7 @@ mod deb_packages;
 mod hostile_redirects;
 mod hostile_h2_window;
 mod hostile_one_host;
+mod hostile_suites;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;
