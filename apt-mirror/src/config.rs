@@ -87,6 +87,9 @@ pub struct MirrorConfig {
     pub contents: bool,
     /// Previous snapshots kept on disk.
     pub keep: usize,
+    /// Most entries (files named) one index may have; a bigger one fails
+    /// the run (default [`aptindex::index::bounded::DEFAULT_MAX_ENTRIES`]).
+    pub max_index_entries: u64,
 }
 
 impl MirrorConfig {
@@ -186,6 +189,7 @@ struct RawMirror {
     languages: Option<Spanned<Vec<String>>>,
     contents: Option<bool>,
     keep: Option<Spanned<i64>>,
+    max_index_entries: Option<Spanned<i64>>,
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -530,6 +534,13 @@ impl Config {
                     .filter(|&k| k <= 1000)
                     .ok_or_else(|| err(k.span(), "keep", "must be 0..=1000"))?,
             };
+            let max_index_entries = match &m.max_index_entries {
+                None => aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+                Some(k) => u64::try_from(*k.get_ref())
+                    .ok()
+                    .filter(|&k| k >= 1)
+                    .ok_or_else(|| err(k.span(), "max_index_entries", "must be at least 1"))?,
+            };
             mirrors.insert(
                 id.clone(),
                 MirrorConfig {
@@ -543,6 +554,7 @@ impl Config {
                     languages: m.languages.map(Spanned::into_inner),
                     contents: m.contents.unwrap_or(true),
                     keep,
+                    max_index_entries,
                 },
             );
         }

@@ -20,7 +20,7 @@ pub struct Gen {
     /// Indices present in `dir`, relative to the suite directory.
     pub(crate) files: RwLock<HashMap<String, Checksums>>,
     /// Pool file checksums per index (repository-relative paths).
-    pub(crate) pool: RwLock<HashMap<String, Arc<HashMap<String, Checksums>>>>,
+    pub(crate) pool: RwLock<HashMap<String, PoolMap>>,
 }
 
 impl Gen {
@@ -39,7 +39,7 @@ impl Gen {
             .insert(rel.to_string(), cs);
     }
 
-    pub(super) fn add_pool(&self, rel: &str, map: Arc<HashMap<String, Checksums>>) {
+    pub(super) fn add_pool(&self, rel: &str, map: PoolMap) {
         self.pool
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -116,8 +116,9 @@ impl Generations {
 }
 
 /// A verified index or patch moved into generation `gen` (the commit of
-/// its download): renamed in with the generation's time stamp, its pool
-/// entries parsed, then listed as held.
+/// its download): its pool entries parsed (an index that cannot be read
+/// is refused, see [`super::pool_map`]), renamed in with the generation's
+/// time stamp, then listed as held.
 pub(crate) struct IntoGen {
     pub(crate) gen: Arc<Gen>,
     /// Relative to the suite directory.
@@ -125,11 +126,20 @@ pub(crate) struct IntoGen {
     /// The repository path (for parsing its pool entries).
     pub(crate) repo_path: String,
     pub(crate) expected: Checksums,
+    /// Mapping prefix and repository path, for the log.
+    pub(crate) what: String,
+    pub(crate) parser: PoolParser,
 }
 
 impl crate::cache::Destination for IntoGen {
     fn place(self: Box<Self>, temp: tempfile::TempPath) -> Result<(), CommitError> {
         let g = &self.gen;
+        // Parsed before it is moved in: an index that cannot be read is
+        // dropped with its temporary file, never kept in the generation.
+        let pool = self
+            .parser
+            .parse(&self.what, &self.repo_path, &temp)
+            .map_err(|e| CommitError::Refused(Box::new(e)))?;
         let dest = g.dir.join(&self.rel);
         if let Some(p) = dest.parent() {
             aptindex::fsmode::create_dir_all(p).map_err(|source| CommitError::Io {
@@ -148,7 +158,7 @@ impl crate::cache::Destination for IntoGen {
         if let Some(p) = dest.parent() {
             sync_dir(p);
         }
-        if let Some(pool) = parse_pool(&self.repo_path, &dest) {
+        if let Some(pool) = pool {
             g.add_pool(&self.rel, pool);
         }
         g.add_file(&self.rel, self.expected);

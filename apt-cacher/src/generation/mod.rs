@@ -19,7 +19,8 @@
 //! One concept per file: [`layout`] (on disk), [`gen`] and [`suite`]
 //! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
-//! [`grace`] (client grace), [`pool_map`] (pool checksums), [`recovery`]
+//! [`grace`] (client grace), [`pool_map`] (pool checksums, [`pool_entry`]
+//! their compact form), [`recovery`]
 //! (start and crash recovery), [`error`].
 
 mod error;
@@ -29,6 +30,7 @@ mod grace;
 mod layout;
 mod lookup;
 pub mod pdiff;
+mod pool_entry;
 pub mod pool_lookup;
 mod pool_map;
 mod publish;
@@ -51,7 +53,8 @@ use aptindex::release::Release;
 use error::io_err;
 use grace::remove_gens;
 use layout::*;
-use pool_map::parse_pool;
+use pool_entry::PoolEntry;
+use pool_map::{PoolMap, PoolParser};
 use runtime::http::HttpError;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -84,6 +87,8 @@ pub struct Generations {
     pub(crate) clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
     /// Indices that failed to load on behalf of a pool file (see [`pool_lookup`]).
     pub(crate) failed_lookups: pool_lookup::FailedLookups,
+    /// Reads indices for their pool entries, within caps (see [`pool_map`]).
+    pub(crate) pool_parser: PoolParser,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
@@ -109,6 +114,13 @@ impl Generations {
             grace: config.generation_grace,
             router,
             metrics: downloads.metrics().clone(),
+            pool_parser: PoolParser {
+                bounds: aptindex::index::bounded::Bounds {
+                    decompressed: INDEX_LIMIT,
+                    max_entries: config.max_index_entries,
+                },
+                metrics: downloads.metrics().clone(),
+            },
             downloads,
             suites: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),

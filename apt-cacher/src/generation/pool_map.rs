@@ -1,20 +1,94 @@
 //! The map of pool files to the checksums the indices give: parsed from
 //! each index a generation holds, and looked up for a pool file in the
 //! current generations first, then those still in their grace period.
+//!
+//! An index comes from upstream, which may be hostile: it is read
+//! streaming, within caps on its decompressed size and on its entries
+//! (`max_index_entries`), and before it is moved into a generation, so
+//! that one that cannot be read never lands in `meta_dir` (nor is parsed
+//! again at start). Such an index is *quarantined*: logged (index and
+//! reason), counted, shown among the recent failures, and refused (the
+//! generation is not swapped in with it). Bad entries of an otherwise
+//! good index are skipped and counted; the others still protect their files.
 
 use super::*;
+use aptindex::index::bounded::{read_bounded, Bounds};
+use aptindex::index::IndexError;
 
-/// Parses the pool entries of the index at `file` (repository path `repo_path`).
-pub(super) fn parse_pool(repo_path: &str, file: &Path) -> Option<Arc<HashMap<String, Checksums>>> {
-    aptindex::index::IndexKind::from_path(repo_path)?;
-    let data = std::fs::read(file).ok()?;
-    match aptindex::index::entries_of(repo_path, &data, INDEX_LIMIT) {
-        Ok(entries) => Some(Arc::new(
-            entries.into_iter().map(|e| (e.path, e.checksums)).collect(),
-        )),
-        Err(e) => {
-            tracing::warn!(index = %repo_path, error = %e, "cannot parse index for pool checksums");
-            None
+/// The pool files one index names, with their checksums.
+pub(crate) type PoolMap = Arc<HashMap<Box<str>, PoolEntry>>;
+
+/// An index that cannot be read within its caps.
+#[derive(Debug, thiserror::Error)]
+#[error("index {index} quarantined: {source}")]
+pub struct Quarantined {
+    /// Mapping prefix and repository path.
+    pub index: String,
+    /// Why.
+    #[source]
+    pub source: IndexError,
+}
+
+/// Reads indices for their pool entries, within caps.
+#[derive(Debug, Clone)]
+pub(crate) struct PoolParser {
+    pub(crate) bounds: Bounds,
+    pub(crate) metrics: Arc<Metrics>,
+}
+
+impl PoolParser {
+    /// The pool entries of the index stored at `file` (`index`: mapping
+    /// prefix and repository path `repo_path`); `None` for a file that
+    /// names no pool files. An unreadable one is logged and counted.
+    pub(super) fn parse(
+        &self,
+        index: &str,
+        repo_path: &str,
+        file: &Path,
+    ) -> Result<Option<PoolMap>, Quarantined> {
+        if aptindex::index::IndexKind::from_path(repo_path).is_none() {
+            return Ok(None);
+        }
+        let mut map: HashMap<Box<str>, PoolEntry> = HashMap::new();
+        let result = std::fs::File::open(file)
+            .map_err(|source| {
+                IndexError::Deb822(aptindex::deb822::Deb822Error::Io { line: 0, source })
+            })
+            .and_then(|f| {
+                let raw = std::io::BufReader::with_capacity(64 << 10, f);
+                read_bounded(repo_path, raw, self.bounds, |e| {
+                    // Deduplicated as it goes: one entry per path.
+                    if let Some(entry) = PoolEntry::new(&e.checksums) {
+                        map.insert(e.path.into_boxed_str(), entry);
+                    }
+                })
+            });
+        match result {
+            Ok(skipped) => {
+                if skipped.count > 0 {
+                    let first = skipped.first.as_ref();
+                    tracing::warn!(
+                        index = %index,
+                        skipped = skipped.count,
+                        first_line = first.map_or(0, |f| f.line),
+                        first_reason = %first.map_or("", |f| f.reason.as_str()),
+                        "bad index entries skipped; their files are not listed"
+                    );
+                    self.metrics.index_entries_skipped(skipped.count);
+                }
+                map.shrink_to_fit();
+                Ok(Some(Arc::new(map)))
+            }
+            Err(source) => {
+                let q = Quarantined {
+                    index: index.to_string(),
+                    source,
+                };
+                tracing::warn!(index = %index, file = %file.display(), error = %q.source, "index quarantined: not used, not kept");
+                self.metrics.index_quarantined();
+                self.metrics.failure(index, &q.to_string());
+                Err(q)
+            }
         }
     }
 }
@@ -41,8 +115,8 @@ impl Generations {
             for gen in gens {
                 let pool = gen.pool.read().unwrap_or_else(|e| e.into_inner());
                 for map in pool.values() {
-                    if let Some(cs) = map.get(path) {
-                        return Some(cs.clone());
+                    if let Some(e) = map.get(path) {
+                        return Some(e.checksums());
                     }
                 }
             }

@@ -30,7 +30,9 @@ impl Generations {
             return;
         }
         let s = suite.clone();
-        let result = tokio::task::spawn_blocking(move || load_suite(&s)).await;
+        let parser = self.pool_parser.clone();
+        let prefix = self.prefix(suite.mapping).to_string();
+        let result = tokio::task::spawn_blocking(move || load_suite(&s, &parser, &prefix)).await;
         let (current, next_id) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -51,7 +53,14 @@ impl Generations {
 
 /// Reads a suite's current generation from disk; removes other generation
 /// directories (left over from a crash or from before a restart).
-pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
+///
+/// An index that cannot be read within the caps (kept by an older version,
+/// or damaged) is quarantined: removed, so no later start parses it again.
+pub(super) fn load_suite(
+    suite: &Suite,
+    parser: &PoolParser,
+    prefix: &str,
+) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     let mut max_id = 0;
     let mut gens = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&suite.path) {
@@ -135,10 +144,19 @@ pub(super) fn load_suite(suite: &Suite) -> Result<(Option<Arc<Gen>>, u64), MetaE
         let p = dir.join(&rel);
         // Files were verified before they were renamed in; a size check catches damage.
         if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == cs.size) {
-            if let Some(pool) = parse_pool(&aptindex::path::join(&suite.dir, &rel), &p) {
-                gen.add_pool(&rel, pool);
+            let repo_path = aptindex::path::join(&suite.dir, &rel);
+            match parser.parse(&format!("{prefix}/{repo_path}"), &repo_path, &p) {
+                Ok(pool) => {
+                    if let Some(pool) = pool {
+                        gen.add_pool(&rel, pool);
+                    }
+                    gen.add_file(&rel, cs);
+                }
+                Err(_) => {
+                    // Logged and counted by the parser.
+                    let _ = std::fs::remove_file(&p);
+                }
             }
-            gen.add_file(&rel, cs);
         }
     }
     Ok((Some(Arc::new(gen)), max_id + 1))
