@@ -58,6 +58,9 @@ pub struct Config {
     /// Client networks allowed to read `/~/metrics` and `/~/status`
     /// (`None`: loopback only, `127.0.0.0/8` and `::1`).
     pub status_allow: Option<Vec<ipnet::IpNet>>,
+    /// Most entries (files named) one index may have; a bigger one is
+    /// quarantined (default [`aptindex::index::bounded::DEFAULT_MAX_ENTRIES`]).
+    pub max_index_entries: u64,
 }
 
 /// The longest duration any key accepts: 7 days.
@@ -167,6 +170,7 @@ struct RawConfig {
     max_conns: Option<Spanned<u64>>,
     max_clients: Option<Spanned<u64>>,
     max_clients_per_host: Option<Spanned<u64>>,
+    max_index_entries: Option<Spanned<u64>>,
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
@@ -365,6 +369,17 @@ impl Config {
             ));
         }
         let max_clients_per_host = per_host as usize;
+        let max_index_entries = secs(
+            &raw.max_index_entries,
+            aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+        );
+        if max_index_entries == 0 {
+            return Err(err(
+                raw.max_index_entries.as_ref().map(|s| s.span()),
+                "max_index_entries",
+                "must be at least 1".into(),
+            ));
+        }
 
         if let Some(level) = &raw.log.level {
             if !runtime::logging::LEVEL_NAMES.contains(&level.as_str()) {
@@ -524,6 +539,7 @@ impl Config {
             generation_grace: duration(&raw.generation_grace, 600, "generation_grace")?,
             timeouts,
             status_allow,
+            max_index_entries,
         })
     }
 }

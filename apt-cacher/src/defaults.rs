@@ -192,6 +192,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
         status_allow: None,
+        max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
     };
     (config, sources)
 }

@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 8] = [
+        let singles: [Single; 10] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -128,6 +128,18 @@ impl Collector for Scrape {
                 "Metadata generations swapped in.",
                 counter,
                 c.generation_swaps,
+            ),
+            (
+                "apt_cacher_index_quarantines",
+                "Indices quarantined (unreadable or over a cap), never used.",
+                counter,
+                c.index_quarantines,
+            ),
+            (
+                "apt_cacher_index_entries_skipped",
+                "Index entries skipped as bad (unsafe path, bad size or digest).",
+                counter,
+                c.index_entries_skipped,
             ),
             (
                 "apt_cacher_log_dropped_lines",

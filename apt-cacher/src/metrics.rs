@@ -134,6 +134,11 @@ pub struct Counters {
     pub evictions: u64,
     /// Metadata generations swapped in (the first one of a suite included).
     pub generation_swaps: u64,
+    /// Indices quarantined: unreadable (entry cap, decompression cap,
+    /// syntax), so deleted and never used.
+    pub index_quarantines: u64,
+    /// Index entries skipped as bad (unsafe path, bad size or digest).
+    pub index_entries_skipped: u64,
 }
 
 impl Counters {
@@ -185,6 +190,8 @@ pub struct Metrics {
     unverified_downloads: AtomicU64,
     evictions: AtomicU64,
     generation_swaps: AtomicU64,
+    index_quarantines: AtomicU64,
+    index_entries_skipped: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -216,6 +223,8 @@ impl Metrics {
             unverified_downloads: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             generation_swaps: AtomicU64::new(0),
+            index_quarantines: AtomicU64::new(0),
+            index_entries_skipped: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -282,6 +291,16 @@ impl Metrics {
         self.generation_swaps.fetch_add(1, Relaxed);
     }
 
+    /// Counts a quarantined index.
+    pub fn index_quarantined(&self) {
+        self.index_quarantines.fetch_add(1, Relaxed);
+    }
+
+    /// Counts `n` index entries skipped as bad.
+    pub fn index_entries_skipped(&self, n: u64) {
+        self.index_entries_skipped.fetch_add(n, Relaxed);
+    }
+
     /// Remembers a failure (keeping the last [`RECENT_FAILURES`]).
     pub fn failure(&self, url: &str, what: &str) {
         let now = SystemTime::now();
@@ -323,6 +342,8 @@ impl Metrics {
             unverified_downloads: self.unverified_downloads.load(Relaxed),
             evictions: self.evictions.load(Relaxed),
             generation_swaps: self.generation_swaps.load(Relaxed),
+            index_quarantines: self.index_quarantines.load(Relaxed),
+            index_entries_skipped: self.index_entries_skipped.load(Relaxed),
         }
     }
 }

@@ -201,8 +201,8 @@ impl StatusSnapshot {
         }
         let _ = writeln!(
             h,
-            "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; dropped log lines: {}</p>",
-            c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, g.dropped_log_lines
+            "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; indices quarantined: {} &middot; index entries skipped: {} &middot; dropped log lines: {}</p>",
+            c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, c.index_quarantines, c.index_entries_skipped, g.dropped_log_lines
         );
 
         h.push_str("<h2>Mappings</h2>\n");

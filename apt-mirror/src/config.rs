@@ -91,6 +91,9 @@ pub struct MirrorConfig {
     /// Hosts (`host` or `host:port`) upstream may redirect to besides the
     /// URL's own (`redirect_hosts`; same scheme only).
     pub redirect_hosts: Vec<RedirectHost>,
+    /// Most entries (files named) one index may have; a bigger one fails
+    /// the run (default [`aptindex::index::bounded::DEFAULT_MAX_ENTRIES`]).
+    pub max_index_entries: u64,
 }
 
 impl MirrorConfig {
@@ -191,6 +194,7 @@ struct RawMirror {
     contents: Option<bool>,
     keep: Option<Spanned<i64>>,
     redirect_hosts: Option<Spanned<Vec<String>>>,
+    max_index_entries: Option<Spanned<i64>>,
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -544,6 +548,13 @@ impl Config {
                     .collect::<Result<Vec<_>, _>>()
                     .map_err(|e| err(h.span(), "redirect_hosts", &e.to_string()))?,
             };
+            let max_index_entries = match &m.max_index_entries {
+                None => aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+                Some(k) => u64::try_from(*k.get_ref())
+                    .ok()
+                    .filter(|&k| k >= 1)
+                    .ok_or_else(|| err(k.span(), "max_index_entries", "must be at least 1"))?,
+            };
             mirrors.insert(
                 id.clone(),
                 MirrorConfig {
@@ -558,6 +569,7 @@ impl Config {
                     contents: m.contents.unwrap_or(true),
                     keep,
                     redirect_hosts,
+                    max_index_entries,
                 },
             );
         }

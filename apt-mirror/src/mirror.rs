@@ -159,6 +159,8 @@ struct Counters {
     downloaded: AtomicU64,
     reused: AtomicU64,
     bytes: AtomicU64,
+    /// Index entries skipped as bad.
+    skipped: AtomicU64,
     /// The run's warnings, for the report.
     warnings: Mutex<Vec<String>>,
 }
@@ -202,6 +204,7 @@ pub async fn update(ctx: &Context, cfg: &MirrorConfig) -> MirrorReport {
         files_downloaded: counters.downloaded.load(Ordering::Relaxed),
         files_reused: counters.reused.load(Ordering::Relaxed),
         bytes_downloaded: counters.bytes.load(Ordering::Relaxed),
+        entries_skipped: counters.skipped.load(Ordering::Relaxed),
         duration_secs: start.elapsed().as_secs_f64(),
         snapshot,
         warnings: counters

@@ -36,6 +36,9 @@ pub struct MirrorSummary {
     /// The snapshot now published.
     #[serde(default)]
     pub snapshot: Option<String>,
+    /// Index entries skipped as bad (their files not mirrored).
+    #[serde(default)]
+    pub entries_skipped: u64,
     /// What was wrong but did not stop the update (each names its URL).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -99,6 +102,7 @@ pub fn write(
                 bytes_downloaded: r.bytes_downloaded,
                 duration_secs: r.duration_secs,
                 snapshot: r.snapshot.clone(),
+                entries_skipped: r.entries_skipped,
                 warnings: r.warnings.clone(),
             },
         );

@@ -12,6 +12,8 @@ use crate::path::is_safe_relative;
 use crate::release::{SumError, SumLists};
 use std::io::BufRead;
 
+pub mod bounded;
+
 /// A file that an index (or a Release) refers to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct FileEntry {
@@ -58,12 +60,31 @@ pub enum IndexError {
     Invalid {
         /// 1-based line of the paragraph.
         line: usize,
+        /// Which kind of problem.
+        kind: InvalidKind,
         /// What is wrong.
         reason: String,
     },
     /// Decompression failed.
     #[error(transparent)]
     Compression(#[from] crate::compress::CompressionError),
+    /// The index names more files than the cap allows.
+    #[error("more than {limit} entries (max_index_entries)")]
+    TooManyEntries {
+        /// The cap.
+        limit: u64,
+    },
+}
+
+/// What is wrong with a paragraph ([`IndexError::Invalid`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// A `Filename` or `Directory` that is not a safe relative path
+    /// (traversal, absolute, NUL): a hostile index, for some callers.
+    UnsafePath,
+    /// A field missing, or a value that does not parse (a `Size` that
+    /// overflows, a bad digest).
+    Value,
 }
 
 /// Cap on one paragraph while streaming an index: 64 MiB.
@@ -81,7 +102,10 @@ pub fn packages_entries(data: &[u8]) -> Result<Vec<FileEntry>, IndexError> {
     // more avoids copying the whole list when it grows (untouched capacity
     // costs no memory pages).
     let mut out = Vec::with_capacity(data.len() / 640 + 1);
-    scan_packages(data, true, 0, &mut |e| out.push(e))?;
+    scan_packages(data, true, 0, &mut |e| {
+        out.push(e?.entry);
+        Ok(())
+    })?;
     Ok(out)
 }
 
@@ -128,14 +152,22 @@ impl PkgParagraph {
 
     #[inline(always)]
     fn entry(&self, data: &[u8]) -> Result<FileEntry, IndexError> {
-        let invalid = |line: usize, reason: String| IndexError::Invalid { line, reason };
+        let invalid = |line: usize, reason: String| IndexError::Invalid {
+            line,
+            kind: InvalidKind::Value,
+            reason,
+        };
         let Some((fs, fe, fline)) = self.slot(PKG_FILENAME) else {
             return Err(invalid(self.line, "paragraph has no Filename".to_string()));
         };
         let path = std::str::from_utf8(&data[fs..fe])
             .map_err(|_| invalid(fline, "Filename is not valid UTF-8".to_string()))?;
         if !is_safe_relative(path) {
-            return Err(invalid(fline, format!("unsafe Filename {path:?}")));
+            return Err(IndexError::Invalid {
+                line: fline,
+                kind: InvalidKind::UnsafePath,
+                reason: format!("unsafe Filename {path:?}"),
+            });
         }
         let Some((ss, se, sline)) = self.slot(PKG_SIZE) else {
             return Err(invalid(self.line, format!("{path}: paragraph has no Size")));
@@ -185,13 +217,15 @@ fn parse_size(digits: &[u8]) -> Option<u64> {
 /// the deb822 rules of [`crate::deb822`] (blank or white-space-only lines
 /// separate paragraphs, `#` lines are comments, continuation lines start
 /// with a space or tab, CRLF is tolerated), but only looks at the values of
-/// the fields it needs. Calls `f` for each complete paragraph.
+/// the fields it needs. Calls `f` for each complete paragraph, with its
+/// entry or why it has none ([`IndexError::Invalid`]); an error `f`
+/// returns stops the scan.
 ///
 /// Unless `eof`, a paragraph is complete only once its separating blank line
 /// has been seen; the scan stops before the first incomplete one. Returns
 /// (bytes consumed, line count reached), `line_base` being the number of
 /// lines before `data`.
-fn scan_packages<F: FnMut(FileEntry)>(
+fn scan_packages<F: FnMut(Result<Scanned, IndexError>) -> Result<(), IndexError> + ?Sized>(
     data: &[u8],
     eof: bool,
     line_base: usize,
@@ -221,7 +255,10 @@ fn scan_packages<F: FnMut(FileEntry)>(
         if pos == end && at_end {
             // No more lines.
             if in_par {
-                f(par.entry(data)?);
+                f(par.entry(data).map(|entry| Scanned {
+                    line: par.line,
+                    entry,
+                }))?;
             }
             done = (data.len(), line);
             break;
@@ -284,7 +321,10 @@ fn scan_packages<F: FnMut(FileEntry)>(
         };
         if separator {
             if in_par {
-                f(par.entry(data)?);
+                f(par.entry(data).map(|entry| Scanned {
+                    line: par.line,
+                    entry,
+                }))?;
                 par.found = 0;
                 in_par = false;
                 current = None;
@@ -293,7 +333,10 @@ fn scan_packages<F: FnMut(FileEntry)>(
         }
         if at_end {
             if in_par {
-                f(par.entry(data)?);
+                f(par.entry(data).map(|entry| Scanned {
+                    line: par.line,
+                    entry,
+                }))?;
             }
             done = (data.len(), line);
             break;
@@ -320,9 +363,14 @@ const I18N_SUM_FIELDS: [(&str, HashKind); 4] = [
 
 fn sum_error(e: SumError) -> IndexError {
     match e {
-        SumError::Invalid { line, reason } => IndexError::Invalid { line, reason },
+        SumError::Invalid { line, reason } => IndexError::Invalid {
+            line,
+            kind: InvalidKind::Value,
+            reason,
+        },
         SumError::Conflict { line, source } => IndexError::Invalid {
             line,
+            kind: InvalidKind::Value,
             reason: source.to_string(),
         },
     }
@@ -337,12 +385,14 @@ fn source_paragraph_entries(
     let Some(dir) = par.get("Directory") else {
         return Err(IndexError::Invalid {
             line: par.line,
+            kind: InvalidKind::Value,
             reason: "paragraph has no Directory".to_string(),
         });
     };
     if !is_safe_relative(dir) {
         return Err(IndexError::Invalid {
             line: par.line,
+            kind: InvalidKind::UnsafePath,
             reason: format!("unsafe Directory {dir:?}"),
         });
     }
@@ -352,6 +402,7 @@ fn source_paragraph_entries(
     if sums.entries.is_empty() {
         return Err(IndexError::Invalid {
             line: par.line,
+            kind: InvalidKind::Value,
             reason: format!("{dir}: paragraph lists no Files"),
         });
     }
@@ -430,10 +481,27 @@ fn read_error(line: usize, source: std::io::Error) -> IndexError {
     }
 }
 
+/// Streams a `Packages` file through [`scan_packages`], calling `f` with
+/// each entry; the first bad one fails the whole file.
+#[cfg(test)]
+fn stream_packages<R: BufRead, F: FnMut(FileEntry)>(
+    reader: R,
+    chunk: usize,
+    f: &mut F,
+) -> Result<(), IndexError> {
+    stream_packages_with(reader, chunk, &mut |r: Result<Scanned, IndexError>| {
+        f(r?.entry);
+        Ok(())
+    })
+}
+
 /// Streams a `Packages` file through [`scan_packages`], reading straight into
 /// a buffer of `chunk` bytes, scanned whenever it is full. It doubles only
 /// when one paragraph fills it, so the work stays linear.
-fn stream_packages<R: BufRead, F: FnMut(FileEntry)>(
+fn stream_packages_with<
+    R: BufRead,
+    F: FnMut(Result<Scanned, IndexError>) -> Result<(), IndexError> + ?Sized,
+>(
     mut reader: R,
     chunk: usize,
     f: &mut F,
@@ -475,18 +543,47 @@ fn stream_packages<R: BufRead, F: FnMut(FileEntry)>(
 /// decompressed), calling `f` for each, without holding the whole index.
 /// `dir` is the index's directory (used for [`IndexKind::I18nIndex`]).
 /// Read errors are reported as [`Deb822Error::Io`], except a decompression
-/// cap overrun, which is [`IndexError::Compression`].
+/// cap overrun, which is [`IndexError::Compression`]. The first bad entry
+/// fails the whole index (see [`bounded`] for skipping them instead).
 pub fn for_each_entry<R: BufRead>(
     kind: IndexKind,
     dir: &str,
     reader: R,
     mut f: impl FnMut(FileEntry),
 ) -> Result<(), IndexError> {
+    scan_entries(kind, dir, reader, u64::MAX, &mut |r| {
+        f(r?.entry);
+        Ok(())
+    })
+}
+
+/// One paragraph's entry as the scanners hand it over: where it starts
+/// (for [`IndexKind::I18nIndex`], whose entries are only known at the end,
+/// the last line) and the entry.
+pub(crate) struct Scanned {
+    /// 1-based line of the paragraph.
+    pub(crate) line: usize,
+    /// The file it names.
+    pub(crate) entry: FileEntry,
+}
+
+/// [`for_each_entry`] handing `f` every paragraph's entry or why it has
+/// none ([`IndexError::Invalid`]), so that the caller decides whether a bad
+/// entry fails the index; an error `f` returns stops the scan.
+/// `max_sums` bounds what an i18n `Index` accumulates before it is emitted.
+pub(crate) fn scan_entries<R: BufRead>(
+    kind: IndexKind,
+    dir: &str,
+    reader: R,
+    max_sums: u64,
+    f: &mut dyn FnMut(Result<Scanned, IndexError>) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
     match kind {
-        IndexKind::Packages => stream_packages(reader, 1 << 20, &mut f),
+        IndexKind::Packages => stream_packages_with(reader, 1 << 20, f),
         IndexKind::Sources | IndexKind::I18nIndex => {
             let mut paragraphs = ParagraphReader::with_limit(reader, PARAGRAPH_LIMIT);
             let mut sums = SumLists::default();
+            let mut last = 0;
             loop {
                 let owned = match paragraphs.next_paragraph() {
                     Ok(Some(p)) => p,
@@ -495,15 +592,35 @@ pub fn for_each_entry<R: BufRead>(
                     Err(e) => return Err(e.into()),
                 };
                 let par = owned.parse()?;
+                last = par.line;
                 if kind == IndexKind::Sources {
-                    source_paragraph_entries(&par, &mut f)?;
+                    let mut got = Vec::new();
+                    match source_paragraph_entries(&par, &mut |e| got.push(e)) {
+                        Ok(()) => {
+                            for entry in got {
+                                f(Ok(Scanned {
+                                    line: par.line,
+                                    entry,
+                                }))?;
+                            }
+                        }
+                        Err(e @ IndexError::Invalid { .. }) => f(Err(e))?,
+                        Err(e) => return Err(e),
+                    }
                 } else {
-                    sums.add_paragraph(&par, &I18N_SUM_FIELDS, dir)
-                        .map_err(sum_error)?;
+                    if let Err(e) = sums.add_paragraph(&par, &I18N_SUM_FIELDS, dir) {
+                        f(Err(sum_error(e)))?;
+                    }
+                    if sums.entries.len() as u64 > max_sums {
+                        return Err(IndexError::TooManyEntries { limit: max_sums });
+                    }
                 }
             }
             for (path, checksums) in sums.entries {
-                f(FileEntry { path, checksums });
+                f(Ok(Scanned {
+                    line: last,
+                    entry: FileEntry { path, checksums },
+                }))?;
             }
             Ok(())
         }

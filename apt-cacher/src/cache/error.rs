@@ -118,6 +118,10 @@ pub enum CommitError {
     /// The blocking task that commits did not finish.
     #[error("{0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The destination refused the file (an index that cannot be read
+    /// within its caps is quarantined).
+    #[error(transparent)]
+    Refused(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Why a cache request could not be answered.

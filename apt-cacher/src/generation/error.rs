@@ -104,6 +104,9 @@ pub enum Invalid {
     /// An index of a new Release failed to download or verify.
     #[error("{0}")]
     Refetch(Arc<DownloadError>),
+    /// An index cannot be read within its caps: quarantined.
+    #[error(transparent)]
+    Quarantined(#[from] super::pool_map::Quarantined),
     /// A Release kept on disk does not parse.
     #[error("{}: {source}", path.display())]
     Stored {

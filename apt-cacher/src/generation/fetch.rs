@@ -200,6 +200,7 @@ impl Generations {
             .map_err(io_err("temporary file"))?
             .into_parts();
         let repo_path = aptindex::path::join(&suite.dir, rel);
+        let what = format!("{}/{}", self.prefix(suite.mapping), repo_path);
         let job = Job {
             key: CacheKey::Generation {
                 mapping: suite.mapping,
@@ -208,13 +209,15 @@ impl Generations {
             },
             urls,
             expected: Some(cs.clone()),
-            what: format!("{}/{}", self.prefix(suite.mapping), repo_path),
+            what: what.clone(),
             temp: (file, temp),
             commit: Commit::Generation(Box::new(IntoGen {
                 gen,
                 rel: rel.to_string(),
                 repo_path,
                 expected: cs,
+                what,
+                parser: self.pool_parser.clone(),
             })),
         };
         Ok(self.downloads.start(job).into())

@@ -21,7 +21,7 @@ pub struct Gen {
     pub(crate) files: RwLock<HashMap<String, Checksums>>,
     /// Pool file checksums per index (repository-relative paths), each
     /// also registered in `pool_index` under `uid` (until dropped).
-    pub(crate) pool: RwLock<HashMap<String, Arc<HashMap<String, Checksums>>>>,
+    pub(crate) pool: RwLock<HashMap<String, PoolMap>>,
     /// Its number in `pool_index` (unique over all suites; newer: larger).
     pub(crate) uid: u64,
     /// The mapping it belongs to.
@@ -78,7 +78,7 @@ impl Gen {
             .insert(rel.to_string(), cs);
     }
 
-    pub(super) fn add_pool(&self, rel: &str, map: Arc<HashMap<String, Checksums>>) {
+    pub(super) fn add_pool(&self, rel: &str, map: PoolMap) {
         let mut pool = self.pool.write().unwrap_or_else(|e| e.into_inner());
         self.pool_index.register(self.uid, self.mapping, &map);
         if let Some(old) = pool.insert(rel.to_string(), map) {
@@ -156,8 +156,9 @@ impl Generations {
 }
 
 /// A verified index or patch moved into generation `gen` (the commit of
-/// its download): renamed in with the generation's time stamp, its pool
-/// entries parsed, then listed as held.
+/// its download): its pool entries parsed (an index that cannot be read
+/// is refused, see [`super::pool_map`]), renamed in with the generation's
+/// time stamp, then listed as held.
 pub(crate) struct IntoGen {
     pub(crate) gen: Arc<Gen>,
     /// Relative to the suite directory.
@@ -165,11 +166,20 @@ pub(crate) struct IntoGen {
     /// The repository path (for parsing its pool entries).
     pub(crate) repo_path: String,
     pub(crate) expected: Checksums,
+    /// Mapping prefix and repository path, for the log.
+    pub(crate) what: String,
+    pub(crate) parser: PoolParser,
 }
 
 impl crate::cache::Destination for IntoGen {
     fn place(self: Box<Self>, temp: tempfile::TempPath) -> Result<(), CommitError> {
         let g = &self.gen;
+        // Parsed before it is moved in: an index that cannot be read is
+        // dropped with its temporary file, never kept in the generation.
+        let pool = self
+            .parser
+            .parse(&self.what, &self.repo_path, &temp)
+            .map_err(|e| CommitError::Refused(Box::new(e)))?;
         let dest = g.dir.join(&self.rel);
         if let Some(p) = dest.parent() {
             aptindex::fsmode::create_dir_all(p).map_err(|source| CommitError::Io {
@@ -188,7 +198,7 @@ impl crate::cache::Destination for IntoGen {
         if let Some(p) = dest.parent() {
             sync_dir(p);
         }
-        if let Some(pool) = parse_pool(&self.repo_path, &dest) {
+        if let Some(pool) = pool {
             g.add_pool(&self.rel, pool);
         }
         g.add_file(&self.rel, self.expected);

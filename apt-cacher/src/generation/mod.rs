@@ -19,9 +19,11 @@
 //! One concept per file: [`layout`] (on disk), [`gen`] and [`suite`]
 //! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
-//! [`grace`] (client grace), [`pool_map`] (pool checksums, one map per
-//! cacher), [`unknown`] (suites not known yet: no permanent state before a
-//! valid Release), [`recovery`] (start and crash recovery), [`error`].
+//! [`grace`] (client grace), [`pool_map`] (pool checksums read from the
+//! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
+//! over every generation), [`unknown`] (suites not known yet: no permanent
+//! state before a valid Release), [`recovery`] (start and crash recovery),
+//! [`error`].
 
 mod error;
 mod fetch;
@@ -30,6 +32,7 @@ mod grace;
 mod layout;
 mod lookup;
 pub mod pdiff;
+mod pool_entry;
 pub mod pool_lookup;
 mod pool_map;
 mod publish;
@@ -56,7 +59,9 @@ use aptindex::release::Release;
 use error::io_err;
 use grace::remove_gens;
 use layout::*;
-use pool_map::{parse_pool, PoolIndex};
+use pool_entry::{PoolEntry, PoolMap};
+use pool_index::PoolIndex;
+use pool_map::PoolParser;
 use runtime::http::HttpError;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -89,11 +94,13 @@ pub struct Generations {
     pub(crate) suites: Mutex<HashMap<(usize, String), Arc<Suite>>>,
     /// Suites not known yet: in flight, or their failure remembered.
     pub(crate) unknown: unknown::UnknownSuites,
-    /// Pool path → checksums, over every generation served ([`pool_map`]).
+    /// Pool path → checksums, over every generation served ([`pool_index`]).
     pub(crate) pool_index: Arc<PoolIndex>,
     pub(crate) clients: Mutex<HashMap<ClientKey, (u64, Instant)>>,
     /// Indices that failed to load on behalf of a pool file (see [`pool_lookup`]).
     pub(crate) failed_lookups: pool_lookup::FailedLookups,
+    /// Reads indices for their pool entries, within caps (see [`pool_map`]).
+    pub(crate) pool_parser: PoolParser,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
@@ -119,6 +126,13 @@ impl Generations {
             grace: config.generation_grace,
             router,
             metrics: downloads.metrics().clone(),
+            pool_parser: PoolParser {
+                bounds: aptindex::index::bounded::Bounds {
+                    decompressed: INDEX_LIMIT,
+                    max_entries: config.max_index_entries,
+                },
+                metrics: downloads.metrics().clone(),
+            },
             downloads,
             suites: Mutex::new(HashMap::new()),
             unknown: Default::default(),

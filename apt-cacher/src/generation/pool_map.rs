@@ -1,170 +1,93 @@
 //! The map of pool files to the checksums the indices give: parsed from
-//! each index a generation holds, and found for a pool file with one hash
-//! lookup in [`PoolIndex`], whatever the number of suites and generations.
+//! each index a generation holds (and found through [`PoolIndex`]).
 //!
-//! [`PoolIndex`] keys each pool path (with its mapping) by a keyed hash
-//! and keeps, per key, which generations' index maps list it (each map
-//! is shared, not copied: the index adds a few words per path, not the
-//! paths again). A generation registers an index's map when it gains it
-//! and unregisters all of its maps when it is dropped (replaced and out of
-//! its grace period, or never published). When several generations list a
-//! path, the newest wins: a suite's current generation before those still
-//! in their grace period.
+//! An index comes from upstream, which may be hostile: it is read
+//! streaming, within caps on its decompressed size and on its entries
+//! (`max_index_entries`), and before it is moved into a generation, so
+//! that one that cannot be read never lands in `meta_dir` (nor is parsed
+//! again at start). Such an index is *quarantined*: logged (index and
+//! reason), counted, shown among the recent failures, and refused (the
+//! generation is not swapped in with it). Bad entries of an otherwise
+//! good index are skipped and counted; the others still protect their files.
 
+use super::pool_entry::PoolMap;
+use super::pool_index::PoolIndex;
 use super::*;
-use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use aptindex::index::bounded::{read_bounded, Bounds};
+use aptindex::index::IndexError;
 
-/// Parses the pool entries of the index at `file` (repository path `repo_path`).
-pub(super) fn parse_pool(repo_path: &str, file: &Path) -> Option<Arc<HashMap<String, Checksums>>> {
-    aptindex::index::IndexKind::from_path(repo_path)?;
-    let data = std::fs::read(file).ok()?;
-    match aptindex::index::entries_of(repo_path, &data, INDEX_LIMIT) {
-        Ok(entries) => Some(Arc::new(
-            entries.into_iter().map(|e| (e.path, e.checksums)).collect(),
-        )),
-        Err(e) => {
-            tracing::warn!(index = %repo_path, error = %e, "cannot parse index for pool checksums");
-            None
-        }
-    }
+/// An index that cannot be read within its caps.
+#[derive(Debug, thiserror::Error)]
+#[error("index {index} quarantined: {source}")]
+pub struct Quarantined {
+    /// Mapping prefix and repository path.
+    pub index: String,
+    /// Why.
+    #[source]
+    pub source: IndexError,
 }
 
-/// One index's pool entries, as held by one generation.
+/// Reads indices for their pool entries, within caps.
 #[derive(Debug, Clone)]
-struct Slot {
-    /// The generation's [`PoolIndex::next_uid`] number (newer: larger).
-    uid: u64,
-    mapping: usize,
-    map: Arc<HashMap<String, Checksums>>,
+pub(crate) struct PoolParser {
+    pub(crate) bounds: Bounds,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
-/// The slots under one key: nearly always one.
-#[derive(Debug)]
-enum Slots {
-    One(Slot),
-    Many(Vec<Slot>),
-}
-
-impl Slots {
-    fn iter(&self) -> std::slice::Iter<'_, Slot> {
-        match self {
-            Slots::One(s) => std::slice::from_ref(s).iter(),
-            Slots::Many(v) => v.iter(),
-        }
-    }
-
-    fn push(&mut self, slot: Slot) {
-        match self {
-            Slots::One(s) => *self = Slots::Many(vec![s.clone(), slot]),
-            Slots::Many(v) => v.push(slot),
-        }
-    }
-
-    /// Drops the slots of `uid` holding `map`; true when none is left.
-    fn remove(&mut self, uid: u64, map: &Arc<HashMap<String, Checksums>>) -> bool {
-        let gone = |s: &Slot| s.uid == uid && Arc::ptr_eq(&s.map, map);
-        match self {
-            Slots::One(s) => gone(s),
-            Slots::Many(v) => {
-                v.retain(|s| !gone(s));
-                match v.len() {
-                    0 => true,
-                    1 => {
-                        let last = v.remove(0);
-                        *self = Slots::One(last);
-                        false
-                    }
-                    _ => false,
-                }
-            }
-        }
-    }
-}
-
-/// Pool path → the generations' index maps that list it (see the module
-/// documentation).
-#[derive(Debug, Default)]
-pub(crate) struct PoolIndex {
-    hasher: std::collections::hash_map::RandomState,
-    next_uid: AtomicU64,
-    slots: RwLock<HashMap<u64, Slots>>,
-}
-
-impl PoolIndex {
-    /// A number for a new generation (newer generations get larger ones).
-    pub(super) fn uid(&self) -> u64 {
-        self.next_uid.fetch_add(1, Ordering::Relaxed)
-    }
-
-    fn key(&self, mapping: usize, path: &str) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        mapping.hash(&mut h);
-        path.hash(&mut h);
-        h.finish()
-    }
-
-    /// Registers the map of one index of generation `uid` of `mapping`.
-    pub(super) fn register(&self, uid: u64, mapping: usize, map: &Arc<HashMap<String, Checksums>>) {
-        let keys: Vec<u64> = map.keys().map(|p| self.key(mapping, p)).collect();
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            let slot = Slot {
-                uid,
-                mapping,
-                map: map.clone(),
-            };
-            match slots.get_mut(&k) {
-                Some(s) => s.push(slot),
-                None => {
-                    slots.insert(k, Slots::One(slot));
-                }
-            }
-        }
-    }
-
-    /// Unregisters a map [`Self::register`] registered.
-    pub(super) fn unregister(
+impl PoolParser {
+    /// The pool entries of the index stored at `file` (`index`: mapping
+    /// prefix and repository path `repo_path`); `None` for a file that
+    /// names no pool files. An unreadable one is logged and counted.
+    pub(super) fn parse(
         &self,
-        uid: u64,
-        mapping: usize,
-        map: &Arc<HashMap<String, Checksums>>,
-    ) {
-        let keys: Vec<u64> = map.keys().map(|p| self.key(mapping, p)).collect();
-        let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
-        for k in keys {
-            if slots.get_mut(&k).is_some_and(|s| s.remove(uid, map)) {
-                slots.remove(&k);
+        index: &str,
+        repo_path: &str,
+        file: &Path,
+    ) -> Result<Option<PoolMap>, Quarantined> {
+        if aptindex::index::IndexKind::from_path(repo_path).is_none() {
+            return Ok(None);
+        }
+        let mut map: HashMap<Box<str>, PoolEntry> = HashMap::new();
+        let result = std::fs::File::open(file)
+            .map_err(|source| {
+                IndexError::Deb822(aptindex::deb822::Deb822Error::Io { line: 0, source })
+            })
+            .and_then(|f| {
+                let raw = std::io::BufReader::with_capacity(64 << 10, f);
+                read_bounded(repo_path, raw, self.bounds, |e| {
+                    // Deduplicated as it goes: one entry per path.
+                    if let Some(entry) = PoolEntry::new(&e.checksums) {
+                        map.insert(e.path.into_boxed_str(), entry);
+                    }
+                })
+            });
+        match result {
+            Ok(skipped) => {
+                if skipped.count > 0 {
+                    let first = skipped.first.as_ref();
+                    tracing::warn!(
+                        index = %index,
+                        skipped = skipped.count,
+                        first_line = first.map_or(0, |f| f.line),
+                        first_reason = %first.map_or("", |f| f.reason.as_str()),
+                        "bad index entries skipped; their files are not listed"
+                    );
+                    self.metrics.index_entries_skipped(skipped.count);
+                }
+                map.shrink_to_fit();
+                Ok(Some(Arc::new(map)))
+            }
+            Err(source) => {
+                let q = Quarantined {
+                    index: index.to_string(),
+                    source,
+                };
+                tracing::warn!(index = %index, file = %file.display(), error = %q.source, "index quarantined: not used, not kept");
+                self.metrics.index_quarantined();
+                self.metrics.failure(index, &q.to_string());
+                Err(q)
             }
         }
-    }
-
-    /// The checksums the newest generation of `mapping` listing `path` gives.
-    pub(super) fn get(&self, mapping: usize, path: &str) -> Option<Checksums> {
-        let k = self.key(mapping, path);
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots
-            .get(&k)?
-            .iter()
-            .filter(|s| s.mapping == mapping)
-            .filter_map(|s| Some((s.uid, s.map.get(path)?)))
-            .max_by_key(|(uid, _)| *uid)
-            .map(|(_, cs)| cs.clone())
-    }
-
-    /// How many index maps a lookup of `path` looks into (tests: one per
-    /// generation that lists it, whatever else is registered).
-    #[cfg(test)]
-    fn probes(&self, mapping: usize, path: &str) -> usize {
-        let k = self.key(mapping, path);
-        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
-        slots.get(&k).map_or(0, |s| s.iter().count())
-    }
-
-    /// How many pool paths are registered (over all mappings).
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.slots.read().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -172,73 +95,9 @@ impl Generations {
     /// The checksums the indices of `mapping` give for `path`, if any: the
     /// newest generation's that lists it (a suite's current generation
     /// before those still in their grace period, which a client pinned to
-    /// one of them may ask for). One hash lookup: no walk over suites.
+    /// one of them may ask for). One hash lookup in [`PoolIndex`]: no walk
+    /// over suites.
     pub fn expected(&self, mapping: usize, path: &str) -> Option<Checksums> {
         self.pool_index.get(mapping, path)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn map(paths: &[(&str, u64)]) -> Arc<HashMap<String, Checksums>> {
-        Arc::new(
-            paths
-                .iter()
-                .map(|(p, size)| {
-                    (
-                        p.to_string(),
-                        Checksums {
-                            size: *size,
-                            ..Default::default()
-                        },
-                    )
-                })
-                .collect(),
-        )
-    }
-
-    /// Thousands of generations registered (as many suites would bring):
-    /// a lookup still looks into only the maps that list the path.
-    #[test]
-    fn lookups_do_not_walk_generations() {
-        let index = PoolIndex::default();
-        let mut held = Vec::new();
-        for i in 0..5_000u64 {
-            let m = map(&[(&format!("pool/main/x/x{i}_1_amd64.deb"), i)]);
-            index.register(index.uid(), 0, &m);
-            held.push(m);
-        }
-        let target = map(&[("pool/main/a/a_1_amd64.deb", 7)]);
-        let uid = index.uid();
-        index.register(uid, 0, &target);
-        assert_eq!(index.probes(0, "pool/main/a/a_1_amd64.deb"), 1);
-        assert_eq!(index.get(0, "pool/main/a/a_1_amd64.deb").unwrap().size, 7);
-        assert_eq!(index.get(1, "pool/main/a/a_1_amd64.deb"), None);
-        assert_eq!(index.get(0, "pool/main/b/b_1_amd64.deb"), None);
-        index.unregister(uid, 0, &target);
-        assert_eq!(index.get(0, "pool/main/a/a_1_amd64.deb"), None);
-        assert_eq!(index.len(), 5_000);
-    }
-
-    #[test]
-    fn newest_generation_wins_and_sharing_is_counted() {
-        let index = PoolIndex::default();
-        let old = map(&[("pool/p.deb", 1), ("pool/q.deb", 1)]);
-        let new = map(&[("pool/p.deb", 2)]);
-        let (u1, u2, u3) = (index.uid(), index.uid(), index.uid());
-        index.register(u1, 0, &old);
-        index.register(u2, 0, &new);
-        // A map carried into a third generation (shared, not copied).
-        index.register(u3, 0, &old);
-        assert_eq!(index.get(0, "pool/p.deb").unwrap().size, 1);
-        index.unregister(u3, 0, &old);
-        assert_eq!(index.get(0, "pool/p.deb").unwrap().size, 2);
-        assert_eq!(index.get(0, "pool/q.deb").unwrap().size, 1);
-        index.unregister(u1, 0, &old);
-        assert_eq!(index.get(0, "pool/q.deb"), None);
-        index.unregister(u2, 0, &new);
-        assert_eq!(index.len(), 0);
     }
 }

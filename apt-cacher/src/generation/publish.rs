@@ -25,11 +25,13 @@ impl Generations {
         let gen_dir = suite_path.join(format!("gen-{id}"));
         let dir = suite.dir.clone();
         let old_dir = old.as_ref().map(|g| g.dir.clone());
-        let old_pool: HashMap<String, Arc<HashMap<String, Checksums>>> = old
+        let old_pool: HashMap<String, PoolMap> = old
             .as_ref()
             .map(|g| g.pool.read().unwrap_or_else(|e| e.into_inner()).clone())
             .unwrap_or_default();
         let release_names: Vec<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        let parser = self.pool_parser.clone();
+        let prefix = self.prefix(suite.mapping).to_string();
         let now = SystemTime::now();
         let stamp = match &old {
             Some(g) if g.stamp + Duration::from_secs(1) > now => g.stamp + Duration::from_secs(1),
@@ -57,7 +59,28 @@ impl Generations {
                 if let Some(p) = dest.parent() {
                     aptindex::fsmode::create_dir_all(p).map_err(io_err(p.display()))?;
                 }
-                let carried = temp.is_none();
+                let repo_path = aptindex::path::join(&dir, &rel);
+                let what = format!("{prefix}/{repo_path}");
+                let pool = match (&temp, &old_dir) {
+                    (None, _) if old_pool.contains_key(&rel) => old_pool.get(&rel).cloned(),
+                    // Parsed before it is moved in: an index that cannot be
+                    // read never enters a generation, and this one is not
+                    // swapped in (the current one stays).
+                    (Some(t), _) => match parser.parse(&what, &repo_path, t) {
+                        Ok(p) => p,
+                        Err(q) => {
+                            let _ = std::fs::remove_dir_all(&gen_dir);
+                            return Err(Invalid::from(q).into());
+                        }
+                    },
+                    // Carried without parsed entries (kept by an older
+                    // version): not carried if it cannot be read.
+                    (None, Some(od)) => match parser.parse(&what, &repo_path, &od.join(&rel)) {
+                        Ok(p) => p,
+                        Err(_) => continue,
+                    },
+                    (None, None) => None,
+                };
                 match (temp, &old_dir) {
                     (Some(t), _) => t
                         .persist(&dest)
@@ -72,10 +95,6 @@ impl Generations {
                     }
                     (None, None) => continue,
                 }
-                let pool = match old_pool.get(&rel) {
-                    Some(p) if carried => Some(p.clone()),
-                    _ => parse_pool(&aptindex::path::join(&dir, &rel), &dest),
-                };
                 if let Some(p) = pool {
                     gen.add_pool(&rel, p);
                 }

@@ -32,7 +32,10 @@ impl Generations {
             return;
         }
         let (s, index) = (suite.clone(), self.pool_index.clone());
-        let result = tokio::task::spawn_blocking(move || load_suite(&s, &index)).await;
+        let parser = self.pool_parser.clone();
+        let prefix = self.prefix(suite.mapping).to_string();
+        let result =
+            tokio::task::spawn_blocking(move || load_suite(&s, &index, &parser, &prefix)).await;
         let (current, next_id) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -53,9 +56,14 @@ impl Generations {
 
 /// Reads a suite's current generation from disk; removes other generation
 /// directories (left over from a crash or from before a restart).
+///
+/// An index that cannot be read within the caps (kept by an older version,
+/// or damaged) is quarantined: removed, so no later start parses it again.
 pub(super) fn load_suite(
     suite: &Suite,
     pool_index: &Arc<PoolIndex>,
+    parser: &PoolParser,
+    prefix: &str,
 ) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     let mut max_id = 0;
     let mut gens = BTreeMap::new();
@@ -140,10 +148,19 @@ pub(super) fn load_suite(
         let p = dir.join(&rel);
         // Files were verified before they were renamed in; a size check catches damage.
         if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == cs.size) {
-            if let Some(pool) = parse_pool(&aptindex::path::join(&suite.dir, &rel), &p) {
-                gen.add_pool(&rel, pool);
+            let repo_path = aptindex::path::join(&suite.dir, &rel);
+            match parser.parse(&format!("{prefix}/{repo_path}"), &repo_path, &p) {
+                Ok(pool) => {
+                    if let Some(pool) = pool {
+                        gen.add_pool(&rel, pool);
+                    }
+                    gen.add_file(&rel, cs);
+                }
+                Err(_) => {
+                    // Logged and counted by the parser.
+                    let _ = std::fs::remove_file(&p);
+                }
             }
-            gen.add_file(&rel, cs);
         }
     }
     Ok((Some(Arc::new(gen)), max_id + 1))

@@ -1,7 +1,10 @@
 //! The indices of a snapshot: selected from the Release believed (and, for
 //! a second Release that disagrees, kept under `by-hash/` only), fetched
 //! by-hash first and verified against the Release, and read for the pool
-//! files they name.
+//! files they name: streaming, within caps on decompressed size and on
+//! entries per index (`max_index_entries`); a bad entry (unsafe path, bad
+//! size or digest) is skipped, counted and warned about, its file not
+//! mirrored.
 
 use super::building::Building;
 use super::place::{Found, Placement};
@@ -109,18 +112,31 @@ impl Update<'_> {
             .collect();
         work.sort_by(|a, b| a.0.cmp(&b.0));
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || {
+        let (pool, skipped) = tokio::task::spawn_blocking(move || {
             let mut pool = PoolSet::default();
+            let mut skipped = Vec::new();
             for (path, file, kind) in work {
-                read_index(&cfg, &path, &file, kind, &mut pool)?;
+                let s = read_index(&cfg, &path, &file, kind, &mut pool)?;
+                if s.count > 0 {
+                    skipped.push((path, s));
+                }
             }
-            Ok(pool)
+            Ok::<_, MirrorError>((pool, skipped))
         })
         .await
         .map_err(|e| MirrorError::Index {
             path: "indices".into(),
             problem: Box::new(e.into()),
-        })?
+        })??;
+        for (path, s) in skipped {
+            let url = self.url(&path).map_or(path.clone(), |u| u.to_string());
+            tracing::warn!(mirror = %self.cfg.id, url = %url, skipped = s.count, first = %s, "bad index entries skipped; their files are not mirrored");
+            self.counters
+                .skipped
+                .fetch_add(s.count, std::sync::atomic::Ordering::Relaxed);
+            self.counters.warn(format!("{url}: {s}"));
+        }
+        Ok(pool)
     }
 }
 
@@ -134,14 +150,14 @@ fn rank(path: &str) -> u8 {
     }
 }
 
-/// Streams one index from disk into `pool`.
+/// Streams one index from disk into `pool`; returns its skipped entries.
 fn read_index(
     cfg: &MirrorConfig,
     path: &str,
     file: &Path,
     kind: aptindex::IndexKind,
     pool: &mut PoolSet,
-) -> Result<(), MirrorError> {
+) -> Result<aptindex::index::bounded::Skipped, MirrorError> {
     let f = std::fs::File::open(file).map_err(|source| MirrorError::Io {
         path: file.to_path_buf(),
         source,
@@ -152,31 +168,39 @@ fn read_index(
     let decoded = std::io::BufReader::with_capacity(256 * 1024, decoded);
     let dir = path.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let mut first_error: Option<PlanError> = None;
-    aptindex::index::for_each_entry(kind, dir, decoded, |entry| {
-        if first_error.is_some() {
-            return;
-        }
-        if kind == aptindex::IndexKind::I18nIndex {
-            // Translation files listed by i18n/Index: filtered by language.
-            let name = entry.path.rsplit('/').next().unwrap_or("");
-            let lang = name
-                .strip_prefix("Translation-")
-                .map(|l| aptindex::Compression::from_path(l).strip(l));
-            if !lang.is_some_and(|l| plan::language_wanted(cfg, l)) {
+    let skipped = aptindex::index::bounded::scan_bounded(
+        kind,
+        dir,
+        decoded,
+        cfg.max_index_entries,
+        // A path that escapes the mirror is a hostile index: not mirrored.
+        aptindex::index::bounded::UnsafePaths::Fail,
+        |entry| {
+            if first_error.is_some() {
                 return;
             }
-        }
-        if let Err(e) = pool.add(path, &entry.path, entry.checksums) {
-            first_error = Some(e);
-        }
-    })
+            if kind == aptindex::IndexKind::I18nIndex {
+                // Translation files listed by i18n/Index: filtered by language.
+                let name = entry.path.rsplit('/').next().unwrap_or("");
+                let lang = name
+                    .strip_prefix("Translation-")
+                    .map(|l| aptindex::Compression::from_path(l).strip(l));
+                if !lang.is_some_and(|l| plan::language_wanted(cfg, l)) {
+                    return;
+                }
+            }
+            if let Err(e) = pool.add(path, &entry.path, entry.checksums) {
+                first_error = Some(e);
+            }
+        },
+    )
     .map_err(|e| MirrorError::Index {
         path: path.to_string(),
         problem: Box::new(e.into()),
     })?;
     match first_error {
         Some(e) => Err(e.into()),
-        None => Ok(()),
+        None => Ok(skipped),
     }
 }
 

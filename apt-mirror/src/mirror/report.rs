@@ -32,6 +32,9 @@ pub struct MirrorReport {
     pub duration_secs: f64,
     /// The published snapshot directory (current one when unchanged or failed).
     pub snapshot: Option<String>,
+    /// Index entries skipped as bad (unsafe path, bad size or digest):
+    /// their files are not mirrored (each index also gets a warning).
+    pub entries_skipped: u64,
     /// What was wrong but did not stop the update (e.g. a `Release.gpg`
     /// that does not verify next to a good `InRelease`), each naming its URL.
     pub warnings: Vec<String>,

@@ -31,6 +31,7 @@ mod hostile_redirects;
 mod hostile_h2_window;
 mod hostile_one_host;
 mod hostile_suites;
+mod hostile_indices;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;

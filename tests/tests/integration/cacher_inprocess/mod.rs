@@ -82,6 +82,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
         status_allow: None,
+        max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
     }
 }
 
