@@ -1,13 +1,14 @@
 //! The configuration file, `mirror.toml`: the go-apt-mirror format unchanged
 //! (`dir`, `max_conns`, `[log]`, `[mirror.ID]` with `url`, `suites`,
 //! `sections`, `architectures`, `mirror_source`) plus optional keys
-//! (`keyring`, `languages`, `contents`, `keep` per mirror; an `[http]` table of
+//! (`keyring`, `languages`, `contents`, `keep`, `check_valid_until` per
+//! mirror; an `[http]` table of
 //! timeouts and retries; `progress_interval`).
 //!
 //! Parsing is strict: unknown keys are errors, and every error names the file,
 //! the line, and where it applies the mirror and the key.
 
-use runtime::config::{key_at, key_in_message, line_of, Location};
+use runtime::config::{line_of, Location, OneOrMany, TomlProblem};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,9 @@ pub struct MirrorConfig {
     pub contents: bool,
     /// Previous snapshots kept on disk.
     pub keep: usize,
+    /// Refuse a Release whose `Valid-Until` has passed (apt's
+    /// `check-valid-until`); `false` publishes it with a warning.
+    pub check_valid_until: bool,
 }
 
 impl MirrorConfig {
@@ -164,13 +168,6 @@ struct RawHttp {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMirror {
     url: Option<Spanned<String>>,
@@ -186,6 +183,7 @@ struct RawMirror {
     languages: Option<Spanned<Vec<String>>>,
     contents: Option<bool>,
     keep: Option<Spanned<i64>>,
+    check_valid_until: Option<bool>,
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -242,19 +240,22 @@ impl Config {
         };
 
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            let mirror = if line > 0 {
-                mirror_at_line(text, line)
-            } else {
-                None
+            let problem = TomlProblem::of(text, e.span(), e.message());
+            // `mirror.ID.key`: the mirror and its key; else the whole key.
+            let (mirror, key) = match problem.key.as_deref() {
+                Some([table, id, rest @ ..]) if table == "mirror" => {
+                    (Some(id.clone()), (!rest.is_empty()).then(|| rest.join(".")))
+                }
+                Some(_) => (None, problem.dotted_key()),
+                None if problem.line > 0 => (mirror_at_line(text, problem.line), None),
+                None => (None, None),
             };
             ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line,
+                line: problem.line,
                 mirror,
-                key: key_in_message(e.message())
-                    .or_else(|| e.span().and_then(|s| key_at(text, s.start))),
-                message: e.message().trim().to_string(),
+                key,
+                message: problem.message,
             }
         })?;
 
@@ -513,10 +514,7 @@ impl Config {
             let keyring = match &m.keyring {
                 None => Vec::new(),
                 Some(k) => {
-                    let list = match k.get_ref() {
-                        OneOrMany::One(s) => vec![s.clone()],
-                        OneOrMany::Many(v) => v.clone(),
-                    };
+                    let list = k.get_ref().0.clone();
                     if list.is_empty() || list.iter().any(String::is_empty) {
                         return Err(err(k.span(), "keyring", "must name one or more files"));
                     }
@@ -543,6 +541,7 @@ impl Config {
                     languages: m.languages.map(Spanned::into_inner),
                     contents: m.contents.unwrap_or(true),
                     keep,
+                    check_valid_until: m.check_valid_until.unwrap_or(true),
                 },
             );
         }
@@ -560,3 +559,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_type_errors;
