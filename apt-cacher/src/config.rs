@@ -11,7 +11,7 @@
 pub use crate::listen_address::ListenAddr;
 mod values;
 use reqwest::Url;
-use runtime::config::{key_at, key_in_message, key_span, line_of, Location};
+use runtime::config::{key_span, line_of, Location, OneOrMany, TomlProblem};
 pub use runtime::http::RedirectHost;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -161,7 +161,7 @@ impl ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    listen_address: Option<Spanned<RawListen>>,
+    listen_address: Option<Spanned<OneOrMany>>,
     check_interval: Option<Spanned<u64>>,
     cache_period: Option<Spanned<u64>>,
     meta_dir: Option<Spanned<String>>,
@@ -182,30 +182,8 @@ struct RawConfig {
     status_allow: Option<Vec<Spanned<String>>>,
 }
 
-/// `listen_address`: go-apt-cacher's one string, or an array of them.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawListen {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum RawMapping {
-    Url(String),
-    Table(RawMappingTable),
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMappingTable {
-    url: String,
-    #[serde(default)]
-    aliases: Vec<String>,
-    #[serde(default)]
-    redirect_hosts: Vec<String>,
-}
+mod raw_mapping;
+use raw_mapping::RawMapping;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,38 +222,35 @@ impl Config {
             reason,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let reason = e.message().trim().to_string();
-            let key = key_in_message(&reason)
-                .or_else(|| e.span().and_then(|s| key_at(text, s.start)))
-                .unwrap_or_else(|| "-".into());
-            err(e.span(), &key, reason)
+            let problem = TomlProblem::of(text, e.span(), e.message());
+            ConfigError {
+                file: file.to_string(),
+                line: problem.line,
+                key: problem.dotted_key().unwrap_or_else(|| "-".into()),
+                reason: problem.message,
+            }
         })?;
 
         let listen = match &raw.listen_address {
-            Some(s) => match s.get_ref() {
-                RawListen::One(one) => {
-                    vec![parse_listen(one)
-                        .map_err(|r| err(Some(s.span()), "listen_address", r.to_string()))?]
-                }
-                RawListen::Many(list) if list.is_empty() => {
-                    return Err(err(
-                        Some(s.span()),
-                        "listen_address",
-                        "the list is empty: give at least one address (\":3142\": all of them)"
-                            .into(),
-                    ))
-                }
-                RawListen::Many(list) => list
-                    .iter()
-                    .map(|one| {
-                        parse_listen(one).map_err(|r| {
-                            // The entry's own line, when the array spans several.
-                            let span = element_span(text, s.span(), one);
-                            err(Some(span), "listen_address", r.to_string())
-                        })
+            Some(s) if s.get_ref().0.is_empty() => {
+                return Err(err(
+                    Some(s.span()),
+                    "listen_address",
+                    "the list is empty: give at least one address (\":3142\": all of them)".into(),
+                ))
+            }
+            Some(s) => s
+                .get_ref()
+                .0
+                .iter()
+                .map(|one| {
+                    parse_listen(one).map_err(|r| {
+                        // The entry's own line, when the array spans several.
+                        let span = element_span(text, s.span(), one);
+                        err(Some(span), "listen_address", r.to_string())
                     })
-                    .collect::<Result<Vec<_>, _>>()?,
-            },
+                })
+                .collect::<Result<Vec<_>, _>>()?,
             None => vec![ListenAddr::Any(3142)],
         };
         let secs = |v: &Option<Spanned<u64>>, default: u64| {
@@ -570,3 +545,5 @@ fn normalize(p: &Path) -> PathBuf {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_type_errors;

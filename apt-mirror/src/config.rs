@@ -1,13 +1,14 @@
 //! The configuration file, `mirror.toml`: the go-apt-mirror format unchanged
 //! (`dir`, `max_conns`, `[log]`, `[mirror.ID]` with `url`, `suites`,
 //! `sections`, `architectures`, `mirror_source`) plus optional keys
-//! (`keyring`, `languages`, `contents`, `keep` per mirror; an `[http]` table of
+//! (`keyring`, `languages`, `contents`, `keep`, `check_valid_until` per
+//! mirror; an `[http]` table of
 //! timeouts and retries; `progress_interval`).
 //!
 //! Parsing is strict: unknown keys are errors, and every error names the file,
 //! the line, and where it applies the mirror and the key.
 
-use runtime::config::{key_at, key_in_message, line_of, Location};
+use runtime::config::{line_of, Location, OneOrMany, TomlProblem};
 use runtime::http::RedirectHost;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -94,6 +95,9 @@ pub struct MirrorConfig {
     /// Most entries (files named) one index may have; a bigger one fails
     /// the run (default [`aptindex::index::bounded::DEFAULT_MAX_ENTRIES`]).
     pub max_index_entries: u64,
+    /// Refuse a Release whose `Valid-Until` has passed (apt's
+    /// `check-valid-until`); `false` publishes it with a warning.
+    pub check_valid_until: bool,
 }
 
 impl MirrorConfig {
@@ -171,13 +175,6 @@ struct RawHttp {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawMirror {
     url: Option<Spanned<String>>,
@@ -195,6 +192,7 @@ struct RawMirror {
     keep: Option<Spanned<i64>>,
     redirect_hosts: Option<Spanned<Vec<String>>>,
     max_index_entries: Option<Spanned<i64>>,
+    check_valid_until: Option<bool>,
 }
 
 /// The `[mirror.ID]` table that encloses line `line`, if any (for parse
@@ -251,19 +249,22 @@ impl Config {
         };
 
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            let mirror = if line > 0 {
-                mirror_at_line(text, line)
-            } else {
-                None
+            let problem = TomlProblem::of(text, e.span(), e.message());
+            // `mirror.ID.key`: the mirror and its key; else the whole key.
+            let (mirror, key) = match problem.key.as_deref() {
+                Some([table, id, rest @ ..]) if table == "mirror" => {
+                    (Some(id.clone()), (!rest.is_empty()).then(|| rest.join(".")))
+                }
+                Some(_) => (None, problem.dotted_key()),
+                None if problem.line > 0 => (mirror_at_line(text, problem.line), None),
+                None => (None, None),
             };
             ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line,
+                line: problem.line,
                 mirror,
-                key: key_in_message(e.message())
-                    .or_else(|| e.span().and_then(|s| key_at(text, s.start))),
-                message: e.message().trim().to_string(),
+                key,
+                message: problem.message,
             }
         })?;
 
@@ -522,10 +523,7 @@ impl Config {
             let keyring = match &m.keyring {
                 None => Vec::new(),
                 Some(k) => {
-                    let list = match k.get_ref() {
-                        OneOrMany::One(s) => vec![s.clone()],
-                        OneOrMany::Many(v) => v.clone(),
-                    };
+                    let list = k.get_ref().0.clone();
                     if list.is_empty() || list.iter().any(String::is_empty) {
                         return Err(err(k.span(), "keyring", "must name one or more files"));
                     }
@@ -570,6 +568,7 @@ impl Config {
                     keep,
                     redirect_hosts,
                     max_index_entries,
+                    check_valid_until: m.check_valid_until.unwrap_or(true),
                 },
             );
         }
@@ -587,3 +586,5 @@ impl Config {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_type_errors;

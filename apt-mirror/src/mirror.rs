@@ -7,7 +7,8 @@
 //! 2. decide which Release text to believe, the way apt does
 //!    (`aptindex::trust`: `InRelease` first, `Release` + `Release.gpg` only
 //!    without a valid `InRelease`; a file that fails verification next to a
-//!    good one is a warning and is not published);
+//!    good one is a warning and is not published), and refuse it when its
+//!    `Valid-Until` has passed ([`validity`]);
 //! 3. fetch the selected indices (by-hash first), verified against Release,
 //!    and the PDiff patches their `*.diff/Index` lists, verified against it
 //!    ([`pdiff`]);
@@ -31,6 +32,7 @@ mod release;
 mod report;
 mod run;
 mod update;
+mod validity;
 
 pub use report::{MirrorReport, Outcome};
 
@@ -119,6 +121,17 @@ pub enum MirrorError {
         /// Why it failed.
         #[source]
         source: tokio::task::JoinError,
+    },
+    /// The believed Release's `Valid-Until` has passed (or cannot be
+    /// read), and the mirror checks it.
+    #[error("{url}: suite {suite:?}: {problem}; the current snapshot is kept (check_valid_until = false publishes it anyway)")]
+    Expired {
+        /// The Release file believed.
+        url: String,
+        /// The suite.
+        suite: String,
+        /// Expired when, or unreadable.
+        problem: validity::Invalid,
     },
     /// The run was interrupted.
     #[error("interrupted")]

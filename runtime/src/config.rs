@@ -1,8 +1,15 @@
 //! Helpers both binaries' configuration parsers share to say *where* an
 //! error is: the line of a byte offset (toml reports spans), the key a
 //! serde message names, the key on a line, and the [`Location`]
-//! (`file:line`) an error message opens with. The configuration structs
-//! themselves stay in each binary.
+//! (`file:line`) an error message opens with; the full key of a position
+//! and serde's type names in a user's words ([`key_path`]); a one-or-many
+//! string key ([`OneOrMany`]). The configuration structs themselves stay in
+//! each binary.
+
+mod key_path;
+mod one_or_many;
+pub use key_path::{explain, key_path_at};
+pub use one_or_many::OneOrMany;
 
 use std::fmt;
 use std::ops::Range;
@@ -55,6 +62,48 @@ pub fn key_span(text: &str, key: &str) -> Option<Range<usize>> {
         offset += line.len();
     }
     None
+}
+
+/// A deserialization error of a TOML file, told for a user: its line, the
+/// full key it is about, and the message with serde's type names explained.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlProblem {
+    /// 1-based line; 0 when unknown.
+    pub line: usize,
+    /// The key's components (`["mapping", "debian", "url"]`), when known.
+    pub key: Option<Vec<String>>,
+    /// What is wrong and what was expected.
+    pub message: String,
+}
+
+impl TomlProblem {
+    /// The problem toml reports as `message` at `span` of `text`.
+    pub fn of(text: &str, span: Option<Range<usize>>, message: &str) -> TomlProblem {
+        let message = explain(message);
+        let start = span.as_ref().map(|s| s.start);
+        let mut key = start
+            .and_then(|at| key_path_at(text, at))
+            .or_else(|| start.and_then(|at| key_at(text, at)).map(|k| vec![k]));
+        // "unknown field `x`" or "missing field `x`" about a table: the
+        // field is the key.
+        if let Some(named) = key_in_message(&message) {
+            match &mut key {
+                Some(path) if path.last() != Some(&named) => path.push(named),
+                Some(_) => {}
+                None => key = Some(vec![named]),
+            }
+        }
+        TomlProblem {
+            line: start.map_or(0, |at| line_of(text, at)),
+            key,
+            message,
+        }
+    }
+
+    /// The key, dotted (`mapping.debian.url`).
+    pub fn dotted_key(&self) -> Option<String> {
+        self.key.as_ref().map(|k| k.join("."))
+    }
 }
 
 /// Where in a configuration file: `file:line`, or `file` alone when the

@@ -33,6 +33,7 @@ mod layout;
 mod lookup;
 pub mod pdiff;
 mod pool_entry;
+mod pool_index;
 pub mod pool_lookup;
 mod pool_map;
 mod publish;

@@ -1,5 +1,5 @@
 //! The map of pool files to the checksums the indices give: parsed from
-//! each index a generation holds (and found through [`PoolIndex`]).
+//! each index a generation holds (and found through [`super::pool_index::PoolIndex`]).
 //!
 //! An index comes from upstream, which may be hostile: it is read
 //! streaming, within caps on its decompressed size and on its entries
@@ -11,7 +11,6 @@
 //! good index are skipped and counted; the others still protect their files.
 
 use super::pool_entry::PoolMap;
-use super::pool_index::PoolIndex;
 use super::*;
 use aptindex::index::bounded::{read_bounded, Bounds};
 use aptindex::index::IndexError;
@@ -95,7 +94,7 @@ impl Generations {
     /// The checksums the indices of `mapping` give for `path`, if any: the
     /// newest generation's that lists it (a suite's current generation
     /// before those still in their grace period, which a client pinned to
-    /// one of them may ask for). One hash lookup in [`PoolIndex`]: no walk
+    /// one of them may ask for). One hash lookup in [`super::pool_index::PoolIndex`]: no walk
     /// over suites.
     pub fn expected(&self, mapping: usize, path: &str) -> Option<Checksums> {
         self.pool_index.get(mapping, path)

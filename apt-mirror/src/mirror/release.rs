@@ -1,9 +1,11 @@
 //! Steps 1 and 2 of an update: the Release files of every suite, fetched
 //! (and fetched again before the swap, to catch an upstream that changed
 //! mid-run), compared with the current snapshot's, and the decision which
-//! of them to believe and publish (`aptindex::trust`).
+//! of them to believe and publish (`aptindex::trust`), refused when its
+//! `Valid-Until` has passed ([`super::validity`]).
 
 use super::update::Update;
+use super::validity::{self, Validity};
 use super::MirrorError;
 use crate::config::MirrorConfig;
 use crate::fetch::url_for;
@@ -97,6 +99,28 @@ impl Update<'_> {
         for w in &decision.warnings {
             tracing::warn!(mirror = %self.cfg.id, url = %w.url, published = w.published, believed = %decision.authority, "{w}");
             self.counters.warn(w.to_string());
+        }
+        let url = format!("{location}{}", decision.authority);
+        match validity::judge(&decision.release, std::time::SystemTime::now()) {
+            Validity::Valid => {}
+            Validity::Expiring { valid_until, left } => {
+                let message = validity::expiring_message(&valid_until, left);
+                tracing::warn!(mirror = %self.cfg.id, suite = %r.suite, url = %url, "{message}");
+                self.counters.warn(format!("{url}: {message}"));
+            }
+            Validity::Invalid(problem) if self.cfg.check_valid_until => {
+                return Err(MirrorError::Expired {
+                    url,
+                    suite: r.suite.clone(),
+                    problem,
+                });
+            }
+            Validity::Invalid(problem) => {
+                tracing::warn!(mirror = %self.cfg.id, suite = %r.suite, url = %url, "{problem}; published because check_valid_until = false");
+                self.counters.warn(format!(
+                    "{url}: {problem}; published because check_valid_until = false"
+                ));
+            }
         }
         Ok(decision)
     }

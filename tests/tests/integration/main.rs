@@ -32,6 +32,7 @@ mod hostile_h2_window;
 mod hostile_one_host;
 mod hostile_suites;
 mod hostile_indices;
+mod hostile_config_release;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;

@@ -58,6 +58,8 @@ impl Bed {
             cache_capacity: 1 << 30,
             max_conns: 10,
             max_clients: apt_cacher::config::DEFAULT_MAX_CLIENTS,
+            max_clients_per_host: apt_cacher::config::DEFAULT_MAX_CLIENTS_PER_HOST,
+            max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
             log: LogConfig::default(),
             mappings: vec![Mapping {
                 prefix: "m".into(),
