@@ -190,6 +190,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
         status_allow: None,
+        unverified: Default::default(),
     };
     (config, sources)
 }

@@ -128,6 +128,8 @@ impl Generations {
                 aptindex::path::join(&suite.dir, rel)
             ),
             temp: (file, temp),
+            unverified_cap: crate::config::UNVERIFIED_DEFAULT,
+            room: None,
             commit: Commit::Hand(kept_tx),
         };
         let source = self.downloads.start(job).source;
@@ -201,6 +203,8 @@ impl Generations {
             expected: Some(cs.clone()),
             what: format!("{}/{}", self.prefix(suite.mapping), repo_path),
             temp: (file, temp),
+            unverified_cap: crate::config::UNVERIFIED_DEFAULT,
+            room: None,
             commit: Commit::Generation(Box::new(IntoGen {
                 gen,
                 rel: rel.to_string(),

@@ -77,6 +77,12 @@ pub enum Fault {
     Chunked,
     /// Send the body in chunks of 64 KiB, waiting this long before each.
     ChunkDelay(Duration),
+    /// Answer 200 with an endless body (zeros, chunked, no `Content-Length`), whether or not
+    /// the file exists: a hostile or broken upstream.
+    Endless,
+    /// Answer 200 with a captive portal's login page (`Content-Type: text/html`), whether or
+    /// not the file exists.
+    Html,
 }
 
 /// How many matching requests a fault applies to.

@@ -27,6 +27,7 @@ mod cacher_pdiffs;
 mod cacher_status;
 mod cacher_timeouts;
 mod deb_packages;
+mod hostile_cache;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;

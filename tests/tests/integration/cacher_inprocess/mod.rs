@@ -80,6 +80,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         generation_grace: Duration::from_secs(600),
         timeouts: Timeouts::default(),
         status_allow: None,
+        unverified: Default::default(),
     }
 }
 
