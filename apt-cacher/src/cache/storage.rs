@@ -113,8 +113,13 @@ impl Storage {
         found.sort_by_key(|(_, _, t)| *t);
         let mut index = Index::default();
         let expired_before = unix_secs_of(SystemTime::now()).saturating_sub(budget.ttl.as_secs());
-        for (key, size, t) in found {
-            if is_unverified_key(&key) && t < expired_before {
+        for (key, size, _) in found {
+            // The lifetime counts from the download (mtime), not the last use.
+            let expired = is_unverified_key(&key)
+                && std::fs::metadata(root.join(&key))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| unix_secs_of(t) < expired_before);
+            if expired {
                 let _ = std::fs::remove_file(root.join(&key));
                 continue;
             }
