@@ -61,7 +61,30 @@ pub struct Config {
     /// Most entries (files named) one index may have; a bigger one is
     /// quarantined (default [`aptindex::index::bounded::DEFAULT_MAX_ENTRIES`]).
     pub max_index_entries: u64,
+    /// Files no index lists: their size cap, budget and lifetime.
+    pub unverified: Unverified,
 }
+
+/// `max_unverified_size`, `unverified_capacity`, `unverified_ttl`: what a
+/// pool file no index lists may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Unverified {
+    /// Cap on one such download, in bytes (`None`: twice the largest listed
+    /// file requested so far, at least [`UNVERIFIED_FLOOR`]; before any,
+    /// [`UNVERIFIED_DEFAULT`]).
+    pub max_size: Option<u64>,
+    /// Bytes they may take together in `cache_dir`, besides
+    /// `cache_capacity` (`None`: 5 % of `cache_capacity`).
+    pub capacity: Option<u64>,
+    /// How long one is kept (`None`: one day).
+    pub ttl: Option<Duration>,
+}
+
+/// The smallest derived `max_unverified_size`: 64 MiB.
+pub const UNVERIFIED_FLOOR: u64 = 64 << 20;
+
+/// `max_unverified_size` before any listed file was seen: 256 MiB.
+pub const UNVERIFIED_DEFAULT: u64 = 256 << 20;
 
 /// The longest duration any key accepts: 7 days.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -180,6 +203,9 @@ struct RawConfig {
     generation_grace: Option<Spanned<u64>>,
     timeouts: Option<Spanned<RawTimeouts>>,
     status_allow: Option<Vec<Spanned<String>>>,
+    max_unverified_size: Option<Spanned<u64>>,
+    unverified_capacity: Option<Spanned<u64>>,
+    unverified_ttl: Option<Spanned<u64>>,
 }
 
 mod raw_mapping;
@@ -498,6 +524,23 @@ impl Config {
             )?;
         }
 
+        let mib = |v: &Option<Spanned<u64>>, key: &str| -> Result<Option<u64>, ConfigError> {
+            v.as_ref()
+                .map(|s| {
+                    s.get_ref()
+                        .checked_mul(1 << 20)
+                        .ok_or_else(|| err(Some(s.span()), key, "too large (MiB)".into()))
+                })
+                .transpose()
+        };
+        let unverified = Unverified {
+            max_size: mib(&raw.max_unverified_size, "max_unverified_size")?,
+            capacity: mib(&raw.unverified_capacity, "unverified_capacity")?,
+            ttl: match &raw.unverified_ttl {
+                Some(_) => Some(duration(&raw.unverified_ttl, 0, "unverified_ttl")?),
+                None => None,
+            },
+        };
         Ok(Config {
             listen,
             check_interval: duration(&raw.check_interval, 600, "check_interval")?,
@@ -515,6 +558,7 @@ impl Config {
             timeouts,
             status_allow,
             max_index_entries,
+            unverified,
         })
     }
 }

@@ -193,6 +193,7 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         timeouts: Timeouts::default(),
         status_allow: None,
         max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+        unverified: Default::default(),
     };
     (config, sources)
 }

@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 10] = [
+        let singles: [Single; 11] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -122,6 +122,12 @@ impl Collector for Scrape {
                 "Files evicted from the cache.",
                 counter,
                 c.evictions,
+            ),
+            (
+                "apt_cacher_disk_full",
+                "Writes that failed on a full file system (ENOSPC) or quota (EDQUOT).",
+                counter,
+                c.disk_full,
             ),
             (
                 "apt_cacher_generation_swaps",

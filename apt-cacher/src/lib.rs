@@ -96,8 +96,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let capacity = config.cache_capacity;
     let metrics = Arc::new(metrics::Metrics::new());
     let store_metrics = metrics.clone();
+    let budget = {
+        let d = cache::storage::UnverifiedBudget::default_for(capacity);
+        cache::storage::UnverifiedBudget {
+            capacity: config.unverified.capacity.unwrap_or(d.capacity),
+            ttl: config.unverified.ttl.unwrap_or(d.ttl),
+        }
+    };
     let store = tokio::task::spawn_blocking(move || {
-        cache::Storage::open(&cache_dir, capacity, store_metrics)
+        cache::Storage::open_with(&cache_dir, capacity, budget, store_metrics)
     })
     .await?
     .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
@@ -140,7 +147,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let store = Arc::new(store);
     let app = Arc::new(handler::App {
         router,
-        cache: cache::Cache::new(store.clone(), downloads.clone(), metrics.clone()),
+        cache: cache::Cache::new(store.clone(), downloads.clone(), metrics.clone())
+            .with_max_unverified(config.unverified.max_size),
         store,
         downloads,
         gens: gens.clone(),

@@ -139,6 +139,11 @@ pub struct Counters {
     pub index_quarantines: u64,
     /// Index entries skipped as bad (unsafe path, bad size or digest).
     pub index_entries_skipped: u64,
+    /// Writes that failed because the file system was full (ENOSPC) or the
+    /// quota exhausted (EDQUOT).
+    pub disk_full: u64,
+    /// The last of them: when, the file, what was being written.
+    pub last_disk_full: Option<Failure>,
 }
 
 impl Counters {
@@ -192,6 +197,8 @@ pub struct Metrics {
     generation_swaps: AtomicU64,
     index_quarantines: AtomicU64,
     index_entries_skipped: AtomicU64,
+    disk_full: AtomicU64,
+    last_disk_full: Mutex<Option<Failure>>,
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -225,6 +232,8 @@ impl Metrics {
             generation_swaps: AtomicU64::new(0),
             index_quarantines: AtomicU64::new(0),
             index_entries_skipped: AtomicU64::new(0),
+            disk_full: AtomicU64::new(0),
+            last_disk_full: Mutex::new(None),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -286,6 +295,24 @@ impl Metrics {
         self.evictions.fetch_add(n, Relaxed);
     }
 
+    /// Counts a write of `what` to `path` that failed on a full file
+    /// system (or quota), remembers it as the last one and among the recent
+    /// failures.
+    pub fn disk_full(&self, path: &str, what: &str) {
+        self.disk_full.fetch_add(1, Relaxed);
+        self.failure(path, what);
+        let newest = self
+            .failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .back()
+            .cloned();
+        *self
+            .last_disk_full
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = newest;
+    }
+
     /// Counts a generation swap.
     pub fn generation_swapped(&self) {
         self.generation_swaps.fetch_add(1, Relaxed);
@@ -344,6 +371,12 @@ impl Metrics {
             generation_swaps: self.generation_swaps.load(Relaxed),
             index_quarantines: self.index_quarantines.load(Relaxed),
             index_entries_skipped: self.index_entries_skipped.load(Relaxed),
+            disk_full: self.disk_full.load(Relaxed),
+            last_disk_full: self
+                .last_disk_full
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -371,6 +404,10 @@ mod tests {
         m.evicted(3);
         m.generation_swapped();
         m.unverified_download();
+        m.disk_full(
+            "/var/cache/x/.tmp/dl-1",
+            "writing m/pool/a.deb: No space left on device",
+        );
         let g = Gauges {
             cache_bytes: 1234,
             cache_files: 2,
@@ -398,6 +435,7 @@ mod tests {
             "apt_cacher_evictions_total 3",
             "apt_cacher_generation_swaps_total 1",
             "apt_cacher_log_dropped_lines_total 5",
+            "apt_cacher_disk_full_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -45,6 +45,7 @@ pub fn download_error(e: &DownloadError) -> Response<Body> {
     match e {
         DownloadError::Upstream(u) => text(crate::upstream::client_status(u), u.to_string()),
         DownloadError::Verify(m) => text(StatusCode::BAD_GATEWAY, m.to_string()),
+        DownloadError::Refused(m) => text(StatusCode::BAD_GATEWAY, m.to_string()),
         DownloadError::Local(m) => text(StatusCode::INTERNAL_SERVER_ERROR, m.to_string()),
     }
 }

@@ -204,6 +204,19 @@ impl StatusSnapshot {
             "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; indices quarantined: {} &middot; index entries skipped: {} &middot; dropped log lines: {}</p>",
             c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, c.index_quarantines, c.index_entries_skipped, g.dropped_log_lines
         );
+        match &c.last_disk_full {
+            Some(f) => {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"diskfull\">Disk full: {} times, last at {}: {} ({})</p>",
+                    c.disk_full,
+                    esc(&f.time),
+                    esc(&f.url),
+                    esc(&f.what)
+                );
+            }
+            None => h.push_str("<p>Disk full: never</p>\n"),
+        }
 
         h.push_str("<h2>Mappings</h2>\n");
         if self.mappings.is_empty() {

@@ -76,6 +76,14 @@ impl Response {
             .map(str::to_string)
     }
 
+    /// `Content-Type`, as sent.
+    pub fn content_type(&self) -> Option<&str> {
+        self.inner
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+    }
+
     /// The next chunk of the body, `None` at the end; bounded by the
     /// idle-read timeout and the overall cap.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {

@@ -34,6 +34,10 @@ pub struct Job {
     pub temp: (std::fs::File, TempPath),
     /// Where the verified file goes.
     pub commit: Commit,
+    /// The size cap when nothing is `expected` (`max_unverified_size`).
+    pub unverified_cap: u64,
+    /// The storage to evict from when the file system is full.
+    pub room: Option<Arc<super::Storage>>,
 }
 
 /// A download started or joined.
@@ -127,6 +131,8 @@ impl InFlight {
             expected: job.expected,
             what: job.what,
             commit: job.commit,
+            unverified_cap: job.unverified_cap,
+            room: job.room,
         };
         let me = source.clone();
         tokio::spawn(async move {

@@ -17,6 +17,35 @@ pub enum DownloadError {
     /// Local I/O failed.
     #[error("{0}")]
     Local(#[from] LocalError),
+    /// Upstream's answer is not what it may be (too large for a file no
+    /// index lists, HTML for a package): not served as good, not cached.
+    #[error("{0}")]
+    Refused(#[from] RefusedError),
+}
+
+/// Why an upstream answer was refused though nothing could verify it.
+#[derive(Debug, thiserror::Error)]
+pub enum RefusedError {
+    /// A file no index lists grew beyond `max_unverified_size`.
+    #[error("{what} from {url}: no index lists it and it is larger than max_unverified_size ({limit} bytes); not cached")]
+    TooLarge {
+        /// Mapping and path.
+        what: String,
+        /// The upstream URL.
+        url: String,
+        /// The cap.
+        limit: u64,
+    },
+    /// An HTML page answered for a package or an index (a captive portal).
+    #[error(
+        "{what} from {url}: upstream answered an HTML page for a package or index; not cached"
+    )]
+    Html {
+        /// Mapping and path.
+        what: String,
+        /// The upstream URL.
+        url: String,
+    },
 }
 
 /// How a download failed to verify.
@@ -73,6 +102,16 @@ pub enum LocalError {
         what: String,
         /// What went wrong, and where.
         source: aptindex::tree::TreeError,
+    },
+    /// The file system stayed full though the cache evicted what it could.
+    #[error("{what}: file system full at {} ({source}); nothing left to evict", path.display())]
+    DiskFull {
+        /// Mapping and path.
+        what: String,
+        /// The temporary file.
+        path: PathBuf,
+        /// The I/O error (ENOSPC or EDQUOT).
+        source: std::io::Error,
     },
     /// The download task is gone without an outcome.
     #[error("download task ended")]

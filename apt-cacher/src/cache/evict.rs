@@ -67,6 +67,14 @@ impl Lru {
         self.total
     }
 
+    /// Forgets the least recently used key; it and its size.
+    pub(super) fn pop_oldest(&mut self) -> Option<(String, u64)> {
+        let (_, key) = self.by_use.pop_first()?;
+        let e = self.entries.remove(&key)?;
+        self.total -= e.size;
+        Some((key, e.size))
+    }
+
     /// Forgets least-recently-used keys until the total fits `capacity`;
     /// the keys forgotten (their files are to be removed).
     pub(super) fn over(&mut self, capacity: u64) -> Vec<String> {

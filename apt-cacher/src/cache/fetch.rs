@@ -5,7 +5,9 @@
 //! progress to the readers; then verify and commit ([`super::commit`]).
 
 use super::commit::{keep, verify_failed, Commit};
-use super::error::{DownloadError, LocalError, VerifyError};
+use super::diskfull;
+use super::error::{DownloadError, LocalError, RefusedError, VerifyError};
+use super::portal::{self, HtmlAnswer};
 use super::progress::{DownloadState, Head, InFlightMap, UpstreamNote, PUBLISH_EVERY};
 use crate::mapped;
 use crate::metrics::Metrics;
@@ -28,6 +30,8 @@ pub(super) struct Task {
     pub(super) expected: Option<Checksums>,
     pub(super) what: String,
     pub(super) commit: Commit,
+    pub(super) unverified_cap: u64,
+    pub(super) room: Option<Arc<super::Storage>>,
 }
 
 impl Task {
@@ -110,6 +114,17 @@ impl Task {
                 return Err(e.into());
             }
         }
+        let mut commit = self.commit;
+        // A captive portal: an HTML page for a package or an index.
+        let html_type = resp.content_type().is_some_and(portal::is_html_type);
+        if let Some(refused) = html(&self.what, &url, html_type, &mut commit, metrics) {
+            return Err(refused.into());
+        }
+        if self.expected.is_none() {
+            if let Some(cl) = resp.content_length().filter(|&cl| cl > self.unverified_cap) {
+                return Err(too_large(&self.what, &url, self.unverified_cap, cl, metrics).into());
+            }
+        }
         let head = Head {
             length: self
                 .expected
@@ -150,20 +165,22 @@ impl Task {
             }
             _ => None,
         };
+        let length = head.length;
         self.tx.send_modify(|p| p.head = Some(head));
         let hasher = match &self.expected {
             Some(e) => Hasher::for_expected(e),
             None => Hasher::new(&[]),
         };
-        let limit = self.expected.as_ref().map(|e| e.size);
+        // A file no index lists is capped at max_unverified_size.
+        let limit = self
+            .expected
+            .as_ref()
+            .map_or(self.unverified_cap, |e| e.size);
+        let temp_path = self.temp.to_path_buf();
         // Unbuffered: each chunk is one write to the file the readers share.
-        let mut staged = StagedFile::shared(
-            self.file,
-            self.temp,
-            limit.unwrap_or(u64::MAX),
-            hasher,
-            &self.what,
-        );
+        let mut staged = StagedFile::shared(self.file, self.temp, limit, hasher, &self.what);
+        let mut disk_full_retries = 0u32;
+        let mut sniffed = false;
         let mut written = 0u64;
         let mut published = 0u64;
         let mut published_at = Instant::now();
@@ -180,9 +197,55 @@ impl Task {
                     return Err(e.into());
                 }
             };
+            if !sniffed && !chunk.is_empty() {
+                sniffed = true;
+                if portal::looks_like_html(&chunk) {
+                    if let Some(refused) = html(&self.what, &url, true, &mut commit, metrics) {
+                        return Err(refused.into());
+                    }
+                }
+            }
             // Page-cache writes are short; a blocking write here keeps the code simple.
-            match staged.write(&chunk) {
+            let mut chunk = chunk;
+            let result = loop {
+                let before = staged.written();
+                let result = staged.write(&chunk);
+                let Some(e) = result.as_ref().err().and_then(diskfull::of_tree) else {
+                    break result;
+                };
+                // A full file system: say so, evict, write the rest again.
+                diskfull::record(metrics, &self.what, &temp_path, e);
+                let done = usize::try_from(staged.written() - before).unwrap_or(usize::MAX);
+                chunk = chunk.slice(done.min(chunk.len())..);
+                let need = diskfull::room_needed(length, staged.written());
+                let freed = match (&self.room, disk_full_retries < diskfull::RETRIES) {
+                    (Some(room), true) => {
+                        let room = room.clone();
+                        tokio::task::spawn_blocking(move || room.make_room(need))
+                            .await
+                            .unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+                disk_full_retries += 1;
+                if freed == 0 {
+                    break result;
+                }
+            };
+            match result {
                 Ok(()) => {}
+                Err(TreeError::TooLarge { limit: l, .. }) if self.expected.is_none() => {
+                    return Err(too_large(&self.what, &url, l, l, metrics).into());
+                }
+                Err(TreeError::Io { path, source }) if diskfull::is_disk_full(&source) => {
+                    tracing::warn!(what = %self.what, url = %url, path = %path.display(), "file system full and nothing left to evict: download aborted");
+                    return Err(LocalError::DiskFull {
+                        what: self.what.clone(),
+                        path,
+                        source,
+                    }
+                    .into());
+                }
                 Err(TreeError::TooLarge { limit: l, .. }) => {
                     let actual = written + chunk.len() as u64;
                     tracing::warn!(what = %self.what, url = %url, expected = l, actual_at_least = actual, "verification failed: upstream sent more bytes than expected");
@@ -232,8 +295,52 @@ impl Task {
         };
         // Verified (or nothing to verify): keeping the file (sync, rename)
         // happens before the download leaves the in-flight table.
-        keep(self.commit, file, &self.tx, &self.what, written).await;
+        keep(commit, file, &self.tx, &self.what, written).await;
         tracing::debug!(what = %self.what, url = %url, bytes = written, ms = started.elapsed().as_millis() as u64, "downloaded");
         Ok(())
+    }
+}
+
+/// `what`, a file no index lists, larger than `max_unverified_size`
+/// (`limit`): logged, remembered among the failures.
+fn too_large(what: &str, url: &str, limit: u64, at_least: u64, metrics: &Metrics) -> RefusedError {
+    tracing::warn!(what = %what, url = %url, limit, at_least, "no index lists this file and it is larger than max_unverified_size: download aborted, not cached");
+    let e = RefusedError::TooLarge {
+        what: what.to_string(),
+        url: url.to_string(),
+        limit,
+    };
+    metrics.failure(url, &e.to_string());
+    e
+}
+
+/// An answer that is HTML (`html`, by its type or first bytes): for a
+/// package or an index refused (the error to return); for another file
+/// passed through, not cached (`commit` becomes a discard).
+fn html(
+    what: &str,
+    url: &str,
+    html: bool,
+    commit: &mut Commit,
+    metrics: &Metrics,
+) -> Option<RefusedError> {
+    match portal::html_answer(what, html) {
+        HtmlAnswer::Fine => None,
+        HtmlAnswer::Refuse => {
+            tracing::warn!(what = %what, url = %url, "upstream answered an HTML page (a captive portal?) for a package or index: refused, not cached");
+            let e = RefusedError::Html {
+                what: what.to_string(),
+                url: url.to_string(),
+            };
+            metrics.failure(url, &e.to_string());
+            Some(e)
+        }
+        HtmlAnswer::PassUncached => {
+            if !matches!(commit, Commit::Discard) {
+                tracing::warn!(what = %what, url = %url, "upstream answered an HTML page: passed through, not cached");
+            }
+            *commit = Commit::Discard;
+            None
+        }
     }
 }

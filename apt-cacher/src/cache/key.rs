@@ -70,6 +70,16 @@ pub(crate) fn safe_key(key: &str) -> bool {
     aptindex::path::is_safe_relative(key) && !key.starts_with(TMP_DIR)
 }
 
+/// The content tag of a file no index lists.
+const UNVERIFIED_TAG: &str = "u";
+
+/// True when storage key `key` names a file no index lists (kept
+/// unverified, under its own budget).
+pub(crate) fn is_unverified_key(key: &str) -> bool {
+    key.rsplit_once('#')
+        .is_some_and(|(_, tag)| tag == UNVERIFIED_TAG)
+}
+
 /// The content tag of a file expected to have checksums `cs`.
 fn tag(cs: &Checksums) -> String {
     cs.strongest()
@@ -132,7 +142,9 @@ impl CacheKey {
         else {
             return None;
         };
-        let tag = expected.as_ref().map_or_else(|| "u".to_string(), tag);
+        let tag = expected
+            .as_ref()
+            .map_or_else(|| UNVERIFIED_TAG.to_string(), tag);
         let key = format!("{prefix}/{path}#{tag}");
         safe_key(&key).then_some(key)
     }

@@ -11,17 +11,19 @@
 
 pub mod coalesce;
 pub mod commit;
+pub mod diskfull;
 pub mod error;
 pub mod evict;
 pub mod fetch;
 pub mod key;
+pub mod portal;
 pub mod progress;
 pub mod reader;
 pub mod storage;
 
 pub use coalesce::{InFlight, Job, Started};
 pub use commit::{Commit, Destination};
-pub use error::{CacheError, CommitError, DownloadError, LocalError, VerifyError};
+pub use error::{CacheError, CommitError, DownloadError, LocalError, RefusedError, VerifyError};
 pub use key::CacheKey;
 pub use progress::{Head, UpstreamNote};
 pub use reader::Source;
@@ -30,6 +32,7 @@ pub use storage::Storage;
 use crate::metrics::Metrics;
 use reqwest::Url;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 /// A file to serve.
@@ -52,6 +55,8 @@ pub struct Cache {
     storage: Arc<Storage>,
     inflight: Arc<InFlight>,
     metrics: Arc<Metrics>,
+    max_unverified: Option<u64>,
+    largest_listed: AtomicU64,
 }
 
 impl Cache {
@@ -61,6 +66,29 @@ impl Cache {
             storage,
             inflight,
             metrics,
+            max_unverified: None,
+            largest_listed: AtomicU64::new(0),
+        }
+    }
+
+    /// With `max_unverified_size` (`None`: derived, see
+    /// [`Cache::unverified_cap`]).
+    pub fn with_max_unverified(mut self, max: Option<u64>) -> Cache {
+        self.max_unverified = max;
+        self
+    }
+
+    /// The cap on a download no index lists: `max_unverified_size`, or
+    /// twice the largest listed file requested so far (at least
+    /// [`crate::config::UNVERIFIED_FLOOR`]), or before any
+    /// [`crate::config::UNVERIFIED_DEFAULT`].
+    pub fn unverified_cap(&self) -> u64 {
+        if let Some(max) = self.max_unverified {
+            return max;
+        }
+        match self.largest_listed.load(Relaxed) {
+            0 => crate::config::UNVERIFIED_DEFAULT,
+            n => n.saturating_mul(2).max(crate::config::UNVERIFIED_FLOOR),
         }
     }
 
@@ -77,6 +105,9 @@ impl Cache {
                 self.storage.remove(k);
             }
         }
+        if let Some(cs) = key.expected() {
+            self.largest_listed.fetch_max(cs.size, Relaxed);
+        }
         let url = url.ok_or(CacheError::BadPath)?;
         // A download of this file in flight: join it (no temporary file).
         if let Some(source) = self.inflight.joinable(key) {
@@ -85,10 +116,22 @@ impl Cache {
                 joined: true,
             });
         }
-        let temp = self.storage.temp_file().map_err(|e| {
-            tracing::warn!(error = %e, "cannot create a temporary file in the cache");
-            CacheError::TempFile(e)
-        })?;
+        let temp = match self.storage.temp_file() {
+            Ok(t) => t,
+            Err(e) if diskfull::is_disk_full(&e) => {
+                // Even an empty file needs an inode: make room once, retry.
+                diskfull::record(&self.metrics, &key.what(), &self.storage.tmp_dir(), &e);
+                self.storage.make_room(diskfull::ROOM_MIN);
+                self.storage.temp_file().map_err(|e| {
+                    tracing::warn!(error = %e, "cannot create a temporary file in the cache");
+                    CacheError::TempFile(e)
+                })?
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot create a temporary file in the cache");
+                return Err(CacheError::TempFile(e));
+            }
+        };
         let commit = match stored {
             Some(key) => Commit::Storage {
                 storage: self.storage.clone(),
@@ -103,6 +146,8 @@ impl Cache {
             what: key.what(),
             temp,
             commit,
+            unverified_cap: self.unverified_cap(),
+            room: Some(self.storage.clone()),
         };
         let started = self.inflight.start(job);
         if key.expected().is_none() && !started.joined {

@@ -8,15 +8,59 @@
 //! modification times, in use order) and leftover temporary files are removed;
 //! files kept by an older version with another mode get the cache's mode
 //! (0644 minus the umask, set by the download before the rename).
+//!
+//! Files no index lists (keys tagged `#u`, [`super::key::is_unverified_key`])
+//! have their own budget (`unverified_capacity`) and lifetime
+//! (`unverified_ttl`): they are evicted among themselves, never at the
+//! expense of a verified file, and an expired one is removed when asked for.
+//! On a full file system [`Storage::make_room`] evicts (unverified first,
+//! then least-recently-used verified files) so a download can go on.
 
 use super::evict::Lru;
-use super::key::{safe_key, TMP_DIR};
+use super::key::{is_unverified_key, safe_key, TMP_DIR};
 use crate::metrics::Metrics;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempPath;
+
+/// The budget of the files no index lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnverifiedBudget {
+    /// Bytes they may take together (besides the verified files' capacity).
+    pub capacity: u64,
+    /// How long one is kept after it was downloaded.
+    pub ttl: Duration,
+}
+
+impl UnverifiedBudget {
+    /// The default budget next to a cache of `capacity` bytes: 5 % of it,
+    /// kept one day.
+    pub fn default_for(capacity: u64) -> UnverifiedBudget {
+        UnverifiedBudget {
+            capacity: capacity / 20,
+            ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The use order of the verified files and, apart, of the unverified ones.
+#[derive(Debug, Default)]
+struct Index {
+    verified: Lru,
+    unverified: Lru,
+}
+
+impl Index {
+    fn of(&mut self, key: &str) -> &mut Lru {
+        if is_unverified_key(key) {
+            &mut self.unverified
+        } else {
+            &mut self.verified
+        }
+    }
+}
 
 /// The files of the cache on disk (non-metadata files).
 #[derive(Debug)]
@@ -24,15 +68,32 @@ pub struct Storage {
     root: PathBuf,
     tmp: PathBuf,
     capacity: u64,
-    index: Mutex<Lru>,
+    budget: UnverifiedBudget,
+    index: Mutex<Index>,
     metrics: Arc<Metrics>,
 }
 
 impl Storage {
-    /// Opens (creating if needed) the store at `root`, removes leftover
-    /// temporary files and indexes what is there; evictions are counted in
-    /// `metrics`. Blocking: call it from a blocking task.
+    /// [`Storage::open_with`] the default budget for unverified files.
     pub fn open(root: &Path, capacity: u64, metrics: Arc<Metrics>) -> io::Result<Storage> {
+        Storage::open_with(
+            root,
+            capacity,
+            UnverifiedBudget::default_for(capacity),
+            metrics,
+        )
+    }
+
+    /// Opens (creating if needed) the store at `root`, removes leftover
+    /// temporary files and indexes what is there (expired unverified files
+    /// are removed); evictions are counted in `metrics`. Blocking: call it
+    /// from a blocking task.
+    pub fn open_with(
+        root: &Path,
+        capacity: u64,
+        budget: UnverifiedBudget,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Storage> {
         let tmp = root.join(TMP_DIR);
         aptindex::fsmode::create_dir_all(root)?;
         match std::fs::remove_dir_all(&tmp) {
@@ -50,14 +111,25 @@ impl Storage {
         scan(root, root, &mut found)?;
         // Oldest first, so the clock reflects use order across restarts.
         found.sort_by_key(|(_, _, t)| *t);
-        let mut index = Lru::default();
+        let mut index = Index::default();
+        let expired_before = unix_secs_of(SystemTime::now()).saturating_sub(budget.ttl.as_secs());
         for (key, size, _) in found {
-            index.insert(key, size);
+            // The lifetime counts from the download (mtime), not the last use.
+            let expired = is_unverified_key(&key)
+                && std::fs::metadata(root.join(&key))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| unix_secs_of(t) < expired_before);
+            if expired {
+                let _ = std::fs::remove_file(root.join(&key));
+                continue;
+            }
+            index.of(&key).insert(key, size);
         }
         let store = Storage {
             root: root.to_path_buf(),
             tmp,
             capacity,
+            budget,
             index: Mutex::new(index),
             metrics,
         };
@@ -65,7 +137,7 @@ impl Storage {
         Ok(store)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -74,25 +146,60 @@ impl Storage {
         self.capacity
     }
 
-    /// Number of files and their total size.
-    pub fn usage(&self) -> (usize, u64) {
-        let i = self.lock();
-        (i.len(), i.total())
+    /// The budget of the unverified files.
+    pub fn unverified_budget(&self) -> UnverifiedBudget {
+        self.budget
     }
 
-    /// The path of the file stored under `key`, marking it used.
+    /// Number of files and their total size (verified and unverified).
+    pub fn usage(&self) -> (usize, u64) {
+        let i = self.lock();
+        (
+            i.verified.len() + i.unverified.len(),
+            i.verified.total() + i.unverified.total(),
+        )
+    }
+
+    /// Number of unverified files and their total size.
+    pub fn unverified_usage(&self) -> (usize, u64) {
+        let i = self.lock();
+        (i.unverified.len(), i.unverified.total())
+    }
+
+    /// The path of the file stored under `key`, marking it used; an
+    /// unverified file older than its lifetime is removed instead.
     pub fn get(&self, key: &str) -> Option<PathBuf> {
         if !safe_key(key) {
             return None;
         }
-        self.lock().touch(key).then(|| self.root.join(key))
+        let path = self.root.join(key);
+        if !self.lock().of(key).touch(key) {
+            return None;
+        }
+        if is_unverified_key(key) {
+            let age = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok());
+            if age.is_some_and(|a| a > self.budget.ttl) {
+                tracing::info!(key = %key, ttl_secs = self.budget.ttl.as_secs(), "unverified file expired; removed");
+                self.remove(key);
+                return None;
+            }
+        }
+        Some(path)
     }
 
     /// Forgets and deletes `key` (e.g. its file vanished or no longer verifies).
     pub fn remove(&self, key: &str) {
-        if self.lock().remove(key) {
+        if self.lock().of(key).remove(key) {
             let _ = std::fs::remove_file(self.root.join(key));
         }
+    }
+
+    /// The directory of the temporary files.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.tmp.clone()
     }
 
     /// A new temporary file in the store's file system.
@@ -121,20 +228,66 @@ impl Storage {
             // Make the rename durable; a failure here only weakens durability.
             let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
         }
-        self.lock().insert(key.to_string(), size);
+        self.lock().of(key).insert(key.to_string(), size);
         self.evict();
         Ok(dest)
     }
 
-    /// Removes least-recently-used files until the total fits the capacity.
+    /// Removes least-recently-used files until the verified ones fit the
+    /// capacity and the unverified ones their budget (each among its own).
     pub fn evict(&self) {
-        let victims = self.lock().over(self.capacity);
+        let victims = {
+            let mut i = self.lock();
+            let mut v = i.verified.over(self.capacity);
+            v.extend(i.unverified.over(self.budget.capacity));
+            v
+        };
+        self.remove_victims(victims);
+    }
+
+    /// Evicts files to free at least `need` bytes on a full file system:
+    /// unverified files first, then the least recently used verified ones.
+    /// Returns the bytes freed (0: nothing left to evict). Blocking.
+    pub fn make_room(&self, need: u64) -> u64 {
+        let (victims, freed) = {
+            let mut guard = self.lock();
+            let i = &mut *guard;
+            let mut victims = Vec::new();
+            let mut freed = 0u64;
+            for lru in [&mut i.unverified, &mut i.verified] {
+                while freed < need {
+                    let Some((key, size)) = lru.pop_oldest() else {
+                        break;
+                    };
+                    freed += size;
+                    victims.push(key);
+                }
+            }
+            (victims, freed)
+        };
+        if !victims.is_empty() {
+            tracing::warn!(
+                files = victims.len(),
+                bytes = freed,
+                "file system full: evicting to make room"
+            );
+        }
+        self.remove_victims(victims);
+        freed
+    }
+
+    fn remove_victims(&self, victims: Vec<String>) {
         self.metrics.evicted(victims.len() as u64);
         for key in victims {
             tracing::debug!(key = %key, "evicting");
             let _ = std::fs::remove_file(self.root.join(&key));
         }
     }
+}
+
+/// Seconds since the Unix epoch of `t` (0 before it).
+fn unix_secs_of(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Collects (key, size, mtime) of every regular file under `dir`, skipping `.tmp`.
@@ -223,6 +376,55 @@ mod tests {
         assert!(s.get("m/a").is_some() && s.get("m/c").is_some());
         assert_eq!(s.usage(), (2, 8));
         assert_eq!(s.metrics.counters().evictions, 1);
+    }
+
+    #[test]
+    fn unverified_files_have_their_own_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = UnverifiedBudget {
+            capacity: 8,
+            ttl: Duration::from_secs(3600),
+        };
+        let s = Storage::open_with(dir.path(), 10, budget, Default::default()).unwrap();
+        put(&s, "m/v1#ab", b"1234");
+        put(&s, "m/v2#ab", b"1234");
+        for i in 0..5 {
+            put(&s, &format!("m/u{i}#u"), b"1234");
+        }
+        // Only unverified files were evicted, among themselves.
+        assert!(s.get("m/v1#ab").is_some() && s.get("m/v2#ab").is_some());
+        assert_eq!(s.unverified_usage(), (2, 8));
+        assert!(s.get("m/u4#u").is_some() && s.get("m/u0#u").is_none());
+        assert_eq!(s.metrics.counters().evictions, 3);
+        // Room on a full disk: unverified files first, then the oldest verified.
+        assert_eq!(s.make_room(10), 12);
+        assert_eq!(s.unverified_usage(), (0, 0));
+        assert_eq!(s.usage(), (1, 4));
+        assert_eq!(s.make_room(100), 4);
+        assert_eq!(s.make_room(100), 0);
+    }
+
+    #[test]
+    fn expired_unverified_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = UnverifiedBudget {
+            capacity: 100,
+            ttl: Duration::from_secs(3600),
+        };
+        let s = Storage::open_with(dir.path(), 100, budget, Default::default()).unwrap();
+        let old = SystemTime::now() - Duration::from_secs(7200);
+        for key in ["m/a#u", "m/b#u", "m/c#ab"] {
+            let p = put(&s, key, b"1234");
+            let f = std::fs::File::options().write(true).open(&p).unwrap();
+            f.set_modified(old).unwrap();
+        }
+        assert_eq!(s.get("m/a#u"), None, "expired when asked for");
+        assert!(!dir.path().join("m/a#u").exists());
+        drop(s);
+        // At start, too; verified files have no lifetime.
+        let s = Storage::open_with(dir.path(), 100, budget, Default::default()).unwrap();
+        assert!(!dir.path().join("m/b#u").exists());
+        assert!(s.get("m/c#ab").is_some());
     }
 
     #[test]

@@ -137,6 +137,8 @@ impl Generations {
                 aptindex::path::join(&suite.dir, rel)
             ),
             temp: (file, temp),
+            unverified_cap: crate::config::UNVERIFIED_DEFAULT,
+            room: None,
             commit: Commit::Hand(kept_tx),
         };
         let source = self.downloads.start(job).source;
@@ -211,6 +213,8 @@ impl Generations {
             expected: Some(cs.clone()),
             what: what.clone(),
             temp: (file, temp),
+            unverified_cap: crate::config::UNVERIFIED_DEFAULT,
+            room: None,
             commit: Commit::Generation(Box::new(IntoGen {
                 gen,
                 rel: rel.to_string(),

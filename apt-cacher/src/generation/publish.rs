@@ -23,6 +23,7 @@ impl Generations {
         };
         let suite_path = suite.path.clone();
         let gen_dir = suite_path.join(format!("gen-{id}"));
+        let failed_dir = gen_dir.clone();
         let dir = suite.dir.clone();
         let old_dir = old.as_ref().map(|g| g.dir.clone());
         let old_pool: HashMap<String, PoolMap> = old
@@ -118,7 +119,20 @@ impl Generations {
             Ok(gen)
         })
         .await
-        .map_err(LocalIo::from)??;
+        .map_err(|e| MetaError::from(LocalIo::from(e)))
+        .and_then(|built| built);
+        let built = match built {
+            Ok(gen) => gen,
+            Err(e) => {
+                // Not published (`current` still names the old one): the
+                // partial directory goes at once, not at the next start.
+                let what = format!("{}/{}", self.prefix(suite.mapping), suite.dir);
+                crate::cache::diskfull::record_in(&self.metrics, &what, &failed_dir, &e);
+                let dir = failed_dir.clone();
+                let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(dir)).await;
+                return Err(e);
+            }
+        };
         let gen = Arc::new(built);
         self.metrics.generation_swapped();
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, generation = id, "new metadata generation");

@@ -138,7 +138,10 @@ impl StagedFile {
     }
 
     /// Appends `data`; fails (and nothing is written) when the file would
-    /// exceed its cap.
+    /// exceed its cap. When a write fails part way (a full file system),
+    /// [`StagedFile::written`] still counts (and the hash covers) exactly
+    /// the bytes written, so a caller that made room may write the rest of
+    /// `data` again.
     pub fn write(&mut self, data: &[u8]) -> Result<(), TreeError> {
         let total = self.written.saturating_add(data.len() as u64);
         if total > self.limit {
@@ -147,10 +150,22 @@ impl StagedFile {
                 limit: self.limit,
             });
         }
-        self.writer
-            .write_all(data)
-            .map_err(TreeError::io(&self.path))?;
-        self.written = total;
+        let mut rest = data;
+        while !rest.is_empty() {
+            match self.writer.write(rest) {
+                Ok(0) => {
+                    return Err(TreeError::io(&self.path)(std::io::Error::from(
+                        std::io::ErrorKind::WriteZero,
+                    )))
+                }
+                Ok(n) => {
+                    self.written += n as u64;
+                    rest = rest.get(n..).unwrap_or_default();
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(TreeError::io(&self.path)(e)),
+            }
+        }
         Ok(())
     }
 

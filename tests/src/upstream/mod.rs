@@ -85,6 +85,12 @@ pub enum Fault {
         /// The `Location` header, sent as it is.
         location: String,
     },
+    /// Answer 200 with an endless body (zeros, chunked, no `Content-Length`), whether or not
+    /// the file exists: a hostile or broken upstream.
+    Endless,
+    /// Answer 200 with a captive portal's login page (`Content-Type: text/html`), whether or
+    /// not the file exists.
+    Html,
 }
 
 /// How many matching requests a fault applies to.

@@ -201,6 +201,30 @@ async fn respond(
             return r;
         }
     }
+    if faults.contains(&Fault::Html) {
+        let mut r = text(
+            StatusCode::OK,
+            "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>testkit captive portal</body></html>",
+        );
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return r;
+    }
+    if faults.contains(&Fault::Endless) {
+        let (mut tx, body) = Channel::<Bytes, std::io::Error>::new(4);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![0u8; 64 * 1024]);
+            // Ends when the client goes away.
+            while tx.send_data(chunk.clone()).await.is_ok() {}
+        });
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(body.boxed())
+            .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response"));
+    }
     let is_head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !is_head {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD");
@@ -347,7 +371,9 @@ impl BodyPlan {
                 | Fault::Delay(_)
                 | Fault::Reset
                 | Fault::Chunked
-                | Fault::Redirect { .. } => {}
+                | Fault::Redirect { .. }
+                | Fault::Endless
+                | Fault::Html => {}
             }
         }
         p

@@ -33,6 +33,7 @@ mod hostile_one_host;
 mod hostile_suites;
 mod hostile_indices;
 mod hostile_config_release;
+mod hostile_cache;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;

@@ -83,6 +83,7 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         timeouts: Timeouts::default(),
         status_allow: None,
         max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+        unverified: Default::default(),
     }
 }
 

@@ -60,6 +60,7 @@ impl Bed {
             max_clients: apt_cacher::config::DEFAULT_MAX_CLIENTS,
             max_clients_per_host: apt_cacher::config::DEFAULT_MAX_CLIENTS_PER_HOST,
             max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
+            unverified: Default::default(),
             log: LogConfig::default(),
             mappings: vec![Mapping {
                 prefix: "m".into(),
