@@ -27,6 +27,8 @@ mod cacher_pdiffs;
 mod cacher_status;
 mod cacher_timeouts;
 mod deb_packages;
+mod hostile_holds;
+mod mirror_disk_full;
 mod mirror_e2e;
 mod mirror_nginx_apt;
 mod mirror_pdiffs;
