@@ -77,7 +77,6 @@ async fn path_traversal_and_open_proxy_are_refused_and_nothing_is_fetched() {
         "/debian/./dists/../../etc/passwd".to_string(),
         "/../debian/dists/stable/InRelease".to_string(),
         format!("/debian/{pool}/../../../../etc/passwd"),
-        "/debian/.tmp/x".to_string(),
         format!("{}/../../etc/passwd", up.url()),
         format!("{}/%2e%2e/%2e%2e/etc/passwd", up.url()),
     ];

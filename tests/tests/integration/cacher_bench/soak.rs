@@ -240,7 +240,7 @@ async fn soak_mixed_apt_traffic_with_churn_and_faults() {
         .generated_packages(PACKAGES, 8_000)
         .build()
         .unwrap();
-    let up = Arc::new(Upstream::serve(repo.root()).unwrap());
+    let up = Upstream::serve(repo.root()).unwrap();
     let repo = Arc::new(Mutex::new(repo));
     let (proc_, addr) = start_cacher(&tmp.path().join("cacher"), up.addr());
     let pid = proc_.0.id();
@@ -276,8 +276,13 @@ async fn soak_mixed_apt_traffic_with_churn_and_faults() {
         std::thread::spawn(move || churn(r, s, n))
     };
     let injector = {
-        let (u, s, n) = (up.clone(), stop.clone(), seen.clone());
-        std::thread::spawn(move || faults(&u, &s, &n))
+        // The upstream moves to the injector thread (it is not `Sync`) and
+        // comes back when the clients have stopped.
+        let (s, n) = (stop.clone(), seen.clone());
+        std::thread::spawn(move || {
+            faults(&up, &s, &n);
+            up
+        })
     };
 
     let total = Duration::from_secs_f64(minutes * 60.0);
@@ -300,7 +305,7 @@ async fn soak_mixed_apt_traffic_with_churn_and_faults() {
         t.await.unwrap();
     }
     churner.join().unwrap();
-    injector.join().unwrap();
+    let _up = injector.join().unwrap();
     // Quiet: pooled upstream connections and idle blocking threads time out.
     tokio::time::sleep(Duration::from_secs(20)).await;
     let end = sample(pid, start);
