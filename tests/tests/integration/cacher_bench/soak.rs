@@ -162,7 +162,7 @@ async fn http_loop(
         let url = format!("http://{addr}/debian/{path}");
         match client.get(&url).send().await {
             Ok(mut r) => {
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let _ = r.chunk().await;
                     drop(r);
                     seen.hangups.fetch_add(1, Ordering::Relaxed);
