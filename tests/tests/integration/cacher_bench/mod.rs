@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use testkit::{AptEnv, Repo};
 
 mod resources;
+mod soak;
 mod throughput;
 
 fn env_usize(name: &str, default: usize) -> usize {
