@@ -110,12 +110,7 @@ impl PoolIndex {
     }
 
     /// Unregisters a map [`Self::register`] registered.
-    pub(super) fn unregister(
-        &self,
-        uid: u64,
-        mapping: usize,
-        map: &PoolMap,
-    ) {
+    pub(super) fn unregister(&self, uid: u64, mapping: usize, map: &PoolMap) {
         let keys: Vec<u64> = map.keys().map(|p| self.key(mapping, p.as_ref())).collect();
         let mut slots = self.slots.write().unwrap_or_else(|e| e.into_inner());
         for k in keys {
