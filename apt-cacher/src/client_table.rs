@@ -1,4 +1,6 @@
-//! The open client connections, by client address: the per-address limit
+//! The open client connections, by client address (an IPv6 address by its
+//! /64: one host owns a whole /64 and picks addresses from it at will, as
+//! privacy addresses do): the per-address limit
 //! (`max_clients_per_host`, so that one host holding idle connections
 //! cannot take every `max_clients` place) and, when every place is taken
 //! and another client waits, the choice of an idle keep-alive connection
@@ -68,6 +70,7 @@ impl ClientTable {
         limit: usize,
         activity: Activity,
     ) -> Result<Slot, OverLimit> {
+        let client = host_key(client);
         let mut inner = self.lock();
         let host = inner.hosts.entry(client).or_default();
         if host.open >= limit {
@@ -92,7 +95,10 @@ impl ClientTable {
 
     /// Connections open from `client`.
     pub fn open_from(&self, client: IpAddr) -> usize {
-        self.lock().hosts.get(&client).map_or(0, |h| h.open)
+        self.lock()
+            .hosts
+            .get(&host_key(client))
+            .map_or(0, |h| h.open)
     }
 
     /// Asks the connection idle longest (at least `min_idle`: no request
@@ -106,6 +112,18 @@ impl ClientTable {
             .filter(|(idle, _)| *idle >= min_idle)
             .max_by_key(|(idle, _)| *idle);
         oldest.is_some_and(|(_, a)| a.reap_if_idle())
+    }
+}
+
+/// The address a client's connections are counted under: an IPv4 address
+/// (also written IPv4-mapped) as it is, an IPv6 address by its /64.
+fn host_key(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        },
     }
 }
 
@@ -126,6 +144,22 @@ impl Drop for Slot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let table = Arc::new(ClientTable::default());
+        let a: IpAddr = "2001:db8:1:2::a".parse().unwrap();
+        let a2: IpAddr = "2001:db8:1:2:ffff::b".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::a".parse().unwrap();
+        let _held = table.admit(a, 1, Activity::default()).unwrap();
+        assert!(table.admit(a2, 1, Activity::default()).is_err());
+        assert!(table.admit(other, 1, Activity::default()).is_ok());
+        assert_eq!(table.open_from(a2), 1);
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        let v4: IpAddr = "192.0.2.1".parse().unwrap();
+        let _m = table.admit(mapped, 1, Activity::default()).unwrap();
+        assert!(table.admit(v4, 1, Activity::default()).is_err());
+    }
 
     #[tokio::test]
     async fn per_address_limit_and_reaping() {

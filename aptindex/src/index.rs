@@ -76,6 +76,13 @@ pub enum IndexError {
         /// The cap.
         limit: u64,
     },
+    /// The paths the index names add up to more bytes than the cap allows
+    /// (few entries with huge names would otherwise pass the entry cap).
+    #[error("its file names add up to more than {limit} bytes")]
+    TooManyPathBytes {
+        /// The cap.
+        limit: u64,
+    },
 }
 
 /// What is wrong with a paragraph ([`IndexError::Invalid`]).

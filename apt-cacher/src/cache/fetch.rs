@@ -115,8 +115,10 @@ impl Task {
             }
         }
         let mut commit = self.commit;
-        // A captive portal: an HTML page for a package or an index.
-        let html_type = resp.content_type().is_some_and(portal::is_html_type);
+        // A captive portal: an HTML page for a package or an index. A file
+        // with digests to match needs no such guess: verification decides.
+        let html_type =
+            self.expected.is_none() && resp.content_type().is_some_and(portal::is_html_type);
         if let Some(refused) = html(&self.what, &url, html_type, &mut commit, metrics) {
             return Err(refused.into());
         }
@@ -197,7 +199,7 @@ impl Task {
                     return Err(e.into());
                 }
             };
-            if !sniffed && !chunk.is_empty() {
+            if !sniffed && !chunk.is_empty() && self.expected.is_none() {
                 sniffed = true;
                 if portal::looks_like_html(&chunk) {
                     if let Some(refused) = html(&self.what, &url, true, &mut commit, metrics) {
@@ -218,10 +220,15 @@ impl Task {
                 let done = usize::try_from(staged.written() - before).unwrap_or(usize::MAX);
                 chunk = chunk.slice(done.min(chunk.len())..);
                 let need = diskfull::room_needed(length, staged.written());
-                let freed = match (&self.room, disk_full_retries < diskfull::RETRIES) {
-                    (Some(room), true) => {
+                // A download no index lists never evicts a verified file.
+                let evictable = match self.expected {
+                    Some(_) => super::storage::Evictable::Any,
+                    None => super::storage::Evictable::UnverifiedOnly,
+                };
+                let freed = match &self.room {
+                    Some(room) if disk_full_retries < diskfull::RETRIES => {
                         let room = room.clone();
-                        tokio::task::spawn_blocking(move || room.make_room(need))
+                        tokio::task::spawn_blocking(move || room.make_room(need, evictable))
                             .await
                             .unwrap_or(0)
                     }
@@ -235,7 +242,8 @@ impl Task {
             match result {
                 Ok(()) => {}
                 Err(TreeError::TooLarge { limit: l, .. }) if self.expected.is_none() => {
-                    return Err(too_large(&self.what, &url, l, l, metrics).into());
+                    let at_least = written + chunk.len() as u64;
+                    return Err(too_large(&self.what, &url, l, at_least, metrics).into());
                 }
                 Err(TreeError::Io { path, source }) if diskfull::is_disk_full(&source) => {
                     tracing::warn!(what = %self.what, url = %url, path = %path.display(), "file system full and nothing left to evict: download aborted");

@@ -2,15 +2,19 @@
 //! capped at `max_unverified_size` (an endless body once evicted every
 //! verified file), and an HTML page (a captive portal's login page, an
 //! error page with status 200) answered for a package or an index is never
-//! cached. A listed file would fail verification anyway; this catches the
-//! unlisted ones, and says why.
+//! cached. A listed file would fail verification anyway, so only unlisted
+//! ones are checked (a listed one with a wrong `Content-Type` still
+//! verifies); this catches them, and says why.
 
 /// What to do with an HTML answer for a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HtmlAnswer {
     /// Not HTML (or not recognisably so).
     Fine,
-    /// HTML for a package or an index: refused (502), nothing cached.
+    /// HTML for a package or an index: refused, nothing cached. The client
+    /// gets 502 when the `Content-Type` says HTML; when only the body's
+    /// first bytes do, 502 if its headers are not out yet, otherwise a
+    /// response that ends in error (never a complete file).
     Refuse,
     /// HTML for another file: passed through with a warning, not cached.
     PassUncached,

@@ -14,7 +14,8 @@
 //! (`unverified_ttl`): they are evicted among themselves, never at the
 //! expense of a verified file, and an expired one is removed when asked for.
 //! On a full file system [`Storage::make_room`] evicts (unverified first,
-//! then least-recently-used verified files) so a download can go on.
+//! then least-recently-used verified files, but only for a download that
+//! is itself verified) so a download can go on.
 
 use super::evict::Lru;
 use super::key::{is_unverified_key, safe_key, TMP_DIR};
@@ -24,6 +25,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempPath;
+
+/// Which files [`Storage::make_room`] may evict: a download no index lists
+/// never costs a verified file its place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evictable {
+    /// Unverified files first, then the least recently used verified ones.
+    Any,
+    /// Unverified files only.
+    UnverifiedOnly,
+}
 
 /// The budget of the files no index lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,13 +259,17 @@ impl Storage {
     /// Evicts files to free at least `need` bytes on a full file system:
     /// unverified files first, then the least recently used verified ones.
     /// Returns the bytes freed (0: nothing left to evict). Blocking.
-    pub fn make_room(&self, need: u64) -> u64 {
+    pub fn make_room(&self, need: u64, evictable: Evictable) -> u64 {
         let (victims, freed) = {
             let mut guard = self.lock();
             let i = &mut *guard;
             let mut victims = Vec::new();
             let mut freed = 0u64;
-            for lru in [&mut i.unverified, &mut i.verified] {
+            let lrus = match evictable {
+                Evictable::Any => vec![&mut i.unverified, &mut i.verified],
+                Evictable::UnverifiedOnly => vec![&mut i.unverified],
+            };
+            for lru in lrus {
                 while freed < need {
                     let Some((key, size)) = lru.pop_oldest() else {
                         break;
@@ -397,11 +412,14 @@ mod tests {
         assert!(s.get("m/u4#u").is_some() && s.get("m/u0#u").is_none());
         assert_eq!(s.metrics.counters().evictions, 3);
         // Room on a full disk: unverified files first, then the oldest verified.
-        assert_eq!(s.make_room(10), 12);
+        assert_eq!(s.make_room(10, Evictable::Any), 12);
         assert_eq!(s.unverified_usage(), (0, 0));
         assert_eq!(s.usage(), (1, 4));
-        assert_eq!(s.make_room(100), 4);
-        assert_eq!(s.make_room(100), 0);
+        // An unverified download finds nothing it may evict.
+        assert_eq!(s.make_room(100, Evictable::UnverifiedOnly), 0);
+        assert_eq!(s.usage(), (1, 4));
+        assert_eq!(s.make_room(100, Evictable::Any), 4);
+        assert_eq!(s.make_room(100, Evictable::Any), 0);
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! ([`IndexError::TooManyEntries`]): the caller, which deduplicates as it
 //! goes (a map keyed by path), holds at most that many. A paragraph whose
 //! entry is unusable (an unsafe `Filename` or `Directory`, a `Size` that
-//! overflows, a bad digest, no digest at all) is skipped and counted in
+//! overflows, a bad digest, no digest at all, a path longer than
+//! [`MAX_PATH_LEN`]) is skipped and counted in
 //! [`Skipped`], with the first one's line and reason, so that the good
 //! entries still protect their files. Syntax errors, a decompression
-//! failure and the caps fail the whole index.
+//! failure and the caps (entries, and [`MAX_PATH_BYTES`] of paths in all)
+//! fail the whole index.
 
 use super::{scan_entries, FileEntry, IndexError, IndexKind, InvalidKind};
 use crate::compress::{classify_error, decoder, Compression};
@@ -21,6 +23,22 @@ use std::io::BufRead;
 /// amd64) has about 63,000, all of a big suite's components fewer than
 /// 200,000.
 pub const DEFAULT_MAX_ENTRIES: u64 = 1_000_000;
+
+/// The longest file path an entry may name: real ones are under 300
+/// bytes; a longer one is skipped as bad (it would cost memory, not
+/// protect a file).
+pub const MAX_PATH_LEN: usize = 1024;
+
+/// Cap on the bytes of all paths one index names, together: 256 bytes a
+/// path on average over the entry cap, and never more than this. With
+/// [`MAX_PATH_LEN`] it bounds what a caller keeping every path holds
+/// (Debian's largest index names about 5 MB of paths).
+pub const MAX_PATH_BYTES: u64 = 256 << 20;
+
+/// The path-bytes cap for an entry cap of `max_entries` (see [`MAX_PATH_BYTES`]).
+pub fn path_bytes_cap(max_entries: u64) -> u64 {
+    max_entries.saturating_mul(256).min(MAX_PATH_BYTES)
+}
 
 /// The caps on reading one index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,15 +109,28 @@ pub fn scan_bounded<R: BufRead>(
 ) -> Result<Skipped, IndexError> {
     let mut skipped = Skipped::default();
     let mut good: u64 = 0;
+    let mut path_bytes: u64 = 0;
+    let path_cap = path_bytes_cap(max_entries);
     scan_entries(kind, dir, reader, max_entries, &mut |r| {
         match r {
             Ok(s) if s.entry.checksums.strongest().is_none() => {
                 skipped.add(s.line, format!("{}: no digest", s.entry.path));
             }
+            Ok(s) if s.entry.path.len() > MAX_PATH_LEN => {
+                let len = s.entry.path.len();
+                skipped.add(
+                    s.line,
+                    format!("a path of {len} bytes (most {MAX_PATH_LEN})"),
+                );
+            }
             Ok(s) => {
                 good += 1;
                 if good > max_entries {
                     return Err(IndexError::TooManyEntries { limit: max_entries });
+                }
+                path_bytes += s.entry.path.len() as u64;
+                if path_bytes > path_cap {
+                    return Err(IndexError::TooManyPathBytes { limit: path_cap });
                 }
                 f(s.entry);
             }

@@ -59,26 +59,46 @@ impl fmt::Display for Origin {
 
 /// A `redirect_hosts` entry that is not `host` or `host:port`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("redirect host {entry:?} must be host or host:port (no scheme, path or user)")]
+#[error("redirect host {entry:?} must be host or host:port, or *.domain[:port] for the hosts under a domain (no scheme, path or user)")]
 pub struct InvalidRedirectHost {
     /// The entry as written.
     pub entry: String,
 }
 
-/// One `redirect_hosts` entry: a host, and a port or none (then the
-/// scheme's default port).
+/// One `redirect_hosts` entry: a host (or, written `*.domain`, every host
+/// under a domain: mirror networks hand out varying hosts), and a port or
+/// none (then the scheme's default port).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectHost {
     host: String,
     port: Option<u16>,
+    scope: HostScope,
+}
+
+/// Which hosts a [`RedirectHost`] names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostScope {
+    /// Its host only.
+    Exact,
+    /// Any host under its domain (`*.example.org`: `a.example.org`,
+    /// `a.b.example.org`; not `example.org` itself).
+    Subdomains,
 }
 
 impl RedirectHost {
-    /// Parses `host` or `host:port` (`[v6]` or `[v6]:port` for IPv6).
-    pub fn parse(entry: &str) -> Result<RedirectHost, InvalidRedirectHost> {
+    /// Parses `host` or `host:port` (`[v6]` or `[v6]:port` for IPv6), or
+    /// `*.domain` / `*.domain:port`.
+    pub fn parse(written: &str) -> Result<RedirectHost, InvalidRedirectHost> {
         let invalid = || InvalidRedirectHost {
-            entry: entry.to_string(),
+            entry: written.to_string(),
         };
+        let (entry, scope) = match written.strip_prefix("*.") {
+            Some(domain) => (domain, HostScope::Subdomains),
+            None => (written, HostScope::Exact),
+        };
+        if entry.contains('*') {
+            return Err(invalid());
+        }
         if entry.is_empty() || entry.contains(['/', '@', '?', '#', ' ']) {
             return Err(invalid());
         }
@@ -96,12 +116,19 @@ impl RedirectHost {
             }
             _ => None,
         };
-        Ok(RedirectHost { host, port })
+        Ok(RedirectHost { host, port, scope })
     }
 
     fn matches(&self, origin: &Origin) -> bool {
         let default = if origin.scheme == "https" { 443 } else { 80 };
-        self.host == origin.host && self.port.unwrap_or(default) == origin.port
+        let host = match self.scope {
+            HostScope::Exact => self.host == origin.host,
+            HostScope::Subdomains => origin
+                .host
+                .strip_suffix(self.host.as_str())
+                .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        };
+        host && self.port.unwrap_or(default) == origin.port
     }
 }
 

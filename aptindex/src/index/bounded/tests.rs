@@ -1,3 +1,7 @@
+//! The bounded reader against hostile indices: bad entries skipped and
+//! counted, the entry and path-bytes caps, the decompressed cap while
+//! streaming, and the strict readers left as they were.
+
 use super::*;
 use crate::compress::compress;
 
@@ -194,4 +198,61 @@ fn unsafe_paths_can_fail_the_index() {
     )
     .unwrap();
     assert_eq!(s.count, 1);
+}
+
+#[test]
+fn long_paths_are_skipped_and_path_bytes_are_capped() {
+    let long = format!("pool/main/l/{}.deb", "x".repeat(MAX_PATH_LEN));
+    let text = [par(&long, "1"), par("pool/main/a/a_1_amd64.deb", "2")].concat();
+    let mut got = Vec::new();
+    let skipped = read_bounded(
+        "dists/x/main/binary-amd64/Packages",
+        text.as_bytes(),
+        bounds(100),
+        |e| got.push(e.path),
+    )
+    .unwrap();
+    assert_eq!(got, ["pool/main/a/a_1_amd64.deb"]);
+    assert_eq!(skipped.count, 1);
+    assert!(
+        skipped.to_string().contains("bytes (most 1024)"),
+        "{skipped}"
+    );
+
+    // Unique paths just under the length cap: the path-bytes cap ends the
+    // index long before the entry cap would (streamed: never all in memory).
+    struct Unique(u64, Vec<u8>);
+    impl std::io::Read for Unique {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.1.is_empty() {
+                self.0 += 1;
+                let name = format!("pool/main/u/{:0>1000}.deb", self.0);
+                self.1 = par(&name, "1").into_bytes();
+                self.1.reverse();
+            }
+            let mut n = 0;
+            while n < buf.len() {
+                match self.1.pop() {
+                    Some(b) => buf[n] = b,
+                    None => break,
+                }
+                n += 1;
+            }
+            Ok(n)
+        }
+    }
+    let mut count = 0u64;
+    let err = read_bounded(
+        "dists/x/main/binary-amd64/Packages",
+        std::io::BufReader::new(Unique(0, Vec::new())),
+        bounds(1000),
+        |_| count += 1,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, IndexError::TooManyPathBytes { limit } if limit == 256_000),
+        "{err}"
+    );
+    assert!(count <= 256, "{count}");
+    assert_eq!(path_bytes_cap(u64::MAX), MAX_PATH_BYTES);
 }

@@ -109,7 +109,9 @@ fn the_hop_limit_counts_the_chain() {
 
 #[test]
 fn redirect_host_entries_parse() {
-    for bad in ["", "http://x", "x/y", "u@x", "x:http", "x:70000", "::1"] {
+    for bad in [
+        "", "http://x", "x/y", "u@x", "x:http", "x:70000", "::1", "*", "a.*.org", "**.x",
+    ] {
         assert!(RedirectHost::parse(bad).is_err(), "{bad:?}");
     }
     let h = RedirectHost::parse("[::1]:81").unwrap();
@@ -123,6 +125,24 @@ fn redirect_host_entries_parse() {
         Some(80),
         "an explicit default port is kept"
     );
+}
+
+#[test]
+fn a_wildcard_entry_allows_hosts_under_its_domain_only() {
+    let h = RedirectHost::parse("*.Mirrors.example.org").unwrap();
+    let at = |host: &str, port: u16| Origin {
+        scheme: "http".into(),
+        host: host.into(),
+        port,
+    };
+    assert!(h.matches(&at("a.mirrors.example.org", 80)));
+    assert!(h.matches(&at("a.b.mirrors.example.org", 80)));
+    assert!(!h.matches(&at("mirrors.example.org", 80)));
+    assert!(!h.matches(&at("evilmirrors.example.org", 80)));
+    assert!(!h.matches(&at("a.mirrors.example.org.evil.test", 80)));
+    assert!(!h.matches(&at("a.mirrors.example.org", 8080)));
+    let p = RedirectHost::parse("*.example.org:8080").unwrap();
+    assert!(p.matches(&at("x.example.org", 8080)));
 }
 
 /// A server on 127.0.0.1 that answers every request with `answer(path)`
