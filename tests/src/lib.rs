@@ -47,6 +47,7 @@ pub mod nginx;
 pub use repo::pdiff;
 pub mod rawhttp;
 pub mod repo;
+pub mod tmpfs;
 pub mod upstream;
 
 pub use apt::{AptEnv, AptOutput};

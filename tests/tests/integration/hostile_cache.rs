@@ -219,37 +219,6 @@ async fn unverified_files_have_their_own_budget_and_lifetime_and_never_evict_ver
     c.stop().await;
 }
 
-/// A tmpfs mounted for one test, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .ok()?;
-        if !out.status.success() {
-            eprintln!(
-                "SKIPPED: cannot mount a tmpfs (needs root): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return None;
-        }
-        Some(Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_full_disk_the_client_still_gets_the_complete_file_and_the_disk_full_is_shown() {
     let tmp = tempfile::tempdir().unwrap();
@@ -258,7 +227,7 @@ async fn on_a_full_disk_the_client_still_gets_the_complete_file_and_the_disk_ful
     packages.push(("big", 2_500_000));
     let repo = repo(&tmp.path().join("repo"), &packages, &[]);
     let cache_dir = tmp.path().join("cacher/cache");
-    let Some(_tmpfs) = Tmpfs::mount(&cache_dir, "4m") else {
+    let Some(_tmpfs) = testkit::tmpfs::Tmpfs::mount(&cache_dir, "4m") else {
         return;
     };
     let up = Upstream::serve(repo.root()).unwrap();

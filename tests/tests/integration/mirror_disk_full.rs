@@ -3,34 +3,13 @@
 //! current stays current and complete, the unfinished snapshot and its pool
 //! files are removed (the space comes back), and the next run, once the
 //! upstream fits again, succeeds. The disk is a 1 MiB tmpfs mounted for the
-//! test (root only; where mounting is not allowed the test says so and
-//! passes without running).
+//! test (`testkit::tmpfs`: root only; elsewhere the test says so and passes
+//! without running).
 
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use testkit::{PackageSpec, Repo, Upstream};
-
-/// A tmpfs mounted on a directory, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
-        std::fs::create_dir_all(dir).unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(dir.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn entries(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
@@ -53,7 +32,7 @@ fn used_bytes(dir: &Path) -> u64 {
 #[test]
 fn disk_full_mid_run_keeps_the_current_snapshot_and_frees_the_space() {
     let tmp = tempfile::tempdir().unwrap();
-    let Some(disk) = Tmpfs::mount(&tmp.path().join("disk"), "1m") else {
+    let Some(disk) = testkit::tmpfs::Tmpfs::mount(&tmp.path().join("disk"), "1m") else {
         eprintln!("disk_full: cannot mount a tmpfs here (not root?): not run");
         return;
     };
@@ -65,7 +44,7 @@ fn disk_full_mid_run_keeps_the_current_snapshot_and_frees_the_space() {
     repo.key()
         .write_public(&tmp.path().join("key.gpg"))
         .unwrap();
-    let dir = disk.0.join("mirror");
+    let dir = disk.path().join("mirror");
     let config = tmp.path().join("mirror.toml");
     std::fs::write(
         &config,
