@@ -25,7 +25,11 @@ impl Tmpfs {
             return Some(Tmpfs(dir.to_path_buf()));
         }
         let why = String::from_utf8_lossy(&out.stderr);
-        assert!(!running_as_root(), "root cannot mount a tmpfs: {}", why.trim());
+        assert!(
+            !running_as_root(),
+            "root cannot mount a tmpfs: {}",
+            why.trim()
+        );
         eprintln!("SKIPPED: cannot mount a tmpfs (needs root): {}", why.trim());
         None
     }
