@@ -89,13 +89,14 @@ fn commented_values_are_the_defaults() {
 #[test]
 fn example_mirror_parses() {
     let (with_example, count) = uncomment(&shipped_config(), "# ");
-    assert_eq!(count, 11, "example lines:\n{with_example}");
+    assert_eq!(count, 12, "example lines:\n{with_example}");
     let config = parse(&with_example);
     let m = &config.mirrors["debian"];
     assert_eq!(m.url.as_str(), "http://deb.example.org/debian");
     assert_eq!(m.keep, 1);
     assert!(m.contents);
     assert!(!m.mirror_source);
+    assert!(m.check_valid_until);
 }
 
 #[test]
