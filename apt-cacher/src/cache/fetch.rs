@@ -221,10 +221,7 @@ impl Task {
                 chunk = chunk.slice(done.min(chunk.len())..);
                 let need = diskfull::room_needed(length, staged.written());
                 // A download no index lists never evicts a verified file.
-                let evictable = match self.expected {
-                    Some(_) => super::storage::Evictable::Any,
-                    None => super::storage::Evictable::UnverifiedOnly,
-                };
+                let evictable = super::storage::Evictable::for_download(self.expected.as_ref());
                 let freed = match &self.room {
                     Some(room) if disk_full_retries < diskfull::RETRIES => {
                         let room = room.clone();

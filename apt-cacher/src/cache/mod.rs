@@ -121,10 +121,7 @@ impl Cache {
             Err(e) if diskfull::is_disk_full(&e) => {
                 // Even an empty file needs an inode: make room once, retry.
                 diskfull::record(&self.metrics, &key.what(), &self.storage.tmp_dir(), &e);
-                let evictable = match key.expected() {
-                    Some(_) => storage::Evictable::Any,
-                    None => storage::Evictable::UnverifiedOnly,
-                };
+                let evictable = storage::Evictable::for_download(key.expected());
                 self.storage.make_room(diskfull::ROOM_MIN, evictable);
                 self.storage.temp_file().map_err(|e| {
                     tracing::warn!(error = %e, "cannot create a temporary file in the cache");

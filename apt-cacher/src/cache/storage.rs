@@ -36,6 +36,17 @@ pub enum Evictable {
     UnverifiedOnly,
 }
 
+impl Evictable {
+    /// What a download may evict: anything when it has checksums to
+    /// verify against (`expected`), otherwise only unverified files.
+    pub fn for_download<T>(expected: Option<&T>) -> Evictable {
+        match expected {
+            Some(_) => Evictable::Any,
+            None => Evictable::UnverifiedOnly,
+        }
+    }
+}
+
 /// The budget of the files no index lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnverifiedBudget {
@@ -123,13 +134,14 @@ impl Storage {
         // Oldest first, so the clock reflects use order across restarts.
         found.sort_by_key(|(_, _, t)| *t);
         let mut index = Index::default();
-        let expired_before = unix_secs_of(SystemTime::now()).saturating_sub(budget.ttl.as_secs());
+        let expired_before =
+            crate::metrics::unix_secs(SystemTime::now()).saturating_sub(budget.ttl.as_secs());
         for (key, size, _) in found {
             // The lifetime counts from the download (mtime), not the last use.
             let expired = is_unverified_key(&key)
                 && std::fs::metadata(root.join(&key))
                     .and_then(|m| m.modified())
-                    .is_ok_and(|t| unix_secs_of(t) < expired_before);
+                    .is_ok_and(|t| crate::metrics::unix_secs(t) < expired_before);
             if expired {
                 let _ = std::fs::remove_file(root.join(&key));
                 continue;
@@ -301,10 +313,6 @@ impl Storage {
 }
 
 /// Seconds since the Unix epoch of `t` (0 before it).
-fn unix_secs_of(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// Collects (key, size, mtime) of every regular file under `dir`, skipping `.tmp`.
 fn scan(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> io::Result<()> {
     let rd = match std::fs::read_dir(dir) {
