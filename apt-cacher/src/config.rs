@@ -63,6 +63,14 @@ pub struct Config {
     pub max_index_entries: u64,
     /// Files no index lists: their size cap, budget and lifetime.
     pub unverified: Unverified,
+    /// A client's request for a Release file re-checks upstream (one
+    /// conditional GET per suite, shared by every client) when the last
+    /// check is older than this (`revalidate_interval`, default 1 s; 0:
+    /// every request).
+    pub revalidate_interval: Duration,
+    /// Cached files no kept generation references are removed after this
+    /// long (`retention`, default 7 days).
+    pub retention: Duration,
 }
 
 /// `max_unverified_size`, `unverified_capacity`, `unverified_ttl`: what a
@@ -151,6 +159,15 @@ pub struct Mapping {
     /// Hosts (`host` or `host:port`) upstream may redirect to, besides the
     /// URL's and the aliases' own (`redirect_hosts`; same scheme only).
     pub redirect_hosts: Vec<RedirectHost>,
+    /// More upstream URLs of the same archive, tried in order after `url`
+    /// when it fails to connect or answers 5xx (`url = [...]`).
+    pub fallbacks: Vec<Url>,
+    /// OpenPGP keyring files a Release must verify against (`keyring`,
+    /// absolute; empty: the suite is served unsigned).
+    pub keyrings: Vec<PathBuf>,
+    /// A local apt-mirror snapshot of this archive (`local`), served from
+    /// when a file there matches the current generation's index.
+    pub local: Option<PathBuf>,
 }
 
 /// A configuration error: where and why.
@@ -206,6 +223,8 @@ struct RawConfig {
     max_unverified_size: Option<Spanned<u64>>,
     unverified_capacity: Option<Spanned<u64>>,
     unverified_ttl: Option<Spanned<u64>>,
+    revalidate_interval: Option<Spanned<u64>>,
+    retention: Option<Spanned<u64>>,
 }
 
 mod raw_mapping;
@@ -421,14 +440,56 @@ impl Config {
                     format!("prefix {:?} must match ^[a-z0-9._-]+$", prefix.get_ref()),
                 ));
             }
-            let (url, aliases, redirect_hosts) = match value.get_ref() {
-                RawMapping::Url(u) => (u.clone(), Vec::new(), Vec::new()),
-                RawMapping::Table(t) => {
-                    (t.url.clone(), t.aliases.clone(), t.redirect_hosts.clone())
-                }
+            let (urls, aliases, redirect_hosts, keyring, local) = match value.get_ref() {
+                RawMapping::Url(u) => (vec![u.clone()], Vec::new(), Vec::new(), Vec::new(), None),
+                RawMapping::Table(t) => (
+                    t.url.0.clone(),
+                    t.aliases.clone(),
+                    t.redirect_hosts.clone(),
+                    t.keyring.as_ref().map(|k| k.0.clone()).unwrap_or_default(),
+                    t.local.clone(),
+                ),
             };
-            let url = parse_upstream_url(&url)
-                .map_err(|r| err(Some(value.span()), &key, r.to_string()))?;
+            let mut urls = urls
+                .iter()
+                .map(|u| parse_upstream_url(u))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|r| err(Some(value.span()), &key, r.to_string()))?
+                .into_iter();
+            let url = urls.next().ok_or_else(|| {
+                err(
+                    Some(value.span()),
+                    &format!("{key}.url"),
+                    "the list is empty: give at least one upstream URL".into(),
+                )
+            })?;
+            let fallbacks: Vec<Url> = urls.collect();
+            // Relative keyring and local paths are relative to the config file.
+            let base = Path::new(file).parent().unwrap_or(Path::new(""));
+            let keyrings = keyring
+                .iter()
+                .map(|k| {
+                    if k.is_empty() {
+                        return Err(err(
+                            Some(value.span()),
+                            &format!("{key}.keyring"),
+                            "is empty: give a keyring file".into(),
+                        ));
+                    }
+                    Ok(base.join(k))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let local = match local {
+                Some(l) if l.is_empty() => {
+                    return Err(err(
+                        Some(value.span()),
+                        &format!("{key}.local"),
+                        "is empty: give the directory of a local mirror".into(),
+                    ))
+                }
+                Some(l) => Some(base.join(l)),
+                None => None,
+            };
             let aliases = aliases
                 .iter()
                 .map(|a| parse_upstream_url(a))
@@ -450,6 +511,9 @@ impl Config {
                 url,
                 aliases,
                 redirect_hosts,
+                fallbacks,
+                keyrings,
+                local,
             });
         }
         // File order is friendlier in logs; BTreeMap sorted them, so re-sort by span.
@@ -559,6 +623,8 @@ impl Config {
             status_allow,
             max_index_entries,
             unverified,
+            revalidate_interval: duration(&raw.revalidate_interval, 1, "revalidate_interval")?,
+            retention: duration(&raw.retention, MAX_DURATION.as_secs(), "retention")?,
         })
     }
 }

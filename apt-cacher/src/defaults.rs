@@ -168,6 +168,9 @@ pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
             url,
             aliases: Vec::new(),
             redirect_hosts: Vec::new(),
+            fallbacks: Vec::new(),
+            keyrings: Vec::new(),
+            local: None,
         });
     }
     mappings
@@ -194,6 +197,8 @@ pub fn default_config(etc_apt: &Path, dir: &Path) -> (Config, Vec<Source>) {
         status_allow: None,
         max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
         unverified: Default::default(),
+        revalidate_interval: std::time::Duration::from_secs(1),
+        retention: crate::config::MAX_DURATION,
     };
     (config, sources)
 }

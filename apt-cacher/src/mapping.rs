@@ -235,6 +235,9 @@ mod tests {
             url: parse_upstream_url(u).unwrap(),
             aliases: a.iter().map(|a| parse_upstream_url(a).unwrap()).collect(),
             redirect_hosts: Vec::new(),
+            fallbacks: Vec::new(),
+            keyrings: Vec::new(),
+            local: None,
         };
         Router::new(
             vec![
@@ -430,6 +433,9 @@ mod tests {
             url: parse_upstream_url(u).unwrap(),
             aliases: Vec::new(),
             redirect_hosts: Vec::new(),
+            fallbacks: Vec::new(),
+            keyrings: Vec::new(),
+            local: None,
         };
         let mut r = Router::new(
             vec![

@@ -1,5 +1,6 @@
 //! One `[mapping]` entry as written: go-apt-cacher's URL string, or our
-//! table `{ url = "...", aliases = [...], redirect_hosts = [...] }`.
+//! table `{ url = "..." | ["...", ...], aliases = [...], redirect_hosts =
+//! [...], keyring = "..." | [...], local = "..." }`.
 //!
 //! serde's `#[serde(untagged)]` would answer anything else (an unknown
 //! sub-key, a number, a misspelt `url`) with "data did not match any variant
@@ -22,14 +23,21 @@ pub(super) enum RawMapping {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawMappingTable {
-    /// The upstream URL.
-    pub(super) url: String,
+    /// The upstream URL, or several URLs of one archive (tried in order).
+    pub(super) url: runtime::config::OneOrMany,
     /// Other URLs of the same repository.
     #[serde(default)]
     pub(super) aliases: Vec<String>,
     /// Hosts upstream may redirect to besides the URL's and aliases' own.
     #[serde(default)]
     pub(super) redirect_hosts: Vec<String>,
+    /// OpenPGP keyrings a Release must verify against (relative to the
+    /// config file's directory).
+    #[serde(default)]
+    pub(super) keyring: Option<runtime::config::OneOrMany>,
+    /// A local apt-mirror snapshot of the same archive to serve files from.
+    #[serde(default)]
+    pub(super) local: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for RawMapping {

@@ -17,6 +17,10 @@ fn router() -> &'static Router {
             prefix: prefix.into(),
             url: url::Url::parse(url).unwrap(),
             aliases: vec![url::Url::parse("http://mirror.example.org/debian").unwrap()],
+            redirect_hosts: Vec::new(),
+            fallbacks: Vec::new(),
+            keyrings: Vec::new(),
+            local: None,
         };
         let mut r = Router::new(
             vec![

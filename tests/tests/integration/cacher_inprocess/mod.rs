@@ -77,6 +77,9 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
             url: parse_upstream_url(&format!("http://{upstream}/repo")).unwrap(),
             aliases: vec![],
             redirect_hosts: Vec::new(),
+            fallbacks: Vec::new(),
+            keyrings: Vec::new(),
+            local: None,
         }],
         connect_allow: vec![],
         generation_grace: Duration::from_secs(600),
@@ -84,6 +87,8 @@ fn config(dir: &std::path::Path, upstream: SocketAddr) -> Config {
         status_allow: None,
         max_index_entries: aptindex::index::bounded::DEFAULT_MAX_ENTRIES,
         unverified: Default::default(),
+        revalidate_interval: std::time::Duration::from_secs(1),
+        retention: apt_cacher::config::MAX_DURATION,
     }
 }
 
