@@ -64,7 +64,7 @@ fn shipped_config_passes_check_config() {
 fn commented_values_are_the_defaults() {
     let text = shipped_config();
     let (uncommented, count) = with_defaults_uncommented(&text);
-    assert_eq!(count, 19, "documented defaults:\n{uncommented}");
+    assert_eq!(count, 21, "documented defaults:\n{uncommented}");
     let mut as_shipped = Config::parse("apt-cacher.toml", &text).unwrap();
     let mut all_set = Config::parse("apt-cacher.toml (uncommented)", &uncommented)
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
@@ -104,6 +104,8 @@ fn every_key_is_documented() {
         "max_conns",
         "max_clients",
         "generation_grace",
+        "revalidate_interval",
+        "retention",
         "connect_allow",
         "status_allow",
         "filename",
