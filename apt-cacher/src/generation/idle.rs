@@ -55,11 +55,12 @@ impl Generations {
             drop(current);
             drop(previous);
             let path = suite.path.clone();
-            let removed = tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-                _ => Ok(()),
-            })
-            .await;
+            let removed =
+                tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                })
+                .await;
             let prefix = self.prefix(suite.mapping);
             match removed {
                 Ok(Ok(())) => {

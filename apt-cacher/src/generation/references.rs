@@ -86,7 +86,11 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(Storage::open(dir.path(), 1 << 20, metrics.clone()).unwrap());
         let refs = Arc::new(Refs::default());
-        let (v1, v2, v3) = (b"hello 1".as_slice(), b"hello 22".as_slice(), b"hello 333".as_slice());
+        let (v1, v2, v3) = (
+            b"hello 1".as_slice(),
+            b"hello 22".as_slice(),
+            b"hello 333".as_slice(),
+        );
         let same = b"data-all".as_slice();
         let g1 = map(&[("pool/h_1.deb", v1), ("pool/d.deb", same)]);
         let g2 = map(&[("pool/h_2.deb", v2), ("pool/d.deb", same)]);
@@ -124,17 +128,17 @@ mod tests {
         // The forged one and the other mapping's were unreferenced since t0.
         assert!(!dir.path().join(&odd).exists() && !dir.path().join(other).exists());
         sweeper.sweep(t0 + Duration::from_secs(61));
-        assert!(!dir.path().join(&k1).exists(), "removed after its retention");
+        assert!(
+            !dir.path().join(&k1).exists(),
+            "removed after its retention"
+        );
         for k in [&k2, &k3, &kd] {
             assert!(store.get(k).is_some(), "{k} is referenced");
         }
         assert!(store.get(unverified).is_some(), "unverified: own ttl");
         let c = metrics.counters();
         assert_eq!(c.retention_reclaimed_files, 3);
-        assert_eq!(
-            c.retention_reclaimed_bytes,
-            v1.len() as u64 + odd_size + 1
-        );
+        assert_eq!(c.retention_reclaimed_bytes, v1.len() as u64 + odd_size + 1);
         assert_eq!(metrics.reclaimable(), (0, 0));
     }
 }

@@ -128,7 +128,11 @@ async fn three_generations_then_only_the_kept_one_remains() {
         tokio::spawn(async move {
             let client = client();
             while asking.load(Ordering::Relaxed) {
-                let _ = client.get(&url).send().await.and_then(|r| r.error_for_status());
+                let _ = client
+                    .get(&url)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status());
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         })
@@ -169,13 +173,14 @@ async fn three_generations_then_only_the_kept_one_remains() {
     let mut max_reclaimable = 0;
     let kept_only = wait_for(c.addr, &mut max_reclaimable, || cached(&cache_dir) == want).await;
     let have: Vec<String> = cached(&cache_dir).into_keys().collect();
-    assert!(kept_only, "cache_dir holds {have:?}, want {:?}", want.keys());
+    assert!(
+        kept_only,
+        "cache_dir holds {have:?}, want {:?}",
+        want.keys()
+    );
     // Byte for byte the upstream's files of the kept generation (compared above).
     let s = status(c.addr).await;
-    assert_eq!(
-        s["counters"]["retention_reclaimed_bytes"], removed,
-        "{s:#}"
-    );
+    assert_eq!(s["counters"]["retention_reclaimed_bytes"], removed, "{s:#}");
     assert_eq!(s["counters"]["retention_reclaimed_files"], 4);
     assert!(max_reclaimable > 0, "reclaimable bytes never shown");
     // meta_dir: the suite's current generation only (previous ones expired).
@@ -196,8 +201,7 @@ async fn three_generations_then_only_the_kept_one_remains() {
         let n = names(&suite);
         let current = std::fs::read_link(suite.join("current")).ok();
         kept = current.clone();
-        n.len() == 2
-            && current.is_some_and(|t| n.contains(&t.display().to_string()))
+        n.len() == 2 && current.is_some_and(|t| n.contains(&t.display().to_string()))
     })
     .await;
     assert!(one_gen, "meta_dir suite holds {:?}", names(&suite));
