@@ -202,3 +202,62 @@ impl Sweeper {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Metadata that references nothing, ready when told.
+    #[derive(Debug, Default)]
+    struct Nothing(AtomicBool);
+
+    impl References for Nothing {
+        fn ready(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+        fn references(&self, _: &str, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+
+    /// Before the generations are loaded nothing is known to be
+    /// unreferenced: even with a retention of 0 no file goes until the
+    /// metadata is ready; then it goes, and the sweeper stops on shutdown.
+    #[tokio::test]
+    async fn nothing_is_removed_before_the_metadata_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let store = Arc::new(Storage::open(dir.path(), 1 << 20, metrics.clone()).unwrap());
+        let (mut f, tp) = store.temp_file().unwrap();
+        f.write_all(b"1234").unwrap();
+        store.insert("m/pool/a.deb#s4", tp, 4).unwrap();
+        let refs = Arc::new(Nothing::default());
+        let sweeper = Arc::new(Sweeper::new(
+            store.clone(),
+            refs.clone(),
+            metrics.clone(),
+            Duration::ZERO,
+        ));
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(sweeper.run(shutdown.clone()));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(store.usage(), (1, 4), "removed before the load");
+        refs.0.store(true, Ordering::Relaxed);
+        for _ in 0..50 {
+            if store.usage().0 == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(store.usage(), (0, 0));
+        assert!(!dir.path().join("m/pool/a.deb#s4").exists());
+        assert_eq!(metrics.counters().retention_reclaimed_bytes, 4);
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .expect("the sweeper stops on shutdown")
+            .unwrap();
+    }
+}

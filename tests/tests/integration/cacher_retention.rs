@@ -99,6 +99,28 @@ async fn wait_for(
     false
 }
 
+/// A client asking for the suite's InRelease every 200 ms until the flag
+/// is cleared.
+fn keep_asking(addr: std::net::SocketAddr) -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
+    let asking = Arc::new(AtomicBool::new(true));
+    let task = {
+        let (asking, url) = (
+            asking.clone(),
+            format!("http://{addr}/debian/dists/stable/InRelease"),
+        );
+        tokio::spawn(async move {
+            let client = client();
+            while asking.load(Ordering::Relaxed) {
+                let _ = client.get(&url).send().await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    (asking, task)
+}
+
+const CONFIG: &str = "check_interval = 0\ncache_period = 0\ngeneration_grace = 1\nretention = 1";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_generations_then_only_the_kept_one_remains() {
     let tmp = tempfile::tempdir().unwrap();
@@ -111,32 +133,10 @@ async fn three_generations_then_only_the_kept_one_remains() {
         .unwrap();
     let up = Upstream::serve(repo.root()).unwrap();
     let dir = tmp.path().join("cacher");
-    let c = cacher(
-        &dir,
-        &up.url(),
-        "check_interval = 0\ncache_period = 0\ngeneration_grace = 1\nretention = 1",
-    )
-    .await;
+    let c = cacher(&dir, &up.url(), CONFIG).await;
     // A client that keeps asking for the suite (as a fleet's daily
     // updates do), so that the suite itself is kept.
-    let asking = Arc::new(AtomicBool::new(true));
-    let pinger = {
-        let (asking, url) = (
-            asking.clone(),
-            format!("http://{}/debian/dists/stable/InRelease", c.addr),
-        );
-        tokio::spawn(async move {
-            let client = client();
-            while asking.load(Ordering::Relaxed) {
-                let _ = client
-                    .get(&url)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-    };
+    let (asking, pinger) = keep_asking(c.addr);
     let mut apt = AptEnv::new().unwrap();
     apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
         .unwrap();
@@ -233,5 +233,59 @@ async fn three_generations_then_only_the_kept_one_remains() {
     assert_eq!(s["generations"].as_array().map(Vec::len), Some(0));
     // A client coming back finds the suite anew.
     apt.update_async().await.unwrap().ok_clean().unwrap();
+    c.stop().await;
+}
+
+/// After a restart with the upstream gone, the sweeper waits for the
+/// generations to load and then keeps every file the current one lists:
+/// a restart never makes referenced files look unreferenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_with_the_upstream_gone_keeps_the_referenced_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = Repo::builder(tmp.path().join("repo"))
+        .compressions(&[Compression::Xz])
+        .package(PackageSpec::new("hello", "1.0").size(30_000))
+        .package(PackageSpec::new("libfoo1", "1.0").size(12_000))
+        .package(PackageSpec::new("data-all", "0.1").arch("all").size(5_000))
+        .build()
+        .unwrap();
+    let up = Upstream::serve(repo.root()).unwrap();
+    let dir = tmp.path().join("cacher");
+    let c = cacher(&dir, &up.url(), CONFIG).await;
+    let mut apt = AptEnv::new().unwrap();
+    apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+        .unwrap();
+    apt.update_async().await.unwrap().ok_clean().unwrap();
+    apt.install_download_only_async(&PKGS)
+        .await
+        .unwrap()
+        .ok_clean()
+        .unwrap();
+    let want = expected(&repo);
+    let cache_dir = dir.join("cache");
+    let mut max_reclaimable = 0;
+    // The last file is renamed in as its download completes.
+    let all_in = wait_for(c.addr, &mut max_reclaimable, || cached(&cache_dir) == want).await;
+    let keys = |d: &Path| cached(d).into_keys().collect::<Vec<_>>();
+    assert!(all_in, "{:?}", keys(&cache_dir));
+    c.stop().await;
+    let url = up.url();
+    drop(up);
+
+    let c = cacher(&dir, &url, CONFIG).await;
+    let (asking, pinger) = keep_asking(c.addr);
+    // Several retentions and sweeper periods.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    asking.store(false, Ordering::Relaxed);
+    pinger.await.unwrap();
+    assert!(
+        cached(&cache_dir) == want,
+        "referenced files removed: {:?}",
+        keys(&cache_dir)
+    );
+    let s = status(c.addr).await;
+    assert_eq!(s["counters"]["retention_reclaimed_bytes"], 0, "{s:#}");
+    assert_eq!(s["gauges"]["retention_reclaimable_bytes"], 0, "{s:#}");
+    assert_eq!(s["generations"].as_array().map(Vec::len), Some(1), "{s:#}");
     c.stop().await;
 }
