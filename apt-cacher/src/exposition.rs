@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 11] = [
+        let singles: [Single; 16] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -146,6 +146,36 @@ impl Collector for Scrape {
                 "Index entries skipped as bad (unsafe path, bad size or digest).",
                 counter,
                 c.index_entries_skipped,
+            ),
+            (
+                "apt_cacher_retention_reclaimable_bytes",
+                "Bytes of cached files no kept generation references, waiting for their retention.",
+                gauge,
+                g.retention_reclaimable_bytes,
+            ),
+            (
+                "apt_cacher_retention_reclaimable_files",
+                "Cached files no kept generation references, waiting for their retention.",
+                gauge,
+                g.retention_reclaimable_files,
+            ),
+            (
+                "apt_cacher_retention_reclaimed_bytes",
+                "Bytes of cached files removed after their retention (unreferenced).",
+                counter,
+                c.retention_reclaimed_bytes,
+            ),
+            (
+                "apt_cacher_retention_reclaimed_files",
+                "Cached files removed after their retention (unreferenced).",
+                counter,
+                c.retention_reclaimed_files,
+            ),
+            (
+                "apt_cacher_retention_suites_dropped",
+                "Suites dropped from meta_dir because no client asked for them during retention.",
+                counter,
+                c.retention_suites_dropped,
             ),
             (
                 "apt_cacher_log_dropped_lines",

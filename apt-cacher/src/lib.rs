@@ -160,7 +160,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         let gens = gens.clone();
         tokio::spawn(async move { gens.load_all().await });
     }
-    tokio::spawn(gens.ticker(shutdown.clone()));
+    tokio::spawn(gens.clone().ticker(shutdown.clone()));
+    {
+        // Removes cached files no kept generation references, after
+        // `retention` (once the generations are loaded).
+        let sweeper = Arc::new(cache::retention::Sweeper::new(
+            app.store.clone(),
+            gens,
+            app.metrics.clone(),
+            app.config.retention,
+        ));
+        tokio::spawn(sweeper.run(shutdown.clone()));
+    }
     {
         // systemd learns that the stop has begun as soon as it has (the
         // grace time for responses in flight follows).

@@ -144,6 +144,14 @@ pub struct Counters {
     pub disk_full: u64,
     /// The last of them: when, the file, what was being written.
     pub last_disk_full: Option<Failure>,
+    /// Bytes of cached files removed because no kept generation referenced
+    /// them for `retention` (cache/retention.rs).
+    pub retention_reclaimed_bytes: u64,
+    /// Those files.
+    pub retention_reclaimed_files: u64,
+    /// Suites dropped from `meta_dir` because no client asked for them
+    /// during `retention`.
+    pub retention_suites_dropped: u64,
 }
 
 impl Counters {
@@ -181,6 +189,11 @@ pub struct Gauges {
     pub cache_capacity: u64,
     /// Log lines dropped because the log destination failed.
     pub dropped_log_lines: u64,
+    /// Bytes of cached files no kept generation references, waiting for
+    /// their `retention` to pass (as of the retention sweeper's last pass).
+    pub retention_reclaimable_bytes: u64,
+    /// Those files.
+    pub retention_reclaimable_files: u64,
 }
 
 /// The counters of one cacher.
@@ -199,6 +212,11 @@ pub struct Metrics {
     index_entries_skipped: AtomicU64,
     disk_full: AtomicU64,
     last_disk_full: Mutex<Option<Failure>>,
+    retention_reclaimed_bytes: AtomicU64,
+    retention_reclaimed_files: AtomicU64,
+    retention_suites_dropped: AtomicU64,
+    retention_reclaimable_bytes: AtomicU64,
+    retention_reclaimable_files: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -234,6 +252,11 @@ impl Metrics {
             index_entries_skipped: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             last_disk_full: Mutex::new(None),
+            retention_reclaimed_bytes: AtomicU64::new(0),
+            retention_reclaimed_files: AtomicU64::new(0),
+            retention_suites_dropped: AtomicU64::new(0),
+            retention_reclaimable_bytes: AtomicU64::new(0),
+            retention_reclaimable_files: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -313,6 +336,31 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner()) = newest;
     }
 
+    /// Counts `files` of `bytes` removed by the retention sweeper.
+    pub fn retention_removed(&self, files: u64, bytes: u64) {
+        self.retention_reclaimed_files.fetch_add(files, Relaxed);
+        self.retention_reclaimed_bytes.fetch_add(bytes, Relaxed);
+    }
+
+    /// Sets what waits for its retention to pass (the sweeper's last pass).
+    pub fn retention_reclaimable(&self, files: u64, bytes: u64) {
+        self.retention_reclaimable_files.store(files, Relaxed);
+        self.retention_reclaimable_bytes.store(bytes, Relaxed);
+    }
+
+    /// (files, bytes) waiting for their retention to pass.
+    pub fn reclaimable(&self) -> (u64, u64) {
+        (
+            self.retention_reclaimable_files.load(Relaxed),
+            self.retention_reclaimable_bytes.load(Relaxed),
+        )
+    }
+
+    /// Counts a suite dropped from `meta_dir` for want of clients.
+    pub fn suite_dropped(&self) {
+        self.retention_suites_dropped.fetch_add(1, Relaxed);
+    }
+
     /// Counts a generation swap.
     pub fn generation_swapped(&self) {
         self.generation_swaps.fetch_add(1, Relaxed);
@@ -377,6 +425,9 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            retention_reclaimed_bytes: self.retention_reclaimed_bytes.load(Relaxed),
+            retention_reclaimed_files: self.retention_reclaimed_files.load(Relaxed),
+            retention_suites_dropped: self.retention_suites_dropped.load(Relaxed),
         }
     }
 }
@@ -413,7 +464,11 @@ mod tests {
             cache_files: 2,
             cache_capacity: 1 << 30,
             dropped_log_lines: 5,
+            retention_reclaimable_bytes: 4096,
+            retention_reclaimable_files: 1,
         };
+        m.retention_removed(2, 3000);
+        m.suite_dropped();
         let text = crate::exposition::render(&m.counters(), &g);
         for line in [
             "# HELP apt_cacher_requests_total Requests by how they were answered.",
@@ -436,6 +491,11 @@ mod tests {
             "apt_cacher_generation_swaps_total 1",
             "apt_cacher_log_dropped_lines_total 5",
             "apt_cacher_disk_full_total 1",
+            "apt_cacher_retention_reclaimable_bytes 4096",
+            "apt_cacher_retention_reclaimable_files 1",
+            "apt_cacher_retention_reclaimed_bytes_total 3000",
+            "apt_cacher_retention_reclaimed_files_total 2",
+            "apt_cacher_retention_suites_dropped_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -33,11 +33,14 @@ pub fn reserved_page<'u>(uri: &'u Uri, self_ports: &[u16]) -> Option<&'u str> {
 /// The gauges of a running cacher.
 pub fn gauges(app: &App) -> Gauges {
     let (files, bytes) = app.store.usage();
+    let (reclaimable_files, reclaimable_bytes) = app.metrics.reclaimable();
     Gauges {
         cache_bytes: bytes,
         cache_files: files as u64,
         cache_capacity: app.store.capacity(),
         dropped_log_lines: crate::logging::dropped_lines(),
+        retention_reclaimable_bytes: reclaimable_bytes,
+        retention_reclaimable_files: reclaimable_files,
     }
 }
 

@@ -204,6 +204,15 @@ impl StatusSnapshot {
             "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; indices quarantined: {} &middot; index entries skipped: {} &middot; dropped log lines: {}</p>",
             c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, c.index_quarantines, c.index_entries_skipped, g.dropped_log_lines
         );
+        let _ = writeln!(
+            h,
+            "<p class=\"retention\">Retention: {} in {} files reclaimable (unreferenced, waiting for their retention) &middot; {} in {} files reclaimed since start &middot; suites dropped: {}</p>",
+            human_bytes(g.retention_reclaimable_bytes),
+            g.retention_reclaimable_files,
+            human_bytes(c.retention_reclaimed_bytes),
+            c.retention_reclaimed_files,
+            c.retention_suites_dropped
+        );
         match &c.last_disk_full {
             Some(f) => {
                 let _ = writeln!(
@@ -319,6 +328,8 @@ mod tests {
                 cache_files: 7,
                 cache_capacity: 1 << 30,
                 dropped_log_lines: 0,
+                retention_reclaimable_bytes: 5 << 20,
+                retention_reclaimable_files: 3,
             },
             counters: m.counters(),
             mappings: vec![MappingInfo {
@@ -349,6 +360,8 @@ mod tests {
         assert_eq!(v["counters"]["requests"]["miss"], 1);
         assert_eq!(v["counters"]["bytes_from_cache"], 3 << 20);
         assert_eq!(v["gauges"]["cache_capacity"], 1u64 << 30);
+        assert_eq!(v["gauges"]["retention_reclaimable_bytes"], 5u64 << 20);
+        assert_eq!(v["counters"]["retention_reclaimed_bytes"], 0);
         assert_eq!(v["mappings"][0]["prefix"], "debian");
         assert_eq!(v["generations"][0]["suite"], "dists/stable");
         assert_eq!(v["generations"][0]["listed"], 12);
@@ -367,6 +380,10 @@ mod tests {
         assert!(h.contains("pool/&lt;x&gt;.deb") && h.contains("mismatch &amp; more"));
         assert!(!h.contains("<script") && !h.contains("src=") && !h.contains("http://fonts"));
         assert!(h.contains("dists/stable") && h.contains("1h 2m"));
+        assert!(
+            h.contains("Retention: 5.0 MiB in 3 files reclaimable"),
+            "{h}"
+        );
     }
 
     #[test]

@@ -75,6 +75,27 @@ impl Lru {
         Some((key, e.size))
     }
 
+    /// Up to `n` keys used after tick `after`, oldest use first: (key, size,
+    /// tick). A key used again meanwhile moves past the cursor, so a walk
+    /// in chunks misses none.
+    pub(super) fn after(&self, after: u64, n: usize) -> Vec<(String, u64, u64)> {
+        self.by_use
+            .range(after.saturating_add(1)..)
+            .take(n)
+            .filter_map(|(tick, key)| Some((key.clone(), self.entries.get(key)?.size, *tick)))
+            .collect()
+    }
+
+    /// The size of `key`, if stored.
+    pub(super) fn size_of(&self, key: &str) -> Option<u64> {
+        self.entries.get(key).map(|e| e.size)
+    }
+
+    /// The tick of `key`'s last use, if stored.
+    pub(super) fn tick_of(&self, key: &str) -> Option<u64> {
+        self.entries.get(key).map(|e| e.tick)
+    }
+
     /// Forgets least-recently-used keys until the total fits `capacity`;
     /// the keys forgotten (their files are to be removed).
     pub(super) fn over(&mut self, capacity: u64) -> Vec<String> {

@@ -80,8 +80,18 @@ pub(crate) fn is_unverified_key(key: &str) -> bool {
         .is_some_and(|(_, tag)| tag == UNVERIFIED_TAG)
 }
 
-/// The content tag of a file expected to have checksums `cs`.
-fn tag(cs: &Checksums) -> String {
+/// A storage key split into its mapping prefix, repository path and
+/// content tag (`<prefix>/<path>#<tag>`); `None` for a name the cacher
+/// does not make (a file left in `cache_dir` by something else).
+pub(crate) fn split_key(key: &str) -> Option<(&str, &str, &str)> {
+    let (name, tag) = key.rsplit_once('#')?;
+    let (prefix, path) = name.split_once('/')?;
+    (!prefix.is_empty() && !path.is_empty() && !tag.is_empty()).then_some((prefix, path, tag))
+}
+
+/// The content tag of a file expected to have checksums `cs` (the last
+/// part of its storage key).
+pub(crate) fn tag(cs: &Checksums) -> String {
     cs.strongest()
         .and_then(|k| cs.hex(k))
         .unwrap_or_else(|| format!("s{}", cs.size))
@@ -210,5 +220,12 @@ mod tests {
         assert_eq!(k.storage_key(), None);
         let k = CacheKey::for_file("m", "pool/../a.deb", &Lookup::Unlisted);
         assert_eq!(k.storage_key(), None, "unsafe paths are never stored");
+        assert_eq!(
+            split_key("m/pool/a#b.deb#s5"),
+            Some(("m", "pool/a#b.deb", "s5"))
+        );
+        for odd in ["m/pool/a.deb", "pool#s5", "/pool/a#s5", "m/#s5", "m/a#"] {
+            assert_eq!(split_key(odd), None, "{odd}");
+        }
     }
 }

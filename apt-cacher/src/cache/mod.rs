@@ -19,6 +19,7 @@ pub mod key;
 pub mod portal;
 pub mod progress;
 pub mod reader;
+pub mod retention;
 pub mod storage;
 
 pub use coalesce::{InFlight, Job, Started};

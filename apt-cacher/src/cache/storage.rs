@@ -220,6 +220,39 @@ impl Storage {
         }
     }
 
+    /// Up to `n` verified files used after tick `after` (oldest use first):
+    /// (key, size, tick), for the retention sweeper's walk in chunks.
+    /// Unverified files are left out: they have their own lifetime.
+    pub(crate) fn verified_after(&self, after: u64, n: usize) -> Vec<(String, u64, u64)> {
+        self.lock().verified.after(after, n)
+    }
+
+    /// Forgets and deletes verified file `key` if it was not used since
+    /// tick `tick` (a request that found it meanwhile keeps it); its size
+    /// when removed. Readers that opened it keep their descriptor.
+    pub(crate) fn remove_unused(&self, key: &str, tick: u64) -> Option<u64> {
+        let size = {
+            let mut i = self.lock();
+            if i.verified.tick_of(key) != Some(tick) {
+                return None;
+            }
+            let size = i.verified.size_of(key)?;
+            i.verified.remove(key);
+            size
+        };
+        match std::fs::remove_file(self.root.join(key)) {
+            Ok(()) => Some(size),
+            // Gone already: nothing reclaimed on disk, but forgotten.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Some(0),
+            Err(e) => {
+                // Still on disk: kept (and counted) as it was.
+                tracing::warn!(key = %key, error = %e, "retention: cannot remove cached file");
+                self.lock().verified.insert(key.to_string(), size);
+                None
+            }
+        }
+    }
+
     /// The directory of the temporary files.
     pub fn tmp_dir(&self) -> PathBuf {
         self.tmp.clone()
@@ -384,6 +417,29 @@ mod tests {
         assert!(!leftover.exists());
         assert_eq!(s.usage(), (1, 5));
         assert!(s.get("m/pool/a.deb#ab").is_some());
+    }
+
+    #[test]
+    fn retention_removes_only_files_unused_since_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 100, Default::default()).unwrap();
+        put(&s, "m/a#ab", b"1234");
+        put(&s, "m/b#ab", b"12");
+        put(&s, "m/u#u", b"1");
+        let seen = s.verified_after(0, 10);
+        let keys: Vec<&str> = seen.iter().map(|(k, _, _)| k.as_str()).collect();
+        assert_eq!(keys, ["m/a#ab", "m/b#ab"], "verified only, in use order");
+        assert_eq!(s.verified_after(seen[0].2, 10).len(), 1, "after a cursor");
+        // Used since it was read: kept.
+        assert!(s.get("m/a#ab").is_some());
+        assert_eq!(s.remove_unused("m/a#ab", seen[0].2), None);
+        assert!(dir.path().join("m/a#ab").exists());
+        // Not used since: removed, its size returned.
+        assert_eq!(s.remove_unused("m/b#ab", seen[1].2), Some(2));
+        assert!(!dir.path().join("m/b#ab").exists());
+        assert_eq!(s.usage(), (2, 5));
+        // The touched key moved past the cursor: a walk in chunks sees it again.
+        assert_eq!(s.verified_after(seen[1].2, 10)[0].0, "m/a#ab");
     }
 
     #[test]

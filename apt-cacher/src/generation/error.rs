@@ -107,6 +107,10 @@ pub enum Invalid {
     /// An index cannot be read within its caps: quarantined.
     #[error(transparent)]
     Quarantined(#[from] super::pool_map::Quarantined),
+    /// The suite was dropped (no client asked for it during `retention`)
+    /// while this request waited for it.
+    #[error("the suite was just dropped for want of clients (retention); ask again")]
+    Dropped,
     /// A Release kept on disk does not parse.
     #[error("{}: {source}", path.display())]
     Stored {

@@ -39,6 +39,7 @@ impl Generations {
         let mut dir = parent(path);
         loop {
             if let Some(suite) = self.existing_suite(mapping, dir).await {
+                suite.mark_asked();
                 let rel = path
                     .get(dir.len()..)
                     .map(|r| r.trim_start_matches('/'))

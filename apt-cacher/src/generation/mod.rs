@@ -23,12 +23,15 @@
 //! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
 //! over every generation), [`unknown`] (suites not known yet: no permanent
 //! state before a valid Release), [`recovery`] (start and crash recovery),
+//! [`references`] (what the retention sweeper asks: is a cached file still
+//! referenced), [`idle`] (suites no client asks for are dropped),
 //! [`error`].
 
 mod error;
 mod fetch;
 mod gen;
 mod grace;
+mod idle;
 mod layout;
 mod lookup;
 pub mod pdiff;
@@ -38,6 +41,7 @@ pub mod pool_lookup;
 mod pool_map;
 mod publish;
 mod recovery;
+mod references;
 mod refresh;
 mod suite;
 mod unknown;
@@ -88,6 +92,10 @@ pub struct Generations {
     pub(crate) check_interval: Duration,
     pub(crate) retry: Duration,
     pub(crate) grace: Duration,
+    /// Suites no client asked for during this long are dropped ([`idle`]).
+    pub(crate) retention: Duration,
+    /// Set once [`Self::load_all`] has loaded every suite on disk.
+    pub(crate) started_up: std::sync::atomic::AtomicBool,
     pub(crate) router: Router,
     pub(crate) downloads: Arc<InFlight>,
     pub(crate) metrics: Arc<Metrics>,
@@ -125,6 +133,8 @@ impl Generations {
             check_interval: config.check_interval,
             retry: config.cache_period.max(Duration::from_secs(1)),
             grace: config.generation_grace,
+            retention: config.retention,
+            started_up: Default::default(),
             router,
             metrics: downloads.metrics().clone(),
             pool_parser: PoolParser {

@@ -133,6 +133,20 @@ impl PoolIndex {
             .map(|(_, e)| e.checksums())
     }
 
+    /// True when any generation of `mapping` lists `path` with content
+    /// tag `tag` (a storage key's last part, [`crate::cache::key::tag`]):
+    /// the newest and those still in their grace period alike.
+    pub(super) fn lists(&self, mapping: usize, path: &str, tag: &str) -> bool {
+        let k = self.key(mapping, path);
+        let slots = self.slots.read().unwrap_or_else(|e| e.into_inner());
+        slots.get(&k).is_some_and(|s| {
+            s.iter()
+                .filter(|s| s.mapping == mapping)
+                .filter_map(|s| s.map.get(path))
+                .any(|e| crate::cache::key::tag(&e.checksums()) == tag)
+        })
+    }
+
     /// How many index maps a lookup of `path` looks into (tests: one per
     /// generation that lists it, whatever else is registered).
     #[cfg(test)]

@@ -24,6 +24,8 @@ impl Generations {
                 }
             }
         }
+        self.started_up
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Loads a suite's current generation from disk, once. Call with the suite lock held.

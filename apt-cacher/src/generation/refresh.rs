@@ -74,9 +74,13 @@ impl Generations {
         // (unknown.rs): until then, nothing about the name is kept.
         let held = self.release_suite(mapping, dir).await?;
         let suite = held.suite.clone();
+        suite.mark_asked();
         let started = Instant::now();
         let (gen, outcome) = {
             let _guard = suite.lock.lock().await;
+            if suite.state().dropped {
+                return Err(Invalid::Dropped.into());
+            }
             self.ensure_loaded(&suite).await;
             let (has_current, stale) = {
                 let st = suite.state();
@@ -227,7 +231,7 @@ impl Generations {
     }
 
     /// Background re-checks: every suite older than `check_interval` is refreshed,
-    /// and expired generations are removed, until `shutdown`.
+    /// expired generations are removed and idle suites dropped, until `shutdown`.
     pub async fn ticker(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
         let period =
             (self.check_interval / 2).clamp(Duration::from_secs(1), Duration::from_secs(60));
@@ -238,6 +242,7 @@ impl Generations {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
+            self.drop_idle().await;
             for suite in self.loaded_suites() {
                 self.expire(&suite);
                 let stale = {

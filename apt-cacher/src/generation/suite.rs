@@ -11,6 +11,8 @@ pub(crate) struct SuiteState {
     pub(crate) previous: Vec<(Arc<Gen>, Instant)>,
     pub(crate) checked: Option<Instant>,
     pub(crate) next_id: u64,
+    /// Dropped for want of clients ([`super::idle`]): no longer served.
+    pub(crate) dropped: bool,
 }
 
 /// One suite of one mapping.
@@ -21,6 +23,9 @@ pub struct Suite {
     pub(crate) path: PathBuf,
     pub(crate) lock: tokio::sync::Mutex<()>,
     pub(crate) state: RwLock<SuiteState>,
+    /// When a client last asked for its Release or an index (or when it
+    /// was made or loaded): see [`super::idle`].
+    pub(crate) last_asked: Mutex<Instant>,
 }
 
 impl Suite {
@@ -32,5 +37,16 @@ impl Suite {
     }
     pub(crate) fn current(&self) -> Option<Arc<Gen>> {
         self.state().current.clone()
+    }
+    /// Notes that a client asked for this suite now.
+    pub(crate) fn mark_asked(&self) {
+        *self.last_asked.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+    }
+    /// How long no client asked for it.
+    pub(crate) fn idle_for(&self) -> Duration {
+        self.last_asked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .elapsed()
     }
 }

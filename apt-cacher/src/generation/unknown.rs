@@ -185,6 +185,7 @@ impl Generations {
             path: self.meta_dir.join(prefix).join(escape_dir(dir)),
             lock: tokio::sync::Mutex::new(()),
             state: RwLock::new(SuiteState::default()),
+            last_asked: Mutex::new(Instant::now()),
         }))
     }
 

@@ -1,0 +1,79 @@
+//! Keeping `meta_dir` bounded: a suite no client asked for (its Release or
+//! one of its indices) during `retention` (at least `generation_grace`) is
+//! dropped by the ticker: forgotten, its directory removed, its
+//! generations' pool maps unregistered (when the last request holding one
+//! ends), so that the retention sweeper sees its cached files as
+//! unreferenced. A client asking again later finds an unknown suite and
+//! fetches it anew, like any other.
+//!
+//! The clock starts when the suite is made or loaded (a restart starts it
+//! again: a suite is only ever kept longer). A request that found the suite
+//! just before it was dropped and waited for its lock gets
+//! [`Invalid::Dropped`] (a 502; the next request fetches it anew).
+
+use super::*;
+
+impl Generations {
+    /// How long a suite may go without a client before it is dropped.
+    fn idle_limit(&self) -> Duration {
+        self.retention.max(self.grace)
+    }
+
+    /// Drops the suites no client asked for during [`Self::idle_limit`]
+    /// (those busy right now are left for the next tick).
+    pub(super) async fn drop_idle(&self) {
+        let limit = self.idle_limit();
+        let idle: Vec<Arc<Suite>> = {
+            let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+            suites
+                .values()
+                .filter(|s| s.idle_for() >= limit)
+                .cloned()
+                .collect()
+        };
+        for suite in idle {
+            let Ok(_guard) = suite.lock.try_lock() else {
+                continue;
+            };
+            if suite.idle_for() < limit {
+                continue;
+            }
+            {
+                let mut suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
+                let key = (suite.mapping, suite.dir.clone());
+                if !suites.get(&key).is_some_and(|s| Arc::ptr_eq(s, &suite)) {
+                    continue;
+                }
+                suites.remove(&key);
+            }
+            let (current, previous) = {
+                let mut st = suite.state_mut();
+                st.dropped = true;
+                (st.current.take(), std::mem::take(&mut st.previous))
+            };
+            // Their pool maps are unregistered as the last holder lets go.
+            drop(current);
+            drop(previous);
+            let path = suite.path.clone();
+            let removed =
+                tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                    _ => Ok(()),
+                })
+                .await;
+            let prefix = self.prefix(suite.mapping);
+            match removed {
+                Ok(Ok(())) => {
+                    tracing::info!(mapping = %prefix, suite = %suite.dir, idle_secs = limit.as_secs(), "no client asked for this suite during retention; dropped");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(mapping = %prefix, suite = %suite.dir, dir = %suite.path.display(), error = %e, "suite dropped; its directory could not be removed");
+                }
+                Err(e) => {
+                    tracing::warn!(mapping = %prefix, suite = %suite.dir, error = %e, "removing a dropped suite's directory failed");
+                }
+            }
+            self.metrics.suite_dropped();
+        }
+    }
+}
