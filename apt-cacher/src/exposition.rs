@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 11] = [
+        let singles: [Single; 12] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -146,6 +146,12 @@ impl Collector for Scrape {
                 "Index entries skipped as bad (unsafe path, bad size or digest).",
                 counter,
                 c.index_entries_skipped,
+            ),
+            (
+                "apt_cacher_release_signature_failures",
+                "Release sets refused because they do not verify against the mapping's keyring.",
+                counter,
+                c.release_signature_failures,
             ),
             (
                 "apt_cacher_log_dropped_lines",

@@ -11,6 +11,8 @@ pub(crate) struct SuiteState {
     pub(crate) previous: Vec<(Arc<Gen>, Instant)>,
     pub(crate) checked: Option<Instant>,
     pub(crate) next_id: u64,
+    /// Who signed, what was left out, the last refusal.
+    pub(crate) signature: super::signed::SuiteSignature,
 }
 
 /// One suite of one mapping.
