@@ -373,3 +373,49 @@ async fn an_unreadable_keyring_is_a_start_error_naming_mapping_key_and_file() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_generation_that_does_not_verify_is_not_served_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut repo, up, key) = repo(tmp.path());
+    repo.set_key(TestKey::shared_other());
+    repo.publish().unwrap();
+    let dir = tmp.path().join("cacher");
+    // Without a keyring the impostor's Release is served (and kept).
+    let c = cacher(&dir, &up.url(), None, "").await;
+    let url = |c: &apt_cacher::Running| format!("http://{}/debian/dists/stable/InRelease", c.addr);
+    let (code, _) = get(&url(&c)).await;
+    assert_eq!(code, 200);
+    c.stop().await;
+
+    // With the archive's keyring, the kept generation is checked again
+    // when it is loaded: refused, not served; upstream's is refused too.
+    let c = cacher(&dir, &up.url(), Some(&key), "").await;
+    let (code, body) = get(&url(&c)).await;
+    assert_eq!(code, 502, "{}", String::from_utf8_lossy(&body));
+    assert!(refusals(&c).await >= 2, "kept and upstream");
+    let s = status(&c).await;
+    assert!(s["generations"].as_array().unwrap().is_empty(), "{s}");
+    assert!(
+        s["recent_failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["what"]
+                .as_str()
+                .unwrap()
+                .contains("Release signature refused")),
+        "{s}"
+    );
+
+    // The archive signs with its own key again: served.
+    repo.set_key(TestKey::shared());
+    repo.publish().unwrap();
+    let (code, body) = get(&url(&c)).await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        body,
+        std::fs::read(repo.suite_dir("stable").join("InRelease")).unwrap()
+    );
+    c.stop().await;
+}
