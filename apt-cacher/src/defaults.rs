@@ -2,8 +2,11 @@
 //! listen on 127.0.0.1:3142, cache under a per-user directory, and one
 //! mapping per repository URI found in this machine's apt sources
 //! (`sources.list`, `sources.list.d/*.list` one-line entries and deb822
-//! `*.sources` files). Also renders the lines a client puts in its apt
-//! configuration, for both ways in.
+//! `*.sources` files), each checking Release signatures with the keyring
+//! files its sources name in `signed-by=` / `Signed-By:` (the union over
+//! the sources of one URI; fingerprints and inline key blocks are not
+//! keyring files and are not used). Also renders the lines a client puts
+//! in its apt configuration, for both ways in.
 
 use crate::config::{parse_upstream_url, Config, LogConfig, Mapping, Timeouts};
 use aptindex::deb822::Deb822Error;
@@ -21,6 +24,23 @@ pub struct Source {
     pub suite: String,
     /// The components.
     pub components: Vec<String>,
+    /// The keyring files its `signed-by` option / `Signed-By` field names.
+    pub signed_by: Vec<PathBuf>,
+}
+
+/// The keyring files among the values of a `signed-by` option or
+/// `Signed-By` field: absolute paths (apt's rule for files; other values are
+/// fingerprints, which select keys, or an inline key block, which is not a
+/// file: neither is used).
+pub fn signed_by_files(value: &str) -> Vec<PathBuf> {
+    if value.contains("-----BEGIN PGP") {
+        return Vec::new();
+    }
+    value
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|v| v.starts_with('/'))
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// Reads the apt sources under `etc_apt` (normally `/etc/apt`).
@@ -62,8 +82,14 @@ pub fn parse_one_line(text: &str) -> Vec<Source> {
             continue;
         }
         rest = r.trim_start();
+        let mut signed_by = Vec::new();
         if rest.starts_with('[') {
             let Some(end) = rest.find(']') else { continue };
+            for option in rest.get(1..end).unwrap_or("").split_whitespace() {
+                if let Some(v) = option.strip_prefix("signed-by=") {
+                    signed_by.extend(signed_by_files(v));
+                }
+            }
             rest = rest.get(end + 1..).unwrap_or("").trim_start();
         }
         let mut words = rest.split_whitespace();
@@ -75,6 +101,7 @@ pub fn parse_one_line(text: &str) -> Vec<Source> {
             uri: uri.into(),
             suite: suite.into(),
             components: words.map(str::to_string).collect(),
+            signed_by,
         });
     }
     out
@@ -94,6 +121,7 @@ pub fn parse_deb822(text: &str) -> Result<Vec<Source>, Deb822Error> {
             .split_whitespace()
             .map(str::to_string)
             .collect();
+        let signed_by = signed_by_files(get("Signed-By"));
         for kind in get("Types").split_whitespace() {
             for uri in get("URIs").split_whitespace() {
                 for suite in get("Suites").split_whitespace() {
@@ -102,6 +130,7 @@ pub fn parse_deb822(text: &str) -> Result<Vec<Source>, Deb822Error> {
                         uri: uri.into(),
                         suite: suite.into(),
                         components: components.clone(),
+                        signed_by: signed_by.clone(),
                     });
                 }
             }
@@ -146,14 +175,20 @@ pub fn user_cache_dir() -> PathBuf {
     PathBuf::from("/var/cache/apt-cacher")
 }
 
-/// Mappings for the http/https sources, one per distinct URI.
+/// Mappings for the http/https sources, one per distinct URI, each with
+/// the union of its sources' `Signed-By` keyring files.
 pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
     let mut mappings: Vec<Mapping> = Vec::new();
     for s in sources {
         let Ok(url) = parse_upstream_url(&s.uri) else {
             continue;
         };
-        if mappings.iter().any(|m| m.url == url) {
+        if let Some(m) = mappings.iter_mut().find(|m| m.url == url) {
+            for k in &s.signed_by {
+                if !m.keyrings.contains(k) {
+                    m.keyrings.push(k.clone());
+                }
+            }
             continue;
         }
         let base = prefix_for(&url);
@@ -169,7 +204,7 @@ pub fn mappings_for(sources: &[Source]) -> Vec<Mapping> {
             aliases: Vec::new(),
             redirect_hosts: Vec::new(),
             fallbacks: Vec::new(),
-            keyrings: Vec::new(),
+            keyrings: s.signed_by.clone(),
             local: None,
         });
     }
@@ -287,5 +322,39 @@ mod tests {
         for m in &config.mappings {
             assert!(crate::config::valid_prefix(&m.prefix));
         }
+        // Signed-By: the files, the union over one URI's sources.
+        assert_eq!(
+            config.mappings[0].keyrings,
+            [PathBuf::from("/usr/share/keyrings/x.gpg")]
+        );
+        assert_eq!(config.mappings[1].keyrings, [PathBuf::from("/k.gpg")]);
+    }
+
+    #[test]
+    fn signed_by_files_only() {
+        assert_eq!(
+            signed_by_files("/a.gpg,/b.asc 0123456789ABCDEF0123456789ABCDEF01234567"),
+            [PathBuf::from("/a.gpg"), PathBuf::from("/b.asc")]
+        );
+        assert!(signed_by_files("-----BEGIN PGP PUBLIC KEY BLOCK-----\n.\nmQINBF...").is_empty());
+        let one_line = parse_one_line(
+            "deb [signed-by=/x.gpg,/y.gpg arch=amd64] http://a.example/d s main\ndeb http://b.example/d s main\n",
+        );
+        assert_eq!(
+            one_line[0].signed_by,
+            [PathBuf::from("/x.gpg"), PathBuf::from("/y.gpg")]
+        );
+        assert!(one_line[1].signed_by.is_empty());
+        let union = mappings_for(&[
+            one_line[0].clone(),
+            Source {
+                signed_by: vec![PathBuf::from("/z.gpg"), PathBuf::from("/x.gpg")],
+                ..one_line[0].clone()
+            },
+        ]);
+        assert_eq!(
+            union[0].keyrings,
+            ["/x.gpg", "/y.gpg", "/z.gpg"].map(PathBuf::from)
+        );
     }
 }

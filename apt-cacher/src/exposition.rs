@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 16] = [
+        let singles: [Single; 17] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -176,6 +176,12 @@ impl Collector for Scrape {
                 "Suites dropped from meta_dir because no client asked for them during retention.",
                 counter,
                 c.retention_suites_dropped,
+            ),
+            (
+                "apt_cacher_release_signature_failures",
+                "Release sets refused because they do not verify against the mapping's keyring.",
+                counter,
+                c.release_signature_failures,
             ),
             (
                 "apt_cacher_log_dropped_lines",

@@ -8,7 +8,7 @@
 use crate::access_log::{self, AccessNote};
 use crate::cache::{Cache, CacheError, CacheKey, Found, InFlight, Storage, UpstreamNote};
 use crate::config::Config;
-use crate::generation::{Generations, MetaError, SuiteRefused, RELEASE_FILES};
+use crate::generation::{Generations, Invalid, MetaError, SuiteRefused, RELEASE_FILES};
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
 use crate::response::{self, Body};
@@ -251,8 +251,21 @@ fn meta_error(e: &MetaError, negative: bool, asked: Instant) -> Answer {
             },
             u.status_code(),
         ),
+        // A Release file left out of a verified generation (signed.rs):
+        // not there, as in apt-mirror's snapshot.
+        MetaError::Invalid(m) if matches!(**m, Invalid::NotAvailable(_)) => (
+            response::text(StatusCode::NOT_FOUND, m.to_string()),
+            Outcome::Refused,
+            None,
+        ),
         MetaError::Invalid(m) => (
             response::text(StatusCode::BAD_GATEWAY, m.to_string()),
+            Outcome::Error,
+            None,
+        ),
+        // Refused: it does not verify (signed.rs); no generation of it is served.
+        MetaError::Signature(r) => (
+            response::text(StatusCode::BAD_GATEWAY, r.to_string()),
             Outcome::Error,
             None,
         ),

@@ -91,6 +91,8 @@ impl Running {
 /// `shutdown` is cancelled. Use port 0 to get a free port (see
 /// [`Running::addr`]).
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Running> {
+    // Each mapping's keyring: a start error before anything else is opened.
+    let keyrings = generation::Keyrings::load(&config.mappings)?;
     writable::create_dirs(&config)?;
     let cache_dir = config.cache_dir.clone();
     let capacity = config.cache_capacity;
@@ -115,7 +117,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let mut router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(
         generation::Generations::new(&config, router.clone(), downloads.clone())
-            .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
+            .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?
+            .with_keyrings(keyrings),
     );
     let listening = listen::listeners(&config.listen)?;
     let addrs = listening

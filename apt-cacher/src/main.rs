@@ -47,7 +47,15 @@ fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
             dir.display()
         );
         for m in &config.mappings {
-            note.push_str(&format!("  {} = {}\n", m.prefix, m.url));
+            // Release signatures: the Signed-By keyring files of its sources.
+            let keyrings: Vec<String> =
+                m.keyrings.iter().map(|k| k.display().to_string()).collect();
+            let signed = if keyrings.is_empty() {
+                "unsigned: no Signed-By keyring file".to_string()
+            } else {
+                format!("keyring {}", keyrings.join(", "))
+            };
+            note.push_str(&format!("  {} = {} ({signed})\n", m.prefix, m.url));
         }
         note.push_str(&defaults::client_lines(&config, &sources));
         return Ok((config, Some(note)));

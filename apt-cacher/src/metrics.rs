@@ -139,6 +139,9 @@ pub struct Counters {
     pub index_quarantines: u64,
     /// Index entries skipped as bad (unsafe path, bad size or digest).
     pub index_entries_skipped: u64,
+    /// Release sets refused because they do not verify against the
+    /// mapping's keyring (the current generation stayed).
+    pub release_signature_failures: u64,
     /// Writes that failed because the file system was full (ENOSPC) or the
     /// quota exhausted (EDQUOT).
     pub disk_full: u64,
@@ -210,6 +213,7 @@ pub struct Metrics {
     generation_swaps: AtomicU64,
     index_quarantines: AtomicU64,
     index_entries_skipped: AtomicU64,
+    release_signature_failures: AtomicU64,
     disk_full: AtomicU64,
     last_disk_full: Mutex<Option<Failure>>,
     retention_reclaimed_bytes: AtomicU64,
@@ -250,6 +254,7 @@ impl Metrics {
             generation_swaps: AtomicU64::new(0),
             index_quarantines: AtomicU64::new(0),
             index_entries_skipped: AtomicU64::new(0),
+            release_signature_failures: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             last_disk_full: Mutex::new(None),
             retention_reclaimed_bytes: AtomicU64::new(0),
@@ -376,6 +381,13 @@ impl Metrics {
         self.index_entries_skipped.fetch_add(n, Relaxed);
     }
 
+    /// Counts a Release set refused by its signature (`url`: the file
+    /// that decided) and remembers it.
+    pub fn release_signature_failure(&self, url: &str, what: &str) {
+        self.release_signature_failures.fetch_add(1, Relaxed);
+        self.failure(url, what);
+    }
+
     /// Remembers a failure (keeping the last [`RECENT_FAILURES`]).
     pub fn failure(&self, url: &str, what: &str) {
         let now = SystemTime::now();
@@ -419,6 +431,7 @@ impl Metrics {
             generation_swaps: self.generation_swaps.load(Relaxed),
             index_quarantines: self.index_quarantines.load(Relaxed),
             index_entries_skipped: self.index_entries_skipped.load(Relaxed),
+            release_signature_failures: self.release_signature_failures.load(Relaxed),
             disk_full: self.disk_full.load(Relaxed),
             last_disk_full: self
                 .last_disk_full
@@ -454,6 +467,7 @@ mod tests {
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
         m.evicted(3);
         m.generation_swapped();
+        m.release_signature_failure("http://deb.example/debian/dists/s/InRelease", "refused");
         m.unverified_download();
         m.disk_full(
             "/var/cache/x/.tmp/dl-1",
@@ -496,6 +510,7 @@ mod tests {
             "apt_cacher_retention_reclaimed_bytes_total 3000",
             "apt_cacher_retention_reclaimed_files_total 2",
             "apt_cacher_retention_suites_dropped_total 1",
+            "apt_cacher_release_signature_failures_total 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

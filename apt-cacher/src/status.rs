@@ -2,10 +2,12 @@
 //! external assets) and `/~/status.json` (the same data): the key figures
 //! (hit ratio, bytes saved, cache use, requests), the mappings, requests by
 //! result, upstream hosts, the current metadata generation of every suite
-//! and the recent failures. It renders a [`StatusSnapshot`], plain data
+//! (with who signed it, or that it is unsigned, and its last refused
+//! Release) and the recent failures. It renders a [`StatusSnapshot`], plain data
 //! that `pages.rs` reads from a running cacher; nothing here knows the
 //! cacher itself.
 
+use crate::generation::signed::{SignatureInfo, SignatureState};
 use crate::generation::GenInfo;
 use crate::metrics::{Counters, Failure, Gauges, Outcome};
 use serde::Serialize;
@@ -86,6 +88,33 @@ fn esc(s: &str) -> String {
     out
 }
 
+/// The signature cell of a suite: signed by whom, unsigned, what was
+/// left out, the last refusal.
+fn signature_cell(s: &SignatureInfo) -> String {
+    let mut cell = match (&s.state, &s.signed_by) {
+        (SignatureState::Unsigned, _) => "unsigned (no keyring)".to_string(),
+        (SignatureState::Signed, Some(by)) => format!(
+            "signed ({}) by {} {}",
+            esc(&by.file),
+            esc(by.user_id.as_deref().unwrap_or("key")),
+            esc(&by.fingerprint)
+        ),
+        _ => "signer unknown".to_string(),
+    };
+    for w in &s.withheld {
+        let _ = write!(cell, "<br>withheld: {}", esc(w));
+    }
+    if let Some(r) = &s.last_refusal {
+        let _ = write!(
+            cell,
+            "<br><span class=\"refused\">last refused {}: {}</span>",
+            esc(&r.time),
+            esc(&r.reason)
+        );
+    }
+    cell
+}
+
 /// Seconds as `3d 4h`, `5h 6m`, `7m 8s` or `9s`.
 fn human_secs(s: u64) -> String {
     let (d, h, m) = (s / 86400, s % 86400 / 3600, s % 3600 / 60);
@@ -114,7 +143,7 @@ table{border-collapse:collapse;margin:.3em 0}
 th,td{text-align:left;padding:.3em .9em;border-bottom:1px solid #ddd;vertical-align:top}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
 .none{color:#666;font-style:italic}
-.fail td{color:#8a1010;overflow-wrap:anywhere}
+.fail td,.refused{color:#8a1010;overflow-wrap:anywhere}
 table.failures{max-width:100%}
 td.t{white-space:nowrap}
 ";
@@ -249,23 +278,29 @@ impl StatusSnapshot {
         } else {
             h.push_str(
                 "<table><tr><th>mapping</th><th>suite</th><th>generation</th><th>Release date</th>\
-                 <th>fetched</th><th>indices held / listed</th></tr>\n",
+                 <th>fetched</th><th>indices held / listed</th><th>signature</th></tr>\n",
             );
             for gen in &self.generations {
                 let _ = writeln!(
                     h,
-                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{} / {}</td></tr>",
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td><td class=\"n\">{} / {}</td><td>{}</td></tr>",
                     esc(&gen.mapping),
                     esc(if gen.suite.is_empty() { "(flat)" } else { &gen.suite }),
                     gen.generation,
                     esc(gen.release_date.as_deref().unwrap_or("-")),
                     esc(&gen.fetched),
                     gen.indices,
-                    gen.listed
+                    gen.listed,
+                    signature_cell(&gen.signature)
                 );
             }
             h.push_str("</table>\n");
         }
+        let _ = writeln!(
+            h,
+            "<p>Release signatures refused: {}</p>",
+            c.release_signature_failures
+        );
 
         h.push_str("<h2>Upstream hosts</h2>\n");
         if c.upstream.is_empty() {
@@ -345,6 +380,7 @@ mod tests {
                 fetched: "Tue, 14 Nov 2023 22:15:00 GMT".into(),
                 indices: 1,
                 listed: 12,
+                signature: SignatureInfo::unsigned(),
             }],
             recent_failures: m.recent_failures(),
         }
@@ -365,6 +401,7 @@ mod tests {
         assert_eq!(v["mappings"][0]["prefix"], "debian");
         assert_eq!(v["generations"][0]["suite"], "dists/stable");
         assert_eq!(v["generations"][0]["listed"], 12);
+        assert_eq!(v["generations"][0]["signature"]["state"], "unsigned");
         assert_eq!(
             v["recent_failures"][0]["url"],
             "http://up.example/d/pool/<x>.deb"
@@ -383,6 +420,39 @@ mod tests {
         assert!(
             h.contains("Retention: 5.0 MiB in 3 files reclaimable"),
             "{h}"
+        );
+        assert!(h.contains("unsigned (no keyring)"), "{h}");
+    }
+
+    #[test]
+    fn signature_cells_say_who_signed_what_was_left_out_and_the_last_refusal() {
+        use crate::generation::signed::{Refusal, SignedBy};
+        let signed = SignatureInfo {
+            state: SignatureState::Signed,
+            signed_by: Some(SignedBy {
+                file: "InRelease".into(),
+                fingerprint: "4CB5".into(),
+                primary_fingerprint: "B8B8".into(),
+                user_id: Some("Archive <a@example.org>".into()),
+            }),
+            withheld: vec!["http://up.example/d/Release.gpg: BAD signature".into()],
+            last_refusal: Some(Refusal {
+                unix_time: 1,
+                time: "Thu, 01 Jan 1970 00:00:01 GMT".into(),
+                url: "http://up.example/d/InRelease".into(),
+                reason: "no signature by a key in the keyring".into(),
+            }),
+        };
+        let cell = signature_cell(&signed);
+        assert!(
+            cell.starts_with("signed (InRelease) by Archive &lt;a@example.org&gt; 4CB5"),
+            "{cell}"
+        );
+        assert!(cell.contains("withheld: http://up.example/d/Release.gpg: BAD signature"));
+        assert!(cell.contains("last refused Thu, 01 Jan 1970 00:00:01 GMT: no signature"));
+        assert_eq!(
+            signature_cell(&SignatureInfo::unsigned()),
+            "unsigned (no keyring)"
         );
     }
 

@@ -5,18 +5,37 @@
 //! both usable with `signed-by=`), a clear-signed `InRelease` and an armoured detached
 //! `Release.gpg`. Key generation is fast, and [`TestKey::shared`] caches one key per process
 //! so that many tests can sign with the same key without generating it again.
+//! [`TestKey::clearsign_expired`] and [`TestKey::detach_sign_expired`] make signatures that
+//! expired an hour ago (made two hours ago, valid for one), which apt refuses.
 
 use std::path::Path;
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context, Result};
+use pgp::composed::SubpacketConfig;
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, DetachedSignature, KeyType, SecretKeyParamsBuilder,
     SignedPublicKey, SignedSecretKey,
 };
 use pgp::crypto::hash::HashAlgorithm;
+use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
-use pgp::types::{KeyDetails, Password};
+use pgp::types::{KeyDetails, Password, Timestamp};
+
+/// The hashed subpackets of a signature made two hours ago that expired
+/// after one, by `key`.
+fn expired_subpackets(key: &SignedSecretKey) -> Result<Vec<Subpacket>> {
+    let made = Timestamp::from_secs(Timestamp::now().as_secs().saturating_sub(7200));
+    Ok(vec![
+        Subpacket::regular(SubpacketData::SignatureCreationTime(made))?,
+        Subpacket::regular(SubpacketData::SignatureExpirationTime(
+            pgp::types::Duration::from_secs(3600),
+        ))?,
+        Subpacket::regular(SubpacketData::IssuerFingerprint(
+            key.primary_key.fingerprint(),
+        ))?,
+    ])
+}
 
 /// An OpenPGP key pair (Ed25519, primary key signs) used to sign test repositories.
 #[derive(Clone, Debug)]
@@ -104,6 +123,40 @@ impl TestKey {
         .context("clear-signing")?;
         msg.to_armored_bytes(ArmorOptions::default())
             .context("armouring a clear-signed message")
+    }
+
+    /// Like [`TestKey::clearsign`], with a signature that expired an hour ago.
+    pub fn clearsign_expired(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let text = std::str::from_utf8(data).context("clear-signing: text is not UTF-8")?;
+        let key = &self.secret.primary_key;
+        let mut config = SignatureConfig::from_key(rand::thread_rng(), key, SignatureType::Text)
+            .context("signature config")?;
+        config.hashed_subpackets = expired_subpackets(&self.secret)?;
+        config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+            key.legacy_key_id(),
+        ))?];
+        let msg = CleartextSignedMessage::new(text, config, key, &Password::empty())
+            .context("clear-signing (expired)")?;
+        msg.to_armored_bytes(ArmorOptions::default())
+            .context("armouring a clear-signed message")
+    }
+
+    /// Like [`TestKey::detach_sign`], with a signature that expired an hour ago.
+    pub fn detach_sign_expired(&self, data: &[u8]) -> Result<Vec<u8>> {
+        let sig = DetachedSignature::sign_binary_data_with_subpackets(
+            rand::thread_rng(),
+            &self.secret.primary_key,
+            &Password::empty(),
+            HashAlgorithm::Sha256,
+            data,
+            SubpacketConfig::UserDefined {
+                hashed: expired_subpackets(&self.secret)?,
+                unhashed: Vec::new(),
+            },
+        )
+        .context("detach-signing (expired)")?;
+        sig.to_armored_bytes(ArmorOptions::default())
+            .context("armouring a detached signature")
     }
 
     /// An armoured detached signature of `data` (a `Release.gpg` file).

@@ -24,6 +24,10 @@ pub enum MetaError {
     /// unknown suites are in flight: upstream was not asked.
     #[error(transparent)]
     Suite(#[from] super::SuiteRefused),
+    /// A suite's Release files do not verify against its mapping's
+    /// keyring: refused (see [`super::signed`]).
+    #[error(transparent)]
+    Signature(Box<super::signed::Refused>),
     /// Nothing the client's generation lists (a PDiff patch its diff Index
     /// does not name, see [`super::pdiff`]): nothing could verify it.
     #[error("{path}: not listed by {index} (generation {generation})")]
@@ -52,8 +56,9 @@ pub enum Invalid {
     /// The suite has no generation.
     #[error("no generation")]
     NoGeneration,
-    /// The generation lacks this Release file (upstream has none).
-    #[error("{0} not available")]
+    /// The generation lacks this Release file (upstream has none, or it
+    /// does not verify next to one that does: see [`super::signed`]).
+    #[error("{0} not available (upstream has none, or it does not verify)")]
     NotAvailable(String),
     /// The path has no upstream URL.
     #[error("bad path {0}")]

@@ -78,7 +78,8 @@ impl Generations {
             got.push((name.clone(), bytes));
         }
         let release = release.ok_or(Invalid::NoRelease)?;
-        Ok((release, got))
+        // With a keyring: only what verifies, as apt reads it (signed.rs).
+        self.check_signed(suite, release, got)
     }
 
     /// Creates the first generation of `suite` from the file a client asked for.

@@ -124,6 +124,8 @@ pub struct GenInfo {
     pub indices: usize,
     /// Files the Release lists.
     pub listed: usize,
+    /// Signed by whom, unsigned (no keyring), the last refusal.
+    pub signature: super::signed::SignatureInfo,
 }
 
 impl Generations {
@@ -147,6 +149,7 @@ impl Generations {
                     fetched: crate::time::http_date(g.stamp),
                     indices,
                     listed: g.release.entries.len(),
+                    signature: self.signature_info(s, &g),
                 })
             })
             .collect();

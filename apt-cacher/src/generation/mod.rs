@@ -25,13 +25,15 @@
 //! state before a valid Release), [`recovery`] (start and crash recovery),
 //! [`references`] (what the retention sweeper asks: is a cached file still
 //! referenced), [`idle`] (suites no client asks for are dropped),
-//! [`error`].
+//! [`keyrings`] and [`signed`] (a mapping's keyring: only Release files
+//! that verify become a generation), [`error`].
 
 mod error;
 mod fetch;
 mod gen;
 mod grace;
 mod idle;
+pub mod keyrings;
 mod layout;
 mod lookup;
 pub mod pdiff;
@@ -43,12 +45,14 @@ mod publish;
 mod recovery;
 mod references;
 mod refresh;
+pub mod signed;
 mod suite;
 mod unknown;
 
 pub use crate::cache::Found as Meta;
 pub use error::{Invalid, LocalIo, MetaError};
 pub use gen::{Gen, GenInfo};
+pub use keyrings::{KeyringError, Keyrings};
 pub use refresh::ReleaseAnswer;
 pub use suite::Suite;
 pub use unknown::{
@@ -110,6 +114,8 @@ pub struct Generations {
     pub(crate) failed_lookups: pool_lookup::FailedLookups,
     /// Reads indices for their pool entries, within caps (see [`pool_map`]).
     pub(crate) pool_parser: PoolParser,
+    /// Each mapping's keyring, if any (see [`signed`]).
+    pub(crate) keyrings: Keyrings,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
@@ -150,7 +156,15 @@ impl Generations {
             pool_index: Default::default(),
             clients: Mutex::new(HashMap::new()),
             failed_lookups: Default::default(),
+            keyrings: Keyrings::default(),
         })
+    }
+
+    /// These generations, checking Release signatures with `keyrings`
+    /// (see [`signed`]).
+    pub fn with_keyrings(mut self, keyrings: Keyrings) -> Generations {
+        self.keyrings = keyrings;
+        self
     }
 
     pub(super) fn loaded_suites(&self) -> Vec<Arc<Suite>> {

@@ -49,6 +49,8 @@ impl Generations {
                 (None, 1)
             }
         };
+        // Verified again: the keyring may be new since it was kept.
+        let current = self.verify_loaded(suite, current).await;
         let mut st = suite.state_mut();
         st.current = current;
         st.next_id = next_id;

@@ -152,6 +152,8 @@ impl Generations {
         for attempt in 1..=3 {
             match self.refresh(suite, None).await {
                 Ok(checked) => return Some(checked),
+                // Logged, counted and listed by signed.rs already.
+                Err(MetaError::Signature(_)) => return None,
                 Err(e @ MetaError::Invalid(_)) if attempt < 3 => {
                     tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, error = %e, "upstream inconsistent during refresh; retrying");
                 }

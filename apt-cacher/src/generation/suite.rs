@@ -13,6 +13,8 @@ pub(crate) struct SuiteState {
     pub(crate) next_id: u64,
     /// Dropped for want of clients ([`super::idle`]): no longer served.
     pub(crate) dropped: bool,
+    /// Who signed, what was left out, the last refusal.
+    pub(crate) signature: super::signed::SuiteSignature,
 }
 
 /// One suite of one mapping.

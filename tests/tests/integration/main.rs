@@ -25,6 +25,7 @@ mod cacher_leaks;
 mod cacher_midupdate;
 mod cacher_pdiffs;
 mod cacher_retention;
+mod cacher_signed;
 mod cacher_status;
 mod cacher_timeouts;
 mod deb_packages;
