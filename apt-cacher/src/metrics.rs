@@ -44,11 +44,14 @@ pub enum Outcome {
     Tunnel,
     /// The cacher's own pages (`/~/metrics`, `/~/status`).
     Local,
+    /// A pool file served from the mapping's local mirror (`local`), its
+    /// digest matching the index, without asking upstream.
+    Mirror,
 }
 
 impl Outcome {
     /// Every outcome, in rendering order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Hit,
         Outcome::Revalidated,
         Outcome::Miss,
@@ -59,6 +62,7 @@ impl Outcome {
         Outcome::Error,
         Outcome::Tunnel,
         Outcome::Local,
+        Outcome::Mirror,
     ];
 
     /// The label value (`hit`, `miss`, ...).
@@ -74,12 +78,14 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Tunnel => "tunnel",
             Outcome::Local => "local",
+            Outcome::Mirror => "mirror",
         }
     }
 
-    /// True when the bytes of such an answer come from the cache.
+    /// True when the bytes of such an answer come from the cache (or the
+    /// local mirror: bytes upstream did not send either).
     pub fn from_cache(self) -> bool {
-        matches!(self, Outcome::Hit | Outcome::Revalidated)
+        matches!(self, Outcome::Hit | Outcome::Revalidated | Outcome::Mirror)
     }
 
     /// True when the bytes of such an answer come from upstream.
@@ -144,6 +150,9 @@ pub struct Counters {
     pub disk_full: u64,
     /// The last of them: when, the file, what was being written.
     pub last_disk_full: Option<Failure>,
+    /// Files of a local mirror (`local`) whose size or digest did not match
+    /// the index (each counted once; fetched upstream instead).
+    pub local_mismatches: u64,
 }
 
 impl Counters {
@@ -161,11 +170,15 @@ impl Counters {
             .sum()
     }
 
-    /// Share of file requests answered from the cache (hit or revalidated),
-    /// `None` before the first file request.
+    /// Share of file requests answered from the cache (hit or revalidated)
+    /// or the local mirror, `None` before the first file request.
     pub fn hit_ratio(&self) -> Option<f64> {
         let all = self.file_requests();
-        let hits = self.requests_of(Outcome::Hit) + self.requests_of(Outcome::Revalidated);
+        let hits: u64 = Outcome::ALL
+            .iter()
+            .filter(|o| o.from_cache())
+            .map(|o| self.requests_of(*o))
+            .sum();
         (all > 0).then(|| hits as f64 / all as f64)
     }
 }
@@ -199,6 +212,7 @@ pub struct Metrics {
     index_entries_skipped: AtomicU64,
     disk_full: AtomicU64,
     last_disk_full: Mutex<Option<Failure>>,
+    local_mismatches: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -234,6 +248,7 @@ impl Metrics {
             index_entries_skipped: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             last_disk_full: Mutex::new(None),
+            local_mismatches: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -313,6 +328,13 @@ impl Metrics {
             .unwrap_or_else(|e| e.into_inner()) = newest;
     }
 
+    /// Counts a file of a local mirror that did not match its index entry
+    /// (`file`: where; `what`: how), and remembers it.
+    pub fn local_mismatch(&self, file: &str, what: &str) {
+        self.local_mismatches.fetch_add(1, Relaxed);
+        self.failure(file, what);
+    }
+
     /// Counts a generation swap.
     pub fn generation_swapped(&self) {
         self.generation_swaps.fetch_add(1, Relaxed);
@@ -377,6 +399,7 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            local_mismatches: self.local_mismatches.load(Relaxed),
         }
     }
 }

@@ -23,8 +23,11 @@
 //! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
 //! over every generation), [`unknown`] (suites not known yet: no permanent
 //! state before a valid Release), [`recovery`] (start and crash recovery),
+//! [`current`] (the current generations' pool entries, read-only, for
+//! `apt-cacher import`),
 //! [`error`].
 
+pub mod current;
 mod error;
 mod fetch;
 mod gen;
@@ -75,7 +78,7 @@ use suite::SuiteState;
 pub use aptindex::tree::RELEASE_FILES;
 use aptindex::tree::RELEASE_LIMIT;
 /// Largest decompressed index parsed for pool checksums.
-const INDEX_LIMIT: u64 = 2 << 30;
+pub const INDEX_LIMIT: u64 = 2 << 30;
 
 /// A client address, mapping and suite directory.
 type ClientKey = (IpAddr, usize, String);
