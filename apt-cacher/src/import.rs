@@ -33,7 +33,7 @@ pub const MAX_DEPTH: usize = 32;
 
 /// A DIR that cannot be read at all (the import fails).
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
+#[error("cannot read {}", path.display())]
 pub struct ImportError {
     /// The DIR.
     pub path: PathBuf,

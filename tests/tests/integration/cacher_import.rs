@@ -60,7 +60,7 @@ async fn import_takes_only_files_a_current_index_lists() {
 
     // The same address again, for the client's sources.
     let cfg = config(&cdir, &addr.to_string(), &url);
-    let report = run_import(&cfg, &[archives.clone()]).await;
+    let report = run_import(&cfg, std::slice::from_ref(&archives)).await;
     assert_eq!(
         (report.imported, report.skipped, report.unknown),
         (1, 1, 1),
@@ -79,11 +79,14 @@ async fn import_takes_only_files_a_current_index_lists() {
             _ => None,
         })
         .unwrap();
-    assert!(skipped.to_lowercase().contains("sha256 mismatch"), "{skipped}");
+    assert!(
+        skipped.to_lowercase().contains("sha256 mismatch"),
+        "{skipped}"
+    );
     // Nothing partial left behind; a second import finds it cached.
     let tmp_files = std::fs::read_dir(cdir.join("cache/.tmp")).unwrap().count();
     assert_eq!(tmp_files, 0);
-    let again = run_import(&cfg, &[archives.clone()]).await;
+    let again = run_import(&cfg, std::slice::from_ref(&archives)).await;
     assert_eq!((again.imported, again.skipped, again.unknown), (0, 2, 1));
     // A DIR that cannot be read fails the import.
     let missing = tmp.path().join("missing");
