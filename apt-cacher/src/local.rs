@@ -23,12 +23,15 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// At most this many verdicts are remembered (the oldest are forgotten
 /// first, and then checked again when asked for).
 pub const MAX_MEMO: usize = 65_536;
+/// At most this many local files are hashed at once (other requests wait;
+/// one for a file being checked then finds its verdict remembered).
+pub const MAX_HASHING: usize = 2;
 
 /// What identifies one version of a file on disk: any write, rename over
 /// or `touch` changes one of these.
@@ -93,7 +96,16 @@ impl Memo {
 #[derive(Debug)]
 pub struct LocalMirrors {
     memo: Mutex<Memo>,
+    hashing: tokio::sync::Semaphore,
     metrics: Arc<Metrics>,
+}
+
+/// What the first look at a local file decided.
+enum Step {
+    /// Served from it (`Some`) or not.
+    Done(Option<File>),
+    /// To be hashed: the open file and its memo key.
+    Hash(File, MemoKey),
 }
 
 /// The expected digest as a memo key part: its kind's name, then its bytes.
@@ -110,6 +122,7 @@ impl LocalMirrors {
     pub fn new(metrics: Arc<Metrics>) -> LocalMirrors {
         LocalMirrors {
             memo: Mutex::new(Memo::default()),
+            hashing: tokio::sync::Semaphore::new(MAX_HASHING),
             metrics,
         }
     }
@@ -126,7 +139,8 @@ impl LocalMirrors {
     /// The file for repository path `path` (a safe relative path) of the
     /// mapping `prefix` under its local tree `root`, open, when it has the
     /// size and digest of `expected`; `None` otherwise (absent, not a
-    /// regular file, unreadable, or not matching: go upstream).
+    /// regular file, unreadable, or not matching: go upstream). At most
+    /// [`MAX_HASHING`] files are hashed at once.
     pub async fn open(
         self: &Arc<Self>,
         prefix: &str,
@@ -138,23 +152,28 @@ impl LocalMirrors {
             return None;
         }
         let tag = expected_tag(expected)?;
-        let (this, file) = (self.clone(), root.join(path));
-        let (prefix, expected) = (prefix.to_string(), expected.clone());
-        tokio::task::spawn_blocking(move || this.check(&prefix, &file, &expected, tag))
+        let this = self.clone();
+        let file = Arc::new(root.join(path));
+        let (prefix, expected) = (Arc::<str>::from(prefix), Arc::new(expected.clone()));
+        let (p, f, e) = (prefix.clone(), file.clone(), expected.clone());
+        let step = tokio::task::spawn_blocking(move || this.look(&p, &f, &e, tag))
+            .await
+            .ok()?;
+        let (opened, key) = match step {
+            Step::Done(found) => return found,
+            Step::Hash(opened, key) => (opened, key),
+        };
+        let _permit = self.hashing.acquire().await.ok()?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.hash(&prefix, &file, opened, key, &expected))
             .await
             .ok()
             .flatten()
     }
 
-    /// Opens `file` and checks it against `expected` (blocking: hashes it
-    /// unless its verdict is remembered).
-    fn check(
-        &self,
-        prefix: &str,
-        file: &PathBuf,
-        expected: &Checksums,
-        tag: Box<[u8]>,
-    ) -> Option<File> {
+    /// Opens `file`: done when it is not there, has another size, or its
+    /// verdict is remembered; otherwise it is to be hashed (blocking).
+    fn look(&self, prefix: &str, file: &Path, expected: &Checksums, tag: Box<[u8]>) -> Step {
         // Non-blocking: a FIFO put in the tree must not hold a thread.
         let f = match std::fs::OpenOptions::new()
             .read(true)
@@ -166,35 +185,56 @@ impl LocalMirrors {
                 if e.kind() != std::io::ErrorKind::NotFound {
                     tracing::debug!(mapping = %prefix, file = %file.display(), error = %e, "local mirror file not readable; asking upstream");
                 }
-                return None;
+                return Step::Done(None);
             }
         };
-        let meta = f.metadata().ok()?;
+        let Ok(meta) = f.metadata() else {
+            return Step::Done(None);
+        };
         if !meta.is_file() {
-            return None;
+            return Step::Done(None);
         }
         let key = (FileId::of(&meta), tag);
+        match self.lock().get(&key) {
+            Some(Verdict::Matches) => return Step::Done(Some(f)),
+            Some(Verdict::Differs) => return Step::Done(None),
+            None => {}
+        }
+        if meta.len() != expected.size {
+            let what = format!(
+                "local mirror file: size {} is not the {} bytes the index gives",
+                meta.len(),
+                expected.size
+            );
+            self.differs(prefix, file, key, &what);
+            return Step::Done(None);
+        }
+        Step::Hash(f, key)
+    }
+
+    /// Hashes `f` (the file at `file`, identified by `key`) and checks it
+    /// against `expected`, remembering the verdict (blocking).
+    fn hash(
+        &self,
+        prefix: &str,
+        file: &Path,
+        f: File,
+        key: MemoKey,
+        expected: &Checksums,
+    ) -> Option<File> {
+        // Checked meanwhile by a request that held the permit first.
         match self.lock().get(&key) {
             Some(Verdict::Matches) => return Some(f),
             Some(Verdict::Differs) => return None,
             None => {}
         }
-        let actual = if meta.len() == expected.size {
-            let mut h = Hasher::for_expected(expected);
-            // Never more than the expected size plus one byte, whatever happens to the file.
-            match h.update_reader((&f).take(expected.size.saturating_add(1))) {
-                Ok(_) => h.finish(),
-                Err(e) => {
-                    tracing::warn!(mapping = %prefix, file = %file.display(), error = %e, "cannot read a local mirror file; asking upstream");
-                    return None;
-                }
-            }
-        } else {
-            Checksums {
-                size: meta.len(),
-                ..Checksums::default()
-            }
-        };
+        let mut h = Hasher::for_expected(expected);
+        // Never more than the expected size plus one byte, whatever happens to the file.
+        if let Err(e) = h.update_reader((&f).take(expected.size.saturating_add(1))) {
+            tracing::warn!(mapping = %prefix, file = %file.display(), error = %e, "cannot read a local mirror file; asking upstream");
+            return None;
+        }
+        let actual = h.finish();
         // Changed while it was read: no verdict on a moving target.
         if f.metadata().ok().map(|m| FileId::of(&m)) != Some(key.0.clone()) {
             return None;
@@ -206,13 +246,18 @@ impl LocalMirrors {
                 Some(f)
             }
             Err(e) => {
-                tracing::warn!(mapping = %prefix, file = %shown, error = %e, "local mirror file does not match the index; fetching it upstream");
-                self.metrics
-                    .local_mismatch(&shown, &format!("local mirror file: {e}"));
-                self.lock().put(key, Verdict::Differs);
+                self.differs(prefix, file, key, &format!("local mirror file: {e}"));
                 None
             }
         }
+    }
+
+    /// Logs, counts and remembers a file that does not match its index entry.
+    fn differs(&self, prefix: &str, file: &Path, key: MemoKey, what: &str) {
+        let shown = file.display().to_string();
+        tracing::warn!(mapping = %prefix, file = %shown, error = %what, "local mirror file does not match the index; fetching it upstream");
+        self.metrics.local_mismatch(&shown, what);
+        self.lock().put(key, Verdict::Differs);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Memo> {

@@ -124,6 +124,30 @@ async fn pool_files_come_from_the_local_mirror_when_they_match() {
     assert_eq!(counters.local_mismatches, 1, "a mismatch is counted once");
     assert_eq!(c.app.local.remembered(), 2);
 
+    // Through the normal file response: a range, and HEAD.
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let url = format!("http://{}/debian/{}", c.addr, hello.pool_path);
+    let r = client
+        .get(&url)
+        .header("Range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &got[100..200]);
+    let r = client.head(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["content-length"].to_str().unwrap(),
+        got.len().to_string()
+    );
+    let counters = c.app.metrics.counters();
+    assert_eq!(
+        counters.requests_of(apt_cacher::metrics::Outcome::Mirror),
+        4
+    );
+    assert_eq!(asked("hello"), 0);
+
     // The status page names the local tree.
     let status = apt_cacher::pages::snapshot(&c.app);
     assert_eq!(
