@@ -96,7 +96,7 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
-        let singles: [Single; 17] = [
+        let singles: [Single; 18] = [
             (
                 "apt_cacher_verification_failures",
                 "Downloads that did not match the expected size or hashes.",
@@ -108,6 +108,12 @@ impl Collector for Scrape {
                 "Downloads with nothing to verify against: files no index of any served suite names.",
                 counter,
                 c.unverified_downloads,
+            ),
+            (
+                "apt_cacher_local_mismatches",
+                "Files of a local mirror that did not match their index entry (fetched upstream instead).",
+                counter,
+                c.local_mismatches,
             ),
             ("apt_cacher_cache_bytes", "Bytes in the cache.", gauge, g.cache_bytes),
             ("apt_cacher_cache_files", "Files in the cache.", gauge, g.cache_files),

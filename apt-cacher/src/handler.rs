@@ -2,13 +2,16 @@
 //! `routes.rs`): route it, then serve a Release file from the suite's
 //! current generation, an index or by-hash file from a generation (fetching
 //! and verifying it first if needed), or any other file from the cache when
-//! it still matches what the current indices say, otherwise through a
+//! it still matches what the current indices say, or from the mapping's
+//! local mirror when its file does (`local.rs`), otherwise through a
 //! coalesced, verified download. `CONNECT` is tunnelled. Each response
 //! carries an [`AccessNote`] for `access_log.rs`.
 use crate::access_log::{self, AccessNote};
+use crate::cache::key::Lookup;
 use crate::cache::{Cache, CacheError, CacheKey, Found, InFlight, Storage, UpstreamNote};
 use crate::config::Config;
 use crate::generation::{Generations, Invalid, MetaError, SuiteRefused, RELEASE_FILES};
+use crate::local::LocalMirrors;
 use crate::mapping::{Route, Router};
 use crate::metrics::{Metrics, Outcome};
 use crate::response::{self, Body};
@@ -34,6 +37,8 @@ pub struct App {
     pub downloads: Arc<InFlight>,
     /// Metadata generations.
     pub gens: Arc<Generations>,
+    /// The mappings' local mirrors (`local`) and what is known of their files.
+    pub local: Arc<LocalMirrors>,
     /// The configuration.
     pub config: Config,
     /// The counters behind `/~/metrics` and `/~/status`.
@@ -145,11 +150,11 @@ impl App {
                 Err(e) => meta_error(&e, false, Instant::now()),
             };
         }
-        let Some(prefix) = self
+        let Some((prefix, local)) = self
             .router
             .mappings()
             .get(mapping)
-            .map(|m| m.prefix.clone())
+            .map(|m| (m.prefix.clone(), m.local.clone()))
         else {
             return Answer::new(
                 response::text(StatusCode::NOT_FOUND, "no such mapping"),
@@ -159,6 +164,20 @@ impl App {
         // No loaded index lists it: load the ones that should (generation/pool_lookup.rs).
         let lookup = self.gens.lookup(mapping, path).await;
         let key = CacheKey::for_file(&prefix, path, &lookup);
+        if let (Lookup::Listed(cs), Some(root)) = (&lookup, &local) {
+            // Not cached yet: the local mirror's file, if it matches.
+            let cached = key
+                .storage_key()
+                .is_some_and(|k| self.store.get(&k).is_some());
+            if !cached {
+                if let Some(f) = self.local.open(&prefix, root, path, cs).await {
+                    return Answer::new(
+                        response::serve_file(f, path, headers, is_head).await,
+                        Outcome::Mirror,
+                    );
+                }
+            }
+        }
         let url = self.router.upstream_url(mapping, path);
         match self.cache.get(&key, url) {
             Ok(found) => self.serve(found, path, headers, is_head, Some(&key)).await,

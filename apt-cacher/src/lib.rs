@@ -12,7 +12,8 @@
 //! the [`access_log`] layer), [`mapping`] (routing a repository request),
 //! [`handler`] (what to serve), [`generation`]
 //! (metadata) with [`generation::pdiff`] (PDiff patches) and [`generation::pool_lookup`] (loading
-//! the index that should list a pool file), [`cache`] (pool files: key,
+//! the index that should list a pool file), [`local`] (pool files from a
+//! local mirror), [`cache`] (pool files: key,
 //! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
@@ -33,8 +34,10 @@ pub mod defaults;
 pub mod exposition;
 pub mod generation;
 pub mod handler;
+pub mod import;
 pub mod listen;
 pub mod listen_address;
+pub mod local;
 pub mod logging;
 pub mod mapped;
 pub mod mapping;
@@ -155,6 +158,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         store,
         downloads,
         gens: gens.clone(),
+        local: Arc::new(local::LocalMirrors::new(metrics.clone())),
         config,
         metrics,
         self_ports,

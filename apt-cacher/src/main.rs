@@ -24,13 +24,55 @@ use tokio_util::sync::CancellationToken;
 #[command(version)]
 struct Args {
     /// Configuration file (go-apt-cacher's format works unchanged).
-    #[arg(short = 'f', long = "config")]
+    #[arg(short = 'f', long = "config", global = true)]
     config: Option<PathBuf>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check_config: bool,
     #[command(flatten)]
     log: LogArgs,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Put package files found in DIRs into the cache: only those whose
+    /// digest matches an entry of a current index (no network)
+    Import {
+        /// Directories to walk (e.g. /var/cache/apt/archives)
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// One line per file looked at
+        #[arg(short, long)]
+        verbose: bool,
+    },
+}
+
+/// `apt-cacher import`: the report on standard output; an error (a DIR
+/// that cannot be read) fails the command.
+fn import(config: &Config, dirs: &[PathBuf], verbose: bool) -> anyhow::Result<()> {
+    use apt_cacher::import::FileOutcome;
+    let report = apt_cacher::import::import(config, dirs)?;
+    let mut out = String::new();
+    for (file, outcome) in report.files.iter().filter(|_| verbose) {
+        let line = match outcome {
+            FileOutcome::Imported { keys } => {
+                format!("imported {} as {}", file.display(), keys.join(", "))
+            }
+            FileOutcome::Skipped { reason } => format!("skipped {}: {reason}", file.display()),
+            FileOutcome::Unknown => format!("unknown {}", file.display()),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for p in &report.problems {
+        out.push_str(&format!("warning: {p}\n"));
+    }
+    out.push_str(&report.summary());
+    out.push('\n');
+    runtime::logging::print_out(out);
+    Ok(())
 }
 
 fn load(args: &Args) -> anyhow::Result<(Config, Option<String>)> {
@@ -77,6 +119,9 @@ fn main() -> std::process::ExitCode {
 fn real_main() -> anyhow::Result<()> {
     let args = Args::parse();
     let (config, note) = load(&args)?;
+    if let Some(Command::Import { dirs, verbose }) = &args.command {
+        return import(&config, dirs, *verbose);
+    }
     if args.check_config {
         runtime::logging::print_out(format!(
             "configuration OK ({} mappings)\n",

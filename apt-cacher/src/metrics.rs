@@ -44,11 +44,14 @@ pub enum Outcome {
     Tunnel,
     /// The cacher's own pages (`/~/metrics`, `/~/status`).
     Local,
+    /// A pool file served from the mapping's local mirror (`local`), its
+    /// digest matching the index, without asking upstream.
+    Mirror,
 }
 
 impl Outcome {
     /// Every outcome, in rendering order.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Hit,
         Outcome::Revalidated,
         Outcome::Miss,
@@ -59,6 +62,7 @@ impl Outcome {
         Outcome::Error,
         Outcome::Tunnel,
         Outcome::Local,
+        Outcome::Mirror,
     ];
 
     /// The label value (`hit`, `miss`, ...).
@@ -74,12 +78,14 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Tunnel => "tunnel",
             Outcome::Local => "local",
+            Outcome::Mirror => "mirror",
         }
     }
 
-    /// True when the bytes of such an answer come from the cache.
+    /// True when the bytes of such an answer come from the cache (or the
+    /// local mirror: bytes upstream did not send either).
     pub fn from_cache(self) -> bool {
-        matches!(self, Outcome::Hit | Outcome::Revalidated)
+        matches!(self, Outcome::Hit | Outcome::Revalidated | Outcome::Mirror)
     }
 
     /// True when the bytes of such an answer come from upstream.
@@ -155,6 +161,9 @@ pub struct Counters {
     /// Suites dropped from `meta_dir` because no client asked for them
     /// during `retention`.
     pub retention_suites_dropped: u64,
+    /// Files of a local mirror (`local`) whose size or digest did not match
+    /// the index (each counted once; fetched upstream instead).
+    pub local_mismatches: u64,
 }
 
 impl Counters {
@@ -172,11 +181,15 @@ impl Counters {
             .sum()
     }
 
-    /// Share of file requests answered from the cache (hit or revalidated),
-    /// `None` before the first file request.
+    /// Share of file requests answered from the cache (hit or revalidated)
+    /// or the local mirror, `None` before the first file request.
     pub fn hit_ratio(&self) -> Option<f64> {
         let all = self.file_requests();
-        let hits = self.requests_of(Outcome::Hit) + self.requests_of(Outcome::Revalidated);
+        let hits: u64 = Outcome::ALL
+            .iter()
+            .filter(|o| o.from_cache())
+            .map(|o| self.requests_of(*o))
+            .sum();
         (all > 0).then(|| hits as f64 / all as f64)
     }
 }
@@ -221,6 +234,7 @@ pub struct Metrics {
     retention_suites_dropped: AtomicU64,
     retention_reclaimable_bytes: AtomicU64,
     retention_reclaimable_files: AtomicU64,
+    local_mismatches: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -262,6 +276,7 @@ impl Metrics {
             retention_suites_dropped: AtomicU64::new(0),
             retention_reclaimable_bytes: AtomicU64::new(0),
             retention_reclaimable_files: AtomicU64::new(0),
+            local_mismatches: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -366,6 +381,13 @@ impl Metrics {
         self.retention_suites_dropped.fetch_add(1, Relaxed);
     }
 
+    /// Counts a file of a local mirror that did not match its index entry
+    /// (`file`: where; `what`: how), and remembers it.
+    pub fn local_mismatch(&self, file: &str, what: &str) {
+        self.local_mismatches.fetch_add(1, Relaxed);
+        self.failure(file, what);
+    }
+
     /// Counts a generation swap.
     pub fn generation_swapped(&self) {
         self.generation_swaps.fetch_add(1, Relaxed);
@@ -441,6 +463,7 @@ impl Metrics {
             retention_reclaimed_bytes: self.retention_reclaimed_bytes.load(Relaxed),
             retention_reclaimed_files: self.retention_reclaimed_files.load(Relaxed),
             retention_suites_dropped: self.retention_suites_dropped.load(Relaxed),
+            local_mismatches: self.local_mismatches.load(Relaxed),
         }
     }
 }

@@ -64,6 +64,7 @@ pub fn snapshot(app: &App) -> StatusSnapshot {
             .map(|m| MappingInfo {
                 prefix: m.prefix.clone(),
                 url: m.url.to_string(),
+                local: m.local.as_ref().map(|l| l.display().to_string()),
             })
             .collect(),
         generations: app.gens.current_generations(),

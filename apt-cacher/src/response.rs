@@ -129,13 +129,37 @@ pub async fn serve_path(
     is_head: bool,
 ) -> Response<Body> {
     let p = path.to_path_buf();
+    serve_opened(move || std::fs::File::open(&p), repo_path, headers, is_head).await
+}
+
+/// Serves the already open complete file `file` as repository path
+/// `repo_path`, like [`serve_path`]: for a file checked through this very
+/// descriptor (a local mirror's, `crate::local`), so that what is sent is
+/// what was checked, even if the name is replaced meanwhile.
+pub async fn serve_file(
+    file: std::fs::File,
+    repo_path: &str,
+    headers: &HeaderMap,
+    is_head: bool,
+) -> Response<Body> {
+    serve_opened(move || Ok(file), repo_path, headers, is_head).await
+}
+
+async fn serve_opened(
+    open: impl FnOnce() -> std::io::Result<std::fs::File> + Send + 'static,
+    repo_path: &str,
+    headers: &HeaderMap,
+    is_head: bool,
+) -> Response<Body> {
     let opened = tokio::task::spawn_blocking(move || -> std::io::Result<Content> {
-        let f = std::fs::File::open(&p)?;
+        let f = open()?;
         let meta = f.metadata()?;
         let lm = meta.modified().ok().map(crate::time::http_date);
         if meta.len() >= mapped::MIN_MAPPED {
-            // SAFETY: a published cache or metadata file: never written or
-            // truncated in place (replaced by rename, removed by unlink).
+            // SAFETY: a published cache or metadata file, or a local
+            // mirror's pool file (apt-mirror, too, places files by rename or
+            // hard link): never written or truncated in place (replaced by
+            // rename, removed by unlink).
             // A map that cannot be made (out of descriptors) falls back to
             // reading.
             #[allow(unsafe_code)]

@@ -20,6 +20,8 @@ pub struct MappingInfo {
     pub prefix: String,
     /// The upstream URL.
     pub url: String,
+    /// The local mirror tree served from first (`local`), if any.
+    pub local: Option<String>,
 }
 
 /// Everything the status page shows.
@@ -230,8 +232,8 @@ impl StatusSnapshot {
         }
         let _ = writeln!(
             h,
-            "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; indices quarantined: {} &middot; index entries skipped: {} &middot; dropped log lines: {}</p>",
-            c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, c.index_quarantines, c.index_entries_skipped, g.dropped_log_lines
+            "</table>\n<p>Verification failures: {} &middot; unverified downloads: {} &middot; evictions: {} &middot; generation swaps: {} &middot; indices quarantined: {} &middot; index entries skipped: {} &middot; local mirror mismatches: {} &middot; dropped log lines: {}</p>",
+            c.verification_failures, c.unverified_downloads, c.evictions, c.generation_swaps, c.index_quarantines, c.index_entries_skipped, c.local_mismatches, g.dropped_log_lines
         );
         let _ = writeln!(
             h,
@@ -260,13 +262,14 @@ impl StatusSnapshot {
         if self.mappings.is_empty() {
             h.push_str("<p class=\"none\">none configured</p>\n");
         } else {
-            h.push_str("<table><tr><th>prefix</th><th>upstream</th></tr>\n");
+            h.push_str("<table><tr><th>prefix</th><th>upstream</th><th>local mirror</th></tr>\n");
             for m in &self.mappings {
                 let _ = writeln!(
                     h,
-                    "<tr><td>/{}/</td><td>{}</td></tr>",
+                    "<tr><td>/{}/</td><td>{}</td><td>{}</td></tr>",
                     esc(&m.prefix),
-                    esc(&m.url)
+                    esc(&m.url),
+                    esc(m.local.as_deref().unwrap_or("none"))
                 );
             }
             h.push_str("</table>\n");
@@ -370,6 +373,7 @@ mod tests {
             mappings: vec![MappingInfo {
                 prefix: "debian".into(),
                 url: "http://deb.example/debian".into(),
+                local: None,
             }],
             generations: vec![GenInfo {
                 mapping: "debian".into(),

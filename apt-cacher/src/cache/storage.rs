@@ -190,13 +190,16 @@ impl Storage {
     }
 
     /// The path of the file stored under `key`, marking it used; an
-    /// unverified file older than its lifetime is removed instead.
+    /// unverified file older than its lifetime is removed instead. A file
+    /// placed under `key` by another process (`apt-cacher import`, through
+    /// [`place`]: verified, then renamed in) is adopted on first use.
     pub fn get(&self, key: &str) -> Option<PathBuf> {
         if !safe_key(key) {
             return None;
         }
         let path = self.root.join(key);
-        if !self.lock().of(key).touch(key) {
+        let known = self.lock().of(key).touch(key);
+        if !known && !self.adopt(key, &path) {
             return None;
         }
         if is_unverified_key(key) {
@@ -211,6 +214,21 @@ impl Storage {
             }
         }
         Some(path)
+    }
+
+    /// Indexes the regular file at `path` (key `key`) that this process did
+    /// not place there; false when there is none. One `lstat` on a miss.
+    fn adopt(&self, key: &str, path: &Path) -> bool {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return false;
+        };
+        if !meta.is_file() {
+            return false;
+        }
+        tracing::info!(key = %key, bytes = meta.len(), "adopting a file placed in the cache by another process (apt-cacher import)");
+        self.lock().of(key).insert(key.to_string(), meta.len());
+        self.evict();
+        true
     }
 
     /// Forgets and deletes `key` (e.g. its file vanished or no longer verifies).
@@ -269,21 +287,7 @@ impl Storage {
     /// Publishes a complete, verified and synced temporary file under `key`
     /// (a rename), then evicts least-recently-used files over capacity.
     pub fn insert(&self, key: &str, temp: TempPath, size: u64) -> io::Result<PathBuf> {
-        if !safe_key(key) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("unsafe cache key {key:?}"),
-            ));
-        }
-        let dest = self.root.join(key);
-        if let Some(parent) = dest.parent() {
-            aptindex::fsmode::create_dir_all(parent)?;
-        }
-        temp.persist(&dest).map_err(|e| e.error)?;
-        if let Some(parent) = dest.parent() {
-            // Make the rename durable; a failure here only weakens durability.
-            let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
-        }
+        let dest = place(&self.root, key, temp)?;
         self.lock().of(key).insert(key.to_string(), size);
         self.evict();
         Ok(dest)
@@ -345,7 +349,29 @@ impl Storage {
     }
 }
 
-/// Seconds since the Unix epoch of `t` (0 before it).
+/// Renames the complete, verified and synced temporary file `temp` (in
+/// `root`'s `.tmp`) to `key` in the cache at `root`, durably; the one way a
+/// file enters the cache ([`Storage::insert`], and `apt-cacher import`,
+/// whose files a running cacher adopts when asked for them).
+pub fn place(root: &Path, key: &str, temp: TempPath) -> io::Result<PathBuf> {
+    if !safe_key(key) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("unsafe cache key {key:?}"),
+        ));
+    }
+    let dest = root.join(key);
+    if let Some(parent) = dest.parent() {
+        aptindex::fsmode::create_dir_all(parent)?;
+    }
+    temp.persist(&dest).map_err(|e| e.error)?;
+    if let Some(parent) = dest.parent() {
+        // Make the rename durable; a failure here only weakens durability.
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(dest)
+}
+
 /// Collects (key, size, mtime) of every regular file under `dir`, skipping `.tmp`.
 fn scan(root: &Path, dir: &Path, out: &mut Vec<(String, u64, u64)>) -> io::Result<()> {
     let rd = match std::fs::read_dir(dir) {
@@ -440,6 +466,23 @@ mod tests {
         assert_eq!(s.usage(), (2, 5));
         // The touched key moved past the cursor: a walk in chunks sees it again.
         assert_eq!(s.verified_after(seen[1].2, 10)[0].0, "m/a#ab");
+    }
+
+    #[test]
+    fn files_placed_by_another_process_are_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Storage::open(dir.path(), 1 << 20, Default::default()).unwrap();
+        put(&s, "m/pool/a.deb#ab", b"hello");
+        let (mut f, tp) = s.temp_file().unwrap();
+        f.write_all(b"imported").unwrap();
+        place(dir.path(), "m/pool/c.deb#cd", tp).unwrap();
+        assert_eq!(s.usage(), (1, 5));
+        assert!(s.get("m/pool/c.deb#cd").is_some());
+        assert_eq!(s.usage(), (2, 13));
+        // Not a regular file: not adopted.
+        std::fs::create_dir_all(dir.path().join("m/pool/d.deb#cd")).unwrap();
+        assert!(s.get("m/pool/d.deb#cd").is_none());
+        assert_eq!(s.usage(), (2, 13));
     }
 
     #[test]

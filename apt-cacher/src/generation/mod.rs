@@ -26,8 +26,11 @@
 //! [`references`] (what the retention sweeper asks: is a cached file still
 //! referenced), [`idle`] (suites no client asks for are dropped),
 //! [`keyrings`] and [`signed`] (a mapping's keyring: only Release files
-//! that verify become a generation), [`error`].
+//! that verify become a generation), [`current`] (the current
+//! generations' pool entries, read-only, for `apt-cacher import`),
+//! [`error`].
 
+pub mod current;
 mod error;
 mod fetch;
 mod gen;
@@ -83,7 +86,7 @@ use suite::SuiteState;
 pub use aptindex::tree::RELEASE_FILES;
 use aptindex::tree::RELEASE_LIMIT;
 /// Largest decompressed index parsed for pool checksums.
-const INDEX_LIMIT: u64 = 2 << 30;
+pub const INDEX_LIMIT: u64 = 2 << 30;
 
 /// A client address, mapping and suite directory.
 type ClientKey = (IpAddr, usize, String);

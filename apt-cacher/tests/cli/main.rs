@@ -10,6 +10,7 @@ mod common;
 
 mod debian_files;
 mod go_migration;
+mod import_command;
 mod lifecycle;
 mod listen_sockets;
 mod log_pipe;
