@@ -144,6 +144,9 @@ pub struct Counters {
     pub disk_full: u64,
     /// The last of them: when, the file, what was being written.
     pub last_disk_full: Option<Failure>,
+    /// Requests moved to a mapping's next upstream after a failure, by
+    /// mapping prefix (failover.rs).
+    pub failovers: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -200,6 +203,7 @@ pub struct Metrics {
     disk_full: AtomicU64,
     last_disk_full: Mutex<Option<Failure>>,
     failures: Mutex<VecDeque<Failure>>,
+    failovers: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -235,6 +239,7 @@ impl Metrics {
             disk_full: AtomicU64::new(0),
             last_disk_full: Mutex::new(None),
             failures: Mutex::new(VecDeque::new()),
+            failovers: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -265,6 +270,18 @@ impl Metrics {
             f(hosts.entry(host.to_string()).or_default());
         } else {
             f(hosts.entry("other".to_string()).or_default());
+        }
+    }
+
+    /// Counts one failover of mapping `prefix` (a request moved to its
+    /// next upstream); prefixes come from the configuration, so the map
+    /// stays bounded.
+    pub fn failover(&self, prefix: &str) {
+        let mut f = self.failovers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = f.get_mut(prefix) {
+            *n += 1;
+        } else if f.len() < MAX_HOSTS {
+            f.insert(prefix.to_string(), 1);
         }
     }
 
@@ -377,6 +394,11 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            failovers: self
+                .failovers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -400,6 +422,8 @@ mod tests {
         m.upstream_error(&url);
         let odd = reqwest::Url::parse("https://h\"q.example:8443/").unwrap_or(url.clone());
         m.upstream_request(&odd);
+        m.failover("debian");
+        m.failover("debian");
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
         m.evicted(3);
         m.generation_swapped();
@@ -426,6 +450,7 @@ mod tests {
             "apt_cacher_served_from_upstream_bytes_total 300",
             "apt_cacher_upstream_requests_total{host=\"deb.example:80\"} 2",
             "apt_cacher_upstream_errors_total{host=\"deb.example:80\"} 1",
+            "apt_cacher_upstream_failovers_total{mapping=\"debian\"} 2",
             "apt_cacher_verification_failures_total 1",
             "apt_cacher_unverified_downloads_total 1",
             "# TYPE apt_cacher_cache_bytes gauge",

@@ -61,6 +61,7 @@ pub fn snapshot(app: &App) -> StatusSnapshot {
             .map(|m| MappingInfo {
                 prefix: m.prefix.clone(),
                 url: m.url.to_string(),
+                upstreams: app.downloads.upstream().upstream_states(&m.prefix),
             })
             .collect(),
         generations: app.gens.current_generations(),
