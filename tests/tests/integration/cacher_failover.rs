@@ -228,3 +228,42 @@ async fn a_corrupted_file_from_the_fallback_is_refused() {
     assert_eq!(a.requests_matching("*.deb"), 0, "{:?}", a.request_log());
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_is_part_of_the_mapping_for_proxies_and_redirects() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp.path().join("repo"));
+    let a = Upstream::serve(repo.root()).unwrap();
+    let b = Upstream::serve(repo.root()).unwrap();
+    // The first upstream sends its Release to the second (a fallback's
+    // host is an allowed redirect target, like an alias's).
+    a.redirect(
+        "/dists/stable/InRelease",
+        &format!("{}/dists/stable/InRelease", b.url()),
+        Times::Always,
+    );
+    let c = cacher(&tmp.path().join("cacher"), &[a.url(), b.url()], "").await;
+    let (status, body) = get(&format!("http://{}/debian/dists/stable/InRelease", c.addr)).await;
+    assert_eq!(status, 200, "{:?}", body.map(|b| b.len()));
+    assert_eq!(b.requests("/dists/stable/InRelease"), 1);
+    assert_eq!(failovers(&c), 0, "a redirect is no failover");
+
+    // A proxy request naming the fallback's URL is the mapping's: served
+    // from the same cache, asked of the first upstream (healthy).
+    let hello = repo.package("hello").unwrap();
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::http(format!("http://{}", c.addr)).unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("{}/{}", b.url(), hello.pool_path))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = resp.bytes().await.unwrap();
+    assert_eq!(testkit::Checksums::of(&body).sha256, hello.sha256());
+    assert_eq!(a.requests_matching("*.deb"), 1, "{:?}", a.request_log());
+    assert_eq!(b.requests_matching("*.deb"), 0, "{:?}", b.request_log());
+    c.stop().await;
+}
