@@ -267,3 +267,42 @@ async fn a_fallback_is_part_of_the_mapping_for_proxies_and_redirects() {
     assert_eq!(b.requests_matching("*.deb"), 0, "{:?}", b.request_log());
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_timeout_fails_over_once_then_the_upstream_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = repo(&tmp.path().join("repo"));
+    let hole = testkit::Blackhole::new().unwrap();
+    let b = Upstream::serve(repo.root()).unwrap();
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &[hole.url(), b.url()],
+        "cache_period = 60\n[timeouts]\nconnect = 1",
+    )
+    .await;
+    let base = format!("http://{}/debian", c.addr);
+    let (status, _) = get(&format!("{base}/dists/stable/InRelease")).await;
+    assert_eq!(status, 200);
+    let hello = repo.package("hello").unwrap();
+    let (status, body) = get(&format!("{base}/{}", hello.pool_path)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        testkit::Checksums::of(&body.unwrap()).sha256,
+        hello.sha256()
+    );
+    // One request to the black hole (the InRelease), none after it.
+    let counters = c.app.metrics.counters();
+    let hole_key = format!("127.0.0.1:{}", hole.addr().port());
+    assert_eq!(counters.upstream[&hole_key].requests, 1, "{counters:?}");
+    assert_eq!(counters.upstream[&hole_key].errors, 1, "{counters:?}");
+    assert_eq!(failovers(&c), 1);
+    let status = c.app.downloads.upstream().upstream_states("debian");
+    assert!(
+        status[0]
+            .failing
+            .as_deref()
+            .is_some_and(|w| w.contains("connect timeout")),
+        "{status:?}"
+    );
+    c.stop().await;
+}
