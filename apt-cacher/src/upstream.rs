@@ -139,7 +139,8 @@ pub struct Upstream {
 }
 
 /// Whether a request uses the negative cache (answered from it, its
-/// failure remembered in it and in the failover memory).
+/// failure remembered in it). A failing upstream is remembered by
+/// `failover.rs` either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Memory {
     Remember,

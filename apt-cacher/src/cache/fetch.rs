@@ -1,8 +1,9 @@
 //! The upstream loop of one download: ask each URL in turn (the next one
-//! only after a 404; each on the mapping's upstreams in turn, the next
-//! after a connect failure or 5xx: `crate::failover`), then stream the body into the temporary file through
-//! [`aptindex::tree::StagedFile`] (hashed, under the expected size as a
-//! cap, written straight to the file its readers share), publishing
+//! only after a 404; the upstream client asks each URL on the mapping's
+//! upstreams in turn, the next after a connect failure or 5xx:
+//! `crate::failover`), then stream the body into the temporary file
+//! through [`aptindex::tree::StagedFile`] (hashed, under the expected size
+//! as a cap, written straight to the file its readers share), publishing
 //! progress to the readers; then verify and commit ([`super::commit`]).
 
 use super::commit::{keep, verify_failed, Commit};
