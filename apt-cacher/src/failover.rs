@@ -346,6 +346,35 @@ mod tests {
     }
 
     #[test]
+    fn the_url_list_of_a_config_file() {
+        let text = |url: &str| {
+            format!(
+                "meta_dir = \"/m\"\ncache_dir = \"/c\"\n[mapping]\ndeb = {{ url = {url} }}\nsolo = \"http://solo.example/debian\"\n"
+            )
+        };
+        let c = crate::Config::parse(
+            "t.toml",
+            &text(r#"["http://a.example/debian", "http://b.example/debian"]"#),
+        )
+        .unwrap();
+        let f = Failover::new(&c.mappings, c.cache_period);
+        let plan = f
+            .plan(&Url::parse("http://a.example/debian/dists/x/InRelease").unwrap())
+            .unwrap();
+        assert_eq!(
+            urls(&plan),
+            [
+                "http://a.example/debian/dists/x/InRelease",
+                "http://b.example/debian/dists/x/InRelease"
+            ]
+        );
+        assert_eq!(f.states("deb").len(), 2);
+        assert!(f.states("solo").is_empty());
+        let e = crate::Config::parse("t.toml", &text("[]")).unwrap_err();
+        assert!(e.to_string().contains("at least one upstream URL"), "{e}");
+    }
+
+    #[test]
     fn zero_cache_period_remembers_nothing() {
         let f = table(Duration::ZERO);
         let url = Url::parse("http://a.example/debian/x").unwrap();
