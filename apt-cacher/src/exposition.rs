@@ -96,6 +96,13 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
+        family(
+            &mut encoder,
+            "apt_cacher_upstream_failovers",
+            "Requests moved to a mapping's next upstream URL after a failure, by mapping.",
+            "mapping",
+            c.failovers.iter().map(|(m, n)| (m.as_str(), *n)),
+        )?;
         let singles: [Single; 18] = [
             (
                 "apt_cacher_verification_failures",

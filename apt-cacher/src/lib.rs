@@ -14,7 +14,8 @@
 //! (metadata) with [`generation::pdiff`] (PDiff patches) and [`generation::pool_lookup`] (loading
 //! the index that should list a pool file), [`local`] (pool files from a
 //! local mirror), [`cache`] (pool files: key,
-//! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client), [`response`] (HTTP details),
+//! coalesced verified downloads, storage, eviction), [`upstream`] (HTTP client) with
+//! [`failover`] (a mapping's several upstream URLs), [`response`] (HTTP details),
 //! [`mapped`] and [`sendfile`] (large files sent from the page cache).
 //! [`config`], [`listen_address`], [`listen`], [`writable`], [`defaults`]
 //! and [`logging`] set it up; [`metrics`] (with [`exposition`]) and
@@ -32,6 +33,7 @@ pub mod client_timeouts;
 pub mod config;
 pub mod defaults;
 pub mod exposition;
+pub mod failover;
 pub mod generation;
 pub mod handler;
 pub mod import;
@@ -114,8 +116,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     .await?
     .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
     let (files, bytes) = store.usage();
-    let upstream =
-        Arc::new(upstream::Upstream::new(&config).context("building the upstream client")?);
+    let upstream = Arc::new(
+        upstream::Upstream::new(&config, metrics.clone())
+            .context("building the upstream client")?,
+    );
     let downloads = Arc::new(cache::InFlight::new(upstream, metrics.clone()));
     let mut router = mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
     let gens = Arc::new(

@@ -1,7 +1,7 @@
 //! Routing: which mapping and repository path a request is for. Three ways
 //! in lead to the same cache entry: the prefix form `/PREFIX/path`, the
-//! forward-proxy form `http://upstream-host/base/path` (for the mapping's URL
-//! or any alias), and apt-cacher-ng's `http://HTTPS///host/base/path` for
+//! forward-proxy form `http://upstream-host/base/path` (for the mapping's URL,
+//! its fallback URLs or any alias), and apt-cacher-ng's `http://HTTPS///host/base/path` for
 //! https upstreams. Everything else in proxy form is refused (this is not an
 //! open proxy); `CONNECT` is refused unless the target is in `connect_allow`;
 //! methods other than GET and HEAD are not implemented; paths that could
@@ -194,7 +194,10 @@ impl Router {
             .parse::<std::net::Ipv6Addr>()
             .map_or(host, |a| a.to_string());
         for (i, m) in self.mappings.iter().enumerate() {
-            for url in std::iter::once(&m.url).chain(&m.aliases) {
+            for url in std::iter::once(&m.url)
+                .chain(&m.fallbacks)
+                .chain(&m.aliases)
+            {
                 let url_host = url
                     .host_str()
                     .unwrap_or("")
@@ -466,6 +469,38 @@ mod tests {
         assert_eq!(
             r.upstream_url(0, "dists/x/InRelease").unwrap().as_str(),
             "http://[::1]:8080/debian/dists/x/InRelease"
+        );
+    }
+
+    #[test]
+    fn proxy_form_naming_a_fallback_is_the_mapping() {
+        let m = Mapping {
+            prefix: "debian".into(),
+            url: parse_upstream_url("http://a.example/debian").unwrap(),
+            aliases: Vec::new(),
+            redirect_hosts: Vec::new(),
+            fallbacks: vec![parse_upstream_url("http://b.example:8080/mirror/debian").unwrap()],
+            keyrings: Vec::new(),
+            local: None,
+        };
+        let r = Router::new(vec![m], Vec::new());
+        let route = |uri: &str| r.route(&Method::GET, &uri.parse::<Uri>().unwrap());
+        assert_eq!(
+            route("http://b.example:8080/mirror/debian/pool/a.deb"),
+            file(0, "pool/a.deb")
+        );
+        assert_eq!(
+            route("http://a.example/debian/pool/a.deb"),
+            file(0, "pool/a.deb")
+        );
+        assert!(matches!(
+            route("http://b.example/mirror/debian/pool/a.deb"),
+            Route::Refuse(StatusCode::FORBIDDEN, _)
+        ));
+        // Requests go to `url`; failover.rs moves them to the fallback.
+        assert_eq!(
+            r.upstream_url(0, "pool/a.deb").unwrap().as_str(),
+            "http://a.example/debian/pool/a.deb"
         );
     }
 

@@ -164,6 +164,9 @@ pub struct Counters {
     /// Files of a local mirror (`local`) whose size or digest did not match
     /// the index (each counted once; fetched upstream instead).
     pub local_mismatches: u64,
+    /// Requests moved to a mapping's next upstream after a failure, by
+    /// mapping prefix (failover.rs).
+    pub failovers: BTreeMap<String, u64>,
 }
 
 impl Counters {
@@ -236,6 +239,7 @@ pub struct Metrics {
     retention_reclaimable_files: AtomicU64,
     local_mismatches: AtomicU64,
     failures: Mutex<VecDeque<Failure>>,
+    failovers: Mutex<BTreeMap<String, u64>>,
 }
 
 impl Default for Metrics {
@@ -278,6 +282,7 @@ impl Metrics {
             retention_reclaimable_files: AtomicU64::new(0),
             local_mismatches: AtomicU64::new(0),
             failures: Mutex::new(VecDeque::new()),
+            failovers: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -308,6 +313,18 @@ impl Metrics {
             f(hosts.entry(host.to_string()).or_default());
         } else {
             f(hosts.entry("other".to_string()).or_default());
+        }
+    }
+
+    /// Counts one failover of mapping `prefix` (a request moved to its
+    /// next upstream); prefixes come from the configuration, so the map
+    /// stays bounded.
+    pub fn failover(&self, prefix: &str) {
+        let mut f = self.failovers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = f.get_mut(prefix) {
+            *n += 1;
+        } else if f.len() < MAX_HOSTS {
+            f.insert(prefix.to_string(), 1);
         }
     }
 
@@ -464,6 +481,11 @@ impl Metrics {
             retention_reclaimed_files: self.retention_reclaimed_files.load(Relaxed),
             retention_suites_dropped: self.retention_suites_dropped.load(Relaxed),
             local_mismatches: self.local_mismatches.load(Relaxed),
+            failovers: self
+                .failovers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -487,6 +509,8 @@ mod tests {
         m.upstream_error(&url);
         let odd = reqwest::Url::parse("https://h\"q.example:8443/").unwrap_or(url.clone());
         m.upstream_request(&odd);
+        m.failover("debian");
+        m.failover("debian");
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
         m.evicted(3);
         m.generation_swapped();
@@ -518,6 +542,7 @@ mod tests {
             "apt_cacher_served_from_upstream_bytes_total 300",
             "apt_cacher_upstream_requests_total{host=\"deb.example:80\"} 2",
             "apt_cacher_upstream_errors_total{host=\"deb.example:80\"} 1",
+            "apt_cacher_upstream_failovers_total{mapping=\"debian\"} 2",
             "apt_cacher_verification_failures_total 1",
             "apt_cacher_unverified_downloads_total 1",
             "# TYPE apt_cacher_cache_bytes gauge",

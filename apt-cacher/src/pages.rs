@@ -65,6 +65,7 @@ pub fn snapshot(app: &App) -> StatusSnapshot {
                 prefix: m.prefix.clone(),
                 url: m.url.to_string(),
                 local: m.local.as_ref().map(|l| l.display().to_string()),
+                upstreams: app.downloads.upstream().upstream_states(&m.prefix),
             })
             .collect(),
         generations: app.gens.current_generations(),

@@ -7,6 +7,7 @@
 //! that `pages.rs` reads from a running cacher; nothing here knows the
 //! cacher itself.
 
+use crate::failover::UpstreamState;
 use crate::generation::signed::{SignatureInfo, SignatureState};
 use crate::generation::GenInfo;
 use crate::metrics::{Counters, Failure, Gauges, Outcome};
@@ -22,6 +23,9 @@ pub struct MappingInfo {
     pub url: String,
     /// The local mirror tree served from first (`local`), if any.
     pub local: Option<String>,
+    /// With fallbacks (`url = [...]`): every upstream URL in configuration
+    /// order, and which are remembered as failing (empty otherwise).
+    pub upstreams: Vec<UpstreamState>,
 }
 
 /// Everything the status page shows.
@@ -49,6 +53,24 @@ pub struct StatusSnapshot {
     pub generations: Vec<GenInfo>,
     /// The last failures, newest first.
     pub recent_failures: Vec<Failure>,
+}
+
+/// A mapping's upstreams, in the order configured, one a line: each
+/// `ok`, or failing (why, and when it is asked first again).
+fn upstreams_html(upstreams: &[UpstreamState]) -> String {
+    upstreams
+        .iter()
+        .map(|u| match &u.failing {
+            None => format!("{} (ok)", esc(&u.url)),
+            Some(why) => format!(
+                "{} (failing, asked last for {} s more: {})",
+                esc(&u.url),
+                u.retry_in_secs,
+                esc(why)
+            ),
+        })
+        .collect::<Vec<_>>()
+        .join("<br>")
 }
 
 /// `n` bytes in a unit a person reads at a glance (`1.5 GiB`).
@@ -264,11 +286,16 @@ impl StatusSnapshot {
         } else {
             h.push_str("<table><tr><th>prefix</th><th>upstream</th><th>local mirror</th></tr>\n");
             for m in &self.mappings {
+                let upstream = if m.upstreams.is_empty() {
+                    esc(&m.url)
+                } else {
+                    upstreams_html(&m.upstreams)
+                };
                 let _ = writeln!(
                     h,
                     "<tr><td>/{}/</td><td>{}</td><td>{}</td></tr>",
                     esc(&m.prefix),
-                    esc(&m.url),
+                    upstream,
                     esc(m.local.as_deref().unwrap_or("none"))
                 );
             }
@@ -370,11 +397,31 @@ mod tests {
                 retention_reclaimable_files: 3,
             },
             counters: m.counters(),
-            mappings: vec![MappingInfo {
-                prefix: "debian".into(),
-                url: "http://deb.example/debian".into(),
-                local: None,
-            }],
+            mappings: vec![
+                MappingInfo {
+                    prefix: "debian".into(),
+                    url: "http://deb.example/debian".into(),
+                    local: None,
+                    upstreams: Vec::new(),
+                },
+                MappingInfo {
+                    prefix: "two".into(),
+                    url: "http://a.example/debian".into(),
+                    local: None,
+                    upstreams: vec![
+                        UpstreamState {
+                            url: "http://a.example/debian/".into(),
+                            failing: Some("HTTP status 503 <&>".into()),
+                            retry_in_secs: 42,
+                        },
+                        UpstreamState {
+                            url: "http://b.example/debian/".into(),
+                            failing: None,
+                            retry_in_secs: 0,
+                        },
+                    ],
+                },
+            ],
             generations: vec![GenInfo {
                 mapping: "debian".into(),
                 suite: "dists/stable".into(),
@@ -426,6 +473,21 @@ mod tests {
             "{h}"
         );
         assert!(h.contains("unsigned (no keyring)"), "{h}");
+        // A mapping's several upstreams, the failing one marked.
+        assert!(
+            h.contains("http://a.example/debian/ (failing, asked last for 42 s more: HTTP status 503 &lt;&amp;&gt;)<br>http://b.example/debian/ (ok)"),
+            "{h}"
+        );
+    }
+
+    #[test]
+    fn json_has_each_upstream_of_a_mapping() {
+        let v: serde_json::Value = serde_json::from_str(&sample().json()).unwrap();
+        assert_eq!(v["mappings"][0]["upstreams"], serde_json::json!([]));
+        let ups = &v["mappings"][1]["upstreams"];
+        assert_eq!(ups[0]["url"], "http://a.example/debian/");
+        assert_eq!(ups[0]["retry_in_secs"], 42);
+        assert_eq!(ups[1]["failing"], serde_json::Value::Null);
     }
 
     #[test]

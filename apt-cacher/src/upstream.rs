@@ -2,8 +2,10 @@
 //! (`SSL_CERT_FILE` honoured), environment proxies, keep-alive, a connect
 //! timeout, an idle-read timeout per chunk and an overall cap, one retry of
 //! a failed connection, at most `max_conns` concurrent requests per host,
-//! and a negative cache that remembers 404s, 5xx and timeouts for
-//! `cache_period`.
+//! a negative cache that remembers 404s, 5xx and timeouts for
+//! `cache_period` (by URL), and failover to a mapping's next upstream URL
+//! (`failover.rs` decides the order; here each attempt is made, logged and
+//! counted). Every request sent upstream is counted here, per host.
 //!
 //! Every wait is bounded: connecting by `connect`; the response headers
 //! (connecting included) by `idle_read` (reqwest's read timeout runs from
@@ -21,11 +23,13 @@
 //! ([`client_status`]) and what to remember.
 
 use crate::config::{Config, Timeouts};
+use crate::failover::{worth_failover, Failover, UpstreamState};
+use crate::metrics::Metrics;
 use bytes::Bytes;
 use reqwest::{StatusCode, Url};
 use runtime::http::{HostLimits, HttpError, HttpErrorKind};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -130,11 +134,23 @@ pub struct Upstream {
     cache_period: Duration,
     hosts: HostLimits,
     negative: Mutex<HashMap<String, (Instant, HttpError)>>,
+    failover: Failover,
+    metrics: Arc<Metrics>,
+}
+
+/// Whether a request uses the negative cache (answered from it, its
+/// failure remembered in it). A failing upstream is remembered by
+/// `failover.rs` either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Memory {
+    Remember,
+    Forget,
 }
 
 impl Upstream {
-    /// Builds the client from the configuration.
-    pub fn new(config: &Config) -> anyhow::Result<Upstream> {
+    /// Builds the client from the configuration; requests and errors are
+    /// counted into `metrics`.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Upstream> {
         let mut options = runtime::http::ClientOptions::new(
             concat!("apt-cacher/", env!("CARGO_PKG_VERSION")),
             config.timeouts.connect,
@@ -142,7 +158,10 @@ impl Upstream {
         options.read_timeout = Some(config.timeouts.idle_read);
         options.pool_idle_timeout = Some(Duration::from_secs(60));
         for m in &config.mappings {
-            let upstreams: Vec<&Url> = std::iter::once(&m.url).chain(&m.aliases).collect();
+            let upstreams: Vec<&Url> = std::iter::once(&m.url)
+                .chain(&m.fallbacks)
+                .chain(&m.aliases)
+                .collect();
             options
                 .redirects
                 .add(&m.prefix, &upstreams, &m.redirect_hosts);
@@ -154,7 +173,15 @@ impl Upstream {
             cache_period: config.cache_period,
             hosts: HostLimits::new(config.max_conns),
             negative: Mutex::new(HashMap::new()),
+            failover: Failover::new(&config.mappings, config.cache_period),
+            metrics,
         })
+    }
+
+    /// Each upstream of mapping `prefix` and whether it is remembered as
+    /// failing (empty for a mapping with one upstream).
+    pub fn upstream_states(&self, prefix: &str) -> Vec<UpstreamState> {
+        self.failover.states(prefix)
     }
 
     /// The remembered failure of `url`, if still within `cache_period`.
@@ -184,21 +211,70 @@ impl Upstream {
         }
     }
 
-    /// True when a failure of `url` is remembered (answered from memory).
+    /// True when a request for `url` would be answered from memory alone:
+    /// a failure of `url`, and of the same path on each of its mapping's
+    /// other upstreams, is remembered.
     pub fn is_negative(&self, url: &Url) -> bool {
-        self.negative(url).is_some()
+        match self.failover.plan(url) {
+            None => self.negative(url).is_some(),
+            Some(plan) => plan
+                .attempts
+                .iter()
+                .all(|a| self.negative(&a.url).is_some()),
+        }
     }
 
-    /// Starts a GET of `url`; the returned response holds the host's
-    /// connection slot until dropped. Failures are remembered for
-    /// `cache_period` (transport errors too), and answered from memory.
+    /// Starts a GET of `url` (on the next upstream of its mapping after a
+    /// connect failure, timeout or 5xx: `failover.rs`); the returned
+    /// response holds the host's connection slot until dropped. Failures
+    /// are remembered for `cache_period` (transport errors too), and
+    /// answered from memory.
     pub async fn get(&self, url: &Url) -> Result<Response, HttpError> {
-        if let Some(e) = self.negative(url) {
-            return Err(e);
+        self.get_planned(url, Memory::Remember).await
+    }
+
+    /// [`Self::get`]: each upstream of `url`'s mapping in turn, the next
+    /// one only after a failure [`worth_failover`].
+    async fn get_planned(&self, url: &Url, memory: Memory) -> Result<Response, HttpError> {
+        let Some(plan) = self.failover.plan(url) else {
+            return self.get_one(url, memory).await;
+        };
+        let mut last = None;
+        for (i, attempt) in plan.attempts.iter().enumerate() {
+            let e = match self.get_one(&attempt.url, memory).await {
+                Ok(r) => return Ok(r),
+                Err(e) if !worth_failover(&e) => return Err(e),
+                Err(e) => e,
+            };
+            // The upstream itself is remembered even for a request kept out
+            // of the negative cache: a bounded table of configured upstreams.
+            if self.failover.failed(&attempt.root, &e) {
+                tracing::warn!(mapping = %plan.prefix, upstream = %attempt.root, error = %e, cache_period_secs = self.cache_period.as_secs(), "upstream failing: the mapping's other upstreams are asked first until cache_period ends");
+            }
+            if let Some(next) = plan.attempts.get(i + 1) {
+                self.metrics.failover(&plan.prefix);
+                tracing::warn!(mapping = %plan.prefix, from = %attempt.url, to = %next.url, reason = %e, "upstream failover");
+            }
+            last = Some(e);
+        }
+        Err(last.unwrap_or_else(|| {
+            HttpError::new(url.as_str(), HttpErrorKind::Connect, "no upstream to ask")
+        }))
+    }
+
+    /// One GET of `url`: answered from the negative cache, or sent (and
+    /// its failure remembered), as `memory` says.
+    async fn get_one(&self, url: &Url, memory: Memory) -> Result<Response, HttpError> {
+        if memory == Memory::Remember {
+            if let Some(e) = self.negative(url) {
+                return Err(e);
+            }
         }
         let result = self.get_uncached(url).await;
         if let Err(e) = &result {
-            self.remember(url, e);
+            if memory == Memory::Remember {
+                self.remember(url, e);
+            }
         }
         result
     }
@@ -210,6 +286,19 @@ impl Upstream {
             })?),
             None => None,
         };
+        self.metrics.upstream_request(url);
+        let result = self.send(url, permit).await;
+        if result.is_err() {
+            self.metrics.upstream_error(url);
+        }
+        result
+    }
+
+    async fn send(
+        &self,
+        url: &Url,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Response, HttpError> {
         let deadline = crate::time::later(tokio::time::Instant::now(), self.timeouts.overall);
         let mut attempt = 0;
         let resp = loop {
@@ -247,10 +336,12 @@ impl Upstream {
         limit: u64,
     ) -> Result<(Bytes, Option<String>), HttpError> {
         let resp = self.get(url).await?;
+        let fetched = resp.url().clone();
         let lm = resp.last_modified();
         let body = resp.bytes(limit).await;
         if let Err(e) = &body {
-            self.remember(url, e);
+            self.metrics.upstream_error(&fetched);
+            self.remember(&fetched, e);
         }
         Ok((body?, lm))
     }
@@ -264,8 +355,13 @@ impl Upstream {
         url: &Url,
         limit: u64,
     ) -> Result<(Bytes, Option<String>), HttpError> {
-        let resp = self.get_uncached(url).await?;
+        let resp = self.get_planned(url, Memory::Forget).await?;
+        let fetched = resp.url().clone();
         let lm = resp.last_modified();
-        Ok((resp.bytes(limit).await?, lm))
+        let body = resp.bytes(limit).await;
+        if body.is_err() {
+            self.metrics.upstream_error(&fetched);
+        }
+        Ok((body?, lm))
     }
 }

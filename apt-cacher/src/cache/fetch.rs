@@ -1,7 +1,9 @@
 //! The upstream loop of one download: ask each URL in turn (the next one
-//! only after a 404), then stream the body into the temporary file through
-//! [`aptindex::tree::StagedFile`] (hashed, under the expected size as a
-//! cap, written straight to the file its readers share), publishing
+//! only after a 404; the upstream client asks each URL on the mapping's
+//! upstreams in turn, the next after a connect failure or 5xx:
+//! `crate::failover`), then stream the body into the temporary file
+//! through [`aptindex::tree::StagedFile`] (hashed, under the expected size
+//! as a cap, written straight to the file its readers share), publishing
 //! progress to the readers; then verify and commit ([`super::commit`]).
 
 use super::commit::{keep, verify_failed, Commit};
@@ -47,20 +49,16 @@ impl Task {
         let mut tried = None;
         for url in &self.urls {
             tried = Some(url);
-            // A remembered failure is answered without asking upstream.
+            // A remembered failure is answered without asking upstream
+            // (the upstream client counts the requests it sends, and fails
+            // over to the mapping's next upstream URL: failover.rs).
             negative = upstream.is_negative(url);
-            if !negative {
-                metrics.upstream_request(url);
-            }
             match upstream.get(url).await {
                 Ok(r) => {
                     resp = Some(r);
                     break;
                 }
                 Err(e) => {
-                    if !negative {
-                        metrics.upstream_error(url);
-                    }
                     let next = e.is_not_found();
                     last_err = Some(e);
                     if !next {

@@ -30,10 +30,8 @@ impl Generations {
         for name in names {
             let url = self.release_url(suite, name)?;
             let upstream = self.downloads.upstream();
+            // Counted, and failed over to the next upstream, by the client.
             let negative = negatives == Negatives::Upstream && upstream.is_negative(&url);
-            if !negative {
-                self.metrics.upstream_request(&url);
-            }
             let got_bytes = match negatives {
                 Negatives::Upstream => upstream.get_bytes(&url, RELEASE_LIMIT).await,
                 Negatives::Unknown => upstream.get_bytes_unremembered(&url, RELEASE_LIMIT).await,
@@ -43,7 +41,6 @@ impl Generations {
                 Err(e) if e.is_not_found() && name != required && name == "Release.gpg" => continue,
                 Err(e) => {
                     if !negative {
-                        self.metrics.upstream_error(&url);
                         // A 404 is counted but is no "recent failure" (see cache/fetch.rs).
                         if e.is_not_found() {
                             tracing::info!(url = %url, status = e.status_code(), error = %e, "not found upstream");
