@@ -96,6 +96,13 @@ impl Collector for Scrape {
             "host",
             c.upstream.iter().map(|(h, n)| (h.as_str(), n.errors)),
         )?;
+        family(
+            &mut encoder,
+            "apt_cacher_release_revalidations",
+            "Re-checks of a suite's upstream Release (a client's revalidation or the background check), by result.",
+            "result",
+            c.release_revalidations.iter().map(|(r, n)| (*r, *n)),
+        )?;
         let singles: [Single; 11] = [
             (
                 "apt_cacher_verification_failures",

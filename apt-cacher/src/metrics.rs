@@ -92,6 +92,36 @@ impl Outcome {
     }
 }
 
+/// How re-checking a suite's upstream Release ended (the `result` of
+/// `apt_cacher_release_revalidations_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidation {
+    /// Upstream's Release is the current generation's (304, or the same bytes).
+    Unchanged,
+    /// A new generation was swapped in.
+    Changed,
+    /// The check failed: the current generation stays.
+    Failed,
+}
+
+impl Revalidation {
+    /// Every result, in rendering order.
+    pub const ALL: [Revalidation; 3] = [
+        Revalidation::Unchanged,
+        Revalidation::Changed,
+        Revalidation::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revalidation::Unchanged => "unchanged",
+            Revalidation::Changed => "changed",
+            Revalidation::Failed => "failed",
+        }
+    }
+}
+
 /// One recent failure, for the status page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -144,6 +174,9 @@ pub struct Counters {
     pub disk_full: u64,
     /// The last of them: when, the file, what was being written.
     pub last_disk_full: Option<Failure>,
+    /// Re-checks of suites' upstream Release files by result
+    /// ([`Revalidation`]: `unchanged`, `changed`, `failed`).
+    pub release_revalidations: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
@@ -199,6 +232,7 @@ pub struct Metrics {
     index_entries_skipped: AtomicU64,
     disk_full: AtomicU64,
     last_disk_full: Mutex<Option<Failure>>,
+    release_revalidations: [AtomicU64; Revalidation::ALL.len()],
     failures: Mutex<VecDeque<Failure>>,
 }
 
@@ -234,6 +268,7 @@ impl Metrics {
             index_entries_skipped: AtomicU64::new(0),
             disk_full: AtomicU64::new(0),
             last_disk_full: Mutex::new(None),
+            release_revalidations: Default::default(),
             failures: Mutex::new(VecDeque::new()),
         }
     }
@@ -318,6 +353,12 @@ impl Metrics {
         self.generation_swaps.fetch_add(1, Relaxed);
     }
 
+    /// Counts one re-check of a suite's upstream Release ending with `r`.
+    pub fn release_revalidated(&self, r: Revalidation) {
+        let i = Revalidation::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        self.release_revalidations[i].fetch_add(1, Relaxed);
+    }
+
     /// Counts a quarantined index.
     pub fn index_quarantined(&self) {
         self.index_quarantines.fetch_add(1, Relaxed);
@@ -377,6 +418,11 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            release_revalidations: Revalidation::ALL
+                .iter()
+                .zip(&self.release_revalidations)
+                .map(|(r, n)| (r.as_str(), n.load(Relaxed)))
+                .collect(),
         }
     }
 }
@@ -403,6 +449,9 @@ mod tests {
         m.verification_failure("http://deb.example/debian/pool/a.deb", "sha256 mismatch");
         m.evicted(3);
         m.generation_swapped();
+        m.release_revalidated(Revalidation::Unchanged);
+        m.release_revalidated(Revalidation::Unchanged);
+        m.release_revalidated(Revalidation::Failed);
         m.unverified_download();
         m.disk_full(
             "/var/cache/x/.tmp/dl-1",
@@ -436,6 +485,9 @@ mod tests {
             "apt_cacher_generation_swaps_total 1",
             "apt_cacher_log_dropped_lines_total 5",
             "apt_cacher_disk_full_total 1",
+            "apt_cacher_release_revalidations_total{result=\"unchanged\"} 2",
+            "apt_cacher_release_revalidations_total{result=\"changed\"} 0",
+            "apt_cacher_release_revalidations_total{result=\"failed\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

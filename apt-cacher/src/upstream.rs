@@ -18,7 +18,9 @@
 //! (`runtime::http::HttpError`: a 404 or 410 is
 //! [`HttpError::is_not_found`], the negative cache remembers the error
 //! itself); what stays here is the cacher's view of a failure: which status to answer
-//! ([`client_status`]) and what to remember.
+//! ([`client_status`]) and what to remember. A Release file is re-checked
+//! with a conditional GET ([`Upstream::get_bytes_if_modified`]: its
+//! [`Validators`] sent back, 304 answered as [`Conditional::NotModified`]).
 
 use crate::config::{Config, Timeouts};
 use bytes::Bytes;
@@ -39,6 +41,56 @@ pub fn client_status(e: &HttpError) -> StatusCode {
         HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
     }
+}
+
+/// What identifies one version of an upstream file (`ETag`,
+/// `Last-Modified`, as upstream sent them), to ask whether it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag`, sent back as `If-None-Match`.
+    pub etag: Option<String>,
+    /// `Last-Modified`, sent back as `If-Modified-Since`.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    fn apply(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(e) = &self.etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        if let Some(lm) = &self.last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+        }
+        req
+    }
+}
+
+/// What a conditional GET ([`Upstream::get_bytes_if_modified`]) found.
+#[derive(Debug)]
+pub enum Conditional {
+    /// 304: unchanged since `validators` were taken; no body.
+    NotModified,
+    /// A 2xx answer: the file, and its validators when usable
+    /// ([`Response::validators`]).
+    Modified {
+        /// The whole body.
+        body: Bytes,
+        /// Its validators, for the next conditional GET.
+        validators: Option<Validators>,
+    },
+}
+
+/// What upstream answered a request with.
+enum Sent {
+    /// A success (not 206), its body still to read.
+    Response(Response),
+    /// 304 to a conditional request.
+    NotModified,
 }
 
 /// A successful upstream response whose body is still to be read.
@@ -74,6 +126,39 @@ impl Response {
             .get(reqwest::header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+
+    /// `ETag` and `Last-Modified`, when they tell one version of the file
+    /// from the next: `None` when there are none, or when `Last-Modified`
+    /// is not older than the response's `Date` (RFC 9110 8.8.2.2: a file
+    /// changed again within that second could carry the same validators, as
+    /// nginx's `ETag` of mtime and size would).
+    pub fn validators(&self) -> Option<Validators> {
+        let header = |name| {
+            self.inner
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let v = Validators {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
+        if v.is_empty() {
+            return None;
+        }
+        if let Some(lm) = &v.last_modified {
+            let date = header(reqwest::header::DATE)
+                .and_then(|d| httpdate::parse_http_date(&d).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            let strong = httpdate::parse_http_date(lm)
+                .is_ok_and(|lm| crate::metrics::unix_secs(lm) < crate::metrics::unix_secs(date));
+            if !strong {
+                return None;
+            }
+        }
+        Some(v)
     }
 
     /// `Content-Type`, as sent.
@@ -204,6 +289,15 @@ impl Upstream {
     }
 
     async fn get_uncached(&self, url: &Url) -> Result<Response, HttpError> {
+        match self.send(url, None).await? {
+            Sent::Response(r) => Ok(r),
+            // Only a conditional request is answered 304.
+            Sent::NotModified => Err(HttpError::status(url, 304)),
+        }
+    }
+
+    /// Sends a GET of `url`, conditional on `validators` when given.
+    async fn send(&self, url: &Url, validators: Option<&Validators>) -> Result<Sent, HttpError> {
         let permit = match self.hosts.for_url(url) {
             Some(s) => Some(s.acquire_owned().await.map_err(|_| {
                 HttpError::new(url.as_str(), HttpErrorKind::Connect, "shutting down")
@@ -214,7 +308,10 @@ impl Upstream {
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            let req = self.client.get(url.clone()).timeout(self.timeouts.overall);
+            let mut req = self.client.get(url.clone()).timeout(self.timeouts.overall);
+            if let Some(v) = validators {
+                req = v.apply(req);
+            }
             match req.send().await {
                 Ok(r) => break r,
                 Err(e) => {
@@ -228,16 +325,50 @@ impl Upstream {
             }
         };
         let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED && validators.is_some() {
+            return Ok(Sent::NotModified);
+        }
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
             return Err(HttpError::status(url, status.as_u16()));
         }
-        Ok(Response {
+        Ok(Sent::Response(Response {
             url: url.clone(),
             inner: resp,
             idle: self.timeouts.idle_read,
             deadline,
             _permit: permit,
-        })
+        }))
+    }
+
+    /// A conditional GET of a whole (small) body, at most `limit` bytes:
+    /// `If-None-Match` / `If-Modified-Since` from `validators` (a plain GET
+    /// without them). Through the negative cache, like [`Self::get`].
+    pub async fn get_bytes_if_modified(
+        &self,
+        url: &Url,
+        limit: u64,
+        validators: Option<&Validators>,
+    ) -> Result<Conditional, HttpError> {
+        if let Some(e) = self.negative(url) {
+            return Err(e);
+        }
+        let sent = self.send(url, validators.filter(|v| !v.is_empty())).await;
+        let resp = match sent {
+            Ok(Sent::NotModified) => return Ok(Conditional::NotModified),
+            Ok(Sent::Response(r)) => r,
+            Err(e) => {
+                self.remember(url, &e);
+                return Err(e);
+            }
+        };
+        let validators = resp.validators();
+        match resp.bytes(limit).await {
+            Ok(body) => Ok(Conditional::Modified { body, validators }),
+            Err(e) => {
+                self.remember(url, &e);
+                Err(e)
+            }
+        }
     }
 
     /// Fetches a whole (small) body, at most `limit` bytes.

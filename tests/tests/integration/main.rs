@@ -16,6 +16,7 @@ mod common;
 
 mod cacher_bench;
 mod cacher_e2e;
+mod cacher_fresh;
 mod cacher_hostile;
 mod cacher_https;
 mod cacher_inprocess;
