@@ -88,7 +88,7 @@ pub enum Conditional {
 /// What upstream answered a request with.
 enum Sent {
     /// A success (not 206), its body still to read.
-    Response(Response),
+    Response(Box<Response>),
     /// 304 to a conditional request.
     NotModified,
 }
@@ -290,7 +290,7 @@ impl Upstream {
 
     async fn get_uncached(&self, url: &Url) -> Result<Response, HttpError> {
         match self.send(url, None).await? {
-            Sent::Response(r) => Ok(r),
+            Sent::Response(r) => Ok(*r),
             // Only a conditional request is answered 304.
             Sent::NotModified => Err(HttpError::status(url, 304)),
         }
@@ -331,13 +331,13 @@ impl Upstream {
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
             return Err(HttpError::status(url, status.as_u16()));
         }
-        Ok(Sent::Response(Response {
+        Ok(Sent::Response(Box::new(Response {
             url: url.clone(),
             inner: resp,
             idle: self.timeouts.idle_read,
             deadline,
             _permit: permit,
-        }))
+        })))
     }
 
     /// A conditional GET of a whole (small) body, at most `limit` bytes:
@@ -398,5 +398,48 @@ impl Upstream {
         let resp = self.get_uncached(url).await?;
         let lm = resp.last_modified();
         Ok((resp.bytes(limit).await?, lm))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(headers: &[(&str, &str)]) -> Response {
+        let mut b = hyper::Response::builder().status(200);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        Response {
+            url: Url::parse("http://deb.example.org/debian/dists/stable/InRelease").unwrap(),
+            inner: reqwest::Response::from(b.body(Vec::<u8>::new()).unwrap()),
+            idle: Duration::from_secs(1),
+            deadline: tokio::time::Instant::now(),
+            _permit: None,
+        }
+    }
+
+    #[test]
+    fn validators_only_when_they_tell_versions_apart() {
+        let old = "Sun, 06 Dec 2026 10:00:00 GMT";
+        let later = "Sun, 06 Dec 2026 10:00:01 GMT";
+        let v = response(&[("etag", "\"5-a\""), ("last-modified", old), ("date", later)])
+            .validators()
+            .unwrap();
+        assert_eq!(v.etag.as_deref(), Some("\"5-a\""));
+        assert_eq!(v.last_modified.as_deref(), Some(old));
+        // Changed within the second of the answer: nginx's ETag and the
+        // date could stay the same for the next version.
+        for date in [old, "Sun, 06 Dec 2026 09:59:59 GMT"] {
+            let r = response(&[("etag", "\"5-a\""), ("last-modified", old), ("date", date)]);
+            assert_eq!(r.validators(), None, "{date}");
+        }
+        // An unparsable Last-Modified is no validator to trust.
+        let r = response(&[("last-modified", "yesterday"), ("date", later)]);
+        assert_eq!(r.validators(), None);
+        // An ETag alone is kept; nothing at all is nothing.
+        let r = response(&[("etag", "\"x\"")]);
+        assert_eq!(r.validators().and_then(|v| v.etag), Some("\"x\"".into()));
+        assert_eq!(response(&[]).validators(), None);
     }
 }
