@@ -1,6 +1,7 @@
 //! Freshness like a direct client's: a client's request for a Release file
 //! re-checks upstream when the suite's last check is older than
-//! `revalidate_interval` (a failed check: `cache_period`), and every
+//! `revalidate_interval` (a failed check: `cache_period`, unless
+//! `check_interval = 0`), and every
 //! request that arrived before a check began is answered by it, so all
 //! clients share one upstream request per suite per interval. The re-check
 //! is a conditional GET of the first Release file with the validators
@@ -56,7 +57,9 @@ impl Generations {
         }
         let age = asked.duration_since(checked);
         match st.last_check {
-            LastCheck::Failed => age >= self.retry,
+            // As before revalidation: not before `cache_period` (at least
+            // 1 s), unless `check_interval = 0` asks for a check every time.
+            LastCheck::Failed => age >= self.retry.min(self.check_interval),
             LastCheck::Succeeded => age >= self.revalidate_interval || self.is_stale(st),
         }
     }

@@ -28,6 +28,17 @@ fn client() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// The `i`th of many clients, each from its own loopback address
+/// (127.0.1.x, 127.0.2.x, ...), as hosts of a fleet would be.
+fn client_number(i: u64) -> reqwest::Client {
+    let ip = std::net::Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8);
+    reqwest::Client::builder()
+        .no_proxy()
+        .local_address(std::net::IpAddr::V4(ip))
+        .build()
+        .unwrap()
+}
+
 async fn get(client: &reqwest::Client, url: &str) -> bytes::Bytes {
     let r = client.get(url).send().await.unwrap();
     assert_eq!(r.status(), 200, "{url}");
@@ -105,8 +116,8 @@ async fn next_apt_update_sees_a_new_upstream_generation() {
     c.stop().await;
 }
 
-/// 200 concurrent clients (tokio tasks, 6 InRelease requests each, 0.5 s
-/// apart) and two real `apt-get update`s over about 3 s: upstream sees at
+/// 200 concurrent clients (tokio tasks, each from its own loopback
+/// address, 6 InRelease requests each, 0.5 s apart) and two real `apt-get update`s over about 3 s: upstream sees at
 /// most one InRelease request per `revalidate_interval` (1 s), each counted
 /// by the metric, and all but the first plain GET are answered 304.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +148,7 @@ async fn two_hundred_clients_share_one_revalidation_per_interval() {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for i in 0..200u64 {
-        let (http, url, first) = (http.clone(), url.clone(), first.clone());
+        let (http, url, first) = (client_number(i), url.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_micros(i * 2500)).await;
             for _ in 0..6 {
@@ -235,7 +246,7 @@ async fn a_failing_check_is_asked_once_per_cache_period() {
     up.fail_status(IN_RELEASE, 503, Times::Always);
     let mut tasks = Vec::new();
     for i in 0..100u64 {
-        let (http, url, first) = (http.clone(), url.clone(), first.clone());
+        let (http, url, first) = (client_number(i), url.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(i * 5)).await;
             assert_eq!(get(&http, &url).await, first);
