@@ -43,6 +43,9 @@ pub fn client_status(e: &HttpError) -> StatusCode {
     }
 }
 
+/// The longest `ETag` or `Last-Modified` kept (they are kept per suite).
+pub const MAX_VALIDATOR: usize = 512;
+
 /// What identifies one version of an upstream file (`ETag`,
 /// `Last-Modified`, as upstream sent them), to ask whether it changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,7 +132,8 @@ impl Response {
     }
 
     /// `ETag` and `Last-Modified`, when they tell one version of the file
-    /// from the next: `None` when there are none, or when `Last-Modified`
+    /// from the next (each kept only up to [`MAX_VALIDATOR`] bytes): `None`
+    /// when there are none, or when `Last-Modified`
     /// is not older than the response's `Date` (RFC 9110 8.8.2.2: a file
     /// changed again within that second could carry the same validators, as
     /// nginx's `ETag` of mtime and size would).
@@ -139,6 +143,7 @@ impl Response {
                 .headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= MAX_VALIDATOR)
                 .map(str::to_string)
         };
         let v = Validators {
@@ -441,5 +446,7 @@ mod tests {
         let r = response(&[("etag", "\"x\"")]);
         assert_eq!(r.validators().and_then(|v| v.etag), Some("\"x\"".into()));
         assert_eq!(response(&[]).validators(), None);
+        let long = format!("\"{}\"", "a".repeat(MAX_VALIDATOR));
+        assert_eq!(response(&[("etag", &long)]).validators(), None);
     }
 }

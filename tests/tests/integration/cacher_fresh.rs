@@ -16,7 +16,13 @@ const IN_RELEASE: &str = "/dists/stable/InRelease";
 
 /// A small signed repository (hello `version`) served by an upstream.
 fn served(dir: &std::path::Path, version: &str) -> (Repo, Upstream) {
+    served_by_hash(dir, version, false)
+}
+
+/// [`served`], with `Acquire-By-Hash: yes` when `by_hash`.
+fn served_by_hash(dir: &std::path::Path, version: &str, by_hash: bool) -> (Repo, Upstream) {
     let repo = Repo::builder(dir)
+        .by_hash(by_hash)
         .package(PackageSpec::new("hello", version).size(5_000))
         .build()
         .unwrap();
@@ -257,5 +263,77 @@ async fn a_failing_check_is_asked_once_per_cache_period() {
     }
     assert_eq!(up.requests(IN_RELEASE), 1, "{:#?}", up.request_log());
     assert_eq!(c.app.metrics.counters().release_revalidations["failed"], 1);
+    c.stop().await;
+}
+
+/// The closing note's figure with real clients (`#[ignore]`d: 200 apt
+/// processes): 200 `apt-get update`s through one cacher, at most
+/// `BENCH_APT_AT_ONCE` (50) at a time, while upstream publishes a new
+/// generation once in the middle (by-hash, as Debian's archives: the apt
+/// processes share one address, so grace.rs's per-address memory cannot
+/// tell which generation each of them was served); prints the upstream InRelease requests
+/// against the seconds elapsed, and checks at most one per interval.
+/// `cargo test -p integration-tests --test integration -- --ignored --nocapture bench_fresh_`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_fresh_200_apt_updates() {
+    let at_once: usize = std::env::var("BENCH_APT_AT_ONCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let tmp = tempfile::tempdir().unwrap();
+    let (repo, up) = served_by_hash(&tmp.path().join("repo"), "1.0", true);
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &up.url(),
+        "check_interval = 600\nrevalidate_interval = 1\nmax_clients_per_host = 1000",
+    )
+    .await;
+    let url = format!("http://{}/debian/dists/stable/InRelease", c.addr);
+    get(&client(), &url).await;
+    let mut apts = Vec::new();
+    for _ in 0..200 {
+        let mut apt = AptEnv::new().unwrap();
+        apt.add_source(&format!("http://{}/debian", c.addr), "stable", &["main"])
+            .unwrap();
+        apts.push(Arc::new(apt));
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    up.reset_counts();
+    let before = c.app.metrics.counters().release_revalidations;
+    let gate = Arc::new(tokio::sync::Semaphore::new(at_once));
+    let repo = Arc::new(std::sync::Mutex::new(repo));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, apt) in apts.into_iter().enumerate() {
+        let gate = gate.clone();
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            let _permit = gate.acquire_owned().await.unwrap();
+            if i == 100 {
+                let mut r = repo.lock().unwrap();
+                r.replace(PackageSpec::new("hello", "2.0").size(5_000));
+                r.publish().unwrap();
+            }
+            apt.update_async().await.unwrap().ok_clean().unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let requests = up.requests(IN_RELEASE);
+    let after = c.app.metrics.counters().release_revalidations;
+    let delta: Vec<String> = after
+        .iter()
+        .map(|(k, v)| format!("{k} {}", v - before.get(k).copied().unwrap_or(0)))
+        .collect();
+    println!(
+        "200 apt-get updates ({at_once} at a time) over {elapsed:.1?}: {requests} upstream \
+         InRelease requests ({} answered 304), revalidations: {}",
+        answered(&up, 304),
+        delta.join(", ")
+    );
+    assert!(requests <= elapsed.as_secs() as usize + 1);
     c.stop().await;
 }
