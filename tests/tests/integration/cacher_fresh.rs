@@ -266,6 +266,74 @@ async fn a_failing_check_is_asked_once_per_cache_period() {
     c.stop().await;
 }
 
+/// `revalidate_interval = 0` with a slow upstream (0.5 s per InRelease):
+/// 50 clients arriving while the first check is under way wait for the
+/// next one, which begins after all of them arrived and answers them all:
+/// two upstream requests, not 50 in a row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_clients_share_the_check_begun_after_they_arrived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_repo, up) = served(&tmp.path().join("repo"), "1.0");
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &up.url(),
+        "check_interval = 600\nrevalidate_interval = 0",
+    )
+    .await;
+    let url = format!("http://{}/debian/dists/stable/InRelease", c.addr);
+    let first = get(&client(), &url).await;
+    up.reset_counts();
+    up.delay(IN_RELEASE, Duration::from_millis(500), Times::Always);
+    let mut tasks = Vec::new();
+    for i in 0..50u64 {
+        let (http, url, first) = (client_number(i), url.clone(), first.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 4)).await;
+            assert_eq!(get(&http, &url).await, first);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let requests = up.requests(IN_RELEASE);
+    assert!((1..=2).contains(&requests), "{:#?}", up.request_log());
+    c.stop().await;
+}
+
+/// A check that times out (upstream sends no headers within `idle_read`)
+/// holds every client that arrives meanwhile; after it they are served the
+/// current generation, and none of them asks upstream again: one request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_check_is_not_repeated_by_those_who_waited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_repo, up) = served(&tmp.path().join("repo"), "1.0");
+    let c = cacher(
+        &tmp.path().join("cacher"),
+        &up.url(),
+        "check_interval = 600\nrevalidate_interval = 0\ncache_period = 30\n\
+         [timeouts]\nidle_read = 1",
+    )
+    .await;
+    let url = format!("http://{}/debian/dists/stable/InRelease", c.addr);
+    let first = get(&client(), &url).await;
+    up.reset_counts();
+    up.delay(IN_RELEASE, Duration::from_secs(3), Times::Always);
+    let mut tasks = Vec::new();
+    for i in 0..100u64 {
+        let (http, url, first) = (client_number(i), url.clone(), first.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * 5)).await;
+            assert_eq!(get(&http, &url).await, first);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(up.requests(IN_RELEASE), 1, "{:#?}", up.request_log());
+    assert_eq!(c.app.metrics.counters().release_revalidations["failed"], 1);
+    c.stop().await;
+}
+
 /// The closing note's figure with real clients (`#[ignore]`d: 200 apt
 /// processes): 200 `apt-get update`s through one cacher, at most
 /// `BENCH_APT_AT_ONCE` (50) at a time, while upstream publishes a new
