@@ -98,6 +98,14 @@ impl Collector for Scrape {
         )?;
         family(
             &mut encoder,
+            "apt_cacher_release_revalidations",
+            "Re-checks of a suite's upstream Release (a client's revalidation or the background check), by result.",
+            "result",
+            c.release_revalidations.iter().map(|(r, n)| (*r, *n)),
+        )?;
+
+        family(
+            &mut encoder,
             "apt_cacher_upstream_failovers",
             "Requests moved to a mapping's next upstream URL after a failure, by mapping.",
             "mapping",

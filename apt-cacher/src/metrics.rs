@@ -98,6 +98,36 @@ impl Outcome {
     }
 }
 
+/// How re-checking a suite's upstream Release ended (the `result` of
+/// `apt_cacher_release_revalidations_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revalidation {
+    /// Upstream's Release is the current generation's (304, or the same bytes).
+    Unchanged,
+    /// A new generation was swapped in.
+    Changed,
+    /// The check failed: the current generation stays.
+    Failed,
+}
+
+impl Revalidation {
+    /// Every result, in rendering order.
+    pub const ALL: [Revalidation; 3] = [
+        Revalidation::Unchanged,
+        Revalidation::Changed,
+        Revalidation::Failed,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revalidation::Unchanged => "unchanged",
+            Revalidation::Changed => "changed",
+            Revalidation::Failed => "failed",
+        }
+    }
+}
+
 /// One recent failure, for the status page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -167,6 +197,9 @@ pub struct Counters {
     /// Requests moved to a mapping's next upstream after a failure, by
     /// mapping prefix (failover.rs).
     pub failovers: BTreeMap<String, u64>,
+    /// Re-checks of suites' upstream Release files by result
+    /// ([`Revalidation`]: `unchanged`, `changed`, `failed`).
+    pub release_revalidations: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {
@@ -238,6 +271,7 @@ pub struct Metrics {
     retention_reclaimable_bytes: AtomicU64,
     retention_reclaimable_files: AtomicU64,
     local_mismatches: AtomicU64,
+    release_revalidations: [AtomicU64; Revalidation::ALL.len()],
     failures: Mutex<VecDeque<Failure>>,
     failovers: Mutex<BTreeMap<String, u64>>,
 }
@@ -281,6 +315,7 @@ impl Metrics {
             retention_reclaimable_bytes: AtomicU64::new(0),
             retention_reclaimable_files: AtomicU64::new(0),
             local_mismatches: AtomicU64::new(0),
+            release_revalidations: Default::default(),
             failures: Mutex::new(VecDeque::new()),
             failovers: Mutex::new(BTreeMap::new()),
         }
@@ -410,6 +445,12 @@ impl Metrics {
         self.generation_swaps.fetch_add(1, Relaxed);
     }
 
+    /// Counts one re-check of a suite's upstream Release ending with `r`.
+    pub fn release_revalidated(&self, r: Revalidation) {
+        let i = Revalidation::ALL.iter().position(|x| *x == r).unwrap_or(0);
+        self.release_revalidations[i].fetch_add(1, Relaxed);
+    }
+
     /// Counts a quarantined index.
     pub fn index_quarantined(&self) {
         self.index_quarantines.fetch_add(1, Relaxed);
@@ -486,6 +527,11 @@ impl Metrics {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            release_revalidations: Revalidation::ALL
+                .iter()
+                .zip(&self.release_revalidations)
+                .map(|(r, n)| (r.as_str(), n.load(Relaxed)))
+                .collect(),
         }
     }
 }
@@ -515,6 +561,9 @@ mod tests {
         m.evicted(3);
         m.generation_swapped();
         m.release_signature_failure("http://deb.example/debian/dists/s/InRelease", "refused");
+        m.release_revalidated(Revalidation::Unchanged);
+        m.release_revalidated(Revalidation::Unchanged);
+        m.release_revalidated(Revalidation::Failed);
         m.unverified_download();
         m.disk_full(
             "/var/cache/x/.tmp/dl-1",
@@ -559,6 +608,9 @@ mod tests {
             "apt_cacher_retention_reclaimed_files_total 2",
             "apt_cacher_retention_suites_dropped_total 1",
             "apt_cacher_release_signature_failures_total 1",
+            "apt_cacher_release_revalidations_total{result=\"unchanged\"} 2",
+            "apt_cacher_release_revalidations_total{result=\"changed\"} 0",
+            "apt_cacher_release_revalidations_total{result=\"failed\"} 1",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -20,7 +20,9 @@
 //! (`runtime::http::HttpError`: a 404 or 410 is
 //! [`HttpError::is_not_found`], the negative cache remembers the error
 //! itself); what stays here is the cacher's view of a failure: which status to answer
-//! ([`client_status`]) and what to remember.
+//! ([`client_status`]) and what to remember. A Release file is re-checked
+//! with a conditional GET ([`Upstream::get_bytes_if_modified`]: its
+//! [`Validators`] sent back, 304 answered as [`Conditional::NotModified`]).
 
 use crate::config::{Config, Timeouts};
 use crate::failover::{worth_failover, Failover, UpstreamState};
@@ -42,6 +44,70 @@ pub fn client_status(e: &HttpError) -> StatusCode {
         }
         HttpErrorKind::Timeout | HttpErrorKind::ConnectTimeout => StatusCode::GATEWAY_TIMEOUT,
         _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// The longest `ETag` or `Last-Modified` kept (they are kept per suite).
+pub const MAX_VALIDATOR: usize = 512;
+
+/// What identifies one version of an upstream file (`ETag`,
+/// `Last-Modified`, as upstream sent them), to ask whether it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag`, sent back as `If-None-Match`.
+    pub etag: Option<String>,
+    /// `Last-Modified`, sent back as `If-Modified-Since`.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// True when there is nothing to send.
+    pub fn is_empty(&self) -> bool {
+        self.etag.is_none() && self.last_modified.is_none()
+    }
+
+    fn apply(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(e) = &self.etag {
+            req = req.header(reqwest::header::IF_NONE_MATCH, e);
+        }
+        if let Some(lm) = &self.last_modified {
+            req = req.header(reqwest::header::IF_MODIFIED_SINCE, lm);
+        }
+        req
+    }
+}
+
+/// What a conditional GET ([`Upstream::get_bytes_if_modified`]) found.
+#[derive(Debug)]
+pub enum Conditional {
+    /// 304: unchanged since `validators` were taken; no body.
+    NotModified,
+    /// A 2xx answer: the file, and its validators when usable
+    /// ([`Response::validators`]).
+    Modified {
+        /// The whole body.
+        body: Bytes,
+        /// Its validators, for the next conditional GET.
+        validators: Option<Validators>,
+    },
+}
+
+/// What upstream answered a request with.
+enum Sent {
+    /// A success (not 206), its body still to read.
+    Response(Box<Response>),
+    /// 304 to a conditional request.
+    NotModified,
+}
+
+impl Sent {
+    /// The response of a request sent without validators (only a
+    /// conditional request is answered 304).
+    fn into_response(self, url: &Url) -> Result<Response, HttpError> {
+        match self {
+            Sent::Response(r) => Ok(*r),
+            Sent::NotModified => Err(HttpError::status(url, 304)),
+        }
     }
 }
 
@@ -78,6 +144,41 @@ impl Response {
             .get(reqwest::header::LAST_MODIFIED)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
+    }
+
+    /// `ETag` and `Last-Modified`, when they tell one version of the file
+    /// from the next (each kept only up to [`MAX_VALIDATOR`] bytes): `None`
+    /// when there are none, or when `Last-Modified`
+    /// is not older than the response's `Date` (RFC 9110 8.8.2.2: a file
+    /// changed again within that second could carry the same validators, as
+    /// nginx's `ETag` of mtime and size would).
+    pub fn validators(&self) -> Option<Validators> {
+        let header = |name| {
+            self.inner
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= MAX_VALIDATOR)
+                .map(str::to_string)
+        };
+        let v = Validators {
+            etag: header(reqwest::header::ETAG),
+            last_modified: header(reqwest::header::LAST_MODIFIED),
+        };
+        if v.is_empty() {
+            return None;
+        }
+        if let Some(lm) = &v.last_modified {
+            let date = header(reqwest::header::DATE)
+                .and_then(|d| httpdate::parse_http_date(&d).ok())
+                .unwrap_or_else(std::time::SystemTime::now);
+            let strong = httpdate::parse_http_date(lm)
+                .is_ok_and(|lm| crate::metrics::unix_secs(lm) < crate::metrics::unix_secs(date));
+            if !strong {
+                return None;
+            }
+        }
+        Some(v)
     }
 
     /// `Content-Type`, as sent.
@@ -230,18 +331,27 @@ impl Upstream {
     /// are remembered for `cache_period` (transport errors too), and
     /// answered from memory.
     pub async fn get(&self, url: &Url) -> Result<Response, HttpError> {
-        self.get_planned(url, Memory::Remember).await
+        let sent = self.get_planned(url, Memory::Remember, None).await?;
+        Sent::into_response(sent, url)
     }
 
-    /// [`Self::get`]: each upstream of `url`'s mapping in turn, the next
-    /// one only after a failure [`worth_failover`].
-    async fn get_planned(&self, url: &Url, memory: Memory) -> Result<Response, HttpError> {
+    /// [`Self::get`], conditional on `validators` when given: each upstream
+    /// of `url`'s mapping in turn, the next one only after a failure
+    /// [`worth_failover`]. (One upstream's validators are sent to the next
+    /// too: mirrors of one archive keep its files' times, and a 304 from a
+    /// mirror that is behind keeps the newer generation the cacher has.)
+    async fn get_planned(
+        &self,
+        url: &Url,
+        memory: Memory,
+        validators: Option<&Validators>,
+    ) -> Result<Sent, HttpError> {
         let Some(plan) = self.failover.plan(url) else {
-            return self.get_one(url, memory).await;
+            return self.get_one(url, memory, validators).await;
         };
         let mut last = None;
         for (i, attempt) in plan.attempts.iter().enumerate() {
-            let e = match self.get_one(&attempt.url, memory).await {
+            let e = match self.get_one(&attempt.url, memory, validators).await {
                 Ok(r) => return Ok(r),
                 Err(e) if !worth_failover(&e) => return Err(e),
                 Err(e) => e,
@@ -264,13 +374,18 @@ impl Upstream {
 
     /// One GET of `url`: answered from the negative cache, or sent (and
     /// its failure remembered), as `memory` says.
-    async fn get_one(&self, url: &Url, memory: Memory) -> Result<Response, HttpError> {
+    async fn get_one(
+        &self,
+        url: &Url,
+        memory: Memory,
+        validators: Option<&Validators>,
+    ) -> Result<Sent, HttpError> {
         if memory == Memory::Remember {
             if let Some(e) = self.negative(url) {
                 return Err(e);
             }
         }
-        let result = self.get_uncached(url).await;
+        let result = self.get_uncached(url, validators).await;
         if let Err(e) = &result {
             if memory == Memory::Remember {
                 self.remember(url, e);
@@ -279,7 +394,12 @@ impl Upstream {
         result
     }
 
-    async fn get_uncached(&self, url: &Url) -> Result<Response, HttpError> {
+    /// Sends a GET of `url` within its host's connection slots, counted.
+    async fn get_uncached(
+        &self,
+        url: &Url,
+        validators: Option<&Validators>,
+    ) -> Result<Sent, HttpError> {
         let permit = match self.hosts.for_url(url) {
             Some(s) => Some(s.acquire_owned().await.map_err(|_| {
                 HttpError::new(url.as_str(), HttpErrorKind::Connect, "shutting down")
@@ -287,23 +407,28 @@ impl Upstream {
             None => None,
         };
         self.metrics.upstream_request(url);
-        let result = self.send(url, permit).await;
+        let result = self.send(url, permit, validators).await;
         if result.is_err() {
             self.metrics.upstream_error(url);
         }
         result
     }
 
+    /// Sends a GET of `url`, conditional on `validators` when given.
     async fn send(
         &self,
         url: &Url,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<Response, HttpError> {
+        validators: Option<&Validators>,
+    ) -> Result<Sent, HttpError> {
         let deadline = crate::time::later(tokio::time::Instant::now(), self.timeouts.overall);
         let mut attempt = 0;
         let resp = loop {
             attempt += 1;
-            let req = self.client.get(url.clone()).timeout(self.timeouts.overall);
+            let mut req = self.client.get(url.clone()).timeout(self.timeouts.overall);
+            if let Some(v) = validators {
+                req = v.apply(req);
+            }
             match req.send().await {
                 Ok(r) => break r,
                 Err(e) => {
@@ -317,16 +442,46 @@ impl Upstream {
             }
         };
         let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED && validators.is_some() {
+            return Ok(Sent::NotModified);
+        }
         if !status.is_success() || status == StatusCode::PARTIAL_CONTENT {
             return Err(HttpError::status(url, status.as_u16()));
         }
-        Ok(Response {
+        Ok(Sent::Response(Box::new(Response {
             url: url.clone(),
             inner: resp,
             idle: self.timeouts.idle_read,
             deadline,
             _permit: permit,
-        })
+        })))
+    }
+
+    /// A conditional GET of a whole (small) body, at most `limit` bytes:
+    /// `If-None-Match` / `If-Modified-Since` from `validators` (a plain GET
+    /// without them). Through the negative cache and failover, like
+    /// [`Self::get`].
+    pub async fn get_bytes_if_modified(
+        &self,
+        url: &Url,
+        limit: u64,
+        validators: Option<&Validators>,
+    ) -> Result<Conditional, HttpError> {
+        let validators = validators.filter(|v| !v.is_empty());
+        let resp = match self.get_planned(url, Memory::Remember, validators).await? {
+            Sent::NotModified => return Ok(Conditional::NotModified),
+            Sent::Response(r) => r,
+        };
+        let fetched = resp.url().clone();
+        let validators = resp.validators();
+        match resp.bytes(limit).await {
+            Ok(body) => Ok(Conditional::Modified { body, validators }),
+            Err(e) => {
+                self.metrics.upstream_error(&fetched);
+                self.remember(&fetched, &e);
+                Err(e)
+            }
+        }
     }
 
     /// Fetches a whole (small) body, at most `limit` bytes.
@@ -355,7 +510,8 @@ impl Upstream {
         url: &Url,
         limit: u64,
     ) -> Result<(Bytes, Option<String>), HttpError> {
-        let resp = self.get_planned(url, Memory::Forget).await?;
+        let sent = self.get_planned(url, Memory::Forget, None).await?;
+        let resp = Sent::into_response(sent, url)?;
         let fetched = resp.url().clone();
         let lm = resp.last_modified();
         let body = resp.bytes(limit).await;
@@ -363,5 +519,50 @@ impl Upstream {
             self.metrics.upstream_error(&fetched);
         }
         Ok((body?, lm))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(headers: &[(&str, &str)]) -> Response {
+        let mut b = hyper::Response::builder().status(200);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        Response {
+            url: Url::parse("http://deb.example.org/debian/dists/stable/InRelease").unwrap(),
+            inner: reqwest::Response::from(b.body(Vec::<u8>::new()).unwrap()),
+            idle: Duration::from_secs(1),
+            deadline: tokio::time::Instant::now(),
+            _permit: None,
+        }
+    }
+
+    #[test]
+    fn validators_only_when_they_tell_versions_apart() {
+        let old = "Sun, 06 Dec 2026 10:00:00 GMT";
+        let later = "Sun, 06 Dec 2026 10:00:01 GMT";
+        let v = response(&[("etag", "\"5-a\""), ("last-modified", old), ("date", later)])
+            .validators()
+            .unwrap();
+        assert_eq!(v.etag.as_deref(), Some("\"5-a\""));
+        assert_eq!(v.last_modified.as_deref(), Some(old));
+        // Changed within the second of the answer: nginx's ETag and the
+        // date could stay the same for the next version.
+        for date in [old, "Sun, 06 Dec 2026 09:59:59 GMT"] {
+            let r = response(&[("etag", "\"5-a\""), ("last-modified", old), ("date", date)]);
+            assert_eq!(r.validators(), None, "{date}");
+        }
+        // An unparsable Last-Modified is no validator to trust.
+        let r = response(&[("last-modified", "yesterday"), ("date", later)]);
+        assert_eq!(r.validators(), None);
+        // An ETag alone is kept; nothing at all is nothing.
+        let r = response(&[("etag", "\"x\"")]);
+        assert_eq!(r.validators().and_then(|v| v.etag), Some("\"x\"".into()));
+        assert_eq!(response(&[]).validators(), None);
+        let long = format!("\"{}\"", "a".repeat(MAX_VALIDATOR));
+        assert_eq!(response(&[("etag", &long)]).validators(), None);
     }
 }

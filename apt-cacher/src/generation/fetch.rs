@@ -25,10 +25,31 @@ impl Generations {
         required: &str,
         negatives: Negatives,
     ) -> Result<(Release, Vec<(String, bytes::Bytes)>), MetaError> {
+        self.fetch_release_set_after(suite, names, required, negatives, None)
+            .await
+    }
+
+    /// [`Self::fetch_release_set`], with the file `prefetched` names
+    /// already fetched (revalidate.rs's conditional GET): not asked again.
+    pub(super) async fn fetch_release_set_after(
+        &self,
+        suite: &Suite,
+        names: &[String],
+        required: &str,
+        negatives: Negatives,
+        mut prefetched: Option<(String, bytes::Bytes)>,
+    ) -> Result<(Release, Vec<(String, bytes::Bytes)>), MetaError> {
         let mut got = Vec::new();
         let mut release: Option<Release> = None;
         for name in names {
             let url = self.release_url(suite, name)?;
+            if let Some((_, bytes)) = prefetched.take_if(|(n, _)| n == name) {
+                if name != "Release.gpg" {
+                    release = Some(self.agreeing(release.take(), &url, &bytes)?);
+                }
+                got.push((name.clone(), bytes));
+                continue;
+            }
             let upstream = self.downloads.upstream();
             // Counted, and failed over to the next upstream, by the client.
             let negative = negatives == Negatives::Upstream && upstream.is_negative(&url);
@@ -53,30 +74,39 @@ impl Generations {
                 }
             };
             if name != "Release.gpg" {
-                let parsed = Release::parse_any(&bytes).map_err(|source| {
-                    tracing::warn!(url = %url, error = %source, "upstream Release unusable");
-                    let e = Invalid::Unparsable {
-                        url: url.to_string(),
-                        source,
-                    };
-                    self.metrics.failure(url.as_str(), &e.to_string());
-                    e
-                })?;
-                match &release {
-                    Some(r) if *r != parsed => {
-                        return Err(Invalid::Disagree {
-                            url: url.to_string(),
-                        }
-                        .into())
-                    }
-                    _ => release = Some(parsed),
-                }
+                release = Some(self.agreeing(release.take(), &url, &bytes)?);
             }
             got.push((name.clone(), bytes));
         }
         let release = release.ok_or(Invalid::NoRelease)?;
         // With a keyring: only what verifies, as apt reads it (signed.rs).
         self.check_signed(suite, release, got)
+    }
+
+    /// The Release `bytes` (from `url`) parse to, checked to agree with
+    /// `release` (the one parsed so far, if any).
+    fn agreeing(
+        &self,
+        release: Option<Release>,
+        url: &reqwest::Url,
+        bytes: &[u8],
+    ) -> Result<Release, MetaError> {
+        let parsed = Release::parse_any(bytes).map_err(|source| {
+            tracing::warn!(url = %url, error = %source, "upstream Release unusable");
+            let e = Invalid::Unparsable {
+                url: url.to_string(),
+                source,
+            };
+            self.metrics.failure(url.as_str(), &e.to_string());
+            e
+        })?;
+        match release {
+            Some(r) if r != parsed => Err(Invalid::Disagree {
+                url: url.to_string(),
+            }
+            .into()),
+            _ => Ok(parsed),
+        }
     }
 
     /// Creates the first generation of `suite` from the file a client asked for.

@@ -19,6 +19,7 @@
 //! One concept per file: [`layout`] (on disk), [`gen`] and [`suite`]
 //! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
+//! [`revalidate`] (a client's re-check: conditional, shared),
 //! [`grace`] (client grace), [`pool_map`] (pool checksums read from the
 //! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
 //! over every generation), [`unknown`] (suites not known yet: no permanent
@@ -48,6 +49,7 @@ mod publish;
 mod recovery;
 mod references;
 mod refresh;
+mod revalidate;
 pub mod signed;
 mod suite;
 mod unknown;
@@ -97,6 +99,8 @@ pub struct Generations {
     pub(crate) meta_dir: PathBuf,
     pub(crate) tmp: PathBuf,
     pub(crate) check_interval: Duration,
+    /// A client's request re-checks a suite whose last check is older.
+    pub(crate) revalidate_interval: Duration,
     pub(crate) retry: Duration,
     pub(crate) grace: Duration,
     /// Suites no client asked for during this long are dropped ([`idle`]).
@@ -140,6 +144,7 @@ impl Generations {
             meta_dir: config.meta_dir.clone(),
             tmp,
             check_interval: config.check_interval,
+            revalidate_interval: config.revalidate_interval,
             retry: config.cache_period.max(Duration::from_secs(1)),
             grace: config.generation_grace,
             retention: config.retention,

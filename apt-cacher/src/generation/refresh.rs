@@ -3,9 +3,12 @@
 //! then upstream's Release is re-read and, if it changed, a new generation
 //! is built with every index the old one had (re-fetched and verified) and
 //! swapped in; failures keep the current generation. The ticker re-checks
-//! suites in the background.
+//! suites in the background. A client's request re-checks sooner, after
+//! `revalidate_interval`, with a conditional GET (revalidate.rs).
 
+use super::revalidate::{FirstFile, LastCheck};
 use super::*;
+use crate::metrics::Revalidation;
 
 /// A Release-type file to serve, and how it was obtained.
 #[derive(Debug)]
@@ -37,6 +40,9 @@ pub(super) enum Checked {
     Swapped,
     /// Upstream is unchanged: the current generation stays.
     Unchanged,
+    /// Upstream answered 304 to a conditional GET: unchanged, nothing
+    /// else was fetched.
+    NotModified,
 }
 
 impl Generations {
@@ -70,13 +76,14 @@ impl Generations {
         name: &str,
         client: IpAddr,
     ) -> Result<ReleaseAnswer, MetaError> {
+        let asked = Instant::now();
         // A suite exists only once upstream served a valid Release for it
         // (unknown.rs): until then, nothing about the name is kept.
         let held = self.release_suite(mapping, dir).await?;
         let suite = held.suite.clone();
         suite.mark_asked();
         let started = Instant::now();
-        let (gen, outcome) = {
+        let (gen, outcome, status) = {
             let _guard = suite.lock.lock().await;
             if suite.state().dropped {
                 return Err(Invalid::Dropped.into());
@@ -84,9 +91,10 @@ impl Generations {
             self.ensure_loaded(&suite).await;
             let (has_current, stale) = {
                 let st = suite.state();
-                (st.current.is_some(), self.is_stale(&st))
+                (st.current.is_some(), self.needs_check(&st, asked))
             };
             let mut outcome = Outcome::Hit;
+            let mut status = 200;
             if !has_current {
                 let negatives = if held.is_pending() {
                     // A request that waited for another may find its failure.
@@ -111,6 +119,10 @@ impl Generations {
                 outcome = match self.refresh_retrying(&suite).await {
                     Some(Checked::Swapped) => Outcome::Miss,
                     Some(Checked::Unchanged) => Outcome::Revalidated,
+                    Some(Checked::NotModified) => {
+                        status = 304;
+                        Outcome::Revalidated
+                    }
                     // Upstream failed: the current generation is served as is.
                     None => Outcome::Hit,
                 };
@@ -121,19 +133,18 @@ impl Generations {
                 outcome = Outcome::Miss;
             }
             let gen = suite.current().ok_or(Invalid::NoGeneration)?;
-            (gen, outcome)
+            (gen, outcome, status)
         };
         if !gen.release_files.iter().any(|f| f == name) {
             return Err(Invalid::NotAvailable(name.to_string()).into());
         }
         self.record_client(client, &suite, &gen);
-        // Upstream answered when a Release was fetched or re-checked. The
-        // status is 200 in practice: every Release file was fetched whole
-        // (no conditional or range request is sent) and `Upstream::get`
-        // turns any status but 2xx (206 included) into an error; the exact
-        // 2xx code of each file is not carried up to here.
+        // Upstream answered when a Release was fetched or re-checked: 304 to
+        // a conditional GET, else 200 in practice (`Upstream::get` turns any
+        // status but 2xx (206 included) into an error; the exact 2xx code
+        // of each file is not carried up to here).
         let upstream = (outcome != Outcome::Hit).then(|| UpstreamNote {
-            status: Some(200),
+            status: Some(status),
             ms: started.elapsed().as_millis() as u64,
             negative: false,
         });
@@ -149,6 +160,21 @@ impl Generations {
     /// generation stays. `Some` when upstream was read, `None` when the
     /// refresh failed.
     pub(super) async fn refresh_retrying(&self, suite: &Arc<Suite>) -> Option<Checked> {
+        let checked = self.refresh_attempts(suite).await;
+        suite.state_mut().last_check = match checked {
+            Some(_) => LastCheck::Succeeded,
+            None => LastCheck::Failed,
+        };
+        self.metrics.release_revalidated(match checked {
+            Some(Checked::Swapped) => Revalidation::Changed,
+            Some(Checked::Unchanged | Checked::NotModified) => Revalidation::Unchanged,
+            None => Revalidation::Failed,
+        });
+        checked
+    }
+
+    /// [`Self::refresh_retrying`]'s attempts.
+    async fn refresh_attempts(&self, suite: &Arc<Suite>) -> Option<Checked> {
         for attempt in 1..=3 {
             match self.refresh(suite, None).await {
                 Ok(checked) => return Some(checked),
@@ -192,8 +218,20 @@ impl Generations {
         let required = extra
             .unwrap_or_else(|| names.first().map_or("InRelease", |s| s.as_str()))
             .to_string();
+        // Without an extra file, the first one is asked for conditionally.
+        let prefetched = match extra {
+            Some(_) => None,
+            None => match self.fetch_first_file(suite, &cur, &required).await? {
+                FirstFile::NotModified => return Ok(Checked::NotModified),
+                FirstFile::Fetched { body, validators } => Some((body, validators)),
+            },
+        };
+        let (prefetched, validators) = match prefetched {
+            Some((body, v)) => (Some((required.clone(), body)), v),
+            None => (None, None),
+        };
         let (release, files) = self
-            .fetch_release_set(suite, &names, &required, Negatives::Upstream)
+            .fetch_release_set_after(suite, &names, &required, Negatives::Upstream, prefetched)
             .await?;
         let unchanged = files.iter().all(|(n, b)| {
             !cur.release_files.contains(n)
@@ -212,6 +250,7 @@ impl Generations {
                 self.publish(suite, release, files, copies).await?;
                 return Ok(Checked::Swapped);
             }
+            self.keep_validators(suite, &required, validators);
             return Ok(Checked::Unchanged);
         }
         tracing::info!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, "upstream Release changed; fetching the indices of the new generation");
@@ -229,6 +268,7 @@ impl Generations {
             carried.push((rel, new_cs.clone(), Some(temp)));
         }
         self.publish(suite, release, files, carried).await?;
+        self.keep_validators(suite, &required, validators);
         Ok(Checked::Swapped)
     }
 

@@ -2,6 +2,7 @@
 //! still in their grace period, when upstream was last checked, and the
 //! lock that serializes its refreshes.
 
+use super::revalidate::{KeptValidators, LastCheck};
 use super::*;
 
 #[derive(Debug, Default)]
@@ -10,6 +11,12 @@ pub(crate) struct SuiteState {
     pub(crate) current: Option<Arc<Gen>>,
     pub(crate) previous: Vec<(Arc<Gen>, Instant)>,
     pub(crate) checked: Option<Instant>,
+    /// How the last check of upstream (begun at `checked`) ended.
+    pub(crate) last_check: LastCheck,
+    /// The validators of the current generation's first Release file,
+    /// for the next conditional GET (memory only: after a restart the
+    /// first check is a plain GET).
+    pub(crate) validators: Option<KeptValidators>,
     pub(crate) next_id: u64,
     /// Dropped for want of clients ([`super::idle`]): no longer served.
     pub(crate) dropped: bool,

@@ -4,8 +4,8 @@
 //! [`Upstream::serve`] serves a directory on `127.0.0.1:<random port>` from its own small tokio
 //! runtime (so it works from plain `#[test]`s and from async tests alike; it stops when
 //! dropped). It answers GET and HEAD with `Content-Length`, `Last-Modified`, `Accept-Ranges`,
-//! `ETag`, single `Range` requests (206/416) with `If-Range`, `If-Modified-Since` (304) and
-//! keep-alive.
+//! `ETag`, single `Range` requests (206/416) with `If-Range`, `If-None-Match` and
+//! `If-Modified-Since` (304, decided as nginx does: `If-None-Match` first) and keep-alive.
 //!
 //! Everything it does can be observed and perturbed at runtime: request counts (total, per
 //! path, by pattern) and a request log; faults per path pattern ([`Fault`]: status codes,

@@ -247,27 +247,6 @@ async fn respond(
     let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
     let last_modified = httpdate::fmt_http_date(mtime);
 
-    if faults.is_empty() {
-        if let Some(ims) = header_str(req, header::IF_MODIFIED_SINCE)
-            .and_then(|v| httpdate::parse_http_date(&v).ok())
-        {
-            let secs = |t: SystemTime| {
-                t.duration_since(SystemTime::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0)
-            };
-            if secs(mtime) <= secs(ims) {
-                let mut r = text(StatusCode::NOT_MODIFIED, "");
-                *r.body_mut() = Full::new(Bytes::new()).map_err(|n| match n {}).boxed();
-                r.headers_mut().remove(header::CONTENT_TYPE);
-                if let Ok(v) = HeaderValue::from_str(&last_modified) {
-                    r.headers_mut().insert(header::LAST_MODIFIED, v);
-                }
-                return r;
-            }
-        }
-    }
-
     let etag = {
         use std::os::unix::fs::MetadataExt;
         let nanos = mtime
@@ -276,6 +255,18 @@ async fn respond(
             .unwrap_or(0);
         format!("\"{:x}-{:x}-{:x}\"", nanos, len, meta.ino())
     };
+    if faults.is_empty() && not_modified(req, &etag, mtime) {
+        let mut r = text(StatusCode::NOT_MODIFIED, "");
+        *r.body_mut() = Full::new(Bytes::new()).map_err(|n| match n {}).boxed();
+        r.headers_mut().remove(header::CONTENT_TYPE);
+        if let Ok(v) = HeaderValue::from_str(&last_modified) {
+            r.headers_mut().insert(header::LAST_MODIFIED, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&etag) {
+            r.headers_mut().insert(header::ETAG, v);
+        }
+        return r;
+    }
     // If-Range: the range applies only if the client's validator still matches (a date only
     // counts if it is a strong validator: at least a second older than now, RFC 9110 8.8.2.2).
     let range = match header_str(req, header::IF_RANGE) {
@@ -337,6 +328,29 @@ async fn respond(
     builder
         .body(body)
         .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response"))
+}
+
+/// True when a conditional request is answered 304, as nginx decides: a
+/// present `If-None-Match` alone decides (`*` or a matching tag, weak
+/// comparison); else `If-Modified-Since` not older than the file's mtime
+/// (whole seconds).
+fn not_modified(req: &Request<Incoming>, etag: &str, mtime: SystemTime) -> bool {
+    if let Some(inm) = header_str(req, header::IF_NONE_MATCH) {
+        return inm.split(',').map(str::trim).any(|t| {
+            t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag.trim_start_matches("W/")
+        });
+    }
+    let Some(ims) =
+        header_str(req, header::IF_MODIFIED_SINCE).and_then(|v| httpdate::parse_http_date(&v).ok())
+    else {
+        return false;
+    };
+    let secs = |t: SystemTime| {
+        t.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    };
+    secs(mtime) <= secs(ims)
 }
 
 struct BodyPlan {

@@ -17,6 +17,7 @@ mod common;
 mod cacher_bench;
 mod cacher_e2e;
 mod cacher_failover;
+mod cacher_fresh;
 mod cacher_hostile;
 mod cacher_https;
 mod cacher_import;
