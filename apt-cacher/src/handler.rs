@@ -99,7 +99,7 @@ impl App {
                     .get(m)
                     .map_or("?", |m| m.prefix.as_str())
                     .to_string();
-                let answer = self.file(m, &p, &req, peer.ip()).await;
+                let answer = self.file(m, &p, &req, peer).await;
                 path = Some(p);
                 answer
             }
@@ -122,7 +122,13 @@ impl App {
     }
 
     /// Serves repository path `path` of `mapping`.
-    async fn file(&self, mapping: usize, path: &str, req: &Request<()>, client: IpAddr) -> Answer {
+    async fn file(
+        &self,
+        mapping: usize,
+        path: &str,
+        req: &Request<()>,
+        client: SocketAddr,
+    ) -> Answer {
         let is_head = req.method() == Method::HEAD;
         let headers = req.headers();
         let upstream = self.downloads.upstream();

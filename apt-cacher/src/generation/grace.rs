@@ -1,27 +1,52 @@
-//! Client grace: a client (address) served a Release keeps seeing that
-//! generation's plain paths for `generation_grace`, even after a newer
-//! one is swapped in; previous generations are removed once their grace
-//! period is over.
+//! Client grace: a client served a Release keeps seeing that generation's
+//! plain paths for `generation_grace`, even after a newer one is swapped
+//! in; previous generations are removed once their grace period is over.
+//!
+//! A client is first its connection (address and port): apt fetches a
+//! suite's Release and then its indices over one connection, so several
+//! apt processes behind one address (a NAT gateway, or a host running
+//! updates in parallel) each keep the generation they were served, even
+//! when the Release changes between them. A request on a new connection
+//! (apt reconnected mid-update) falls back to what its address was served
+//! last.
 
 use super::*;
 
+/// Who was served a Release: one connection, or (the fallback) every
+/// connection from one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Client {
+    /// One connection: the client's address and port.
+    Connection(SocketAddr),
+    /// Any connection from this address.
+    Address(IpAddr),
+}
+
 impl Generations {
-    /// Remembers that `client` was served the Release of `gen`.
-    pub(super) fn record_client(&self, client: IpAddr, suite: &Suite, gen: &Gen) {
+    /// Remembers that `client` (its connection and its address) was served
+    /// the Release of `gen`.
+    pub(super) fn record_client(&self, client: SocketAddr, suite: &Suite, gen: &Gen) {
         let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if c.len() > 100_000 {
+        if c.len() > 200_000 {
             c.retain(|_, (_, t)| now.duration_since(*t) < self.grace);
         }
-        c.insert((client, suite.mapping, suite.dir.clone()), (gen.id, now));
+        for who in [Client::Connection(client), Client::Address(client.ip())] {
+            c.insert((who, suite.mapping, suite.dir.clone()), (gen.id, now));
+        }
     }
 
-    /// The generation whose plain paths `client` should see in `suite`.
-    pub(crate) fn gen_for_client(&self, client: IpAddr, suite: &Suite) -> Option<Arc<Gen>> {
+    /// The generation whose plain paths `client` should see in `suite`:
+    /// the one its connection was served, else the one its address was
+    /// served last, while still in its grace period; else the current one.
+    pub(crate) fn gen_for_client(&self, client: SocketAddr, suite: &Suite) -> Option<Arc<Gen>> {
         let st = suite.state();
         let current = st.current.clone()?;
         let c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((id, t)) = c.get(&(client, suite.mapping, suite.dir.clone())) {
+        let served = [Client::Connection(client), Client::Address(client.ip())]
+            .into_iter()
+            .find_map(|who| c.get(&(who, suite.mapping, suite.dir.clone())));
+        if let Some((id, t)) = served {
             if *id != current.id && t.elapsed() < self.grace {
                 if let Some((g, _)) = st.previous.iter().find(|(g, _)| g.id == *id) {
                     return Some(g.clone());

@@ -13,7 +13,7 @@ impl Generations {
         &self,
         mapping: usize,
         path: &str,
-        client: IpAddr,
+        client: SocketAddr,
     ) -> Option<Result<Meta, MetaError>> {
         if path.starts_with("pool/") {
             return None;
@@ -31,7 +31,7 @@ impl Generations {
         &self,
         mapping: usize,
         path: &str,
-        client: IpAddr,
+        client: SocketAddr,
     ) -> Option<Result<Meta, MetaError>> {
         if let PathKind::ByHash { dir, kind, hex } = aptindex::path::classify(path) {
             return self.by_hash_file(mapping, &dir, kind, &hex).await;

@@ -78,7 +78,7 @@ use pool_index::PoolIndex;
 use pool_map::PoolParser;
 use runtime::http::HttpError;
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -90,8 +90,8 @@ use aptindex::tree::RELEASE_LIMIT;
 /// Largest decompressed index parsed for pool checksums.
 pub const INDEX_LIMIT: u64 = 2 << 30;
 
-/// A client address, mapping and suite directory.
-type ClientKey = (IpAddr, usize, String);
+/// A client (its connection, or its address), mapping and suite directory.
+type ClientKey = (grace::Client, usize, String);
 
 /// All suites' generations.
 #[derive(Debug)]

@@ -39,7 +39,7 @@ impl Generations {
         &self,
         mapping: usize,
         path: &str,
-        client: std::net::IpAddr,
+        client: std::net::SocketAddr,
     ) -> Option<Result<Meta, MetaError>> {
         let (diff_dir, name) = patch_parts(path)?;
         let mut sdir = parent(diff_dir);

@@ -74,7 +74,7 @@ impl Generations {
         mapping: usize,
         dir: &str,
         name: &str,
-        client: IpAddr,
+        client: SocketAddr,
     ) -> Result<ReleaseAnswer, MetaError> {
         let asked = Instant::now();
         // A suite exists only once upstream served a valid Release for it

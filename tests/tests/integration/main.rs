@@ -27,6 +27,7 @@ mod cacher_kill9;
 mod cacher_leaks;
 mod cacher_local;
 mod cacher_midupdate;
+mod cacher_one_address;
 mod cacher_pdiffs;
 mod cacher_retention;
 mod cacher_signed;
