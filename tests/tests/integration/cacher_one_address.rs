@@ -37,7 +37,7 @@ fn listed(inrelease: &[u8], rel: &str) -> Checksums {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_connections_from_one_address_each_keep_their_generation() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut repo = Repo::builder(&tmp.path().join("repo"))
+    let mut repo = Repo::builder(tmp.path().join("repo"))
         .by_hash(false)
         .package(PackageSpec::new("hello", "1.0").size(5_000))
         .build()
