@@ -117,6 +117,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         generation::Generations::new(&config, router.clone(), downloads.clone())
             .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?,
     );
+    // Cached generations are read back (pool maps from their sidecars)
+    // while the sockets are bound; a pool request that comes before this
+    // is done waits for it (generation/startup.rs).
+    {
+        let gens = gens.clone();
+        tokio::spawn(async move { gens.load_all().await });
+    }
     let listening = listen::listeners(&config.listen)?;
     let addrs = listening
         .sockets
@@ -156,10 +163,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         metrics,
         self_ports,
     });
-    {
-        let gens = gens.clone();
-        tokio::spawn(async move { gens.load_all().await });
-    }
     tokio::spawn(gens.ticker(shutdown.clone()));
     {
         // systemd learns that the stop has begun as soon as it has (the

@@ -20,9 +20,11 @@
 //! (state), [`refresh`] (policy), [`fetch`] (a Release tree from upstream),
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
 //! [`grace`] (client grace), [`pool_map`] (pool checksums read from the
-//! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
+//! indices, [`pool_entry`] their compact form, [`pool_store`] persisted beside each
+//! index for a fast restart, [`pool_index`] one lookup
 //! over every generation), [`unknown`] (suites not known yet: no permanent
 //! state before a valid Release), [`recovery`] (start and crash recovery),
+//! [`startup`] (pool requests wait for the start-up load),
 //! [`error`].
 
 mod error;
@@ -36,9 +38,11 @@ mod pool_entry;
 mod pool_index;
 pub mod pool_lookup;
 mod pool_map;
+mod pool_store;
 mod publish;
 mod recovery;
 mod refresh;
+mod startup;
 mod suite;
 mod unknown;
 
@@ -46,6 +50,7 @@ pub use crate::cache::Found as Meta;
 pub use error::{Invalid, LocalIo, MetaError};
 pub use gen::{Gen, GenInfo};
 pub use refresh::ReleaseAnswer;
+pub use startup::{LoadStats, STARTUP_WAIT};
 pub use suite::Suite;
 pub use unknown::{
     check_suite_dir, SuiteCounts, SuiteRefused, MAX_PENDING, MAX_REMEMBERED, MAX_SUITE_DIR,
@@ -102,6 +107,8 @@ pub struct Generations {
     pub(crate) failed_lookups: pool_lookup::FailedLookups,
     /// Reads indices for their pool entries, within caps (see [`pool_map`]).
     pub(crate) pool_parser: PoolParser,
+    /// Whether the start-up load is done ([`startup`]).
+    pub(crate) startup: startup::Startup,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
@@ -140,6 +147,7 @@ impl Generations {
             pool_index: Default::default(),
             clients: Mutex::new(HashMap::new()),
             failed_lookups: Default::default(),
+            startup: Default::default(),
         })
     }
 

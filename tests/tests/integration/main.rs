@@ -24,6 +24,7 @@ mod cacher_kill9;
 mod cacher_leaks;
 mod cacher_midupdate;
 mod cacher_pdiffs;
+mod cacher_restart;
 mod cacher_status;
 mod cacher_timeouts;
 mod deb_packages;
