@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Builds an apt-cacher state on disk for bench/restart.sh: SUITES suites of
 one mapping `debian`, each a current generation (`meta_dir/debian/dists%2Fsuite-N/
-gen-1/` + `current`) with an unsigned Release and a plain `Packages` of
-ENTRIES entries, and every listed .deb stored in `cache_dir` under its
+gen-1/` + `current`) with an unsigned Release and a `Packages.xz` of
+ENTRIES entries (what apt fetches, so what a cache holds), and every listed .deb stored in `cache_dir` under its
 verified key (`debian/<pool path>#<sha256>`), in the layouts the cacher
 uses (generation/layout.rs, cache/key.rs). Files are small (64 bytes) and
 distinct. Usage: restart_gen.py DIR [SUITES] [ENTRIES]"""
-import hashlib, os, sys
+import hashlib, lzma, os, sys
 
 root = sys.argv[1]
 suites = int(sys.argv[2]) if len(sys.argv) > 2 else 10
@@ -32,13 +32,14 @@ for s in range(suites):
     packages = "\n".join(paras).encode()
     gen = os.path.join(meta, "debian", f"dists%2F{suite}", "gen-1")
     os.makedirs(os.path.join(gen, "main", "binary-amd64"), exist_ok=True)
-    with open(os.path.join(gen, "main", "binary-amd64", "Packages"), "wb") as f:
+    packages = lzma.compress(packages)
+    with open(os.path.join(gen, "main", "binary-amd64", "Packages.xz"), "wb") as f:
         f.write(packages)
     release = (
         f"Origin: bench\nSuite: {suite}\nCodename: {suite}\n"
         "Date: Sat, 05 Dec 2026 00:00:00 UTC\nArchitectures: amd64\nComponents: main\n"
         "SHA256:\n"
-        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-amd64/Packages\n"
+        f" {hashlib.sha256(packages).hexdigest()} {len(packages)} main/binary-amd64/Packages.xz\n"
     )
     with open(os.path.join(gen, "Release"), "w") as f:
         f.write(release)
