@@ -127,6 +127,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             .with_context(|| format!("opening metadata in {}", config.meta_dir.display()))?
             .with_keyrings(keyrings),
     );
+    // Cached generations are read back (pool maps from their sidecars)
+    // while the sockets are bound; a pool request that comes before this
+    // is done waits for it (generation/startup.rs).
+    {
+        let gens = gens.clone();
+        tokio::spawn(async move { gens.load_all().await });
+    }
     let listening = listen::listeners(&config.listen)?;
     let addrs = listening
         .sockets
@@ -167,10 +174,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         metrics,
         self_ports,
     });
-    {
-        let gens = gens.clone();
-        tokio::spawn(async move { gens.load_all().await });
-    }
     tokio::spawn(gens.clone().ticker(shutdown.clone()));
     {
         // Removes cached files no kept generation references, after

@@ -160,8 +160,9 @@ impl Generations {
 
 /// A verified index or patch moved into generation `gen` (the commit of
 /// its download): its pool entries parsed (an index that cannot be read
-/// is refused, see [`super::pool_map`]), renamed in with the generation's
-/// time stamp, then listed as held.
+/// is refused, see [`super::pool_map`]) and persisted beside it
+/// ([`super::pool_store`]), renamed in with the generation's time stamp,
+/// then listed as held.
 pub(crate) struct IntoGen {
     pub(crate) gen: Arc<Gen>,
     /// Relative to the suite directory.
@@ -183,6 +184,13 @@ impl crate::cache::Destination for IntoGen {
             .parser
             .parse(&self.what, &self.repo_path, &temp)
             .map_err(|e| CommitError::Refused(Box::new(e)))?;
+        // Its pool map persisted before the index enters the generation
+        // (pool_store.rs): a restart reads it back instead of parsing.
+        if let Some(pool) = &pool {
+            if let Err(e) = super::pool_store::store(&g.dir, &self.rel, &self.expected, pool) {
+                tracing::warn!(index = %self.what, error = %e, "cannot store the pool map of an index; a restart parses it again");
+            }
+        }
         let dest = g.dir.join(&self.rel);
         if let Some(p) = dest.parent() {
             aptindex::fsmode::create_dir_all(p).map_err(|source| CommitError::Io {

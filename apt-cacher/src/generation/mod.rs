@@ -21,7 +21,8 @@
 //! [`publish`] (the atomic swap), [`lookup`] (indices and by-hash),
 //! [`revalidate`] (a client's re-check: conditional, shared),
 //! [`grace`] (client grace), [`pool_map`] (pool checksums read from the
-//! indices, [`pool_entry`] their compact form, [`pool_index`] one lookup
+//! indices, [`pool_entry`] their compact form, [`pool_store`] persisted beside each
+//! index for a fast restart, [`pool_index`] one lookup
 //! over every generation), [`unknown`] (suites not known yet: no permanent
 //! state before a valid Release), [`recovery`] (start and crash recovery),
 //! [`references`] (what the retention sweeper asks: is a cached file still
@@ -29,6 +30,7 @@
 //! [`keyrings`] and [`signed`] (a mapping's keyring: only Release files
 //! that verify become a generation), [`current`] (the current
 //! generations' pool entries, read-only, for `apt-cacher import`),
+//! [`startup`] (pool requests wait for the start-up load),
 //! [`error`].
 
 pub mod current;
@@ -45,12 +47,14 @@ mod pool_entry;
 mod pool_index;
 pub mod pool_lookup;
 mod pool_map;
+mod pool_store;
 mod publish;
 mod recovery;
 mod references;
 mod refresh;
 mod revalidate;
 pub mod signed;
+mod startup;
 mod suite;
 mod unknown;
 
@@ -59,6 +63,7 @@ pub use error::{Invalid, LocalIo, MetaError};
 pub use gen::{Gen, GenInfo};
 pub use keyrings::{KeyringError, Keyrings};
 pub use refresh::ReleaseAnswer;
+pub use startup::{LoadStats, STARTUP_WAIT};
 pub use suite::Suite;
 pub use unknown::{
     check_suite_dir, SuiteCounts, SuiteRefused, MAX_PENDING, MAX_REMEMBERED, MAX_SUITE_DIR,
@@ -105,8 +110,6 @@ pub struct Generations {
     pub(crate) grace: Duration,
     /// Suites no client asked for during this long are dropped ([`idle`]).
     pub(crate) retention: Duration,
-    /// Set once [`Self::load_all`] has loaded every suite on disk.
-    pub(crate) started_up: std::sync::atomic::AtomicBool,
     pub(crate) router: Router,
     pub(crate) downloads: Arc<InFlight>,
     pub(crate) metrics: Arc<Metrics>,
@@ -123,6 +126,8 @@ pub struct Generations {
     pub(crate) pool_parser: PoolParser,
     /// Each mapping's keyring, if any (see [`signed`]).
     pub(crate) keyrings: Keyrings,
+    /// Whether the start-up load is done ([`startup`]).
+    pub(crate) startup: startup::Startup,
 }
 
 /// The parent directory of a `/`-separated path (`""` at the top).
@@ -148,7 +153,6 @@ impl Generations {
             retry: config.cache_period.max(Duration::from_secs(1)),
             grace: config.generation_grace,
             retention: config.retention,
-            started_up: Default::default(),
             router,
             metrics: downloads.metrics().clone(),
             pool_parser: PoolParser {
@@ -165,6 +169,7 @@ impl Generations {
             clients: Mutex::new(HashMap::new()),
             failed_lookups: Default::default(),
             keyrings: Keyrings::default(),
+            startup: Default::default(),
         })
     }
 

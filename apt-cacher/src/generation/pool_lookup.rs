@@ -211,6 +211,10 @@ impl Generations {
     /// What the indices of `mapping` say about `path`, loading those that
     /// should list it when no loaded one does (see the module documentation).
     pub async fn lookup(&self, mapping: usize, path: &str) -> Lookup {
+        // Right after a start: no miss because a suite is not loaded yet.
+        if !self.wait_startup(super::STARTUP_WAIT).await {
+            tracing::warn!(pool_file = %path, "the cached metadata is still loading; looking up without it");
+        }
         if let Some(cs) = self.expected(mapping, path) {
             return Lookup::Listed(cs);
         }

@@ -1,5 +1,6 @@
 //! Publishing a generation: a complete directory (Release files, indices
-//! new or carried over from the current generation), every file synced,
+//! new or carried over from the current generation, each index's pool map
+//! in its sidecar, pool_store.rs), every file synced,
 //! then the `current` symlink swapped atomically; the old generation
 //! enters its grace period.
 
@@ -82,6 +83,17 @@ impl Generations {
                     },
                     (None, None) => None,
                 };
+                // Its pool map persisted before the index enters the
+                // generation (pool_store.rs): a restart reads it back.
+                if let Some(p) = &pool {
+                    let stored = match (&temp, &old_dir) {
+                        (None, Some(od)) => pool_store::carry(od, &gen_dir, &rel, &cs, p),
+                        _ => pool_store::store(&gen_dir, &rel, &cs, p),
+                    };
+                    if let Err(e) = stored {
+                        tracing::warn!(index = %what, error = %e, "cannot store the pool map of an index; a restart parses it again");
+                    }
+                }
                 match (temp, &old_dir) {
                     (Some(t), _) => t
                         .persist(&dest)

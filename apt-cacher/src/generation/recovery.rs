@@ -1,12 +1,17 @@
 //! Crash recovery and start: a suite's current generation is read back
-//! from disk (the `current` symlink; files checked by size), every other
-//! generation directory (left by a crash or a restart) is removed.
+//! from disk (the `current` symlink; files checked by size; each index's
+//! pool map from its sidecar, pool_store.rs, or parsed again when that is
+//! missing or does not match), every other generation directory (left by
+//! a crash or a restart) is removed. Until [`Generations::load_all`] is
+//! done, pool requests wait for it (startup.rs).
 
 use super::*;
 
 impl Generations {
     /// Loads every suite found on disk (run once at start, in the background).
     pub async fn load_all(&self) {
+        let _done = self.startup.guard();
+        let started = std::time::Instant::now();
         for (i, m) in self.router.mappings().iter().enumerate() {
             let Ok(rd) = std::fs::read_dir(self.meta_dir.join(&m.prefix)) else {
                 continue;
@@ -24,8 +29,22 @@ impl Generations {
                 }
             }
         }
-        self.started_up
-            .store(true, std::sync::atomic::Ordering::Release);
+        let suites = self.loaded_suites();
+        let indices: usize = suites
+            .iter()
+            .filter_map(|s| s.current())
+            .map(|g| g.files.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum();
+        // Scripts (bench/restart.sh) read this line: everything is served from here on.
+        let stats = self.load_stats();
+        tracing::info!(
+            suites = suites.len(),
+            indices,
+            pool_maps_read = stats.pool_maps_read,
+            indices_parsed = stats.indices_parsed,
+            ms = started.elapsed().as_millis() as u64,
+            "cached metadata loaded"
+        );
     }
 
     /// Loads a suite's current generation from disk, once. Call with the suite lock held.
@@ -36,8 +55,10 @@ impl Generations {
         let (s, index) = (suite.clone(), self.pool_index.clone());
         let parser = self.pool_parser.clone();
         let prefix = self.prefix(suite.mapping).to_string();
+        let counts = self.startup.1.clone();
         let result =
-            tokio::task::spawn_blocking(move || load_suite(&s, &index, &parser, &prefix)).await;
+            tokio::task::spawn_blocking(move || load_suite(&s, &index, &parser, &prefix, &counts))
+                .await;
         let (current, next_id) = match result {
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
@@ -68,6 +89,7 @@ pub(super) fn load_suite(
     pool_index: &Arc<PoolIndex>,
     parser: &PoolParser,
     prefix: &str,
+    counts: &startup::LoadCounts,
 ) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
     let mut max_id = 0;
     let mut gens = BTreeMap::new();
@@ -153,9 +175,30 @@ pub(super) fn load_suite(
         // Files were verified before they were renamed in; a size check catches damage.
         if std::fs::metadata(&p).is_ok_and(|m| m.is_file() && m.len() == cs.size) {
             let repo_path = aptindex::path::join(&suite.dir, &rel);
+            let names_pool = aptindex::index::IndexKind::from_path(&repo_path).is_some();
+            // The pool map persisted with the index (pool_store.rs): no
+            // decompressing and parsing at start.
+            if names_pool {
+                match pool_store::load(&dir, &rel, &cs, parser.bounds) {
+                    Ok(pool) => {
+                        counts.map_read();
+                        gen.add_pool(&rel, pool);
+                        gen.add_file(&rel, cs);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::info!(index = %format!("{prefix}/{repo_path}"), reason = %e, "no usable pool map stored with the index; parsing it")
+                    }
+                }
+            }
             match parser.parse(&format!("{prefix}/{repo_path}"), &repo_path, &p) {
                 Ok(pool) => {
                     if let Some(pool) = pool {
+                        counts.parsed();
+                        // Written again, so the next start reads it.
+                        if let Err(e) = pool_store::store(&dir, &rel, &cs, &pool) {
+                            tracing::warn!(index = %format!("{prefix}/{repo_path}"), error = %e, "cannot store the pool map of an index");
+                        }
                         gen.add_pool(&rel, pool);
                     }
                     gen.add_file(&rel, cs);

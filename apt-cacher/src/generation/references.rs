@@ -8,11 +8,10 @@
 
 use super::*;
 use crate::cache::retention::References;
-use std::sync::atomic::Ordering;
 
 impl References for Generations {
     fn ready(&self) -> bool {
-        if !self.started_up.load(Ordering::Acquire) {
+        if !self.startup_loaded() {
             return false;
         }
         let suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());

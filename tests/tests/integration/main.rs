@@ -29,6 +29,7 @@ mod cacher_local;
 mod cacher_midupdate;
 mod cacher_one_address;
 mod cacher_pdiffs;
+mod cacher_restart;
 mod cacher_retention;
 mod cacher_signed;
 mod cacher_status;

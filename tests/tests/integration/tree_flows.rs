@@ -228,7 +228,22 @@ fn cacher_suite(c: &apt_cacher::Running, cacher_dir: &Path) -> (String, BTreeMap
         doomed.is_empty(),
         "the cacher left incomplete or newer trees: {doomed:?}"
     );
-    let files = files_under(&dir.join(&current));
+    let mut files = files_under(&dir.join(&current));
+    // The cacher's own pool-map sidecars (generation/pool_store.rs) are no
+    // part of the published tree: each describes an index the tree holds.
+    let sidecars: Vec<String> = files
+        .keys()
+        .filter(|k| k.starts_with(".pool/"))
+        .cloned()
+        .collect();
+    for k in sidecars {
+        let index = k
+            .strip_prefix(".pool/")
+            .and_then(|r| r.strip_suffix(".map"))
+            .unwrap_or_else(|| panic!("{k}: not a sidecar name"));
+        assert!(files.contains_key(index), "{k}: no such index in {current}");
+        files.remove(&k);
+    }
     (current, files)
 }
 
