@@ -179,8 +179,8 @@ async fn pool_lookup_before_the_load_waits_and_bad_sidecars_are_rebuilt() {
 
     let text = testkit::cacher::config_text(&dir, "127.0.0.1:0", &url, "");
     let config = apt_cacher::Config::parse("test.toml", &text).unwrap();
-    let upstream = Arc::new(apt_cacher::upstream::Upstream::new(&config).unwrap());
     let metrics = Arc::new(apt_cacher::metrics::Metrics::new());
+    let upstream = Arc::new(apt_cacher::upstream::Upstream::new(&config, metrics.clone()).unwrap());
     let downloads = Arc::new(apt_cacher::cache::InFlight::new(upstream, metrics));
     let router =
         apt_cacher::mapping::Router::new(config.mappings.clone(), config.connect_allow.clone());
