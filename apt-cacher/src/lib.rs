@@ -60,6 +60,11 @@ pub use anyhow::Context;
 pub use config::Config;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long the start waits for the scan of `cache_dir` before the
+/// listener opens anyway (the scan goes on in the background).
+const SCAN_WAIT: Duration = Duration::from_millis(250);
 /// The shutdown token type [`start`] and [`run`] take.
 pub use tokio_util::sync::CancellationToken;
 
@@ -111,10 +116,31 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }
     };
     let store = tokio::task::spawn_blocking(move || {
-        cache::Storage::open_with(&cache_dir, capacity, budget, store_metrics)
+        cache::Storage::open_unscanned(&cache_dir, capacity, budget, store_metrics)
     })
     .await?
     .with_context(|| format!("opening the cache in {}", config.cache_dir.display()))?;
+    let store = Arc::new(store);
+    // The files already cached are indexed in the background: a large
+    // cache (100,000 files) takes a second or more to walk, and the
+    // listener need not wait for it (a file not indexed yet is found by
+    // its `lstat`). A small one is done before the listener opens.
+    let mut scan = {
+        let (store, dir) = (store.clone(), config.cache_dir.clone());
+        tokio::task::spawn_blocking(move || {
+            let started = Instant::now();
+            match store.scan_existing() {
+                Ok(()) => {
+                    let (files, bytes) = store.usage();
+                    tracing::info!(dir = %dir.display(), files, bytes, ms = started.elapsed().as_millis() as u64, "cached files indexed");
+                }
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot walk the whole cache; files not indexed are found when asked for")
+                }
+            }
+        })
+    };
+    let _ = tokio::time::timeout(SCAN_WAIT, &mut scan).await;
     let (files, bytes) = store.usage();
     let upstream = Arc::new(
         upstream::Upstream::new(&config, metrics.clone())
@@ -161,7 +187,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .collect::<Vec<_>>()
         .join(",");
     tracing::info!(address = %addr, all_addresses = %all, socket, cached_files = files, cached_bytes = bytes, mappings = config.mappings.len(), "apt-cacher serving");
-    let store = Arc::new(store);
     let app = Arc::new(handler::App {
         router,
         cache: cache::Cache::new(store.clone(), downloads.clone(), metrics.clone())

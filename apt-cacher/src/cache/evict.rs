@@ -11,7 +11,13 @@ pub(super) struct Lru {
     by_use: BTreeMap<u64, String>,
     clock: u64,
     total: u64,
+    /// The last tick given by [`Self::insert_found`].
+    found: u64,
 }
+
+/// Ticks below this are the start-up scan's ([`Lru::insert_found`]); more
+/// files than this is not a cache on one disk.
+pub(super) const BACKGROUND_BASE: u64 = 1 << 48;
 
 #[derive(Debug, Clone, Copy)]
 struct Entry {
@@ -45,6 +51,32 @@ impl Lru {
             },
         );
         self.total += size;
+    }
+
+    /// Adds `key` of `size` bytes as used before every key added with
+    /// [`Self::insert`] (a file found on disk by the start-up scan, which may
+    /// end after new downloads came in); nothing when `key` is known
+    /// already. Calls come oldest first; [`BACKGROUND_BASE`] keeps their
+    /// ticks below those of [`Self::insert`].
+    pub(super) fn insert_found(&mut self, key: String, size: u64) {
+        if self.entries.contains_key(&key) {
+            return;
+        }
+        self.found += 1;
+        let tick = self.found;
+        self.by_use.insert(tick, key.clone());
+        self.entries.insert(key, Entry { size, tick });
+        self.total += size;
+    }
+
+    /// An empty LRU whose [`Self::insert`] ticks start above
+    /// [`BACKGROUND_BASE`], so that a scan in the background can add the
+    /// files already on disk below them ([`Self::insert_found`]).
+    pub(super) fn for_background_scan() -> Lru {
+        Lru {
+            clock: BACKGROUND_BASE,
+            ..Lru::default()
+        }
     }
 
     /// Forgets `key`; false when it was not stored.

@@ -22,6 +22,7 @@ use super::key::{is_unverified_key, safe_key, TMP_DIR};
 use crate::metrics::Metrics;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tempfile::TempPath;
@@ -93,6 +94,8 @@ pub struct Storage {
     budget: UnverifiedBudget,
     index: Mutex<Index>,
     metrics: Arc<Metrics>,
+    /// Whether [`Self::scan_existing`] has indexed the files found at start.
+    scanned: AtomicBool,
 }
 
 impl Storage {
@@ -116,6 +119,19 @@ impl Storage {
         budget: UnverifiedBudget,
         metrics: Arc<Metrics>,
     ) -> io::Result<Storage> {
+        let store = Storage::open_unscanned(root, capacity, budget, metrics)?;
+        store.scan_existing()?;
+        Ok(store)
+    }
+
+    /// [`Self::open_with`] without indexing the files already there: call
+    /// [`Self::scan_existing`] next (in the background).
+    pub fn open_unscanned(
+        root: &Path,
+        capacity: u64,
+        budget: UnverifiedBudget,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Storage> {
         let tmp = root.join(TMP_DIR);
         aptindex::fsmode::create_dir_all(root)?;
         match std::fs::remove_dir_all(&tmp) {
@@ -129,35 +145,51 @@ impl Storage {
             }
         }
         std::fs::create_dir_all(&tmp)?;
-        let mut found = Vec::new();
-        scan(root, root, &mut found)?;
-        // Oldest first, so the clock reflects use order across restarts.
-        found.sort_by_key(|(_, _, t)| *t);
-        let mut index = Index::default();
-        let expired_before =
-            crate::metrics::unix_secs(SystemTime::now()).saturating_sub(budget.ttl.as_secs());
-        for (key, size, _) in found {
-            // The lifetime counts from the download (mtime), not the last use.
-            let expired = is_unverified_key(&key)
-                && std::fs::metadata(root.join(&key))
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| crate::metrics::unix_secs(t) < expired_before);
-            if expired {
-                let _ = std::fs::remove_file(root.join(&key));
-                continue;
-            }
-            index.of(&key).insert(key, size);
-        }
-        let store = Storage {
+        Ok(Storage {
             root: root.to_path_buf(),
             tmp,
             capacity,
             budget,
-            index: Mutex::new(index),
+            index: Mutex::new(Index {
+                verified: Lru::for_background_scan(),
+                unverified: Lru::for_background_scan(),
+            }),
             metrics,
-        };
-        store.evict();
-        Ok(store)
+            scanned: AtomicBool::new(false),
+        })
+    }
+
+    /// Indexes the files already in the store (removing expired unverified
+    /// ones) as used before anything stored since it was opened; then
+    /// evicts down to the capacity. Until it is done, a file not indexed
+    /// yet is found by [`Self::get`]'s `lstat`, and nothing is evicted
+    /// (the LRU does not know the oldest files yet). Blocking: apt-cacher
+    /// runs it in the background, so that the listener does not wait for
+    /// a walk of a large cache.
+    pub fn scan_existing(&self) -> io::Result<()> {
+        let mut found = Vec::new();
+        let scanned = scan(&self.root, &self.root, &mut found);
+        // Oldest first, so the clock reflects use order across restarts.
+        found.sort_by_key(|(_, _, t)| *t);
+        let expired_before =
+            crate::metrics::unix_secs(SystemTime::now()).saturating_sub(self.budget.ttl.as_secs());
+        for (key, size, _) in found {
+            // The lifetime counts from the download (mtime), not the last use.
+            let expired = is_unverified_key(&key)
+                && std::fs::metadata(self.root.join(&key))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| crate::metrics::unix_secs(t) < expired_before);
+            if expired {
+                let _ = std::fs::remove_file(self.root.join(&key));
+                continue;
+            }
+            self.lock().of(&key).insert_found(key, size);
+        }
+        // Even after a failed walk: what was found is indexed, and eviction
+        // must not stay off.
+        self.scanned.store(true, Ordering::Release);
+        self.evict();
+        scanned
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
@@ -225,7 +257,9 @@ impl Storage {
         if !meta.is_file() {
             return false;
         }
-        tracing::info!(key = %key, bytes = meta.len(), "adopting a file placed in the cache by another process (apt-cacher import)");
+        if self.scanned.load(Ordering::Acquire) {
+            tracing::info!(key = %key, bytes = meta.len(), "adopting a file placed in the cache by another process (apt-cacher import)");
+        }
         self.lock().of(key).insert(key.to_string(), meta.len());
         self.evict();
         true
@@ -296,6 +330,10 @@ impl Storage {
     /// Removes least-recently-used files until the verified ones fit the
     /// capacity and the unverified ones their budget (each among its own).
     pub fn evict(&self) {
+        // Not before the start-up scan: the oldest files are not indexed yet.
+        if !self.scanned.load(Ordering::Acquire) {
+            return;
+        }
         let victims = {
             let mut i = self.lock();
             let mut v = i.verified.over(self.capacity);
@@ -483,6 +521,34 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("m/pool/d.deb#cd")).unwrap();
         assert!(s.get("m/pool/d.deb#cd").is_none());
         assert_eq!(s.usage(), (2, 13));
+    }
+
+    #[test]
+    fn files_found_by_the_background_scan_are_older_than_new_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Storage::open(dir.path(), 1 << 20, Default::default()).unwrap();
+            put(&s, "m/old1", b"1234");
+            put(&s, "m/old2", b"1234");
+        }
+        let s = Storage::open_unscanned(
+            dir.path(),
+            10,
+            UnverifiedBudget::default_for(10),
+            Default::default(),
+        )
+        .unwrap();
+        // Before the scan: found by their lstat, nothing evicted.
+        assert_eq!(s.usage(), (0, 0));
+        put(&s, "m/new", b"1234");
+        assert!(s.get("m/old2").is_some());
+        assert_eq!(s.usage(), (2, 8));
+        // The scan adds old1 as the oldest; 12 > 10: old1 goes, not the
+        // file stored (or used) since the start.
+        s.scan_existing().unwrap();
+        assert_eq!(s.usage(), (2, 8));
+        assert!(!dir.path().join("m/old1").exists());
+        assert!(s.get("m/new").is_some() && s.get("m/old2").is_some());
     }
 
     #[test]
