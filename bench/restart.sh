@@ -15,19 +15,19 @@
 # Page cache warm (the state was just written). Needs: python3.
 # Usage: bench/restart.sh [binary...]   (env: SUITES=10, ENTRIES=10000, RUNS=2)
 #
-# Recorded (2 vCPUs shared with five other builds, so ±30 %; release builds;
-# base = /work/base-bin/apt-cacher, current = branch `restart`):
-#   Packages.xz:  base     run 1: listener 1143, first hit 1393, loaded 1393 ms
-#                          run 2: listener  913, first hit 1122, loaded 1122 ms
-#                 current  run 1: listener 1559, first hit 2459, loaded 2459 ms
-#                          (10 indices parsed, sidecars written: 898 ms)
-#                          run 2: listener 1375, first hit 1478, loaded 1479 ms
-#                          (10 pool maps read from sidecars: 102 ms)
-#   plain Packages: base   run 2: listener  955, first hit 1008 ms
-#                 current  run 2: listener 1056, first hit 1125 ms (maps read: 69 ms;
-#                          parsed in run 1: 111 ms)
-# The listener time is the storage scan of cache_dir (100,000 files in
-# 100,000 directories: `find` alone takes 1.3 s on this machine), unchanged.
+# Recorded 2026-12-06, release builds side by side in one run on an idle
+# machine: before = issue 13's apt-cacher, after = issue 12's (pool-map
+# sidecars, cache_dir indexed in the background, the listener waiting at
+# most 250 ms for that scan; a file not indexed yet is found by its lstat):
+#   Packages.xz   before run 1: listener 1302, first hit 1582, loaded 1583 ms
+#                        run 2: listener  924, first hit 1117, loaded 1117 ms
+#                 after  run 1: listener  264, first hit  747, loaded  748 ms
+#                        (10 indices parsed, sidecars written: 481 ms)
+#                        run 2: listener  265, first hit  366, loaded  368 ms
+#                        (10 pool maps read from sidecars: 101 ms)
+# Earlier, with the scan still before the listener (machine shared, ±30 %):
+# listener 1375, first hit 1478 ms on a restart; `find` alone over the
+# 100,000 files in 100,000 directories takes 1.3 s here.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SUITES=${SUITES:-10}
