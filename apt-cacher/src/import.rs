@@ -98,6 +98,28 @@ struct Candidate {
 /// Fails only when a DIR itself cannot be read; everything else is in the
 /// report.
 pub fn import(config: &Config, dirs: &[PathBuf]) -> Result<ImportReport, ImportError> {
+    // Files and directories made by another user (`sudo apt-cacher import`)
+    // would be ones the service could neither replace nor remove.
+    if let Ok(meta) = std::fs::metadata(&config.cache_dir) {
+        use std::os::unix::fs::MetadataExt;
+        let me = rustix::process::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(ImportError {
+                path: config.cache_dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "owned by uid {}, not by this user (uid {me}): run the import as its owner, e.g. `sudo -u apt-cacher apt-cacher import DIR...`",
+                        meta.uid()
+                    ),
+                ),
+            });
+        }
+    }
+    // Imported files count against cache_capacity like downloaded ones.
+    let mut room = config
+        .cache_capacity
+        .saturating_sub(cache_usage(&config.cache_dir, 0));
     let mut report = ImportReport::default();
     let mut found: Vec<(PathBuf, String)> = Vec::new();
     for dir in dirs {
@@ -147,7 +169,7 @@ pub fn import(config: &Config, dirs: &[PathBuf]) -> Result<ImportReport, ImportE
     for (file, name) in &found {
         let outcome = match by_name.get(name) {
             None => FileOutcome::Unknown,
-            Some(cands) => import_one(config, file, cands),
+            Some(cands) => import_one(config, file, cands, &mut room),
         };
         match &outcome {
             FileOutcome::Imported { .. } => {
@@ -197,12 +219,15 @@ fn walk(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, String)>, problems: &m
 }
 
 /// Imports `file` under each of `cands` it matches.
-fn import_one(config: &Config, file: &Path, cands: &[Candidate]) -> FileOutcome {
+fn import_one(config: &Config, file: &Path, cands: &[Candidate], room: &mut u64) -> FileOutcome {
     let size = match std::fs::symlink_metadata(file) {
         Ok(m) if m.is_file() => m.len(),
         Ok(_) => return skipped("no longer a regular file"),
         Err(e) => return skipped(&format!("cannot read it: {e}")),
     };
+    if size > *room {
+        return skipped("the cache is full (cache_capacity)");
+    }
     let mut keys = Vec::new();
     let mut reasons = Vec::new();
     for c in cands {
@@ -226,8 +251,15 @@ fn import_one(config: &Config, file: &Path, cands: &[Candidate]) -> FileOutcome 
             reasons.push(format!("already cached as {what}"));
             continue;
         }
+        if size > *room {
+            reasons.push("the cache is full (cache_capacity)".to_string());
+            continue;
+        }
         match copy_verified(config, file, &key, &c.expected) {
-            Ok(()) => keys.push(key),
+            Ok(()) => {
+                *room -= size;
+                keys.push(key);
+            }
             Err(e) => reasons.push(format!("{what}: {e}")),
         }
     }
@@ -240,6 +272,24 @@ fn import_one(config: &Config, file: &Path, cands: &[Candidate]) -> FileOutcome 
         return FileOutcome::Skipped { reason };
     }
     FileOutcome::Imported { keys }
+}
+
+/// Bytes of the files under `dir` (the cache's own, `.tmp` included: a
+/// download in flight takes room too), not following symbolic links.
+fn cache_usage(dir: &Path, depth: usize) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut total = 0u64;
+    for entry in rd.flatten() {
+        let Ok(ft) = entry.file_type() else { continue };
+        if ft.is_dir() && depth < MAX_DEPTH {
+            total = total.saturating_add(cache_usage(&entry.path(), depth + 1));
+        } else if ft.is_file() {
+            total = total.saturating_add(entry.metadata().map_or(0, |m| m.len()));
+        }
+    }
+    total
 }
 
 fn skipped(reason: &str) -> FileOutcome {

@@ -13,9 +13,12 @@
 //! memo keeps each verdict by the file's identity (device, inode, size,
 //! modification and change times) and the digest it was checked against,
 //! so a file changed in place or replaced (a new inode or ctime) is checked
-//! again. Like the cache's own files, a local mirror's files must never be
-//! written in place while served (apt-mirror places them by rename or hard
-//! link): a large file is sent from a shared memory map.
+//! again. A local mirror's tree is another program's, so its files are
+//! never memory-mapped (a file truncated in place would be SIGBUS): they
+//! are read in chunks. Bytes written in place into a file between its check
+//! and its reading would still go out unchecked: apt-mirror never does that
+//! (it places files by rename or hard link), and nor may anything else
+//! that keeps the tree.
 
 use crate::metrics::Metrics;
 use aptindex::checksum::{Checksums, Hasher};

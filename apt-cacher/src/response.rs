@@ -129,7 +129,25 @@ pub async fn serve_path(
     is_head: bool,
 ) -> Response<Body> {
     let p = path.to_path_buf();
-    serve_opened(move || std::fs::File::open(&p), repo_path, headers, is_head).await
+    serve_opened(
+        move || std::fs::File::open(&p),
+        Map::Large,
+        repo_path,
+        headers,
+        is_head,
+    )
+    .await
+}
+
+/// Whether a large file may be served from a memory map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Map {
+    /// Yes: a file of the cacher's own (never written in place).
+    Large,
+    /// No: a file of another program's tree (a local mirror), which the
+    /// cacher cannot promise is never truncated in place; a map of it
+    /// would turn that into SIGBUS. Read in chunks instead.
+    Never,
 }
 
 /// Serves the already open complete file `file` as repository path
@@ -142,11 +160,12 @@ pub async fn serve_file(
     headers: &HeaderMap,
     is_head: bool,
 ) -> Response<Body> {
-    serve_opened(move || Ok(file), repo_path, headers, is_head).await
+    serve_opened(move || Ok(file), Map::Never, repo_path, headers, is_head).await
 }
 
 async fn serve_opened(
     open: impl FnOnce() -> std::io::Result<std::fs::File> + Send + 'static,
+    map: Map,
     repo_path: &str,
     headers: &HeaderMap,
     is_head: bool,
@@ -155,11 +174,10 @@ async fn serve_opened(
         let f = open()?;
         let meta = f.metadata()?;
         let lm = meta.modified().ok().map(crate::time::http_date);
-        if meta.len() >= mapped::MIN_MAPPED {
-            // SAFETY: a published cache or metadata file, or a local
-            // mirror's pool file (apt-mirror, too, places files by rename or
-            // hard link): never written or truncated in place (replaced by
-            // rename, removed by unlink).
+        if map == Map::Large && meta.len() >= mapped::MIN_MAPPED {
+            // SAFETY: a published cache or metadata file: never written or
+            // truncated in place (replaced by rename, removed by unlink).
+            // A local mirror's file is never mapped (`Map::Never`).
             // A map that cannot be made (out of descriptors) falls back to
             // reading.
             #[allow(unsafe_code)]

@@ -58,9 +58,21 @@ pub struct Validators {
     pub etag: Option<String>,
     /// `Last-Modified`, sent back as `If-Modified-Since`.
     pub last_modified: Option<String>,
+    /// The URL that answered with them: they are sent back to it only
+    /// (another upstream of the mapping has its own times and tags).
+    pub from: Option<String>,
 }
 
 impl Validators {
+    /// These validators, if they may be sent to `url` (the URL that gave
+    /// them, or any when that is not known).
+    fn for_url(&self, url: &Url) -> Option<&Validators> {
+        self.from
+            .as_deref()
+            .is_none_or(|f| f == url.as_str())
+            .then_some(self)
+    }
+
     /// True when there is nothing to send.
     pub fn is_empty(&self) -> bool {
         self.etag.is_none() && self.last_modified.is_none()
@@ -164,6 +176,7 @@ impl Response {
         let v = Validators {
             etag: header(reqwest::header::ETAG),
             last_modified: header(reqwest::header::LAST_MODIFIED),
+            from: Some(self.url.to_string()),
         };
         if v.is_empty() {
             return None;
@@ -337,9 +350,8 @@ impl Upstream {
 
     /// [`Self::get`], conditional on `validators` when given: each upstream
     /// of `url`'s mapping in turn, the next one only after a failure
-    /// [`worth_failover`]. (One upstream's validators are sent to the next
-    /// too: mirrors of one archive keep its files' times, and a 304 from a
-    /// mirror that is behind keeps the newer generation the cacher has.)
+    /// [`worth_failover`]. Validators go only to the URL that gave them;
+    /// another upstream gets a plain GET.
     async fn get_planned(
         &self,
         url: &Url,
@@ -347,11 +359,13 @@ impl Upstream {
         validators: Option<&Validators>,
     ) -> Result<Sent, HttpError> {
         let Some(plan) = self.failover.plan(url) else {
-            return self.get_one(url, memory, validators).await;
+            let sent = validators.and_then(|v| v.for_url(url));
+            return self.get_one(url, memory, sent).await;
         };
         let mut last = None;
         for (i, attempt) in plan.attempts.iter().enumerate() {
-            let e = match self.get_one(&attempt.url, memory, validators).await {
+            let sent = validators.and_then(|v| v.for_url(&attempt.url));
+            let e = match self.get_one(&attempt.url, memory, sent).await {
                 Ok(r) => return Ok(r),
                 Err(e) if !worth_failover(&e) => return Err(e),
                 Err(e) => e,
@@ -538,6 +552,28 @@ mod tests {
             deadline: tokio::time::Instant::now(),
             _permit: None,
         }
+    }
+
+    #[test]
+    fn validators_go_back_only_to_the_url_that_gave_them() {
+        let a = Url::parse("http://a.example/debian/dists/s/InRelease").unwrap();
+        let b = Url::parse("http://b.example/debian/dists/s/InRelease").unwrap();
+        let v = response(&[("etag", "\"x\"")]).validators().unwrap();
+        assert_eq!(
+            v.from.as_deref(),
+            Some("http://deb.example.org/debian/dists/stable/InRelease")
+        );
+        let from_a = Validators {
+            from: Some(a.to_string()),
+            ..v.clone()
+        };
+        assert!(from_a.for_url(&a).is_some());
+        assert!(
+            from_a.for_url(&b).is_none(),
+            "another upstream gets a plain GET"
+        );
+        let unknown = Validators { from: None, ..v };
+        assert!(unknown.for_url(&b).is_some());
     }
 
     #[test]

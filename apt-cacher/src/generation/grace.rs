@@ -12,6 +12,10 @@
 
 use super::*;
 
+/// At most this many clients (connections and addresses, each per suite)
+/// are remembered.
+const MAX_CLIENTS: usize = 200_000;
+
 /// Who was served a Release: one connection, or (the fallback) every
 /// connection from one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,8 +32,18 @@ impl Generations {
     pub(super) fn record_client(&self, client: SocketAddr, suite: &Suite, gen: &Gen) {
         let mut c = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if c.len() > 200_000 {
+        if c.len() >= MAX_CLIENTS {
             c.retain(|_, (_, t)| now.duration_since(*t) < self.grace);
+        }
+        // Still full (one client opening connection after connection):
+        // connections are forgotten first (their requests fall back to
+        // their address), then everything: a bounded table, at worst a
+        // client served the current generation.
+        if c.len() >= MAX_CLIENTS {
+            c.retain(|(who, _, _), _| matches!(who, Client::Address(_)));
+        }
+        if c.len() >= MAX_CLIENTS {
+            c.clear();
         }
         for who in [Client::Connection(client), Client::Address(client.ip())] {
             c.insert((who, suite.mapping, suite.dir.clone()), (gen.id, now));

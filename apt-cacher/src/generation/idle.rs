@@ -1,6 +1,9 @@
 //! Keeping `meta_dir` bounded: a suite no client asked for (its Release or
-//! one of its indices) during `retention` (at least `generation_grace`) is
-//! dropped by the ticker: forgotten, its directory removed, its
+//! one of its indices, by-hash included; a pool file does not count) during
+//! `retention` (at least `generation_grace`) and whose generations no
+//! request holds is dropped by the ticker: forgotten, its directory moved
+//! aside (under `meta_dir/.tmp`, so a suite of the same name made right
+//! after never shares it) and removed, its
 //! generations' pool maps unregistered (when the last request holding one
 //! ends), so that the retention sweeper sees its cached files as
 //! unreferenced. A client asking again later finds an unknown suite and
@@ -38,6 +41,26 @@ impl Generations {
             if suite.idle_for() < limit {
                 continue;
             }
+            // A generation some request still holds (a file being read or
+            // fetched into it): left for a later tick.
+            let busy = {
+                let st = suite.state();
+                st.current
+                    .iter()
+                    .chain(st.previous.iter().map(|(g, _)| g))
+                    .any(|g| Arc::strong_count(g) > 1)
+            };
+            if busy {
+                continue;
+            }
+            // Moved aside while the table is locked, so that a suite of the
+            // same name made right after never shares its directory.
+            let trash = self.tmp.join(format!(
+                "dropped-{}-{}-{}",
+                suite.mapping,
+                suite.path.file_name().unwrap_or_default().to_string_lossy(),
+                unix_secs(SystemTime::now())
+            ));
             {
                 let mut suites = self.suites.lock().unwrap_or_else(|e| e.into_inner());
                 let key = (suite.mapping, suite.dir.clone());
@@ -45,6 +68,11 @@ impl Generations {
                     continue;
                 }
                 suites.remove(&key);
+                if let Err(e) = std::fs::rename(&suite.path, &trash) {
+                    if e.kind() != std::io::ErrorKind::NotFound {
+                        tracing::warn!(dir = %suite.path.display(), error = %e, "cannot move a dropped suite's directory aside");
+                    }
+                }
             }
             let (current, previous) = {
                 let mut st = suite.state_mut();
@@ -54,7 +82,7 @@ impl Generations {
             // Their pool maps are unregistered as the last holder lets go.
             drop(current);
             drop(previous);
-            let path = suite.path.clone();
+            let path = trash;
             let removed =
                 tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

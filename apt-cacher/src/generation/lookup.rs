@@ -126,6 +126,7 @@ impl Generations {
         let mut sdir = dir;
         loop {
             if let Some(suite) = self.existing_suite(mapping, sdir).await {
+                suite.mark_asked();
                 let sub = dir
                     .get(sdir.len()..)
                     .map(|r| r.trim_start_matches('/'))

@@ -70,8 +70,18 @@ impl Generations {
                 (None, 1)
             }
         };
-        // Verified again: the keyring may be new since it was kept.
+        // Verified again (the keyring may be new since it was kept) before
+        // its pool maps serve any lookup.
+        let (current, pools) = match current {
+            Some(Loaded { gen, pools }) => (Some(gen), pools),
+            None => (None, Vec::new()),
+        };
         let current = self.verify_loaded(suite, current).await;
+        if let Some(gen) = &current {
+            for (rel, pool) in pools {
+                gen.add_pool(&rel, pool);
+            }
+        }
         let mut st = suite.state_mut();
         st.current = current;
         st.next_id = next_id;
@@ -90,7 +100,7 @@ pub(super) fn load_suite(
     parser: &PoolParser,
     prefix: &str,
     counts: &startup::LoadCounts,
-) -> Result<(Option<Arc<Gen>>, u64), MetaError> {
+) -> Result<(Option<Loaded>, u64), MetaError> {
     let mut max_id = 0;
     let mut gens = BTreeMap::new();
     if let Ok(rd) = std::fs::read_dir(&suite.path) {
@@ -167,6 +177,7 @@ pub(super) fn load_suite(
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let mut pools = Vec::new();
     for (rel, cs) in entries {
         if !crate::mapping::safe_path(&rel) {
             continue;
@@ -182,7 +193,7 @@ pub(super) fn load_suite(
                 match pool_store::load(&dir, &rel, &cs, parser.bounds) {
                     Ok(pool) => {
                         counts.map_read();
-                        gen.add_pool(&rel, pool);
+                        pools.push((rel.clone(), pool));
                         gen.add_file(&rel, cs);
                         continue;
                     }
@@ -199,7 +210,7 @@ pub(super) fn load_suite(
                         if let Err(e) = pool_store::store(&dir, &rel, &cs, &pool) {
                             tracing::warn!(index = %format!("{prefix}/{repo_path}"), error = %e, "cannot store the pool map of an index");
                         }
-                        gen.add_pool(&rel, pool);
+                        pools.push((rel.clone(), pool));
                     }
                     gen.add_file(&rel, cs);
                 }
@@ -210,5 +221,19 @@ pub(super) fn load_suite(
             }
         }
     }
-    Ok((Some(Arc::new(gen)), max_id + 1))
+    Ok((
+        Some(Loaded {
+            gen: Arc::new(gen),
+            pools,
+        }),
+        max_id + 1,
+    ))
+}
+
+/// A generation read back from disk, and its indices' pool maps: not
+/// registered for pool lookups ([`Gen::add_pool`]) before its Release files
+/// verified against the mapping's keyring.
+pub(super) struct Loaded {
+    gen: Arc<Gen>,
+    pools: Vec<(String, PoolMap)>,
 }

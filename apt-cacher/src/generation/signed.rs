@@ -278,13 +278,20 @@ impl Generations {
             return Some(gen);
         };
         let Ok(location) = self.suite_location(suite) else {
-            return Some(gen);
+            // Fails closed: a mapping with a keyring serves nothing unchecked.
+            tracing::warn!(mapping = %self.prefix(suite.mapping), suite = %suite.dir, "no upstream URL for the kept generation's signature check: not served");
+            return None;
         };
         let (dir, names) = (gen.dir.clone(), gen.release_files.clone());
         let checked = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
             for name in names {
-                let data = std::fs::read(dir.join(&name)).unwrap_or_default();
+                // At most RELEASE_LIMIT (+1: a bigger one does not verify).
+                let mut data = Vec::new();
+                if let Ok(f) = std::fs::File::open(dir.join(&name)) {
+                    use std::io::Read;
+                    let _ = f.take(RELEASE_LIMIT + 1).read_to_end(&mut data);
+                }
                 files.push((name, Bytes::from(data)));
             }
             let fetched = Fetched {
