@@ -486,16 +486,9 @@ impl Upstream {
             Sent::NotModified => return Ok(Conditional::NotModified),
             Sent::Response(r) => r,
         };
-        let fetched = resp.url().clone();
         let validators = resp.validators();
-        match resp.bytes(limit).await {
-            Ok(body) => Ok(Conditional::Modified { body, validators }),
-            Err(e) => {
-                self.metrics.upstream_error(&fetched);
-                self.remember(&fetched, &e);
-                Err(e)
-            }
-        }
+        let body = self.read_body(*resp, limit, Memory::Remember).await?;
+        Ok(Conditional::Modified { body, validators })
     }
 
     /// Fetches a whole (small) body, at most `limit` bytes.
@@ -505,14 +498,8 @@ impl Upstream {
         limit: u64,
     ) -> Result<(Bytes, Option<String>), HttpError> {
         let resp = self.get(url).await?;
-        let fetched = resp.url().clone();
         let lm = resp.last_modified();
-        let body = resp.bytes(limit).await;
-        if let Err(e) = &body {
-            self.metrics.upstream_error(&fetched);
-            self.remember(&fetched, e);
-        }
-        Ok((body?, lm))
+        Ok((self.read_body(resp, limit, Memory::Remember).await?, lm))
     }
 
     /// [`Self::get_bytes`] without the negative cache: a failure is
@@ -526,13 +513,28 @@ impl Upstream {
     ) -> Result<(Bytes, Option<String>), HttpError> {
         let sent = self.get_planned(url, Memory::Forget, None).await?;
         let resp = Sent::into_response(sent, url)?;
-        let fetched = resp.url().clone();
         let lm = resp.last_modified();
+        Ok((self.read_body(resp, limit, Memory::Forget).await?, lm))
+    }
+
+    /// Reads the whole body of `resp`, at most `limit` bytes; a failure is
+    /// counted against the URL that answered, and remembered as `memory`
+    /// says.
+    async fn read_body(
+        &self,
+        resp: Response,
+        limit: u64,
+        memory: Memory,
+    ) -> Result<Bytes, HttpError> {
+        let fetched = resp.url().clone();
         let body = resp.bytes(limit).await;
-        if body.is_err() {
+        if let Err(e) = &body {
             self.metrics.upstream_error(&fetched);
+            if memory == Memory::Remember {
+                self.remember(&fetched, e);
+            }
         }
-        Ok((body?, lm))
+        body
     }
 }
 

@@ -148,12 +148,19 @@ pub(crate) struct SuiteSignature {
     refusal: Option<Refusal>,
 }
 
-/// The bytes of `name` among `files`.
-fn find<'a>(files: &'a [(String, Bytes)], name: &str) -> Option<&'a [u8]> {
-    files
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, b)| b.as_ref())
+/// The Release files among `files`, as [`decide`] takes them.
+fn fetched(files: &[(String, Bytes)]) -> Fetched<'_> {
+    let find = |name: &str| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b.as_ref())
+    };
+    Fetched {
+        in_release: find("InRelease"),
+        release: find("Release"),
+        release_gpg: find("Release.gpg"),
+    }
 }
 
 /// At most [`REASON_CHARS`] characters of `s`.
@@ -205,11 +212,7 @@ impl Generations {
             return Ok((release, files));
         };
         let location = self.suite_location(suite)?;
-        let fetched = Fetched {
-            in_release: find(&files, "InRelease"),
-            release: find(&files, "Release"),
-            release_gpg: find(&files, "Release.gpg"),
-        };
+        let fetched = fetched(&files);
         let decision = match decide(&location, &fetched, Some(keyring), SystemTime::now()) {
             Ok(d) => d,
             // Release was not asked for (a client read InRelease): its
@@ -294,11 +297,7 @@ impl Generations {
                 }
                 files.push((name, Bytes::from(data)));
             }
-            let fetched = Fetched {
-                in_release: find(&files, "InRelease"),
-                release: find(&files, "Release"),
-                release_gpg: find(&files, "Release.gpg"),
-            };
+            let fetched = fetched(&files);
             let decision = decide(&location, &fetched, Some(&keyring), SystemTime::now())
                 .map_err(Cause::Trust)?;
             let unverified = files
