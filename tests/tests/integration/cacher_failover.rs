@@ -29,15 +29,7 @@ async fn cacher(dir: &Path, urls: &[String], extra: &str) -> apt_cacher::Running
         .map(|u| format!("{u:?}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let text = format!(
-        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n[mapping]\ndebian = {{ url = [{list}] }}\n",
-        dir.join("meta").display(),
-        dir.join("cache").display()
-    );
-    let config = apt_cacher::Config::parse("test.toml", &text).expect("test cacher config");
-    apt_cacher::start(config, apt_cacher::CancellationToken::new())
-        .await
-        .expect("starting the test cacher")
+    testkit::cacher::start_with_mapping(dir, &format!("{{ url = [{list}] }}"), extra).await
 }
 
 fn check_debs(apt: &AptEnv, repo: &Repo, names: &[&str]) {

@@ -51,6 +51,22 @@ async fn get(client: &reqwest::Client, url: &str) -> bytes::Bytes {
     r.bytes().await.unwrap()
 }
 
+/// `n` clients (each from its own address), the `i`th asking for `url`
+/// `i * step_ms` ms after the start; each must get `first`.
+async fn staggered_clients_get(url: &str, first: &bytes::Bytes, n: u64, step_ms: u64) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (http, url, first) = (client_number(i), url.to_string(), first.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i * step_ms)).await;
+            assert_eq!(get(&http, &url).await, first);
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
 /// The upstream's InRelease requests answered `status` so far.
 fn answered(up: &Upstream, status: u16) -> usize {
     up.request_log()
@@ -250,17 +266,7 @@ async fn a_failing_check_is_asked_once_per_cache_period() {
     let first = get(&http, &url).await;
     up.reset_counts();
     up.fail_status(IN_RELEASE, 503, Times::Always);
-    let mut tasks = Vec::new();
-    for i in 0..100u64 {
-        let (http, url, first) = (client_number(i), url.clone(), first.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(i * 5)).await;
-            assert_eq!(get(&http, &url).await, first);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    staggered_clients_get(&url, &first, 100, 5).await;
     assert_eq!(up.requests(IN_RELEASE), 1, "{:#?}", up.request_log());
     assert_eq!(c.app.metrics.counters().release_revalidations["failed"], 1);
     c.stop().await;
@@ -284,17 +290,7 @@ async fn waiting_clients_share_the_check_begun_after_they_arrived() {
     let first = get(&client(), &url).await;
     up.reset_counts();
     up.delay(IN_RELEASE, Duration::from_millis(500), Times::Always);
-    let mut tasks = Vec::new();
-    for i in 0..50u64 {
-        let (http, url, first) = (client_number(i), url.clone(), first.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(i * 4)).await;
-            assert_eq!(get(&http, &url).await, first);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    staggered_clients_get(&url, &first, 50, 4).await;
     let requests = up.requests(IN_RELEASE);
     assert!((1..=2).contains(&requests), "{:#?}", up.request_log());
     c.stop().await;
@@ -318,17 +314,7 @@ async fn a_timed_out_check_is_not_repeated_by_those_who_waited() {
     let first = get(&client(), &url).await;
     up.reset_counts();
     up.delay(IN_RELEASE, Duration::from_secs(3), Times::Always);
-    let mut tasks = Vec::new();
-    for i in 0..100u64 {
-        let (http, url, first) = (client_number(i), url.clone(), first.clone());
-        tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(i * 5)).await;
-            assert_eq!(get(&http, &url).await, first);
-        }));
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    staggered_clients_get(&url, &first, 100, 5).await;
     assert_eq!(up.requests(IN_RELEASE), 1, "{:#?}", up.request_log());
     assert_eq!(c.app.metrics.counters().release_revalidations["failed"], 1);
     c.stop().await;
@@ -337,9 +323,9 @@ async fn a_timed_out_check_is_not_repeated_by_those_who_waited() {
 /// The closing note's figure with real clients (`#[ignore]`d: 200 apt
 /// processes): 200 `apt-get update`s through one cacher, at most
 /// `BENCH_APT_AT_ONCE` (50) at a time, while upstream publishes a new
-/// generation once in the middle (by-hash, as Debian's archives: the apt
-/// processes share one address, so grace.rs's per-address memory cannot
-/// tell which generation each of them was served); prints the upstream InRelease requests
+/// generation once in the middle (by-hash, as Debian's archives; apt
+/// processes behind one address on a repository without by-hash are
+/// cacher_one_address.rs's); prints the upstream InRelease requests
 /// against the seconds elapsed, and checks at most one per interval.
 /// `cargo test -p integration-tests --test integration -- --ignored --nocapture bench_fresh_`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

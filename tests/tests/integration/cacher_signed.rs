@@ -34,16 +34,8 @@ async fn cacher(
     let keyring = keyring.map_or(String::new(), |k| {
         format!(", keyring = \"{}\"", k.display())
     });
-    let text = format!(
-        "listen_address = \"127.0.0.1:0\"\nmeta_dir = \"{}\"\ncache_dir = \"{}\"\n{extra}\n\
-         [mapping]\ndebian = {{ url = \"{upstream}\"{keyring} }}\n",
-        dir.join("meta").display(),
-        dir.join("cache").display()
-    );
-    let config = apt_cacher::Config::parse("test.toml", &text).expect("test cacher config");
-    apt_cacher::start(config, apt_cacher::CancellationToken::new())
-        .await
-        .expect("starting the test cacher")
+    let mapping = format!("{{ url = \"{upstream}\"{keyring} }}");
+    testkit::cacher::start_with_mapping(dir, &mapping, extra).await
 }
 
 async fn status(c: &apt_cacher::Running) -> serde_json::Value {
